@@ -1,0 +1,20 @@
+//! The Antelope binary formats and digests, exactly as nodeos computes them.
+//!
+//! Guards: byte-exactness. Every digest Oryx signs or shows an approver is recomputed here from
+//! its preimage with the same packing nodeos uses, and checked against real-chain vectors.
+
+pub mod asset;
+pub mod checksum;
+pub mod codec;
+pub mod keys;
+pub mod name;
+pub mod signature;
+pub mod time;
+
+pub use asset::{Asset, Symbol};
+pub use checksum::Checksum256;
+pub use codec::{Bytes, Pack, Reader, Unpack, VarUint32};
+pub use keys::{KeyType, PrivateKey, PublicKey};
+pub use name::Name;
+pub use signature::Signature;
+pub use time::{BlockTimestamp, TimePoint, TimePointSec};

@@ -1,0 +1,17 @@
+//! Oryx wire formats.
+//!
+//! - [`antelope`]: the Antelope binary formats (names, assets, keys, signatures, transactions,
+//!   block headers) and the digests the chain checks. Pure functions over bytes and values: no
+//!   I/O, no clocks, no randomness, so they can be trusted, tested against real-chain vectors and
+//!   fuzzed.
+//!
+//! Every decoder here takes untrusted bytes: it returns an [`Error`] and never panics.
+#![forbid(unsafe_code)]
+
+pub mod antelope;
+mod error;
+
+pub use error::Error;
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,13 @@
+//! `oryx-signer`: the signing daemon and the operator CLI.
+//!
+//! - [`backend`]: the [`backend::KeyBackend`] seam that every key store (soft, PKCS#11, YubiHSM)
+//!   implements: sign one digest once, nothing else.
+//! - [`signing`]: everything above the backends that turns a raw (r, s) into a signature nodes
+//!   accept — low-S, recovery id, the K1 canonical loop — and verifies it by recovery before it
+//!   leaves.
+//! - [`cli`]: the `oryx` operator and approver CLI.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod cli;
+pub mod signing;
