@@ -3,14 +3,19 @@
 //! Guards: byte-exactness. Every digest Oryx signs or shows an approver is recomputed here from
 //! its preimage with the same packing nodeos uses, and checked against real-chain vectors.
 
+pub mod actions;
 pub mod asset;
+pub mod block;
+pub mod chain;
 pub mod checksum;
 pub mod codec;
 pub mod keys;
 pub mod name;
 pub mod signature;
 pub mod time;
+pub mod transaction;
 
+pub use actions::{PermissionLevel, SystemAction};
 pub use asset::{Asset, Symbol};
 pub use checksum::Checksum256;
 pub use codec::{Bytes, Pack, Reader, Unpack, VarUint32};

@@ -33,8 +33,8 @@ pub enum Error {
         /// The largest acceptable length.
         max: usize,
     },
-    /// A varuint32 used more than 5 bytes or overflowed 32 bits.
-    #[error("invalid varuint32: more than 32 bits")]
+    /// A varuint32 that overflows 32 bits or is not minimally encoded.
+    #[error("invalid varuint32: more than 32 bits or not minimally encoded")]
     VarUint,
     /// A value outside the set a field allows (a bool byte other than 0/1, an unknown variant).
     #[error("invalid {what}: {detail}")]
@@ -98,6 +98,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Self {
-        Error::Invalid { what, detail: detail.into() }
+        Error::Invalid {
+            what,
+            detail: detail.into(),
+        }
     }
 }

@@ -24,7 +24,12 @@ pub struct RawSignature {
 
 impl fmt::Debug for RawSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawSignature(r={}, s={})", hex::encode(self.r), hex::encode(self.s))
+        write!(
+            f,
+            "RawSignature(r={}, s={})",
+            hex::encode(self.r),
+            hex::encode(self.s)
+        )
     }
 }
 
@@ -47,5 +52,6 @@ pub trait KeyBackend: fmt::Debug + Send + Sync {
 
     /// Signs a 32-byte digest once. `attempt` counts from 1 for each digest; deterministic
     /// software keys use it as fc's RFC 6979 nonce counter, devices with random nonces ignore it.
-    fn sign_digest(&self, digest: &Checksum256, attempt: u32) -> Result<RawSignature, BackendError>;
+    fn sign_digest(&self, digest: &Checksum256, attempt: u32)
+    -> Result<RawSignature, BackendError>;
 }

@@ -26,7 +26,10 @@ pub struct SignOptions {
 
 impl Default for SignOptions {
     fn default() -> Self {
-        SignOptions { require_canonical: true, max_attempts: 64 }
+        SignOptions {
+            require_canonical: true,
+            max_attempts: 64,
+        }
     }
 }
 
@@ -38,7 +41,9 @@ pub enum SignError {
     #[error(transparent)]
     Backend(#[from] BackendError),
     /// The backend returned a signature that does not verify against its key.
-    #[error("the key backend returned a signature that does not recover to {expected}: refusing it")]
+    #[error(
+        "the key backend returned a signature that does not recover to {expected}: refusing it"
+    )]
     DoesNotVerify {
         /// The key the backend claims to hold.
         expected: PublicKey,
@@ -61,7 +66,11 @@ pub struct Signed {
 }
 
 /// Signs `digest` with `backend` under `opts`.
-pub fn sign(backend: &dyn KeyBackend, digest: &Checksum256, opts: SignOptions) -> Result<Signed, SignError> {
+pub fn sign(
+    backend: &dyn KeyBackend,
+    digest: &Checksum256,
+    opts: SignOptions,
+) -> Result<Signed, SignError> {
     let expected = *backend.public_key();
     let max = opts.max_attempts.max(1);
     for attempt in 1..=max {
@@ -69,7 +78,10 @@ pub fn sign(backend: &dyn KeyBackend, digest: &Checksum256, opts: SignOptions) -
         let signature = finish(expected, digest, &raw)?;
         // R1 has no canonical loop; K1 loops only when the chain requires canonical signatures.
         if expected.kind() == KeyType::R1 || !opts.require_canonical || signature.is_canonical() {
-            return Ok(Signed { signature, attempts: attempt });
+            return Ok(Signed {
+                signature,
+                attempts: attempt,
+            });
         }
     }
     Err(SignError::NoCanonical { attempts: max })
@@ -77,11 +89,18 @@ pub fn sign(backend: &dyn KeyBackend, digest: &Checksum256, opts: SignOptions) -
 
 /// Turns a raw (r, s) from any source into a low-S signature with the recovery id that recovers
 /// `expected`, verified by that recovery.
-pub fn finish(expected: PublicKey, digest: &Checksum256, raw: &RawSignature) -> Result<Signature, SignError> {
+pub fn finish(
+    expected: PublicKey,
+    digest: &Checksum256,
+    raw: &RawSignature,
+) -> Result<Signature, SignError> {
     let kind = expected.kind();
     let not_ours = || SignError::DoesNotVerify { expected };
     let (s, flipped) = low_s(kind, &raw.s).ok_or_else(not_ours)?;
-    let hint = raw.recid_hint.filter(|h| *h < 4).map(|h| h ^ u8::from(flipped));
+    let hint = raw
+        .recid_hint
+        .filter(|h| *h < 4)
+        .map(|h| h ^ u8::from(flipped));
     let candidates = hint.into_iter().chain((0..4).filter(|c| Some(*c) != hint));
     for recid in candidates {
         let sig = Signature::from_parts(kind, recid, &raw.r, &s).map_err(|_| not_ours())?;
@@ -99,14 +118,28 @@ fn low_s(kind: KeyType, s: &[u8; 32]) -> Option<([u8; 32], bool)> {
     }
     match kind {
         KeyType::K1 => {
-            let scalar = Option::<k256::NonZeroScalar>::from(k256::NonZeroScalar::from_repr((*s).into()))?;
-            let high = bool::from(k256::elliptic_curve::scalar::IsHigh::is_high(scalar.as_ref()));
-            if high { Some((flip((-*scalar.as_ref()).to_bytes())?, true)) } else { Some((*s, false)) }
+            let scalar =
+                Option::<k256::NonZeroScalar>::from(k256::NonZeroScalar::from_repr((*s).into()))?;
+            let high = bool::from(k256::elliptic_curve::scalar::IsHigh::is_high(
+                scalar.as_ref(),
+            ));
+            if high {
+                Some((flip((-*scalar.as_ref()).to_bytes())?, true))
+            } else {
+                Some((*s, false))
+            }
         }
         KeyType::R1 => {
-            let scalar = Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr((*s).into()))?;
-            let high = bool::from(p256::elliptic_curve::scalar::IsHigh::is_high(scalar.as_ref()));
-            if high { Some((flip((-*scalar.as_ref()).to_bytes())?, true)) } else { Some((*s, false)) }
+            let scalar =
+                Option::<p256::NonZeroScalar>::from(p256::NonZeroScalar::from_repr((*s).into()))?;
+            let high = bool::from(p256::elliptic_curve::scalar::IsHigh::is_high(
+                scalar.as_ref(),
+            ));
+            if high {
+                Some((flip((-*scalar.as_ref()).to_bytes())?, true))
+            } else {
+                Some((*s, false))
+            }
         }
     }
 }
@@ -133,12 +166,17 @@ mod tests {
         fn public_key(&self) -> &PublicKey {
             &self.public
         }
-        fn sign_digest(&self, digest: &Checksum256, attempt: u32) -> Result<RawSignature, BackendError> {
+        fn sign_digest(
+            &self,
+            digest: &Checksum256,
+            attempt: u32,
+        ) -> Result<RawSignature, BackendError> {
             let mut nonce = self.nonce;
             nonce[31] = nonce[31].wrapping_add(attempt as u8);
             let d = k256::NonZeroScalar::from_repr((*self.key.secret_bytes()).into()).unwrap();
-            let k = Option::<k256::NonZeroScalar>::from(k256::NonZeroScalar::from_repr(nonce.into()))
-                .ok_or_else(|| BackendError::Failed("nonce".into()))?;
+            let k =
+                Option::<k256::NonZeroScalar>::from(k256::NonZeroScalar::from_repr(nonce.into()))
+                    .ok_or_else(|| BackendError::Failed("nonce".into()))?;
             let (sig, _) = ecdsa::hazmat::sign_prehashed::<k256::Secp256k1>(&d, &k, &digest.0)
                 .map_err(|_| BackendError::Failed("sign".into()))?;
             let (r, s) = sig.split_bytes();
@@ -147,22 +185,39 @@ mod tests {
                 let sc = k256::NonZeroScalar::from_repr(s.into()).unwrap();
                 s = (-*sc.as_ref()).to_bytes().as_slice().try_into().unwrap();
             }
-            Ok(RawSignature { r: r.as_slice().try_into().unwrap(), s, recid_hint: None })
+            Ok(RawSignature {
+                r: r.as_slice().try_into().unwrap(),
+                s,
+                recid_hint: None,
+            })
         }
     }
 
     #[test]
     fn fc_exact_on_a_leap_block() {
         // leap deep-mind block 3: fc's attempt 1 is not canonical, attempt 2 is what nodeos signed.
-        let key = SoftKey::new(PrivateKey::parse("5JUCZstnDNUiqamXsks6H9Cvvpum4K8EVtP3Nhqrz4s16cHQ3C7").unwrap());
-        let digest = Checksum256::from_hex("5bd5a337cc8b13af20908f88a7eaa6491ed7a23a2d655461cb39debc98171fb6").unwrap();
+        let key = SoftKey::new(
+            PrivateKey::parse("5JUCZstnDNUiqamXsks6H9Cvvpum4K8EVtP3Nhqrz4s16cHQ3C7").unwrap(),
+        );
+        let digest = Checksum256::from_hex(
+            "5bd5a337cc8b13af20908f88a7eaa6491ed7a23a2d655461cb39debc98171fb6",
+        )
+        .unwrap();
         let signed = sign(&key, &digest, SignOptions::default()).unwrap();
         assert_eq!(signed.attempts, 2);
         assert_eq!(
             hex::encode(signed.signature.as_bytes()),
             "1f4efab24108b62d2edcccf3ffec0ab6382ee0cfef4d5653f37e07734c76a3535d0a131a9f342707a49d910a4521a16815a28c8c0dcf017ef30ded2fa875e894d1"
         );
-        let lenient = sign(&key, &digest, SignOptions { require_canonical: false, max_attempts: 1 }).unwrap();
+        let lenient = sign(
+            &key,
+            &digest,
+            SignOptions {
+                require_canonical: false,
+                max_attempts: 1,
+            },
+        )
+        .unwrap();
         assert_eq!(
             hex::encode(lenient.signature.as_bytes()),
             "1f8266037ead9f001d2aebebd38a4ddc36a08a43c8eda3c44d62b7c406b4d1c22d150d5238aeaa5afc17c0a145668f193fea098b68a38d13b2c43baa770c7c13ac"
@@ -175,8 +230,15 @@ mod tests {
         let b = SoftKey::generate(KeyType::K1).unwrap();
         let digest = Checksum256::hash(b"x");
         let raw = a.sign_digest(&digest, 1).unwrap();
-        assert!(matches!(finish(*b.public_key(), &digest, &raw), Err(SignError::DoesNotVerify { .. })));
-        let garbage = RawSignature { r: [0; 32], s: [0; 32], recid_hint: None };
+        assert!(matches!(
+            finish(*b.public_key(), &digest, &raw),
+            Err(SignError::DoesNotVerify { .. })
+        ));
+        let garbage = RawSignature {
+            r: [0; 32],
+            s: [0; 32],
+            recid_hint: None,
+        };
         assert!(finish(*a.public_key(), &digest, &garbage).is_err());
     }
 
@@ -188,7 +250,10 @@ mod tests {
             let signed = sign(&key, &digest, SignOptions::default()).unwrap();
             assert_eq!(signed.attempts, 1);
             assert!(signed.signature.is_low_s());
-            assert_eq!(signed.signature.recover(&digest).unwrap(), *key.public_key());
+            assert_eq!(
+                signed.signature.recover(&digest).unwrap(),
+                *key.public_key()
+            );
         }
     }
 

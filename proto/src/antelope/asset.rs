@@ -22,7 +22,10 @@ pub struct Symbol(u64);
 impl Symbol {
     /// Builds a symbol from a precision and a code such as `EOS`.
     pub fn new(precision: u8, code: &str) -> Result<Self> {
-        let err = |reason| Error::Asset { text: format!("{precision},{code}"), reason };
+        let err = |reason| Error::Asset {
+            text: format!("{precision},{code}"),
+            reason,
+        };
         if precision > MAX_PRECISION {
             return Err(err("precision above 18"));
         }
@@ -40,14 +43,21 @@ impl Symbol {
     pub fn from_raw(v: u64) -> Result<Self> {
         let s = Symbol(v);
         let code = s.code_raw();
-        let err = |reason| Error::Asset { text: format!("symbol 0x{v:016x}"), reason };
+        let err = |reason| Error::Asset {
+            text: format!("symbol 0x{v:016x}"),
+            reason,
+        };
         if s.precision() > MAX_PRECISION {
             return Err(err("precision above 18"));
         }
         // Letters must be contiguous from the low end, then zero bytes.
         let bytes = code.to_le_bytes();
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(8);
-        if len == 0 || len > 7 || !bytes[..len].iter().all(u8::is_ascii_uppercase) || bytes[len..].iter().any(|&b| b != 0) {
+        if len == 0
+            || len > 7
+            || !bytes[..len].iter().all(u8::is_ascii_uppercase)
+            || bytes[len..].iter().any(|&b| b != 0)
+        {
             return Err(err("symbol code must be 1 to 7 letters A-Z"));
         }
         Ok(s)
@@ -64,7 +74,12 @@ impl Symbol {
 
     /// The code, e.g. `EOS`.
     pub fn code(self) -> String {
-        self.code_raw().to_le_bytes().iter().take_while(|&&b| b != 0).map(|&b| char::from(b)).collect()
+        self.code_raw()
+            .to_le_bytes()
+            .iter()
+            .take_while(|&&b| b != 0)
+            .map(|&b| char::from(b))
+            .collect()
     }
 
     /// The raw 64-bit value.
@@ -89,8 +104,14 @@ impl FromStr for Symbol {
     type Err = Error;
     /// Parses `4,EOS`.
     fn from_str(s: &str) -> Result<Self> {
-        let (p, code) = s.split_once(',').ok_or_else(|| Error::Asset { text: s.into(), reason: "expected PRECISION,CODE" })?;
-        let precision = p.parse::<u8>().map_err(|_| Error::Asset { text: s.into(), reason: "bad precision" })?;
+        let (p, code) = s.split_once(',').ok_or_else(|| Error::Asset {
+            text: s.into(),
+            reason: "expected PRECISION,CODE",
+        })?;
+        let precision = p.parse::<u8>().map_err(|_| Error::Asset {
+            text: s.into(),
+            reason: "bad precision",
+        })?;
         Symbol::new(precision, code)
     }
 }
@@ -122,7 +143,10 @@ impl Asset {
     /// Builds an asset, refusing amounts beyond ±(2^62 - 1).
     pub fn new(amount: i64, symbol: Symbol) -> Result<Self> {
         if !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&amount) {
-            return Err(Error::Asset { text: format!("{amount} {symbol}"), reason: "amount out of range" });
+            return Err(Error::Asset {
+                text: format!("{amount} {symbol}"),
+                reason: "amount out of range",
+            });
         }
         Ok(Asset { amount, symbol })
     }
@@ -137,7 +161,14 @@ impl fmt::Display for Asset {
             write!(f, "{sign}{abs} {}", self.symbol.code())
         } else {
             let scale = 10u64.pow(p);
-            write!(f, "{sign}{}.{:0width$} {}", abs / scale, abs % scale, self.symbol.code(), width = p as usize)
+            write!(
+                f,
+                "{sign}{}.{:0width$} {}",
+                abs / scale,
+                abs % scale,
+                self.symbol.code(),
+                width = p as usize
+            )
         }
     }
 }
@@ -152,23 +183,37 @@ impl FromStr for Asset {
     type Err = Error;
     /// Parses `1.0000 EOS`: the number of decimals sets the precision.
     fn from_str(s: &str) -> Result<Self> {
-        let err = |reason| Error::Asset { text: s.to_string(), reason };
-        let (num, code) = s.split_once(' ').ok_or_else(|| err("expected AMOUNT SYMBOL"))?;
+        let err = |reason| Error::Asset {
+            text: s.to_string(),
+            reason,
+        };
+        let (num, code) = s
+            .split_once(' ')
+            .ok_or_else(|| err("expected AMOUNT SYMBOL"))?;
         let (neg, digits) = match num.strip_prefix('-') {
             Some(d) => (true, d),
             None => (false, num),
         };
         let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if int.is_empty() || !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        if int.is_empty()
+            || !int.bytes().all(|c| c.is_ascii_digit())
+            || !frac.bytes().all(|c| c.is_ascii_digit())
+        {
             return Err(err("amount must be digits with an optional decimal part"));
         }
         if digits.contains('.') && frac.is_empty() {
             return Err(err("a decimal point needs decimals"));
         }
-        let precision = u8::try_from(frac.len()).ok().filter(|p| *p <= MAX_PRECISION).ok_or_else(|| err("precision above 18"))?;
-        let symbol = Symbol::new(precision, code).map_err(|_| err("symbol code must be 1 to 7 letters A-Z"))?;
+        let precision = u8::try_from(frac.len())
+            .ok()
+            .filter(|p| *p <= MAX_PRECISION)
+            .ok_or_else(|| err("precision above 18"))?;
+        let symbol = Symbol::new(precision, code)
+            .map_err(|_| err("symbol code must be 1 to 7 letters A-Z"))?;
         let joined = format!("{int}{frac}");
-        let magnitude = joined.parse::<i64>().map_err(|_| err("amount out of range"))?;
+        let magnitude = joined
+            .parse::<i64>()
+            .map_err(|_| err("amount out of range"))?;
         let amount = if neg { -magnitude } else { magnitude };
         Asset::new(amount, symbol).map_err(|_| err("amount out of range"))
     }
@@ -194,12 +239,17 @@ impl Unpack for Asset {
 macro_rules! string_serde {
     ($t:ty) => {
         impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
         impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
@@ -221,16 +271,34 @@ mod tests {
         assert_eq!(a.amount, 10000);
         assert_eq!(a.symbol.precision(), 4);
         assert_eq!(hex::encode(a.packed()), "102700000000000004454f5300000000");
-        assert_eq!("-0.0001 WAX".parse::<Asset>().map(|a| a.to_string()), Ok("-0.0001 WAX".into()));
-        assert_eq!("5 NFT".parse::<Asset>().map(|a| a.to_string()), Ok("5 NFT".into()));
+        assert_eq!(
+            "-0.0001 WAX".parse::<Asset>().map(|a| a.to_string()),
+            Ok("-0.0001 WAX".into())
+        );
+        assert_eq!(
+            "5 NFT".parse::<Asset>().map(|a| a.to_string()),
+            Ok("5 NFT".into())
+        );
     }
 
     #[test]
     fn rejects_bad_assets() {
-        for bad in ["1.0000", "1. EOS", ".5 EOS", "1.0000 eos", "1.0000 TOOLONGX", "1,0 EOS", "4611686018427387904 EOS", "1.0000  EOS"] {
+        for bad in [
+            "1.0000",
+            "1. EOS",
+            ".5 EOS",
+            "1.0000 eos",
+            "1.0000 TOOLONGX",
+            "1,0 EOS",
+            "4611686018427387904 EOS",
+            "1.0000  EOS",
+        ] {
             assert!(bad.parse::<Asset>().is_err(), "{bad}");
         }
-        assert!(Symbol::from_raw(0x00_00_00_00_53_00_45_04).is_err(), "gap in the code");
+        assert!(
+            Symbol::from_raw(0x00_00_00_00_53_00_45_04).is_err(),
+            "gap in the code"
+        );
     }
 
     proptest! {

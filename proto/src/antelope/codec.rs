@@ -40,7 +40,11 @@ impl<'a> Reader<'a> {
     /// Takes the next `n` bytes.
     pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(Error::Truncated { what, needed: n, available: self.remaining() });
+            return Err(Error::Truncated {
+                what,
+                needed: n,
+                available: self.remaining(),
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -102,6 +106,11 @@ impl<'a> Reader<'a> {
             let b = self.u8(what)?;
             value |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
+                // A zero final byte after the first is a non-minimal encoding: nodeos never
+                // writes one, and accepting it would let two byte strings mean one value.
+                if b == 0 && i > 0 {
+                    return Err(Error::VarUint);
+                }
                 return u32::try_from(value).map_err(|_| Error::VarUint);
             }
         }
@@ -254,7 +263,11 @@ impl<T: Pack> Pack for Option<T> {
 impl<T: Unpack> Unpack for Option<T> {
     const WHAT: &'static str = "optional";
     fn unpack(r: &mut Reader<'_>) -> Result<Self> {
-        if r.bool(T::WHAT)? { Ok(Some(T::unpack(r)?)) } else { Ok(None) }
+        if r.bool(T::WHAT)? {
+            Ok(Some(T::unpack(r)?))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -319,12 +332,26 @@ impl serde::Serialize for Bytes {
 impl<'de> serde::Deserialize<'de> for Bytes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        hex::decode(&s).map(Bytes).map_err(|e| serde::de::Error::custom(format!("invalid hex: {e}")))
+        hex::decode(&s)
+            .map(Bytes)
+            .map_err(|e| serde::de::Error::custom(format!("invalid hex: {e}")))
     }
 }
 
 /// A varuint32 value as a field (e.g. `max_net_usage_words`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct VarUint32(pub u32);
 
@@ -347,7 +374,11 @@ pub fn hex_array<const N: usize>(what: &'static str, text: &str) -> Result<[u8; 
     hex::decode_to_slice(text.trim(), &mut out).map_err(|e| Error::Hex {
         what,
         detail: if text.trim().len() != 2 * N {
-            format!("expected {} hex characters, got {}", 2 * N, text.trim().len())
+            format!(
+                "expected {} hex characters, got {}",
+                2 * N,
+                text.trim().len()
+            )
         } else {
             e.to_string()
         },
@@ -357,7 +388,10 @@ pub fn hex_array<const N: usize>(what: &'static str, text: &str) -> Result<[u8; 
 
 /// Decodes hex of any length.
 pub fn hex_vec(what: &'static str, text: &str) -> Result<Vec<u8>> {
-    hex::decode(text.trim()).map_err(|e| Error::Hex { what, detail: e.to_string() })
+    hex::decode(text.trim()).map_err(|e| Error::Hex {
+        what,
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -383,9 +417,23 @@ mod tests {
 
     #[test]
     fn varuint32_rejects_overflow_and_overlong() {
-        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).varuint32("x"), Err(Error::VarUint));
-        assert_eq!(Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).varuint32("x"), Err(Error::VarUint));
-        assert!(matches!(Reader::new(&[0x80]).varuint32("x"), Err(Error::Truncated { .. })));
+        assert_eq!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).varuint32("x"),
+            Err(Error::VarUint)
+        );
+        assert_eq!(
+            Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).varuint32("x"),
+            Err(Error::VarUint)
+        );
+        assert_eq!(
+            Reader::new(&[0x80, 0x00]).varuint32("x"),
+            Err(Error::VarUint),
+            "non-minimal"
+        );
+        assert!(matches!(
+            Reader::new(&[0x80]).varuint32("x"),
+            Err(Error::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -17,7 +17,9 @@ use super::codec::{Pack, Reader, Unpack};
 use crate::{Error, Result};
 
 /// The curve of a key or signature. The discriminant is the variant index on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum KeyType {
     /// secp256k1, as used by every producer key today.
     K1,
@@ -45,7 +47,10 @@ impl KeyType {
         match index {
             0 => Ok(KeyType::K1),
             1 => Ok(KeyType::R1),
-            2 => Err(Error::invalid(what, "WebAuthn (WA) keys and signatures are not supported")),
+            2 => Err(Error::invalid(
+                what,
+                "WebAuthn (WA) keys and signatures are not supported",
+            )),
             i => Err(Error::invalid(what, format!("unknown key type index {i}"))),
         }
     }
@@ -78,7 +83,10 @@ pub(crate) fn encode_check(data: &[u8], suffix: &[u8]) -> String {
 }
 
 /// Decodes base58 and checks a ripemd160 checksum with `suffix`; returns exactly `N` bytes.
-pub(crate) fn decode_check<const N: usize>(text: &str, suffix: &[u8]) -> std::result::Result<Zeroizing<[u8; N]>, &'static str> {
+pub(crate) fn decode_check<const N: usize>(
+    text: &str,
+    suffix: &[u8],
+) -> std::result::Result<Zeroizing<[u8; N]>, &'static str> {
     let raw = Zeroizing::new(bs58::decode(text).into_vec().map_err(|_| "not base58")?);
     if raw.len() != N + 4 {
         return Err("wrong length");
@@ -110,22 +118,34 @@ impl PublicKey {
             KeyType::R1 => p256::PublicKey::from_sec1_bytes(&data).is_ok(),
         };
         if !ok || !(data[0] == 2 || data[0] == 3) {
-            return Err(Error::Key { kind: "public", reason: "not a compressed point on the curve" });
+            return Err(Error::Key {
+                kind: "public",
+                reason: "not a compressed point on the curve",
+            });
         }
         Ok(PublicKey { kind, data })
     }
 
     /// Builds a key from SEC1 bytes in compressed (33) or uncompressed (65) form, as HSMs return.
     pub fn from_sec1(kind: KeyType, sec1: &[u8]) -> Result<Self> {
-        let bad = || Error::Key { kind: "public", reason: "not a SEC1 point on the curve" };
+        let bad = || Error::Key {
+            kind: "public",
+            reason: "not a SEC1 point on the curve",
+        };
         let compressed: Vec<u8> = match kind {
             KeyType::K1 => {
                 let pk = k256::PublicKey::from_sec1_bytes(sec1).map_err(|_| bad())?;
-                k256::ecdsa::VerifyingKey::from(&pk).to_sec1_point(true).as_bytes().to_vec()
+                k256::ecdsa::VerifyingKey::from(&pk)
+                    .to_sec1_point(true)
+                    .as_bytes()
+                    .to_vec()
             }
             KeyType::R1 => {
                 let pk = p256::PublicKey::from_sec1_bytes(sec1).map_err(|_| bad())?;
-                p256::ecdsa::VerifyingKey::from(&pk).to_sec1_point(true).as_bytes().to_vec()
+                p256::ecdsa::VerifyingKey::from(&pk)
+                    .to_sec1_point(true)
+                    .as_bytes()
+                    .to_vec()
             }
         };
         let data: [u8; 33] = compressed.try_into().map_err(|_| bad())?;
@@ -144,7 +164,11 @@ impl PublicKey {
 
     /// `PUB_K1_…` or `PUB_R1_…`.
     pub fn to_pub_string(&self) -> String {
-        format!("PUB_{}_{}", self.kind.label(), encode_check(&self.data, self.kind.label().as_bytes()))
+        format!(
+            "PUB_{}_{}",
+            self.kind.label(),
+            encode_check(&self.data, self.kind.label().as_bytes())
+        )
     }
 
     /// The legacy `EOS…` form; K1 only.
@@ -164,12 +188,24 @@ impl PublicKey {
 
     /// Parses `PUB_K1_`, `PUB_R1_` or the legacy form with the given prefix.
     pub fn parse_with_legacy_prefix(text: &str, legacy_prefix: &str) -> Result<Self> {
-        let err = |reason| Error::Key { kind: "public", reason };
+        let err = |reason| Error::Key {
+            kind: "public",
+            reason,
+        };
         let (kind, data) = if let Some(rest) = text.strip_prefix("PUB_") {
-            let (label, body) = rest.split_once('_').ok_or(err("expected PUB_K1_ or PUB_R1_"))?;
-            let kind = KeyType::from_label(label).ok_or(err("unsupported key type (only K1 and R1)"))?;
-            (kind, decode_check::<33>(body, label.as_bytes()).map_err(err)?)
-        } else if let Some(body) = text.strip_prefix(legacy_prefix).filter(|_| !legacy_prefix.is_empty()) {
+            let (label, body) = rest
+                .split_once('_')
+                .ok_or(err("expected PUB_K1_ or PUB_R1_"))?;
+            let kind =
+                KeyType::from_label(label).ok_or(err("unsupported key type (only K1 and R1)"))?;
+            (
+                kind,
+                decode_check::<33>(body, label.as_bytes()).map_err(err)?,
+            )
+        } else if let Some(body) = text
+            .strip_prefix(legacy_prefix)
+            .filter(|_| !legacy_prefix.is_empty())
+        {
             (KeyType::K1, decode_check::<33>(body, b"").map_err(err)?)
         } else {
             return Err(err("expected PUB_K1_, PUB_R1_ or EOS prefix"));
@@ -241,10 +277,16 @@ impl PrivateKey {
             KeyType::K1 => k256::SecretKey::from_slice(&data).is_ok(),
             KeyType::R1 => p256::SecretKey::from_slice(&data).is_ok(),
         };
-        let key = PrivateKey { kind, data: Zeroizing::new(data) };
+        let key = PrivateKey {
+            kind,
+            data: Zeroizing::new(data),
+        };
         data.zeroize();
         if !ok {
-            return Err(Error::Key { kind: "private", reason: "not a valid scalar (zero or not below the curve order)" });
+            return Err(Error::Key {
+                kind: "private",
+                reason: "not a valid scalar (zero or not below the curve order)",
+            });
         }
         Ok(key)
     }
@@ -263,11 +305,17 @@ impl PrivateKey {
     pub fn public_key(&self) -> PublicKey {
         let compressed: Vec<u8> = match self.kind {
             KeyType::K1 => match k256::SecretKey::from_slice(&self.data[..]) {
-                Ok(sk) => k256::ecdsa::VerifyingKey::from(&sk.public_key()).to_sec1_point(true).as_bytes().to_vec(),
+                Ok(sk) => k256::ecdsa::VerifyingKey::from(&sk.public_key())
+                    .to_sec1_point(true)
+                    .as_bytes()
+                    .to_vec(),
                 Err(_) => Vec::new(),
             },
             KeyType::R1 => match p256::SecretKey::from_slice(&self.data[..]) {
-                Ok(sk) => p256::ecdsa::VerifyingKey::from(&sk.public_key()).to_sec1_point(true).as_bytes().to_vec(),
+                Ok(sk) => p256::ecdsa::VerifyingKey::from(&sk.public_key())
+                    .to_sec1_point(true)
+                    .as_bytes()
+                    .to_vec(),
                 Err(_) => Vec::new(),
             },
         };
@@ -276,12 +324,19 @@ impl PrivateKey {
         if compressed.len() == 33 {
             data.copy_from_slice(&compressed);
         }
-        PublicKey { kind: self.kind, data }
+        PublicKey {
+            kind: self.kind,
+            data,
+        }
     }
 
     /// `PVT_K1_…` or `PVT_R1_…`.
     pub fn to_pvt_string(&self) -> Zeroizing<String> {
-        Zeroizing::new(format!("PVT_{}_{}", self.kind.label(), encode_check(&self.data[..], self.kind.label().as_bytes())))
+        Zeroizing::new(format!(
+            "PVT_{}_{}",
+            self.kind.label(),
+            encode_check(&self.data[..], self.kind.label().as_bytes())
+        ))
     }
 
     /// The WIF form (`5…`); K1 only.
@@ -299,15 +354,25 @@ impl PrivateKey {
 
     /// Parses `PVT_K1_…`, `PVT_R1_…` or a WIF string.
     pub fn parse(text: &str) -> Result<Self> {
-        let err = |reason| Error::Key { kind: "private", reason };
+        let err = |reason| Error::Key {
+            kind: "private",
+            reason,
+        };
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("PVT_") {
-            let (label, body) = rest.split_once('_').ok_or(err("expected PVT_K1_ or PVT_R1_"))?;
-            let kind = KeyType::from_label(label).ok_or(err("unsupported key type (only K1 and R1)"))?;
+            let (label, body) = rest
+                .split_once('_')
+                .ok_or(err("expected PVT_K1_ or PVT_R1_"))?;
+            let kind =
+                KeyType::from_label(label).ok_or(err("unsupported key type (only K1 and R1)"))?;
             let data = decode_check::<32>(body, label.as_bytes()).map_err(err)?;
             return PrivateKey::from_bytes(kind, *data);
         }
-        let raw = Zeroizing::new(bs58::decode(text).into_vec().map_err(|_| err("not PVT_ and not base58 WIF"))?);
+        let raw = Zeroizing::new(
+            bs58::decode(text)
+                .into_vec()
+                .map_err(|_| err("not PVT_ and not base58 WIF"))?,
+        );
         if raw.len() != 37 {
             return Err(err("wrong length for WIF"));
         }
@@ -366,10 +431,17 @@ mod tests {
 
     #[test]
     fn dev_key_forms() {
-        let k = PrivateKey::parse("5KQwrPbwdL6PhXujxW37FSSQZ1JiwsST4cqQzDeyXtP79zkvFD3").expect("valid WIF");
+        let k = PrivateKey::parse("5KQwrPbwdL6PhXujxW37FSSQZ1JiwsST4cqQzDeyXtP79zkvFD3")
+            .expect("valid WIF");
         let p = k.public_key();
-        assert_eq!(p.to_legacy_string().as_deref(), Some("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV"));
-        assert_eq!(PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV"), Ok(p));
+        assert_eq!(
+            p.to_legacy_string().as_deref(),
+            Some("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV")
+        );
+        assert_eq!(
+            PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV"),
+            Ok(p)
+        );
         assert_eq!(format!("{k:?}"), "PrivateKey(K1, <redacted>)");
     }
 
@@ -384,7 +456,10 @@ mod tests {
     fn rejects_zero_and_wrong_type() {
         assert!(PrivateKey::from_bytes(KeyType::K1, [0; 32]).is_err());
         assert!(PrivateKey::from_bytes(KeyType::R1, [0xff; 32]).is_err());
-        assert!(PublicKey::from_bytes(KeyType::K1, [2; 33]).is_err() || PublicKey::from_bytes(KeyType::K1, [4; 33]).is_err());
+        assert!(
+            PublicKey::from_bytes(KeyType::K1, [2; 33]).is_err()
+                || PublicKey::from_bytes(KeyType::K1, [4; 33]).is_err()
+        );
         assert!(PublicKey::parse("PUB_WA_xyz").is_err());
     }
 }

@@ -28,7 +28,10 @@ fn symbol(c: u8) -> Option<u64> {
 impl Name {
     /// Parses a name as `name::set` does, rejecting anything that does not round-trip.
     pub fn new(s: &str) -> Result<Self> {
-        let err = |reason| Error::Name { name: s.to_string(), reason };
+        let err = |reason| Error::Name {
+            name: s.to_string(),
+            reason,
+        };
         if s.len() > 13 {
             return Err(err("longer than 13 characters"));
         }
@@ -126,7 +129,15 @@ mod tests {
 
     #[test]
     fn rejects_what_nodeos_rejects() {
-        for bad in ["eosio.", "abcdefghijklm", "EOSIO", "abcdefghijklmn", "a b", "6", "é"] {
+        for bad in [
+            "eosio.",
+            "abcdefghijklm",
+            "EOSIO",
+            "abcdefghijklmn",
+            "a b",
+            "6",
+            "é",
+        ] {
             assert!(Name::new(bad).is_err(), "{bad} should be rejected");
         }
     }

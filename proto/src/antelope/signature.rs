@@ -13,9 +13,11 @@ use super::keys::{KeyType, PublicKey, decode_check, encode_check};
 use crate::{Error, Result};
 
 /// The order of secp256k1 divided by two, big-endian (low-S bound).
-const K1_HALF_ORDER: [u8; 32] = hex_literal32("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
+const K1_HALF_ORDER: [u8; 32] =
+    hex_literal32("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
 /// The order of P-256 divided by two, big-endian (low-S bound).
-const R1_HALF_ORDER: [u8; 32] = hex_literal32("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
+const R1_HALF_ORDER: [u8; 32] =
+    hex_literal32("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8");
 
 const fn hex_literal32(s: &str) -> [u8; 32] {
     const fn nibble(c: u8) -> u8 {
@@ -123,7 +125,10 @@ impl Signature {
 
     /// Whether this signature recovers to `key` (no canonical rule; compare [`Self::is_canonical`]).
     pub fn recovers_to(&self, digest: &Checksum256, key: &PublicKey) -> bool {
-        self.kind == key.kind() && self.recover_sec1(digest).is_ok_and(|sec1| sec1[..] == key.as_bytes()[..])
+        self.kind == key.kind()
+            && self
+                .recover_sec1(digest)
+                .is_ok_and(|sec1| sec1[..] == key.as_bytes()[..])
     }
 
     fn recover_sec1(&self, digest: &Checksum256) -> Result<Vec<u8>> {
@@ -135,14 +140,16 @@ impl Signature {
                 use k256::ecdsa::{RecoveryId, Signature as S, VerifyingKey};
                 let sig = S::from_slice(rs).map_err(|_| bad())?;
                 let id = RecoveryId::from_byte(recid).ok_or_else(bad)?;
-                let vk = VerifyingKey::recover_from_prehash(&digest.0, &sig, id).map_err(|_| bad())?;
+                let vk =
+                    VerifyingKey::recover_from_prehash(&digest.0, &sig, id).map_err(|_| bad())?;
                 vk.to_sec1_point(true).as_bytes().to_vec()
             }
             KeyType::R1 => {
                 use p256::ecdsa::{RecoveryId, Signature as S, VerifyingKey};
                 let sig = S::from_slice(rs).map_err(|_| bad())?;
                 let id = RecoveryId::from_byte(recid).ok_or_else(bad)?;
-                let vk = VerifyingKey::recover_from_prehash(&digest.0, &sig, id).map_err(|_| bad())?;
+                let vk =
+                    VerifyingKey::recover_from_prehash(&digest.0, &sig, id).map_err(|_| bad())?;
                 vk.to_sec1_point(true).as_bytes().to_vec()
             }
         };
@@ -151,14 +158,24 @@ impl Signature {
 
     /// `SIG_K1_…` or `SIG_R1_…`.
     pub fn to_sig_string(&self) -> String {
-        format!("SIG_{}_{}", self.kind.label(), encode_check(&self.data, self.kind.label().as_bytes()))
+        format!(
+            "SIG_{}_{}",
+            self.kind.label(),
+            encode_check(&self.data, self.kind.label().as_bytes())
+        )
     }
 
     /// Parses `SIG_K1_…` or `SIG_R1_…`.
     pub fn parse(text: &str) -> Result<Self> {
-        let rest = text.strip_prefix("SIG_").ok_or(Error::Signature("expected SIG_K1_ or SIG_R1_ prefix"))?;
-        let (label, body) = rest.split_once('_').ok_or(Error::Signature("expected SIG_K1_ or SIG_R1_ prefix"))?;
-        let kind = KeyType::from_label(label).ok_or(Error::Signature("unsupported signature type (only K1 and R1)"))?;
+        let rest = text
+            .strip_prefix("SIG_")
+            .ok_or(Error::Signature("expected SIG_K1_ or SIG_R1_ prefix"))?;
+        let (label, body) = rest
+            .split_once('_')
+            .ok_or(Error::Signature("expected SIG_K1_ or SIG_R1_ prefix"))?;
+        let kind = KeyType::from_label(label).ok_or(Error::Signature(
+            "unsupported signature type (only K1 and R1)",
+        ))?;
         let data = decode_check::<65>(body, label.as_bytes()).map_err(Error::Signature)?;
         Signature::from_bytes(kind, *data)
     }
@@ -166,7 +183,10 @@ impl Signature {
 
 /// fc's `public_key::is_canonical` on a compact K1 signature.
 pub fn is_canonical_k1(d: &[u8; 65]) -> bool {
-    (d[1] & 0x80) == 0 && !(d[1] == 0 && (d[2] & 0x80) == 0) && (d[33] & 0x80) == 0 && !(d[33] == 0 && (d[34] & 0x80) == 0)
+    (d[1] & 0x80) == 0
+        && !(d[1] == 0 && (d[2] & 0x80) == 0)
+        && (d[33] & 0x80) == 0
+        && !(d[33] == 0 && (d[34] & 0x80) == 0)
 }
 
 impl fmt::Display for Signature {

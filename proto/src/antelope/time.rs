@@ -43,7 +43,12 @@ fn format_ms(ms: i64, with_millis: bool) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
-    let (h, min, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, min, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     if with_millis {
         format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}")
     } else {
@@ -54,7 +59,10 @@ fn format_ms(ms: i64, with_millis: bool) -> String {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff…][Z]` as milliseconds since 1970 (fractions beyond
 /// milliseconds must be zero).
 fn parse_ms(text: &str) -> Result<i64> {
-    let err = |reason| Error::Time { text: text.to_string(), reason };
+    let err = |reason| Error::Time {
+        text: text.to_string(),
+        reason,
+    };
     let t = text.strip_suffix('Z').unwrap_or(text);
     let (main, frac) = match t.split_once('.') {
         Some((a, b)) => (a, Some(b)),
@@ -72,10 +80,36 @@ fn parse_ms(text: &str) -> Result<i64> {
         return Err(err("expected YYYY-MM-DDTHH:MM:SS"));
     }
     let num = |r: std::ops::Range<usize>| main[r].parse::<u32>().map_err(|_| err("not a number"));
-    let (y, mo, d, h, mi, s) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, s) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&mo) || d == 0 || d > month_days[(mo - 1) as usize] || h > 23 || mi > 59 || s > 59 {
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d == 0
+        || d > month_days[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || s > 59
+    {
         return Err(err("date or time out of range"));
     }
     let mut millis = 0i64;
@@ -87,10 +121,16 @@ fn parse_ms(text: &str) -> Result<i64> {
         if rest.bytes().any(|c| c != b'0') {
             return Err(err("precision finer than a millisecond"));
         }
-        millis = format!("{ms_part:0<3}").parse::<i64>().map_err(|_| err("bad fraction of a second"))?;
+        millis = format!("{ms_part:0<3}")
+            .parse::<i64>()
+            .map_err(|_| err("bad fraction of a second"))?;
     }
     let days = days_from_civil(i64::from(y), mo, d);
-    Ok(days * 86_400_000 + i64::from(h) * 3_600_000 + i64::from(mi) * 60_000 + i64::from(s) * 1000 + millis)
+    Ok(days * 86_400_000
+        + i64::from(h) * 3_600_000
+        + i64::from(mi) * 60_000
+        + i64::from(s) * 1000
+        + millis)
 }
 
 macro_rules! time_serde {
@@ -102,12 +142,17 @@ macro_rules! time_serde {
             }
         }
         impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
         impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
                 Self::parse(&s).map_err(serde::de::Error::custom)
             }
@@ -124,11 +169,17 @@ impl TimePointSec {
     pub fn parse(text: &str) -> Result<Self> {
         let ms = parse_ms(text)?;
         if ms % 1000 != 0 {
-            return Err(Error::Time { text: text.into(), reason: "time_point_sec has whole seconds only" });
+            return Err(Error::Time {
+                text: text.into(),
+                reason: "time_point_sec has whole seconds only",
+            });
         }
         u32::try_from(ms / 1000)
             .map(TimePointSec)
-            .map_err(|_| Error::Time { text: text.into(), reason: "outside 1970..2106" })
+            .map_err(|_| Error::Time {
+                text: text.into(),
+                reason: "outside 1970..2106",
+            })
     }
 }
 
@@ -195,7 +246,9 @@ impl BlockTimestamp {
     /// The slot that contains `unix_ms` (milliseconds since 1970), if it is representable.
     pub fn from_unix_ms(unix_ms: i64) -> Option<Self> {
         let since = unix_ms.checked_sub(BLOCK_TIMESTAMP_EPOCH_MS)?;
-        u32::try_from(since.checked_div(BLOCK_INTERVAL_MS)?).ok().map(BlockTimestamp)
+        u32::try_from(since.checked_div(BLOCK_INTERVAL_MS)?)
+            .ok()
+            .map(BlockTimestamp)
     }
 
     /// Milliseconds since 1970 at the start of this slot.
@@ -211,12 +264,17 @@ impl BlockTimestamp {
     /// Parses an ISO-8601 UTC time that falls exactly on a slot boundary.
     pub fn parse(text: &str) -> Result<Self> {
         let ms = parse_ms(text)?;
-        let err = |reason| Error::Time { text: text.into(), reason };
+        let err = |reason| Error::Time {
+            text: text.into(),
+            reason,
+        };
         let since = ms - BLOCK_TIMESTAMP_EPOCH_MS;
         if since < 0 || since % BLOCK_INTERVAL_MS != 0 {
             return Err(err("not a 500 ms slot boundary at or after 2000-01-01"));
         }
-        u32::try_from(since / BLOCK_INTERVAL_MS).map(BlockTimestamp).map_err(|_| err("slot out of range"))
+        u32::try_from(since / BLOCK_INTERVAL_MS)
+            .map(BlockTimestamp)
+            .map_err(|_| err("slot out of range"))
     }
 }
 
@@ -249,17 +307,32 @@ mod tests {
 
     #[test]
     fn known_times() {
-        assert_eq!(TimePointSec::parse("2020-01-01T00:00:06").map(|t| t.0), Ok(1_577_836_806));
-        assert_eq!(TimePointSec(1_577_836_806).to_string(), "2020-01-01T00:00:06");
+        assert_eq!(
+            TimePointSec::parse("2020-01-01T00:00:06").map(|t| t.0),
+            Ok(1_577_836_806)
+        );
+        assert_eq!(
+            TimePointSec(1_577_836_806).to_string(),
+            "2020-01-01T00:00:06"
+        );
         assert_eq!(BlockTimestamp(0).to_string(), "2000-01-01T00:00:00.000");
         let ts = BlockTimestamp::parse("2024-10-23T03:17:45.000").expect("valid");
         assert_eq!(ts.to_string(), "2024-10-23T03:17:45.000");
-        assert_eq!(TimePoint::parse("2018-06-08T08:08:08.888").map(|t| t.0), Ok(1_528_445_288_888_000));
+        assert_eq!(
+            TimePoint::parse("2018-06-08T08:08:08.888").map(|t| t.0),
+            Ok(1_528_445_288_888_000)
+        );
     }
 
     #[test]
     fn rejects_bad_times() {
-        for bad in ["2020-02-30T00:00:00", "2020-01-01 00:00:00", "2020-01-01T24:00:00", "x", "2020-01-01T00:00:00.0001"] {
+        for bad in [
+            "2020-02-30T00:00:00",
+            "2020-01-01 00:00:00",
+            "2020-01-01T24:00:00",
+            "x",
+            "2020-01-01T00:00:00.0001",
+        ] {
             assert!(TimePoint::parse(bad).is_err(), "{bad}");
         }
         assert!(BlockTimestamp::parse("2024-10-23T03:17:45.250").is_err());

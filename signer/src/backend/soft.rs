@@ -33,7 +33,8 @@ impl SoftKey {
     pub fn generate(kind: KeyType) -> Result<Self, BackendError> {
         loop {
             let mut bytes = Zeroizing::new([0u8; 32]);
-            getrandom::fill(&mut bytes[..]).map_err(|e| BackendError::Unavailable(format!("random source: {e}")))?;
+            getrandom::fill(&mut bytes[..])
+                .map_err(|e| BackendError::Unavailable(format!("random source: {e}")))?;
             // Out-of-range scalars (probability ~2^-128) are simply drawn again.
             if let Ok(key) = PrivateKey::from_bytes(kind, *bytes) {
                 return Ok(SoftKey::new(key));
@@ -85,30 +86,44 @@ pub fn fc_nonce(key32: &[u8; 32], msg32: &[u8; 32], counter: u32) -> Zeroizing<[
     Zeroizing::new(*v)
 }
 
-fn sign_k1(key: &PrivateKey, digest: &Checksum256, attempt: u32) -> Result<RawSignature, BackendError> {
+fn sign_k1(
+    key: &PrivateKey,
+    digest: &Checksum256,
+    attempt: u32,
+) -> Result<RawSignature, BackendError> {
     use k256::{NonZeroScalar, Secp256k1};
     let fail = |what: &str| BackendError::Failed(format!("software K1 signing: {what}"));
-    let d = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr((*key.secret_bytes()).into())).ok_or_else(|| fail("invalid key"))?;
+    let d = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr((*key.secret_bytes()).into()))
+        .ok_or_else(|| fail("invalid key"))?;
     let nonce = fc_nonce(key.secret_bytes(), &digest.0, attempt);
     // A DRBG output of zero or above the order (probability ~2^-128) is not a valid nonce;
     // libsecp256k1 then asks for the next counter, which is what the caller's next attempt does.
-    let k = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr((*nonce).into())).ok_or_else(|| fail("nonce out of range"))?;
-    let (sig, recid) = ecdsa::hazmat::sign_prehashed::<Secp256k1>(&d, &k, &digest.0).map_err(|_| fail("degenerate signature"))?;
+    let k = Option::<NonZeroScalar>::from(NonZeroScalar::from_repr((*nonce).into()))
+        .ok_or_else(|| fail("nonce out of range"))?;
+    let (sig, recid) = ecdsa::hazmat::sign_prehashed::<Secp256k1>(&d, &k, &digest.0)
+        .map_err(|_| fail("degenerate signature"))?;
     raw_from(sig.split_bytes(), recid.to_byte())
 }
 
 fn sign_r1(key: &PrivateKey, digest: &Checksum256) -> Result<RawSignature, BackendError> {
     let fail = |what: &str| BackendError::Failed(format!("software R1 signing: {what}"));
-    let sk = p256::ecdsa::SigningKey::from_slice(key.secret_bytes()).map_err(|_| fail("invalid key"))?;
+    let sk =
+        p256::ecdsa::SigningKey::from_slice(key.secret_bytes()).map_err(|_| fail("invalid key"))?;
     let (sig, recid) = sk.sign_prehash_recoverable(&digest.0);
     raw_from(sig.split_bytes(), recid.to_byte())
 }
 
 fn raw_from<F: AsRef<[u8]>>((r, s): (F, F), recid: u8) -> Result<RawSignature, BackendError> {
     let conv = |b: F| -> Result<[u8; 32], BackendError> {
-        b.as_ref().try_into().map_err(|_| BackendError::Failed("scalar is not 32 bytes".into()))
+        b.as_ref()
+            .try_into()
+            .map_err(|_| BackendError::Failed("scalar is not 32 bytes".into()))
     };
-    Ok(RawSignature { r: conv(r)?, s: conv(s)?, recid_hint: Some(recid) })
+    Ok(RawSignature {
+        r: conv(r)?,
+        s: conv(s)?,
+        recid_hint: Some(recid),
+    })
 }
 
 impl KeyBackend for SoftKey {
@@ -116,7 +131,11 @@ impl KeyBackend for SoftKey {
         &self.public
     }
 
-    fn sign_digest(&self, digest: &Checksum256, attempt: u32) -> Result<RawSignature, BackendError> {
+    fn sign_digest(
+        &self,
+        digest: &Checksum256,
+        attempt: u32,
+    ) -> Result<RawSignature, BackendError> {
         match self.key.kind() {
             KeyType::K1 => sign_k1(&self.key, digest, attempt),
             KeyType::R1 => sign_r1(&self.key, digest),

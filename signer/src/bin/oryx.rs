@@ -1,1 +1,18 @@
-fn main() {}
+//! `oryx`: the operator and approver CLI.
+
+use clap::Parser;
+use oryx_signer::cli::{Cli, print, run};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(value) => {
+            println!("{}", print(&value, cli.json));
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("oryx: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Shared helpers for Oryx's end-to-end and conformance tests.
+//!
+//! - [`vectors`]: loading the real-chain vectors (`tests/vectors/antelope.json`, plus any file
+//!   named by `ORYX_VECTORS` and the shared copy beside the repository when present);
+//! - [`wharfkit`]: driving `@wharfkit/antelope` (npm) through `tests/js/wharfkit-check.mjs`, an
+//!   independent implementation to check Oryx against.
+
+pub mod vectors;
+pub mod wharfkit;
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
