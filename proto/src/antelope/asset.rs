@@ -236,29 +236,7 @@ impl Unpack for Asset {
     }
 }
 
-macro_rules! string_serde {
-    ($t:ty) => {
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(
-                &self,
-                s: S,
-            ) -> std::result::Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(
-                d: D,
-            ) -> std::result::Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-string_serde!(Symbol);
-string_serde!(Asset);
+super::codec::serde_as_string!(Symbol, Asset);
 
 #[cfg(test)]
 mod tests {

@@ -71,15 +71,4 @@ impl Unpack for Checksum256 {
     }
 }
 
-impl serde::Serialize for Checksum256 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Checksum256 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Checksum256::from_hex(&s).map_err(serde::de::Error::custom)
-    }
-}
+super::codec::serde_as_string!(Checksum256);

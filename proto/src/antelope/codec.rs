@@ -163,6 +163,25 @@ pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Implements serde for a type as its `Display` string, parsed back with `FromStr`: names,
+/// keys, signatures, assets, checksums and times all travel in JSON as nodeos prints them.
+macro_rules! serde_as_string {
+    ($($t:ty),* $(,)?) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+pub(crate) use serde_as_string;
+
 /// A value with an Antelope binary encoding.
 pub trait Pack {
     /// Appends the encoding of `self` to `out`.

@@ -249,18 +249,7 @@ impl Unpack for PublicKey {
     }
 }
 
-impl serde::Serialize for PublicKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for PublicKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        PublicKey::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+super::codec::serde_as_string!(PublicKey);
 
 /// A private key held in memory: software keys for development, tests and approvers' key files.
 /// Zeroized on drop; never printed.
@@ -461,5 +450,45 @@ mod tests {
                 || PublicKey::from_bytes(KeyType::K1, [4; 33]).is_err()
         );
         assert!(PublicKey::parse("PUB_WA_xyz").is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kind() -> impl Strategy<Value = KeyType> {
+        prop_oneof![Just(KeyType::K1), Just(KeyType::R1)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn keys_round_trip_through_every_form(kind in kind(), bytes in prop::array::uniform32(any::<u8>())) {
+            let Ok(key) = PrivateKey::from_bytes(kind, bytes) else { return Ok(()) };
+            prop_assert_eq!(PrivateKey::parse(&key.to_pvt_string()).unwrap(), key.clone());
+            prop_assert_eq!(PrivateKey::unpack_exact(&key.packed()).unwrap(), key.clone());
+            if let Some(wif) = key.to_wif() {
+                prop_assert_eq!(PrivateKey::parse(&wif).unwrap(), key.clone());
+            }
+            let public = key.public_key();
+            prop_assert_eq!(PublicKey::parse(&public.to_pub_string()).unwrap(), public);
+            prop_assert_eq!(PublicKey::unpack_exact(&public.packed()).unwrap(), public);
+            if let Some(legacy) = public.to_legacy_string() {
+                prop_assert_eq!(PublicKey::parse(&legacy).unwrap(), public);
+            }
+        }
+
+        #[test]
+        fn key_parsers_never_panic(s in "\\PC{0,80}", b in prop::collection::vec(any::<u8>(), 0..70)) {
+            let _ = PublicKey::parse(&s);
+            let _ = PrivateKey::parse(&s);
+            let _ = PublicKey::unpack_exact(&b);
+            let _ = PrivateKey::unpack_exact(&b);
+            let _ = PublicKey::parse(&format!("PUB_K1_{s}"));
+            let _ = PrivateKey::parse(&format!("PVT_R1_{s}"));
+        }
     }
 }

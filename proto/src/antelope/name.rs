@@ -101,18 +101,7 @@ impl Unpack for Name {
     }
 }
 
-impl serde::Serialize for Name {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Name {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Name::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+super::codec::serde_as_string!(Name);
 
 #[cfg(test)]
 mod tests {

@@ -133,7 +133,7 @@ fn parse_ms(text: &str) -> Result<i64> {
         + millis)
 }
 
-macro_rules! time_serde {
+macro_rules! time_from_str {
     ($t:ty) => {
         impl FromStr for $t {
             type Err = Error;
@@ -141,22 +141,7 @@ macro_rules! time_serde {
                 Self::parse(s)
             }
         }
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(
-                &self,
-                s: S,
-            ) -> std::result::Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(
-                d: D,
-            ) -> std::result::Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
+        super::codec::serde_as_string!($t);
     };
 }
 
@@ -203,7 +188,7 @@ impl Unpack for TimePointSec {
     }
 }
 
-time_serde!(TimePointSec);
+time_from_str!(TimePointSec);
 
 /// Microseconds since 1970 (`time_point`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -236,7 +221,7 @@ impl Unpack for TimePoint {
     }
 }
 
-time_serde!(TimePoint);
+time_from_str!(TimePoint);
 
 /// A block slot: 500 ms intervals since 2000-01-01T00:00:00.000 (`block_timestamp_type`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -298,7 +283,7 @@ impl Unpack for BlockTimestamp {
     }
 }
 
-time_serde!(BlockTimestamp);
+time_from_str!(BlockTimestamp);
 
 #[cfg(test)]
 mod tests {

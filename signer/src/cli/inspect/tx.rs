@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::Args;
 use oryx_proto::antelope::chain::{chain_name, parse_chain_id};
 use oryx_proto::antelope::transaction::{Action, PackedTransaction, Transaction};
-use oryx_proto::antelope::{Bytes, Checksum256, Signature, Unpack};
+use oryx_proto::antelope::{Bytes, Checksum256, Signature, SystemAction, Unpack};
 use serde_json::{Value, json};
 
 use crate::cli::{CliError, read_input};
@@ -115,6 +115,20 @@ pub fn action_json(a: &Action) -> Value {
         "data_hex": hex::encode(&a.data.0),
     });
     match a.system_action() {
+        Some(Ok(SystemAction::Propose(p))) => {
+            out["data"] = SystemAction::Propose(p.clone()).to_json();
+            // Approvers review the proposed transaction itself, not just its bytes.
+            out["proposed_transaction"] = match p.transaction() {
+                Ok(t) => json!({
+                    "id": t.id().to_string(),
+                    "expiration": t.expiration,
+                    "delay_sec": t.delay_sec.0,
+                    "context_free_actions": t.context_free_actions.iter().map(action_json).collect::<Vec<_>>(),
+                    "actions": t.actions.iter().map(action_json).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({ "error": e.to_string() }),
+            };
+        }
         Some(Ok(decoded)) => out["data"] = decoded.to_json(),
         Some(Err(e)) => {
             out["data_error"] = json!(format!("malformed {}::{} data: {e}", a.account, a.name))

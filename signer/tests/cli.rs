@@ -1,0 +1,215 @@
+//! The `oryx` binary as an operator uses it: stable JSON field names, one-line errors with a
+//! non-zero exit, keys that never appear in an error.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const EOS_BLOCK: &str = "b24e565d703055c744e47236000017e44efb304a3d81378887b7f1e9cff1b4c2f7a065f5368b337a69bed5f57addf196c51b021c50ea09b482e09e00ab1ecf7207535c13089d20b003455faaca988bf47442736dc9d7ac73580d5f936a8fc0f6d09580687d305cd1cd4c564a1159000000800001020007fb4ee417010000";
+const EOS_SIG: &str = "SIG_K1_K3JYzkSiRLkWmWcbsELQJkaFnZHNVqegvrqgZjwpF45StmRUquUz4wjpSuxZC9Pv6uHrSzr1mpdXuA4MhXAM368FDC1kZp";
+const TELOS_BLOCK: &str = "d65c565d60b0c634aaac32dd00001603f6a9fd5379e902f4cbce964b088aa44bc42001301b7da2c4fac64070356e000000000000000000000000000000000000000000000000000000000000000012276ff214cef1b78426f63f9e0d6256204119a077d7df4bc4032a0d6eef1508441800000000";
+const ACTIVATE_TRX: &str = "06e10b5e02005132b41600000000010000000000ea30550000002a9bed3232010000000000ea305500000000a8ed3232201a99a59d87e06e09ec5b028a9cbb7749b4a5ad8819004365d02dc4379a8b724100";
+const TESTER_CHAIN: &str = "44423079ed372a4dda0bf89c3a594df409eaa8c1535451b7d5ca6a3d7a376912";
+const DEV_WIF: &str = "5JUCZstnDNUiqamXsks6H9Cvvpum4K8EVtP3Nhqrz4s16cHQ3C7";
+
+fn oryx(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (ok, out, err) = oryx(&all);
+    assert!(ok, "oryx {args:?} failed: {err}");
+    serde_json::from_str(&out).expect("JSON output")
+}
+
+fn fails(args: &[&str]) -> String {
+    let (ok, out, err) = oryx(args);
+    assert!(!ok, "oryx {args:?} should fail, printed {out}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr: {err}"
+    );
+    err
+}
+
+#[test]
+fn inspect_savanna_block() {
+    let v = json(&["inspect", "block", EOS_BLOCK]);
+    assert_eq!(v["block_num"], 400838396);
+    assert_eq!(
+        v["id"],
+        "17e44efcfcd9cb439ab93de5f1e4328c4d02382281da17f0478f6f2810ee4789"
+    );
+    assert_eq!(v["producer"], "atticlabeosb");
+    assert_eq!(v["timestamp"], "2024-10-23T03:17:45.000");
+    assert_eq!(v["kind"], "savanna");
+    assert_eq!(v["sig_digest"], v["id"]);
+    assert!(v["slot"].is_u64());
+    // A signed header: the producer's key is recovered.
+    let sig = oryx_proto::antelope::Signature::parse(EOS_SIG).expect("sig");
+    let signed = format!("{EOS_BLOCK}00{}", hex::encode(sig.as_bytes()));
+    let v = json(&["inspect", "block", &signed]);
+    assert_eq!(
+        v["signing_key"],
+        "PUB_K1_7PfA3A4UdfMu2wKbuXdbHn8EWAxbMnFoFWui4X2zsr2oMi7LPX"
+    );
+}
+
+#[test]
+fn inspect_legacy_block_needs_both_extra_inputs() {
+    let v = json(&["inspect", "block", TELOS_BLOCK]);
+    assert_eq!(v["kind"], "legacy");
+    assert!(v["sig_digest"].is_null());
+    let v = json(&[
+        "inspect",
+        "block",
+        TELOS_BLOCK,
+        "--blockroot-merkle",
+        "a7570402c625d8500e3e308a39181f7b4f934f0256c776e66adb7adce18b526a",
+        "--schedule-hash",
+        "2c561d0eb30c1029fbd4b2e33f6c590de2e4b07420516db3139846cca7ac3893",
+    ]);
+    assert_eq!(
+        v["sig_digest"],
+        "5367740c163dec693bb53c0f9c3e2a0e7f6e9c3d40f7e4b953843e1639aacf30"
+    );
+    let (ok, _, _) = oryx(&["inspect", "block", TELOS_BLOCK, "--schedule-hash", "00"]);
+    assert!(!ok, "one extra input without the other is a usage error");
+}
+
+#[test]
+fn inspect_tx_hex_and_json_and_sign_round_trip() {
+    let v = json(&["inspect", "tx", "--chain-id", TESTER_CHAIN, ACTIVATE_TRX]);
+    assert_eq!(
+        v["id"],
+        "aa30bc93a59737ce708fd4d691b61d7858bfb309c4cf883e77a6a161b5a4abe5"
+    );
+    assert_eq!(
+        v["sig_digest"],
+        "48a9a716e1606729e967780bd4699e2487f3acc972c2c61ad62f8f7d7f51a473"
+    );
+    assert_eq!(v["actions"][0]["account"], "eosio");
+    assert_eq!(v["actions"][0]["authorization"][0], "eosio@active");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let trx = dir.path().join("t.json");
+    std::fs::write(
+        &trx,
+        r#"{"expiration":"2026-11-21T12:00:00","ref_block_num":1,"ref_block_prefix":2,
+            "actions":[{"account":"eosio.token","name":"transfer","authorization":[{"actor":"alice","permission":"active"}],
+            "data":{"from":"alice","to":"bob","quantity":"1.0000 EOS","memo":"hi"}}]}"#,
+    )
+    .expect("write");
+    let v = json(&[
+        "inspect",
+        "tx",
+        "--chain-id",
+        "eos",
+        trx.to_str().expect("path"),
+    ]);
+    assert_eq!(v["chain"], "eos");
+    assert_eq!(v["actions"][0]["data"]["quantity"], "1.0000 EOS");
+    assert_eq!(
+        v["actions"][0]["data_hex"],
+        "0000000000855c340000000000000e3d102700000000000004454f5300000000026869"
+    );
+
+    let key = dir.path().join("key");
+    std::fs::write(&key, format!("{DEV_WIF}\n")).expect("write");
+    let digest = v["sig_digest"].as_str().expect("digest");
+    let (ok, sig, err) = oryx(&[
+        "sign-digest",
+        "--key-file",
+        key.to_str().expect("path"),
+        digest,
+    ]);
+    assert!(ok, "{err}");
+    assert!(sig.trim().starts_with("SIG_K1_"));
+    let v = json(&["inspect", "sig", sig.trim(), "--digest", digest]);
+    assert_eq!(
+        v["legacy"],
+        "EOS5P52UyPoYL7vMiSREPvqxh6WebuMAunCMK4w53J7Gu6zmk4qyN"
+    );
+    assert_eq!(v["canonical"], true);
+}
+
+#[test]
+fn key_convert_and_generate() {
+    let v = json(&["key", "convert", DEV_WIF]);
+    assert_eq!(v["kind"], "private");
+    assert_eq!(
+        v["public_key"],
+        "PUB_K1_5P52UyPoYL7vMiSREPvqxh6WebuMAunCMK4w53J7Gu6zrTunYm"
+    );
+    assert_eq!(
+        v["private_key"],
+        "PVT_K1_euzCSh8uujaaPFqZRCC6ToiE5qrBG9n5KG9Xo7kC1Mw3zxK2L"
+    );
+    let v = json(&[
+        "key",
+        "convert",
+        "PUB_R1_8E46r5HiQF84o6V8MWQQg1vPpgfjYA4XDqT6xbtaaebxw7XbLu",
+    ]);
+    assert_eq!(v["type"], "R1");
+    assert!(v["legacy"].is_null());
+    let v = json(&["key", "generate", "--r1"]);
+    assert!(
+        v["private_key"]
+            .as_str()
+            .expect("pvt")
+            .starts_with("PVT_R1_")
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("k");
+    let v = json(&["key", "generate", "--out", out.to_str().expect("path")]);
+    assert!(
+        v.get("private_key").is_none(),
+        "with --out the private key is not printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out).expect("file").permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_never_echoes_a_key() {
+    fails(&["inspect", "block", "zz"]);
+    fails(&["inspect", "block", "00"]);
+    fails(&["inspect", "tx", "--chain-id", "nochain", ACTIVATE_TRX]);
+    fails(&["inspect", "tx", "--chain-id", "eos", "0102"]);
+    fails(&["inspect", "sig", "SIG_K1_abc", "--digest", "00"]);
+    fails(&[
+        "key",
+        "convert",
+        "EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CW",
+    ]);
+    let bad_wif = "5JUCZstnDNUiqamXsks6H9Cvvpum4K8EVtP3Nhqrz4s16cHQ3C8";
+    let err = fails(&["key", "convert", bad_wif]);
+    assert!(!err.contains(&bad_wif[4..30]), "{err}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = dir.path().join("key");
+    std::fs::write(&key, bad_wif).expect("write");
+    let err = fails(&[
+        "sign-digest",
+        "--key-file",
+        key.to_str().expect("path"),
+        &"00".repeat(32),
+    ]);
+    assert!(!err.contains(&bad_wif[4..30]), "{err}");
+}
