@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use oryx_proto::antelope::{Checksum256, PublicKey};
+use std::sync::Arc;
+
+use oryx_proto::antelope::{Checksum256, KeyType, PublicKey};
 
 pub mod soft;
 
@@ -54,4 +56,36 @@ pub trait KeyBackend: fmt::Debug + Send + Sync {
     /// software keys use it as fc's RFC 6979 nonce counter, devices with random nonces ignore it.
     fn sign_digest(&self, digest: &Checksum256, attempt: u32)
     -> Result<RawSignature, BackendError>;
+}
+
+/// A key as a provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyInfo {
+    /// The operator's name for the key (PKCS#11 `CKA_LABEL`, YubiHSM label, file name).
+    pub label: String,
+    /// The backend's own id for it (PKCS#11 `CKA_ID` hex, YubiHSM object id, file path).
+    pub id: String,
+    /// The public key.
+    pub public_key: PublicKey,
+}
+
+/// Where keys are created, listed and opened: one PKCS#11 token, one YubiHSM, one key directory.
+///
+/// Guards: keys are generated *inside* the device and marked non-extractable where the device
+/// supports it; nothing here returns secret material.
+pub trait KeyProvider: fmt::Debug + Send + Sync {
+    /// A short name for logs and metrics: `pkcs11`, `yubihsm`, `soft`.
+    fn kind(&self) -> &'static str;
+
+    /// Generates a new key on the device under `label`. Refuses a label already in use.
+    fn generate(&self, label: &str, kind: KeyType) -> Result<KeyInfo, BackendError>;
+
+    /// Every signing key the provider holds.
+    fn list(&self) -> Result<Vec<KeyInfo>, BackendError>;
+
+    /// Opens the key with this public key for signing.
+    fn open(&self, public_key: &PublicKey) -> Result<Arc<dyn KeyBackend>, BackendError>;
+
+    /// Whether the device and its session are usable now (for `/readyz`).
+    fn health(&self) -> Result<(), BackendError>;
 }
