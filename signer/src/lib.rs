@@ -5,9 +5,12 @@
 //! - [`signing`]: everything above the backends that turns a raw (r, s) into a signature nodes
 //!   accept — low-S, recovery id, the K1 canonical loop — and verifies it by recovery before it
 //!   leaves.
+//! - [`watermark`]: double-sign protection — the rules and the durable store that records a
+//!   reservation before any signature exists.
 //! - [`cli`]: the `oryx` operator and approver CLI.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod cli;
 pub mod signing;
+pub mod watermark;

@@ -1,0 +1,179 @@
+//! Double-sign protection: per (chain, key) watermarks, the rules that decide whether a request
+//! may be signed, and the durable store that records the decision before any signature exists.
+//!
+//! Guards (DESIGN.md §4):
+//! - never two different blocks at one height for one key, across crashes, retries and replicas;
+//! - the reservation is durable (fsynced) *before* the backend is asked to sign — the only way to
+//!   reach a backend is with a [`Reservation`], which only a store can create;
+//! - an exactly identical request gets the stored signature back instead of a new one.
+
+use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
+
+pub mod file;
+pub mod rules;
+
+pub use rules::{Decision, Request, RetryPolicy, Watermark, decide};
+
+/// Which watermark: one per chain and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatermarkKey {
+    /// The chain the signatures are for.
+    pub chain_id: Checksum256,
+    /// The signing key.
+    pub key: PublicKey,
+}
+
+/// Proof that a store durably recorded the intent to sign `digest`. The signing path needs one
+/// to reach a backend; only a [`WatermarkStore`] can make one.
+#[derive(Debug)]
+#[must_use = "a reservation must be committed with the signature"]
+pub struct Reservation {
+    key: WatermarkKey,
+    digest: Checksum256,
+    generation: u64,
+}
+
+impl Reservation {
+    /// Only stores build reservations, after their write is durable.
+    pub(crate) fn new(key: WatermarkKey, digest: Checksum256, generation: u64) -> Self {
+        Reservation {
+            key,
+            digest,
+            generation,
+        }
+    }
+
+    /// The watermark this reservation is for.
+    pub fn key(&self) -> &WatermarkKey {
+        &self.key
+    }
+
+    /// The digest that may be signed under it.
+    pub fn digest(&self) -> &Checksum256 {
+        &self.digest
+    }
+
+    /// The store's write counter when it was made (stores use it to reject stale commits).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// What a reservation attempt produced.
+#[derive(Debug)]
+pub enum Reserved {
+    /// The identical request was signed before: here is that signature.
+    Replay(Signature),
+    /// Go ahead: sign `digest` and commit the signature.
+    Proceed(Reservation),
+}
+
+/// A refusal by the double-sign rules (an answer, not a failure).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("double-sign protection: {reason} (stored: {stored}; requested: {requested})")]
+pub struct Refusal {
+    /// Why.
+    pub reason: String,
+    /// The stored position, for the operator.
+    pub stored: String,
+    /// The requested position.
+    pub requested: String,
+}
+
+/// Why the store could not answer (an outage: fail closed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing the watermark failed.
+    #[error("watermark store I/O on {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A stored watermark is unreadable (both copies damaged).
+    #[error(
+        "watermark {path} is corrupt: {detail}; restore it from an export (`oryx-signer watermark import`)"
+    )]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A commit did not match the current reservation.
+    #[error("stale commit: the watermark moved since this reservation was made")]
+    Stale,
+    /// An import would lower a watermark.
+    #[error(
+        "import would lower the watermark of {key} from block {from} to {to}; pass --force to do it anyway"
+    )]
+    WouldLower {
+        /// The key.
+        key: String,
+        /// The current block number.
+        from: u32,
+        /// The imported one.
+        to: u32,
+    },
+}
+
+/// Either outcome of a reservation that is not a go-ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum ReserveError {
+    /// The rules refused.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One watermark as exported and imported (JSON interchange between signers).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkRecord {
+    /// Chain id (hex).
+    pub chain_id: Checksum256,
+    /// The key (`PUB_K1_…`/`PUB_R1_…`).
+    pub key: PublicKey,
+    /// The watermark.
+    #[serde(flatten)]
+    pub watermark: Watermark,
+}
+
+/// Durable watermarks.
+pub trait WatermarkStore: Send + Sync {
+    /// Durably records the intent to sign `digest` at the request's position, or refuses.
+    /// `wall_slot` is the wall-clock block slot now (for blind legacy digests and retries).
+    fn reserve(
+        &self,
+        key: &WatermarkKey,
+        request: &Request,
+        digest: &Checksum256,
+        wall_slot: u32,
+        retry: RetryPolicy,
+    ) -> Result<Reserved, ReserveError>;
+
+    /// Durably stores the signature so an identical retry gets the same answer. Returns the
+    /// signature that is now stored: `signature`, or — when an identical request committed
+    /// first — that earlier one, so only one signature per digest ever leaves the signer.
+    fn commit(
+        &self,
+        reservation: Reservation,
+        signature: &Signature,
+    ) -> Result<Signature, StoreError>;
+
+    /// The current watermark of one key.
+    fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError>;
+
+    /// Every watermark.
+    fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError>;
+
+    /// Sets a watermark from an export; refuses to lower one unless `force`.
+    fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError>;
+
+    /// Whether the store can take writes now (for `/readyz`).
+    fn health(&self) -> Result<(), StoreError>;
+}

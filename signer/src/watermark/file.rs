@@ -1,0 +1,508 @@
+//! The embedded watermark store: one small file per (chain, key) in a directory.
+//!
+//! Guards: a watermark is durable before [`WatermarkStore::reserve`] returns. Each file holds two
+//! 256-byte copies (A/B) with a sequence number and a SHA-256 checksum; an update overwrites the
+//! older copy in place and `fdatasync`s — one sync per update, no rename. A torn write can only
+//! damage the copy being written, whose update was never acknowledged, so the other copy is
+//! still a valid (and, for every acknowledged update, current) watermark. A new file is written
+//! to a temporary name, synced, renamed and the directory synced.
+//!
+//! Requests for one key are serialised by a per-key lock held across decide → write → sync;
+//! different keys proceed in parallel.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature, Unpack};
+
+use super::rules::{Decision, Request, RetryPolicy, Watermark, decide};
+use super::{
+    Refusal, Reservation, ReserveError, Reserved, StoreError, WatermarkKey, WatermarkRecord,
+    WatermarkStore,
+};
+
+const SLOT: usize = 256;
+const MAGIC: &[u8; 4] = b"ORYW";
+const VERSION: u8 = 1;
+const SUM_AT: usize = SLOT - 32;
+
+/// One key's file and its last durable state.
+#[derive(Debug)]
+struct KeyFile {
+    file: File,
+    path: PathBuf,
+    seq: u64,
+    watermark: Option<Watermark>,
+}
+
+/// Watermarks in a directory, one file per (chain, key).
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    keys: Mutex<HashMap<WatermarkKey, Arc<Mutex<Option<KeyFile>>>>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn file_name(key: &WatermarkKey) -> String {
+    format!("{}.{}.wm", key.chain_id, key.key)
+}
+
+fn encode(key: &WatermarkKey, seq: u64, w: &Watermark) -> [u8; SLOT] {
+    let mut b = [0u8; SLOT];
+    b[..4].copy_from_slice(MAGIC);
+    b[4] = VERSION;
+    b[8..16].copy_from_slice(&seq.to_le_bytes());
+    b[16..48].copy_from_slice(&key.chain_id.0);
+    b[48..82].copy_from_slice(&key.key.packed());
+    b[82..86].copy_from_slice(&w.block_num.to_le_bytes());
+    b[86..90].copy_from_slice(&w.slot.to_le_bytes());
+    b[90..94].copy_from_slice(&w.wall_slot.to_le_bytes());
+    b[94..126].copy_from_slice(&w.digest.0);
+    if let Some(sig) = &w.signature {
+        b[126] = 1;
+        b[127..193].copy_from_slice(&sig.packed());
+    }
+    let sum = Checksum256::hash(&b[..SUM_AT]);
+    b[SUM_AT..].copy_from_slice(&sum.0);
+    b
+}
+
+/// Decodes one copy; `None` when it is blank, torn or fails its checksum.
+fn decode(b: &[u8]) -> Option<(WatermarkKey, u64, Watermark)> {
+    if b.len() != SLOT
+        || &b[..4] != MAGIC
+        || b[4] != VERSION
+        || Checksum256::hash(&b[..SUM_AT]).0[..] != b[SUM_AT..]
+    {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
+    let chain_id = Checksum256(b[16..48].try_into().ok()?);
+    let key = PublicKey::unpack_exact(&b[48..82]).ok()?;
+    let signature = match b[126] {
+        0 => None,
+        1 => Some(Signature::unpack_exact(&b[127..193]).ok()?),
+        _ => return None,
+    };
+    let w = Watermark {
+        block_num: u32_at(82),
+        slot: u32_at(86),
+        wall_slot: u32_at(90),
+        digest: Checksum256(b[94..126].try_into().ok()?),
+        signature,
+    };
+    Some((WatermarkKey { chain_id, key }, seq, w))
+}
+
+/// Reads a watermark file: the valid copy with the highest sequence number.
+fn read_file(path: &Path) -> Result<(WatermarkKey, u64, Watermark), StoreError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let corrupt = |detail: String| StoreError::Corrupt {
+        path: path.display().to_string(),
+        detail,
+    };
+    if bytes.len() != 2 * SLOT {
+        return Err(corrupt(format!(
+            "{} bytes, expected {}",
+            bytes.len(),
+            2 * SLOT
+        )));
+    }
+    let a = decode(&bytes[..SLOT]);
+    let b = decode(&bytes[SLOT..]);
+    let best = match (a, b) {
+        (Some(a), Some(b)) => {
+            if a.0 != b.0 {
+                return Err(corrupt("the two copies name different keys".into()));
+            }
+            if a.1 >= b.1 { a } else { b }
+        }
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return Err(corrupt("both copies fail their checksum".into())),
+    };
+    Ok(best)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl FileStore {
+    /// Opens (creating if needed) a store directory; checks every watermark file in it.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            #[cfg(unix)]
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(io(&dir))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let store = FileStore {
+            dir,
+            keys: Mutex::new(HashMap::new()),
+        };
+        // Fail at startup, not at the first block, if a file is damaged.
+        store.export()?;
+        Ok(store)
+    }
+
+    fn slot_for(&self, key: &WatermarkKey) -> Arc<Mutex<Option<KeyFile>>> {
+        let mut map = lock(&self.keys);
+        map.entry(*key).or_default().clone()
+    }
+
+    /// Loads the key's file into `slot` if it is not loaded yet.
+    fn load<'a>(
+        &self,
+        key: &WatermarkKey,
+        slot: &'a mut MutexGuard<'_, Option<KeyFile>>,
+    ) -> Result<Option<&'a mut KeyFile>, StoreError> {
+        if slot.is_none() {
+            let path = self.dir.join(file_name(key));
+            if path.exists() {
+                let (stored_key, seq, w) = read_file(&path)?;
+                if stored_key != *key {
+                    return Err(StoreError::Corrupt {
+                        path: path.display().to_string(),
+                        detail: "file name and contents name different keys".into(),
+                    });
+                }
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                **slot = Some(KeyFile {
+                    file,
+                    path,
+                    seq,
+                    watermark: Some(w),
+                });
+            }
+        }
+        Ok(slot.as_mut())
+    }
+
+    /// Writes `w` durably as the key's new watermark, creating the file if needed.
+    fn write(
+        &self,
+        key: &WatermarkKey,
+        slot: &mut MutexGuard<'_, Option<KeyFile>>,
+        w: Watermark,
+    ) -> Result<u64, StoreError> {
+        match self.load(key, slot)? {
+            Some(kf) => {
+                let seq = kf.seq + 1;
+                let offset = (seq % 2) * SLOT as u64;
+                kf.file
+                    .write_all_at(&encode(key, seq, &w), offset)
+                    .map_err(io(&kf.path))?;
+                kf.file.sync_data().map_err(io(&kf.path))?;
+                kf.seq = seq;
+                kf.watermark = Some(w);
+                Ok(seq)
+            }
+            None => {
+                let path = self.dir.join(file_name(key));
+                let tmp = self.dir.join(format!(".{}.tmp", file_name(key)));
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)
+                    .map_err(io(&tmp))?;
+                let mut both = [0u8; 2 * SLOT];
+                both[SLOT..].copy_from_slice(&encode(key, 1, &w));
+                f.write_all(&both).map_err(io(&tmp))?;
+                f.sync_all().map_err(io(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io(&path))?;
+                sync_dir(&self.dir)?;
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io(&path))?;
+                **slot = Some(KeyFile {
+                    file,
+                    path,
+                    seq: 1,
+                    watermark: Some(w),
+                });
+                Ok(1)
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a half-written watermark in memory: state is
+    // replaced only after the durable write succeeded. So a poisoned lock is safe to reuse.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl WatermarkStore for FileStore {
+    fn reserve(
+        &self,
+        key: &WatermarkKey,
+        request: &Request,
+        digest: &Checksum256,
+        wall_slot: u32,
+        retry: RetryPolicy,
+    ) -> Result<Reserved, ReserveError> {
+        let slot = self.slot_for(key);
+        let mut guard = lock(&slot);
+        let stored = self.load(key, &mut guard)?.and_then(|kf| kf.watermark);
+        match decide(stored.as_ref(), request, digest, wall_slot, retry) {
+            Decision::Replay(sig) => Ok(Reserved::Replay(sig)),
+            Decision::Refuse(reason) => Err(Refusal {
+                reason,
+                stored: stored.map_or("nothing".into(), |w| {
+                    format!(
+                        "block {}, slot {}, wall slot {}, digest {}",
+                        w.block_num, w.slot, w.wall_slot, w.digest
+                    )
+                }),
+                requested: request.describe(digest, wall_slot),
+            }
+            .into()),
+            Decision::Advance(w) => {
+                let seq = self.write(key, &mut guard, w)?;
+                Ok(Reserved::Proceed(Reservation::new(*key, *digest, seq)))
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        reservation: Reservation,
+        signature: &Signature,
+    ) -> Result<Signature, StoreError> {
+        let key = *reservation.key();
+        let slot = self.slot_for(&key);
+        let mut guard = lock(&slot);
+        let current = self
+            .load(&key, &mut guard)?
+            .and_then(|kf| kf.watermark)
+            .ok_or(StoreError::Stale)?;
+        if current.digest != *reservation.digest() {
+            return Err(StoreError::Stale);
+        }
+        if let Some(existing) = current.signature {
+            // An identical request committed first: everyone gets that one signature.
+            return Ok(existing);
+        }
+        self.write(
+            &key,
+            &mut guard,
+            Watermark {
+                signature: Some(*signature),
+                ..current
+            },
+        )?;
+        Ok(*signature)
+    }
+
+    fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
+        let slot = self.slot_for(key);
+        let mut guard = lock(&slot);
+        Ok(self.load(key, &mut guard)?.and_then(|kf| kf.watermark))
+    }
+
+    fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let path = entry.map_err(io(&self.dir))?.path();
+            if path.extension().is_some_and(|e| e == "wm") {
+                let (key, _, watermark) = read_file(&path)?;
+                out.push(WatermarkRecord {
+                    chain_id: key.chain_id,
+                    key: key.key,
+                    watermark,
+                });
+            }
+        }
+        out.sort_by_key(|r| (r.chain_id, r.key));
+        Ok(out)
+    }
+
+    fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
+        let key = WatermarkKey {
+            chain_id: record.chain_id,
+            key: record.key,
+        };
+        let slot = self.slot_for(&key);
+        let mut guard = lock(&slot);
+        let current = self.load(&key, &mut guard)?.and_then(|kf| kf.watermark);
+        if let Some(c) = current {
+            let lower = record.watermark.block_num < c.block_num
+                || record.watermark.slot < c.slot
+                || record.watermark.wall_slot < c.wall_slot;
+            if lower && !force {
+                return Err(StoreError::WouldLower {
+                    key: key.key.to_string(),
+                    from: c.block_num,
+                    to: record.watermark.block_num,
+                });
+            }
+        }
+        self.write(&key, &mut guard, record.watermark)?;
+        Ok(())
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        let probe = self.dir.join(".health");
+        std::fs::write(&probe, b"ok").map_err(io(&probe))?;
+        std::fs::remove_file(&probe).map_err(io(&probe))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::backend::{KeyBackend, soft::SoftKey};
+    use oryx_proto::antelope::KeyType;
+
+    fn key() -> WatermarkKey {
+        WatermarkKey {
+            chain_id: Checksum256([7; 32]),
+            key: *SoftKey::generate(KeyType::K1).unwrap().public_key(),
+        }
+    }
+
+    fn sig(b: u8) -> Signature {
+        Signature::from_parts(KeyType::K1, 0, &[b; 32], &[b; 32]).unwrap()
+    }
+
+    fn block(n: u32) -> Request {
+        Request::Block {
+            block_num: n,
+            slot: n,
+        }
+    }
+
+    fn proceed(r: Result<Reserved, ReserveError>) -> Reservation {
+        match r {
+            Ok(Reserved::Proceed(res)) => res,
+            other => panic!("expected proceed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let r = RetryPolicy::Refuse;
+        {
+            let s = FileStore::open(dir.path()).unwrap();
+            let res = proceed(s.reserve(&k, &block(5), &Checksum256([1; 32]), 0, r));
+            assert_eq!(s.commit(res, &sig(1)).unwrap(), sig(1));
+            let res = proceed(s.reserve(&k, &block(6), &Checksum256([2; 32]), 0, r));
+            s.commit(res, &sig(2)).unwrap();
+        }
+        let s = FileStore::open(dir.path()).unwrap();
+        assert!(
+            matches!(s.reserve(&k, &block(6), &Checksum256([2; 32]), 0, r), Ok(Reserved::Replay(x)) if x == sig(2))
+        );
+        assert!(matches!(
+            s.reserve(&k, &block(6), &Checksum256([3; 32]), 0, r),
+            Err(ReserveError::Refused(_))
+        ));
+        assert!(matches!(
+            s.reserve(&k, &block(5), &Checksum256([3; 32]), 0, r),
+            Err(ReserveError::Refused(_))
+        ));
+        assert_eq!(s.export().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_torn_copy_falls_back_to_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = FileStore::open(dir.path()).unwrap();
+        for n in 1..=3u32 {
+            let res = proceed(s.reserve(
+                &k,
+                &block(n),
+                &Checksum256([n as u8; 32]),
+                0,
+                RetryPolicy::Refuse,
+            ));
+            s.commit(res, &sig(n as u8)).unwrap();
+        }
+        drop(s);
+        // Tear the newest copy (seq 6 → slot 0): the other copy (block 3 reserved, unsigned) wins.
+        let path = dir.path().join(file_name(&k));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((seq, w.block_num, w.signature), (5, 3, None));
+        // Both torn: a clear error, at open.
+        bytes[SLOT + 100] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            FileStore::open(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn import_refuses_to_lower_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = FileStore::open(dir.path()).unwrap();
+        let res = proceed(s.reserve(
+            &k,
+            &block(10),
+            &Checksum256([1; 32]),
+            0,
+            RetryPolicy::Refuse,
+        ));
+        s.commit(res, &sig(1)).unwrap();
+        let mut rec = s.export().unwrap().remove(0);
+        rec.watermark.block_num = 9;
+        assert!(matches!(
+            s.import(&rec, false),
+            Err(StoreError::WouldLower { .. })
+        ));
+        s.import(&rec, true).unwrap();
+        assert_eq!(s.get(&k).unwrap().unwrap().block_num, 9);
+        let json = serde_json::to_string(&rec).unwrap();
+        assert_eq!(serde_json::from_str::<WatermarkRecord>(&json).unwrap(), rec);
+    }
+
+    #[test]
+    fn concurrent_conflicting_requests_get_one_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let s = Arc::new(FileStore::open(dir.path()).unwrap());
+        let handles: Vec<_> = (0..16u8)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    match s.reserve(&k, &block(1), &Checksum256([i; 32]), 0, RetryPolicy::Refuse) {
+                        Ok(Reserved::Proceed(res)) => s.commit(res, &sig(i)).map(|_| 1).unwrap(),
+                        _ => 0,
+                    }
+                })
+            })
+            .collect();
+        let granted: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(granted, 1);
+    }
+}

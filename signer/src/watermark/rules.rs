@@ -1,0 +1,354 @@
+//! The double-sign rules as a pure function: stored watermark + request → decision.
+//!
+//! Guards (DESIGN.md §4): a content-aware block request is signed only above the stored block
+//! number *and* slot; a blind Savanna digest (a block id) only above the stored block number; a
+//! blind legacy digest only in a later wall-clock slot than the last one. An identical request
+//! replays the stored signature. Everything else at or below the watermark is refused.
+
+use oryx_proto::antelope::block::num_from_id;
+use oryx_proto::antelope::{Checksum256, Signature};
+
+/// What a key last signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watermark {
+    /// Highest block number signed.
+    pub block_num: u32,
+    /// Highest block timestamp slot signed (content-aware requests).
+    pub slot: u32,
+    /// Wall-clock slot of the last signature (blind requests).
+    pub wall_slot: u32,
+    /// Digest of the last signature.
+    pub digest: Checksum256,
+    /// The last signature, once committed (absent between reserve and commit).
+    pub signature: Option<Signature>,
+}
+
+/// A request's position, as the signer derived it from what it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// SignBlock: the full header was sent and the digest recomputed from it.
+    Block {
+        /// Block number from the header.
+        block_num: u32,
+        /// Timestamp slot from the header.
+        slot: u32,
+    },
+    /// SignDigest with a Savanna block id: the block number is its first 4 bytes.
+    BlindSavanna,
+    /// SignDigest with an opaque legacy digest: only the wall-clock slot guards it.
+    BlindLegacy,
+}
+
+impl Request {
+    /// A readable position for logs and refusals.
+    pub fn describe(&self, digest: &Checksum256, wall_slot: u32) -> String {
+        match self {
+            Request::Block { block_num, slot } => {
+                format!("block {block_num}, slot {slot}, digest {digest}")
+            }
+            Request::BlindSavanna => {
+                format!("block {} (from id), digest {digest}", num_from_id(digest))
+            }
+            Request::BlindLegacy => format!("wall-clock slot {wall_slot}, digest {digest}"),
+        }
+    }
+}
+
+/// Whether a blind Savanna digest at the *same* height but a later wall-clock slot may be signed.
+/// nodeos retries a failed or timed-out signing this way; signing it means two different blocks
+/// exist at one height if the first one was in fact delivered. The default refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryPolicy {
+    /// Refuse a second digest at a height (default).
+    #[default]
+    Refuse,
+    /// Allow one new digest per later wall-clock slot at the same height.
+    AllowNextSlot,
+}
+
+/// The rules' answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The identical request was signed: return this signature.
+    Replay(Signature),
+    /// Record this new watermark durably, then sign.
+    Advance(Watermark),
+    /// Refused: why.
+    Refuse(String),
+}
+
+/// Decides a request against the stored watermark.
+pub fn decide(
+    stored: Option<&Watermark>,
+    request: &Request,
+    digest: &Checksum256,
+    wall_slot: u32,
+    retry: RetryPolicy,
+) -> Decision {
+    let block_num = match request {
+        Request::Block { block_num, .. } => *block_num,
+        Request::BlindSavanna => num_from_id(digest),
+        Request::BlindLegacy => stored.map_or(0, |w| w.block_num),
+    };
+    let Some(w) = stored else {
+        let slot = match request {
+            Request::Block { slot, .. } => *slot,
+            _ => 0,
+        };
+        return Decision::Advance(Watermark {
+            block_num,
+            slot,
+            wall_slot,
+            digest: *digest,
+            signature: None,
+        });
+    };
+    let identical = w.digest == *digest
+        && (matches!(request, Request::BlindLegacy) || w.block_num == block_num);
+    if identical {
+        return match w.signature {
+            Some(sig) => Decision::Replay(sig),
+            // Reserved but never committed (a crash or failure between reserve and commit): the
+            // same content may be signed again; no signature for it ever left the signer.
+            None => Decision::Advance(*w),
+        };
+    }
+    let next = |block_num, slot| Watermark {
+        block_num,
+        slot,
+        wall_slot: wall_slot.max(w.wall_slot),
+        digest: *digest,
+        signature: None,
+    };
+    match *request {
+        Request::Block { block_num, slot } => {
+            if block_num > w.block_num && slot > w.slot {
+                Decision::Advance(next(block_num, slot))
+            } else if block_num <= w.block_num {
+                Decision::Refuse(format!(
+                    "block {block_num} is not above the signed block {}",
+                    w.block_num
+                ))
+            } else {
+                Decision::Refuse(format!(
+                    "slot {slot} is not above the signed slot {}",
+                    w.slot
+                ))
+            }
+        }
+        Request::BlindSavanna => {
+            let retry_ok = block_num == w.block_num
+                && retry == RetryPolicy::AllowNextSlot
+                && wall_slot > w.wall_slot;
+            if block_num > w.block_num || retry_ok {
+                Decision::Advance(next(block_num, w.slot))
+            } else if block_num == w.block_num {
+                Decision::Refuse(format!(
+                    "a different block at the signed height {block_num} (same-height retry is refused by this key's setting)"
+                ))
+            } else {
+                Decision::Refuse(format!(
+                    "block {block_num} is below the signed block {}",
+                    w.block_num
+                ))
+            }
+        }
+        Request::BlindLegacy => {
+            if wall_slot > w.wall_slot {
+                Decision::Advance(next(w.block_num, w.slot))
+            } else {
+                Decision::Refuse(format!(
+                    "a second legacy digest in wall-clock slot {wall_slot} (last signed in slot {})",
+                    w.wall_slot
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use oryx_proto::antelope::KeyType;
+    use proptest::prelude::*;
+
+    fn d(b: u8) -> Checksum256 {
+        Checksum256([b; 32])
+    }
+
+    fn id(num: u32, b: u8) -> Checksum256 {
+        let mut x = [b; 32];
+        x[..4].copy_from_slice(&num.to_be_bytes());
+        Checksum256(x)
+    }
+
+    fn sig() -> Signature {
+        Signature::from_parts(KeyType::K1, 0, &[1; 32], &[2; 32]).unwrap()
+    }
+
+    fn wm(block_num: u32, slot: u32, digest: Checksum256, signed: bool) -> Watermark {
+        Watermark {
+            block_num,
+            slot,
+            wall_slot: 100,
+            digest,
+            signature: signed.then(sig),
+        }
+    }
+
+    enum Want {
+        Replay,
+        Advance,
+        Refuse,
+    }
+
+    #[test]
+    fn content_aware_table() {
+        use Want::*;
+        let stored = wm(10, 20, d(1), true);
+        // (requested block, slot, digest, expected)
+        let table = [
+            (11, 21, d(2), Advance),
+            (10, 20, d(1), Replay),
+            (10, 20, d(2), Refuse),
+            (10, 21, d(2), Refuse),
+            (11, 20, d(2), Refuse),
+            (9, 25, d(2), Refuse),
+            (11, 19, d(2), Refuse),
+            (12, 30, d(1), Advance),
+        ];
+        for (i, (n, s, dg, want)) in table.into_iter().enumerate() {
+            let got = decide(
+                Some(&stored),
+                &Request::Block {
+                    block_num: n,
+                    slot: s,
+                },
+                &dg,
+                100,
+                RetryPolicy::Refuse,
+            );
+            let ok = matches!(
+                (&got, want),
+                (Decision::Replay(_), Replay)
+                    | (Decision::Advance(_), Advance)
+                    | (Decision::Refuse(_), Refuse)
+            );
+            assert!(ok, "row {i}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn blind_savanna_uses_the_block_number_in_the_id() {
+        let stored = wm(10, 20, id(10, 1), true);
+        let r = RetryPolicy::Refuse;
+        assert!(
+            matches!(decide(Some(&stored), &Request::BlindSavanna, &id(11, 2), 101, r), Decision::Advance(w) if w.block_num == 11)
+        );
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindSavanna, &id(10, 1), 101, r),
+            Decision::Replay(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindSavanna, &id(10, 2), 101, r),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindSavanna, &id(9, 2), 101, r),
+            Decision::Refuse(_)
+        ));
+        // The retry setting allows a new digest at the same height only in a later wall slot.
+        let a = RetryPolicy::AllowNextSlot;
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindSavanna, &id(10, 2), 101, a),
+            Decision::Advance(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindSavanna, &id(10, 2), 100, a),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn blind_legacy_is_one_digest_per_wall_slot() {
+        let stored = wm(10, 20, d(1), true);
+        let r = RetryPolicy::Refuse;
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindLegacy, &d(2), 100, r),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindLegacy, &d(1), 100, r),
+            Decision::Replay(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &Request::BlindLegacy, &d(2), 101, r),
+            Decision::Advance(_)
+        ));
+        assert!(
+            matches!(
+                decide(Some(&stored), &Request::BlindLegacy, &d(2), 99, r),
+                Decision::Refuse(_)
+            ),
+            "clock went back"
+        );
+    }
+
+    #[test]
+    fn reserved_but_uncommitted_identical_request_proceeds() {
+        let stored = wm(10, 20, d(1), false);
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::Block {
+                    block_num: 10,
+                    slot: 20
+                },
+                &d(1),
+                100,
+                RetryPolicy::Refuse
+            ),
+            Decision::Advance(_)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::Block {
+                    block_num: 10,
+                    slot: 20
+                },
+                &d(2),
+                100,
+                RetryPolicy::Refuse
+            ),
+            Decision::Refuse(_)
+        ));
+    }
+
+    proptest! {
+        /// Whatever sequence of requests arrives, the watermark never lets two different digests
+        /// through at one block number (content-aware and blind Savanna, retries refused).
+        #[test]
+        fn never_two_digests_at_one_height(reqs in prop::collection::vec((0u32..20, 0u32..20, 0u8..3, any::<bool>()), 1..60)) {
+            let mut stored: Option<Watermark> = None;
+            let mut signed: std::collections::HashMap<u32, Checksum256> = Default::default();
+            for (n, s, b, blind) in reqs {
+                let (req, digest) = if blind { (Request::BlindSavanna, id(n, b)) } else { (Request::Block { block_num: n, slot: s }, d(b)) };
+                match decide(stored.as_ref(), &req, &digest, 100, RetryPolicy::Refuse) {
+                    Decision::Advance(mut w) => {
+                        if let Some(prev) = signed.insert(w.block_num, digest) {
+                            prop_assert_eq!(prev, digest, "two digests at height {}", w.block_num);
+                        }
+                        w.signature = Some(sig());
+                        stored = Some(w);
+                    }
+                    Decision::Replay(_) => prop_assert_eq!(stored.map(|w| w.digest), Some(digest)),
+                    Decision::Refuse(_) => {}
+                }
+            }
+        }
+    }
+}
