@@ -10,7 +10,12 @@ use std::sync::Arc;
 
 use oryx_proto::antelope::{Checksum256, KeyType, PublicKey};
 
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod soft;
+pub mod soft_file;
+#[cfg(feature = "yubihsm")]
+pub mod yubihsm;
 
 /// A raw ECDSA signature as a device returns it, before normalisation.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,22 @@
 //!   leaves.
 //! - [`watermark`]: double-sign protection — the rules and the durable store that records a
 //!   reservation before any signature exists.
+//! - [`audit`]: the hash-chained, append-only audit log, durable before every reply, and its
+//!   verifier.
 //! - [`cli`]: the `oryx` operator and approver CLI.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod authz;
 pub mod backend;
 pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod pki;
+pub mod providers;
+pub mod server;
 pub mod signing;
 pub mod watermark;

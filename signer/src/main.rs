@@ -1,9 +1,14 @@
-//! `oryx-signer`: the signing daemon and its admin commands (not built yet; the `oryx` CLI
-//! already inspects, converts and signs offline).
+//! `oryx-signer`: the signing daemon and its admin commands.
+
+use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    eprintln!(
-        "oryx-signer: no commands yet: the daemon is not built in this version; see `oryx --help`"
-    );
-    std::process::ExitCode::from(2)
+    let cli = oryx_signer::commands::Cli::parse();
+    match oryx_signer::commands::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oryx-signer: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -144,7 +144,7 @@ pub struct WatermarkRecord {
 }
 
 /// Durable watermarks.
-pub trait WatermarkStore: Send + Sync {
+pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
     /// Durably records the intent to sign `digest` at the request's position, or refuses.
     /// `wall_slot` is the wall-clock block slot now (for blind legacy digests and retries).
     fn reserve(

@@ -24,11 +24,11 @@ pub fn files() -> Vec<PathBuf> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for path in candidates {
-        if let Ok(bytes) = std::fs::read(&path) {
-            if !seen.contains(&bytes) {
-                seen.push(bytes);
-                out.push(path);
-            }
+        if let Ok(bytes) = std::fs::read(&path)
+            && !seen.contains(&bytes)
+        {
+            seen.push(bytes);
+            out.push(path);
         }
     }
     out

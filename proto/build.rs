@@ -1,0 +1,12 @@
+//! Compiles `oryx/v1/signer.proto` with protox (a pure-Rust protobuf compiler), so no system
+//! `protoc` is needed on a fresh machine.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=oryx/v1/signer.proto");
+    let fds = protox::compile(["oryx/v1/signer.proto"], ["."])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! The signer's gRPC service, `oryx.v1.Signer`, generated from `proto/oryx/v1/signer.proto`.
+//!
+//! Guards: one versioned wire contract between `oryx-node`, the `oryx` CLI and the signer.
+
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+mod generated {
+    tonic::include_proto!("oryx.v1");
+}
+
+pub use generated::*;
+
+/// The metadata key that carries a refusal's [`Reason`] name.
+pub const REASON_METADATA: &str = "oryx-reason";

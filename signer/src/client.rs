@@ -1,0 +1,68 @@
+//! An mTLS gRPC client for the signer (used by `oryx-signer bench`, `oryx-node` and the tests).
+//!
+//! Guards: the client verifies the signer's certificate against the operator CA and presents its
+//! own certificate; there is no way to build a plaintext client here.
+
+use std::path::Path;
+
+use oryx_proto::grpc::signer_client::SignerClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// Where the client's TLS material is.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// Operator CA (PEM).
+    pub ca_pem: Vec<u8>,
+    /// Client certificate (PEM).
+    pub cert_pem: Vec<u8>,
+    /// Client key (PEM).
+    pub key_pem: Vec<u8>,
+    /// Name in the server certificate to check (e.g. `localhost`).
+    pub server_name: String,
+}
+
+impl ClientTls {
+    /// Reads the three PEM files.
+    pub fn from_files(
+        ca: &Path,
+        cert: &Path,
+        key: &Path,
+        server_name: &str,
+    ) -> Result<Self, String> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        Ok(ClientTls {
+            ca_pem: read(ca)?,
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            server_name: server_name.to_string(),
+        })
+    }
+}
+
+/// Connects one long-lived channel to the signer at `addr` (`host:port`).
+pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel>, String> {
+    let cfg = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+        .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
+        .domain_name(tls.server_name.clone());
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|e| format!("signer address {addr}: {e}"))?
+        .tls_config(cfg)
+        .map_err(|e| format!("TLS config: {e}"))?
+        .tcp_nodelay(true)
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("connect to signer at {addr}: {e}"))?;
+    Ok(SignerClient::new(channel).max_decoding_message_size(crate::server::MAX_REQUEST_BYTES))
+}
+
+/// The `oryx-reason` of a refusal, if the status carries one.
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    status
+        .metadata()
+        .get(oryx_proto::grpc::REASON_METADATA)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}

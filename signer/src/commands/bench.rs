@@ -1,0 +1,292 @@
+//! `oryx-signer bench`: load a running signer over mTLS and print what it costs beside the
+//! floors measured in the same run on the same machine.
+//!
+//! - SignBlock latency (p50/p99) for a stream of Savanna headers, one at a time, as a producer
+//!   sends them;
+//! - SignTransaction throughput with N concurrent clients, each on its own connection;
+//! - floors: one raw backend signature (the key opened locally from the same config), one 64-byte
+//!   write + fdatasync in the watermark directory, one mTLS gRPC round trip (ListKeys).
+//!
+//! Numbers are printed, never asserted: machines are noisy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use oryx_proto::antelope::block::BlockHeader;
+use oryx_proto::antelope::transaction::{Action, Transaction};
+use oryx_proto::antelope::{
+    BlockTimestamp, Bytes, Checksum256, Name, Pack, PermissionLevel, TimePointSec, VarUint32,
+};
+use oryx_proto::grpc;
+
+use crate::client::{ClientTls, connect};
+use crate::commands::ConfigArg;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Bench {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Client principal: uses `tls/NAME.pem` and `tls/NAME.key` beside the config.
+    #[arg(long, default_value = "node1")]
+    client: String,
+    /// SignBlock requests to time.
+    #[arg(long, default_value_t = 500)]
+    blocks: u32,
+    /// SignTransaction requests in total.
+    #[arg(long, default_value_t = 2000)]
+    transactions: u32,
+    /// Concurrent SignTransaction clients.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u32,
+    /// The key to use (default: the first configured key).
+    #[arg(long)]
+    key: Option<String>,
+}
+
+/// Percentile of sorted durations.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    pct(&v, 0.5)
+}
+
+/// A Savanna header for block `n` at slot `slot`.
+pub fn savanna_header(n: u32, slot: u32, producer: Name) -> BlockHeader {
+    let mut previous = [0x11u8; 32];
+    previous[..4].copy_from_slice(&(n - 1).to_be_bytes());
+    BlockHeader {
+        timestamp: BlockTimestamp(slot),
+        producer,
+        confirmed: 0,
+        previous: Checksum256(previous),
+        transaction_mroot: Checksum256::default(),
+        action_mroot: Checksum256::hash(&n.to_le_bytes()),
+        schedule_version: oryx_proto::antelope::block::SAVANNA_SCHEDULE_VERSION,
+        new_producers: None,
+        header_extensions: vec![oryx_proto::antelope::transaction::Extension(
+            2,
+            Bytes([&(n - 1).to_le_bytes()[..], &[1, 0, 0]].concat()),
+        )],
+    }
+}
+
+fn transfer(i: u32) -> Transaction {
+    let alice = Name(0x3440_0000_0000_0000 | u64::from(i));
+    Transaction {
+        expiration: TimePointSec(2_000_000_000),
+        ref_block_num: (i & 0xffff) as u16,
+        ref_block_prefix: i,
+        max_net_usage_words: VarUint32(0),
+        max_cpu_usage_ms: 0,
+        delay_sec: VarUint32(0),
+        context_free_actions: vec![],
+        actions: vec![Action {
+            account: Name(0x5530_ea03_3482_a600),
+            name: Name(0xcdcd_3c2d_5700_0000),
+            authorization: vec![PermissionLevel {
+                actor: alice,
+                permission: Name(0x3232_eda8_0000_0000),
+            }],
+            data: Bytes(i.to_le_bytes().repeat(8)),
+        }],
+        transaction_extensions: vec![],
+    }
+}
+
+impl Bench {
+    /// Runs the benchmark.
+    pub fn run(self) -> Result<(), String> {
+        let config = self.config.load()?;
+        let base = self
+            .config
+            .config
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf();
+        let tls = ClientTls::from_files(
+            &config.server.ca_cert,
+            &base.join(format!("tls/{}.pem", self.client)),
+            &base.join(format!("tls/{}.key", self.client)),
+            "localhost",
+        )?;
+        let key_cfg = match &self.key {
+            Some(k) => config.keys.iter().find(|c| {
+                c.public_key.to_string() == *k
+                    || c.public_key.to_legacy_string().as_deref() == Some(k)
+            }),
+            None => config.keys.first(),
+        }
+        .ok_or("no such key in the config")?
+        .clone();
+        let chain_id = key_cfg
+            .chains
+            .first()
+            .and_then(|n| config.chain_id(n))
+            .ok_or("the key names no chain")?;
+        let mut addr = config.server.listen.to_string();
+        if config.server.listen.ip().is_unspecified() {
+            addr = format!("127.0.0.1:{}", config.server.listen.port());
+        }
+
+        // Floor 1: the raw backend, opened locally from the same config.
+        let providers = crate::providers::open_all(&config)?;
+        let backend = providers
+            .get(&key_cfg.backend)
+            .ok_or("backend missing")?
+            .open(&key_cfg.public_key)
+            .map_err(|e| e.to_string())?;
+        let mut raw = Vec::new();
+        for i in 0..200u32 {
+            let d = Checksum256::hash(&i.to_le_bytes());
+            let t = Instant::now();
+            backend.sign_digest(&d, 1).map_err(|e| e.to_string())?;
+            raw.push(t.elapsed());
+        }
+        let raw_sign = median(raw);
+
+        // Floor 2: one small write + fdatasync where the watermarks live.
+        let probe_path = config.watermarks.dir.join(".bench-fsync");
+        let mut syncs = Vec::new();
+        {
+            use std::os::unix::fs::FileExt as _;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .read(true)
+                .write(true)
+                .open(&probe_path)
+                .map_err(|e| e.to_string())?;
+            for i in 0..200u64 {
+                let t = Instant::now();
+                f.write_all_at(&[i as u8; 64], 0)
+                    .and_then(|()| f.sync_data())
+                    .map_err(|e| e.to_string())?;
+                syncs.push(t.elapsed());
+            }
+        }
+        let _ = std::fs::remove_file(&probe_path);
+        let fsync = median(syncs);
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let mut client = connect(&addr, &tls).await?;
+            // Floor 3: an mTLS gRPC round trip on a warm connection.
+            let mut rtts = Vec::new();
+            for _ in 0..200 {
+                let t = Instant::now();
+                client
+                    .list_keys(grpc::ListKeysRequest {})
+                    .await
+                    .map_err(|e| e.to_string())?;
+                rtts.push(t.elapsed());
+            }
+            let rtt = median(rtts);
+
+            // SignBlock latency: heights above anything signed before (the wall clock's slot).
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let base_slot = BlockTimestamp::from_unix_ms(now_ms).map_or(1, BlockTimestamp::slot);
+            let mut lat = Vec::new();
+            for i in 0..self.blocks {
+                let n = base_slot + i;
+                let header = savanna_header(n, base_slot + i, Name(0x5530_ea00_0000_0000));
+                let t = Instant::now();
+                client
+                    .sign_block(grpc::SignBlockRequest {
+                        chain_id: chain_id.0.to_vec(),
+                        public_key: key_cfg.public_key.to_string(),
+                        header: header.packed(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "SignBlock: {} ({:?})",
+                            e.message(),
+                            crate::client::reason(&e)
+                        )
+                    })?;
+                lat.push(t.elapsed());
+            }
+            lat.sort();
+            let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
+
+            // SignTransaction throughput with N clients.
+            let per = self.transactions / self.concurrency.max(1);
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            let tls = Arc::new(tls);
+            for c in 0..self.concurrency.max(1) {
+                let tls = tls.clone();
+                let addr = addr.clone();
+                let key = key_cfg.public_key.to_string();
+                tasks.push(tokio::spawn(async move {
+                    let mut client = connect(&addr, &tls).await?;
+                    for i in 0..per {
+                        let trx = transfer(c * 1_000_000 + i);
+                        client
+                            .sign_transaction(grpc::SignTransactionRequest {
+                                chain_id: chain_id.0.to_vec(),
+                                public_key: key.clone(),
+                                transaction: Some(
+                                    grpc::sign_transaction_request::Transaction::PackedTrx(
+                                        trx.packed(),
+                                    ),
+                                ),
+                                context_free_data: vec![],
+                            })
+                            .await
+                            .map_err(|e| format!("SignTransaction: {}", e.message()))?;
+                    }
+                    Ok::<u32, String>(per)
+                }));
+            }
+            let mut done = 0u32;
+            for t in tasks {
+                done += t.await.map_err(|e| e.to_string())??;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let tps = f64::from(done) / secs;
+            let raw_tps = 1.0 / raw_sign.as_secs_f64().max(1e-9);
+            let floor = raw_sign + fsync + fsync + rtt;
+            println!("floors (medians, this run):");
+            println!("  raw backend sign         {}", ms(raw_sign));
+            println!("  64-byte write+fdatasync  {}", ms(fsync));
+            println!("  mTLS gRPC round trip     {}", ms(rtt));
+            println!("  floor sum (sign + 2 syncs + rtt) {}", ms(floor));
+            println!("SignBlock ({} sequential requests):", self.blocks);
+            println!(
+                "  p50 {}  p99 {}  p99/floor-sum {:.2}",
+                ms(p50),
+                ms(p99),
+                p99.as_secs_f64() / floor.as_secs_f64()
+            );
+            println!(
+                "SignTransaction ({done} requests, {} clients):",
+                self.concurrency
+            );
+            println!(
+                "  {tps:.0}/s  raw backend {raw_tps:.0}/s (one thread)  ratio {:.2}",
+                tps / raw_tps
+            );
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,144 @@
+//! `oryx-signer init DIR`: a working signer directory — config, CA, server and client
+//! certificates, and a default-deny allow-list.
+//!
+//! With `--dev` it also creates an encrypted software producer key and one allow rule for the
+//! first client, so `start` and `bench` work at once on a machine without an HSM (the demo).
+//! Without `--dev` the config names no keys and allows nothing: add an HSM backend, generate
+//! keys with `oryx-signer keys generate`, and list them and their rules explicitly.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use oryx_proto::antelope::KeyType;
+
+use crate::backend::KeyProvider as _;
+use crate::backend::soft_file::{SoftDirConfig, SoftDirProvider};
+use crate::pki::{Ca, write_secret};
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Init {
+    /// New directory to create.
+    dir: PathBuf,
+    /// Client principals to issue certificates for (the first one gets the `--dev` rule).
+    #[arg(long = "client", default_value = "node1")]
+    clients: Vec<String>,
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:7150")]
+    listen: String,
+    /// Metrics and health listen address (loopback).
+    #[arg(long, default_value = "127.0.0.1:7151")]
+    metrics: String,
+    /// Chain to configure (a known name or a 64-hex chain id).
+    #[arg(long, default_value = "eos")]
+    chain: String,
+    /// Development setup: a software producer key and an allow rule for the first client.
+    #[arg(long)]
+    dev: bool,
+}
+
+fn write(path: &std::path::Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn random_passphrase() -> Result<String, String> {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).map_err(|e| format!("random source: {e}"))?;
+    Ok(hex::encode(b))
+}
+
+impl Init {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), String> {
+        oryx_proto::antelope::chain::parse_chain_id(&self.chain).map_err(|e| e.to_string())?;
+        if self.dir.exists()
+            && std::fs::read_dir(&self.dir)
+                .map_err(|e| e.to_string())?
+                .next()
+                .is_some()
+        {
+            return Err(format!(
+                "{} exists and is not empty; init writes a new directory",
+                self.dir.display()
+            ));
+        }
+        for sub in ["tls", "secrets", "keys", "watermarks", "audit"] {
+            std::fs::create_dir_all(self.dir.join(sub))
+                .map_err(|e| format!("{}: {e}", self.dir.join(sub).display()))?;
+        }
+        let tls = self.dir.join("tls");
+        let ca = Ca::new("Oryx operator CA")?;
+        write(&tls.join("ca.pem"), &ca.cert_pem())?;
+        write_secret(&tls.join("ca.key"), ca.key_pem())?;
+        let server = ca.server(&["localhost", "127.0.0.1"])?;
+        write(&tls.join("server.pem"), &server.cert_pem)?;
+        write_secret(&tls.join("server.key"), &server.key_pem)?;
+        for c in &self.clients {
+            let cert = ca.client(c)?;
+            write(&tls.join(format!("{c}.pem")), &cert.cert_pem)?;
+            write_secret(&tls.join(format!("{c}.key")), &cert.key_pem)?;
+        }
+
+        let mut keys_section = String::new();
+        let mut allow_section = String::from(
+            "# Default deny: nothing is allowed until a rule names the principal, the keys and the kinds.\n\
+             # [[allow]]\n# principal = \"node1\"\n# keys = [\"PUB_K1_...\"]\n# kinds = [\"block\", \"digest\"]\n",
+        );
+        let mut backend_section = String::new();
+        if self.dev {
+            write_secret(&self.dir.join("secrets/passphrase"), &random_passphrase()?)?;
+            let provider = SoftDirProvider::new(SoftDirConfig {
+                dir: self.dir.join("keys"),
+                passphrase_file: self.dir.join("secrets/passphrase"),
+            })
+            .map_err(|e| e.to_string())?;
+            let info = provider
+                .generate("producer", KeyType::K1)
+                .map_err(|e| e.to_string())?;
+            backend_section = "[backends.dev]\ntype = \"soft\"\ndir = \"keys\"\npassphrase_file = \"secrets/passphrase\"\n".into();
+            keys_section = format!(
+                "[[keys]]\npublic_key = \"{}\"\nbackend = \"dev\"\nchains = [\"main\"]\nblind_digest = true\nsame_height_retry = \"refuse\"\n",
+                info.public_key
+            );
+            allow_section = format!(
+                "[[allow]]\nprincipal = \"{}\"\nkeys = [\"{}\"]\nkinds = [\"block\", \"digest\", \"transaction\"]\n",
+                self.clients.first().map_or("node1", String::as_str),
+                info.public_key
+            );
+            println!(
+                "producer key: {} ({})",
+                info.public_key,
+                info.public_key.to_legacy_string().unwrap_or_default()
+            );
+        }
+        let config = format!(
+            "# Oryx signer configuration (written by `oryx-signer init`).\n\
+             {soft}\
+             [server]\nlisten = \"{listen}\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\n\
+             [observability]\nlisten = \"{metrics}\"\n\n\
+             [watermarks]\ndir = \"watermarks\"\n\n\
+             [audit]\npath = \"audit/audit.jsonl\"\n\n\
+             [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\n\n\
+             # Key backends, e.g.:\n# [backends.hsm]\n# type = \"pkcs11\"\n# module = \"/usr/lib/softhsm/libsofthsm2.so\"\n# token_label = \"oryx\"\n# pin_file = \"secrets/pin\"\n\
+             {backend_section}\n{keys_section}\n{allow_section}",
+            soft = if self.dev {
+                "# Development only: software keys.\nallow_soft_keys = true\n\n"
+            } else {
+                ""
+            },
+            listen = self.listen,
+            metrics = self.metrics,
+            chain = self.chain,
+        );
+        let path = self.dir.join("oryx-signer.toml");
+        write(&path, &config)?;
+        crate::config::Config::load(&path)
+            .map_err(|e| format!("init wrote an invalid config (a bug): {e}"))?;
+        println!("wrote {}", path.display());
+        println!(
+            "CA key: {} (move it offline once every certificate is issued)",
+            tls.join("ca.key").display()
+        );
+        Ok(())
+    }
+}

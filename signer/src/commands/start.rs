@@ -1,0 +1,196 @@
+//! `oryx-signer start`: run the daemon.
+//!
+//! Refuses to start on anything doubtful: an invalid config, a backend that does not open, a key
+//! the backend does not hold, a damaged watermark or audit log, or another signer already using
+//! the same watermark directory. Prints `listening on ADDR` (and `metrics on ADDR`) on stdout
+//! once it serves, and stops cleanly on SIGTERM or SIGINT.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use clap::Args;
+use oryx_proto::grpc;
+
+use crate::audit::AuditLog;
+use crate::authz::AllowList;
+use crate::commands::ConfigArg;
+use crate::metrics::Metrics;
+use crate::pipeline::{KeyEntry, Pipeline};
+use crate::server::{ReadyCheck, SignerService, TlsFiles};
+use crate::signing::SignOptions;
+use crate::watermark::WatermarkStore;
+use crate::watermark::file::FileStore;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Start {
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Start {
+    /// Runs the daemon until SIGTERM/SIGINT.
+    pub fn run(self) -> Result<(), String> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .try_init();
+        let config = self.config.load()?;
+        let config_bytes = read(&self.config.config)?;
+
+        // One signer per watermark directory: a second one would break the per-key ordering.
+        std::fs::create_dir_all(&config.watermarks.dir)
+            .map_err(|e| format!("{}: {e}", config.watermarks.dir.display()))?;
+        let lock_path = config.watermarks.dir.join(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "{} is locked: another oryx-signer uses this watermark directory",
+                lock_path.display()
+            )
+        })?;
+
+        let store: Arc<dyn WatermarkStore> =
+            Arc::new(FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?);
+        if let Some(parent) = config.audit.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let audit = Arc::new(AuditLog::open(&config.audit.path).map_err(|e| e.to_string())?);
+        let providers = crate::providers::open_all(&config)?;
+
+        let mut chains = HashMap::new();
+        let mut savanna = Vec::new();
+        for c in &config.chains {
+            let id = config
+                .chain_id(&c.name)
+                .ok_or_else(|| format!("chain {}: bad chain id", c.name))?;
+            chains.insert(
+                id,
+                SignOptions {
+                    require_canonical: c.require_canonical,
+                    ..SignOptions::default()
+                },
+            );
+            if c.savanna {
+                savanna.push(id);
+            }
+        }
+        let mut keys = HashMap::new();
+        let mut infos = Vec::new();
+        for k in &config.keys {
+            let provider = providers
+                .get(&k.backend)
+                .ok_or_else(|| format!("key {}: no backend {:?}", k.public_key, k.backend))?;
+            let backend = provider
+                .open(&k.public_key)
+                .map_err(|e| format!("key {} in backend {:?}: {e}", k.public_key, k.backend))?;
+            let chain_ids: Vec<_> = k.chains.iter().filter_map(|n| config.chain_id(n)).collect();
+            infos.push(grpc::KeyInfo {
+                public_key: k.public_key.to_string(),
+                legacy_public_key: k.public_key.to_legacy_string().unwrap_or_default(),
+                label: String::new(),
+                backend: provider.kind().to_string(),
+                chain_ids: chain_ids.iter().map(|c| c.0.to_vec()).collect(),
+                blind_digest: k.blind_digest,
+            });
+            keys.insert(
+                k.public_key,
+                KeyEntry {
+                    backend,
+                    chains: chain_ids,
+                    blind_digest: k.blind_digest,
+                    retry: k.same_height_retry,
+                },
+            );
+        }
+        let version = format!(
+            "config:{}",
+            &oryx_proto::antelope::Checksum256::hash(&config_bytes).to_string()[..16]
+        );
+        let metrics = Arc::new(Metrics::default());
+        let pipeline = Arc::new(Pipeline {
+            keys,
+            chains,
+            watermarks: store.clone(),
+            audit,
+            authz: Arc::new(AllowList::new(config.allow.clone(), version)),
+            metrics: metrics.clone(),
+        });
+        let ready: ReadyCheck = {
+            let providers = providers.clone();
+            let store = store.clone();
+            Arc::new(move || {
+                let mut problems = Vec::new();
+                for (name, p) in &providers {
+                    if let Err(e) = p.health() {
+                        problems.push(format!("backend {name}: {e}"));
+                    }
+                }
+                if let Err(e) = store.health() {
+                    problems.push(format!("watermark store: {e}"));
+                }
+                problems
+            })
+        };
+        let tls = TlsFiles {
+            ca_pem: read(&config.server.ca_cert)?,
+            cert_pem: read(&config.server.cert)?,
+            key_pem: read(&config.server.key)?,
+        };
+        let service = SignerService::new(pipeline, savanna, infos, ready.clone());
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            if let Some(o) = &config.observability {
+                let ml = tokio::net::TcpListener::bind(o.listen)
+                    .await
+                    .map_err(|e| format!("listen on {}: {e}", o.listen))?;
+                println!("metrics on {}", ml.local_addr().map_err(|e| e.to_string())?);
+                tokio::spawn(crate::metrics::serve(ml, metrics, ready));
+            }
+            println!("listening on {addr}");
+            tracing::info!(%addr, keys = config.keys.len(), "oryx-signer serving over mTLS");
+            crate::server::serve(listener, tls, service, shutdown_signal())
+                .await
+                .map_err(|e| format!("gRPC server: {e}"))
+        })?;
+        drop(lock);
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("shutting down");
+}

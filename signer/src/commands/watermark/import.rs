@@ -1,0 +1,61 @@
+//! `oryx-signer watermark import FILE [--force]`: set watermarks from an export. The whole file
+//! is parsed and checked before anything is written; a watermark is never lowered without
+//! `--force`. Run it while the signer is stopped.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::commands::ConfigArg;
+use crate::watermark::file::FileStore;
+use crate::watermark::{WatermarkRecord, WatermarkStore as _};
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Import {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// A JSON array as written by `watermark export`.
+    file: PathBuf,
+    /// Lower watermarks if the file says so (dangerous: reopens signed heights).
+    #[arg(long)]
+    force: bool,
+}
+
+impl Import {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), String> {
+        let config = self.config.load()?;
+        let text = std::fs::read_to_string(&self.file)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let records: Vec<WatermarkRecord> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        if !self.force {
+            for r in &records {
+                let key = crate::watermark::WatermarkKey {
+                    chain_id: r.chain_id,
+                    key: r.key,
+                };
+                if let Some(cur) = store.get(&key).map_err(|e| e.to_string())?
+                    && (r.watermark.block_num < cur.block_num
+                        || r.watermark.slot < cur.slot
+                        || r.watermark.wall_slot < cur.wall_slot)
+                {
+                    return Err(format!(
+                        "{}: would lower {} from block {} to {}; nothing imported (use --force to override)",
+                        self.file.display(),
+                        r.key,
+                        cur.block_num,
+                        r.watermark.block_num
+                    ));
+                }
+            }
+        }
+        for r in &records {
+            store.import(r, self.force).map_err(|e| e.to_string())?;
+        }
+        println!("imported {} watermark(s)", records.len());
+        Ok(())
+    }
+}

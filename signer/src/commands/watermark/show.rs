@@ -1,0 +1,40 @@
+//! `oryx-signer watermark show`: one line per (chain, key).
+
+use clap::Args;
+
+use crate::commands::ConfigArg;
+use crate::watermark::WatermarkStore as _;
+use crate::watermark::file::FileStore;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Show {
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+impl Show {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), String> {
+        let config = self.config.load()?;
+        let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        for r in store.export().map_err(|e| e.to_string())? {
+            let w = &r.watermark;
+            println!(
+                "{} {} block {} slot {} wall_slot {} digest {} {}",
+                r.chain_id,
+                r.key,
+                w.block_num,
+                w.slot,
+                w.wall_slot,
+                w.digest,
+                if w.signature.is_some() {
+                    "signed"
+                } else {
+                    "reserved (not signed)"
+                }
+            );
+        }
+        Ok(())
+    }
+}

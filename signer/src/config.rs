@@ -1,0 +1,410 @@
+//! The signer's configuration: one TOML file, parsed into typed values.
+//!
+//! Guards: unknown fields are errors (a typo never silently disables a check); secrets are
+//! paths to files, never inline values; relative paths are resolved against the config file's
+//! directory; cross-references (a key's backend, a key's chains, an allow rule's keys) are
+//! checked at load time, so `start` refuses a broken file instead of failing at the first block.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use oryx_proto::antelope::chain::parse_chain_id;
+use oryx_proto::antelope::{Checksum256, PublicKey};
+use serde::Deserialize;
+
+use crate::watermark::RetryPolicy;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The TOML does not describe a valid configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// The values are inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The gRPC listener and its mTLS material.
+    pub server: ServerConfig,
+    /// Metrics and health endpoints (loopback only).
+    #[serde(default)]
+    pub observability: Option<ObservabilityConfig>,
+    /// Where watermarks live.
+    pub watermarks: WatermarkConfig,
+    /// Where the audit log lives.
+    pub audit: AuditConfig,
+    /// Allow software keys (`type = "soft"`). Development and tests only.
+    #[serde(default)]
+    pub allow_soft_keys: bool,
+    /// Chains this signer signs for.
+    pub chains: Vec<ChainConfig>,
+    /// Key backends by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+    /// Keys the signer uses.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// The built-in allow-list: which principal may use which keys for which requests. Anything
+    /// not listed is denied.
+    #[serde(default)]
+    pub allow: Vec<AllowRule>,
+}
+
+/// The gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The operator CA that signs client certificates (PEM).
+    pub ca_cert: PathBuf,
+    /// The server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// The server private key (PEM).
+    pub key: PathBuf,
+}
+
+/// Prometheus `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// Loopback address to listen on.
+    pub listen: SocketAddr,
+}
+
+/// The watermark store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    /// Directory of the embedded store.
+    pub dir: PathBuf,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The JSON-lines file.
+    pub path: PathBuf,
+}
+
+/// A chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Name used by keys and rules (e.g. `eos`).
+    pub name: String,
+    /// Chain id: 64 hex characters or a known chain's name.
+    pub chain_id: String,
+    /// Require fc-canonical K1 signatures (false only for chains that activated
+    /// `ALLOW_NON_CANONICAL_SIGNATURES`).
+    #[serde(default = "yes")]
+    pub require_canonical: bool,
+    /// The chain runs Savanna: blind digests are block ids whose first 4 bytes are the block
+    /// number (false for legacy chains, whose blind digests only the wall-clock slot guards).
+    #[serde(default = "yes")]
+    pub savanna: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A key backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BackendConfig {
+    /// A PKCS#11 token.
+    #[cfg(feature = "pkcs11")]
+    Pkcs11(crate::backend::pkcs11::Pkcs11Config),
+    /// A YubiHSM 2.
+    #[cfg(feature = "yubihsm")]
+    Yubihsm(crate::backend::yubihsm::YubiHsmConfig),
+    /// Encrypted software key files (development and tests only).
+    Soft(crate::backend::soft_file::SoftDirConfig),
+}
+
+/// What a key may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestKind {
+    /// SignBlock.
+    Block,
+    /// SignTransaction.
+    Transaction,
+    /// SignDigest.
+    Digest,
+}
+
+impl RequestKind {
+    /// The name used in config, logs and audit entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Block => "block",
+            RequestKind::Transaction => "transaction",
+            RequestKind::Digest => "digest",
+        }
+    }
+}
+
+/// A key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The public key (any string form).
+    pub public_key: PublicKey,
+    /// The backend (a name under `[backends]`).
+    pub backend: String,
+    /// Chains (names under `[[chains]]`) it may sign for.
+    pub chains: Vec<String>,
+    /// Allow SignDigest (blind digests, for the nodeos bridge).
+    #[serde(default)]
+    pub blind_digest: bool,
+    /// Blind Savanna digests at an already signed height in a later slot (nodeos's retry).
+    #[serde(default)]
+    pub same_height_retry: RetryPolicy,
+}
+
+/// One allow-list rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowRule {
+    /// The client certificate identity.
+    pub principal: String,
+    /// Keys it may use (any string form; no wildcards).
+    pub keys: Vec<PublicKey>,
+    /// Request kinds it may make with them.
+    pub kinds: Vec<RequestKind>,
+}
+
+impl Config {
+    /// Reads, parses, resolves and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        c.resolve(base);
+        c.check().map_err(|message| ConfigError::Invalid {
+            path: String::new(),
+            message,
+        })?;
+        Ok(c)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let r = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        r(&mut self.server.ca_cert);
+        r(&mut self.server.cert);
+        r(&mut self.server.key);
+        r(&mut self.watermarks.dir);
+        r(&mut self.audit.path);
+        for b in self.backends.values_mut() {
+            match b {
+                #[cfg(feature = "pkcs11")]
+                BackendConfig::Pkcs11(p) => r(&mut p.pin_file),
+                #[cfg(feature = "yubihsm")]
+                BackendConfig::Yubihsm(y) => r(&mut y.password_file),
+                BackendConfig::Soft(s) => {
+                    r(&mut s.dir);
+                    r(&mut s.passphrase_file);
+                }
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let Some(o) = &self.observability
+            && !o.listen.ip().is_loopback()
+        {
+            return Err(format!(
+                "observability.listen {} must be a loopback address",
+                o.listen
+            ));
+        }
+        let mut chain_ids = Vec::new();
+        for c in &self.chains {
+            let id = parse_chain_id(&c.chain_id).map_err(|e| format!("chain {}: {e}", c.name))?;
+            if chain_ids.iter().any(|(n, i)| n == &c.name || *i == id) {
+                return Err(format!("chain {} (or its id) is listed twice", c.name));
+            }
+            chain_ids.push((c.name.clone(), id));
+        }
+        for k in &self.keys {
+            let backend = self.backends.get(&k.backend).ok_or_else(|| {
+                format!(
+                    "key {}: no backend named {:?} under [backends]",
+                    k.public_key, k.backend
+                )
+            })?;
+            if matches!(backend, BackendConfig::Soft(_)) && !self.allow_soft_keys {
+                return Err(format!(
+                    "key {} uses the soft backend {:?}: software keys are for development and tests; set allow_soft_keys = true to use them",
+                    k.public_key, k.backend
+                ));
+            }
+            if k.chains.is_empty() {
+                return Err(format!("key {}: list at least one chain", k.public_key));
+            }
+            for name in &k.chains {
+                if !chain_ids.iter().any(|(n, _)| n == name) {
+                    return Err(format!("key {}: unknown chain {name:?}", k.public_key));
+                }
+            }
+        }
+        if self
+            .keys
+            .iter()
+            .enumerate()
+            .any(|(i, k)| self.keys[..i].iter().any(|o| o.public_key == k.public_key))
+        {
+            return Err("a key is listed twice under [[keys]]".into());
+        }
+        for rule in &self.allow {
+            for key in &rule.keys {
+                if !self.keys.iter().any(|k| k.public_key == *key) {
+                    return Err(format!(
+                        "allow rule for {:?} names key {key}, which is not under [[keys]]",
+                        rule.principal
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The chain id of a configured chain name.
+    pub fn chain_id(&self, name: &str) -> Option<Checksum256> {
+        self.chains
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| parse_chain_id(&c.chain_id).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const KEY: &str = "PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63";
+
+    fn sample(extra: &str) -> String {
+        format!(
+            r#"
+allow_soft_keys = true
+[server]
+listen = "127.0.0.1:0"
+ca_cert = "tls/ca.pem"
+cert = "tls/server.pem"
+key = "tls/server.key"
+[watermarks]
+dir = "watermarks"
+[audit]
+path = "audit.jsonl"
+[[chains]]
+name = "eos"
+chain_id = "eos"
+[backends.dev]
+type = "soft"
+dir = "keys"
+passphrase_file = "secrets/passphrase"
+[[keys]]
+public_key = "{KEY}"
+backend = "dev"
+chains = ["eos"]
+blind_digest = true
+[[allow]]
+principal = "node1"
+keys = ["{KEY}"]
+kinds = ["block", "digest"]
+{extra}"#
+        )
+    }
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let c = Config::parse(&sample(""), Path::new("/etc/oryx")).unwrap();
+        assert_eq!(c.server.ca_cert, Path::new("/etc/oryx/tls/ca.pem"));
+        assert_eq!(
+            c.chain_id("eos").unwrap().to_string(),
+            "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906"
+        );
+        assert_eq!(
+            c.allow[0].kinds,
+            vec![RequestKind::Block, RequestKind::Digest]
+        );
+    }
+
+    #[test]
+    fn rejects_typos_and_broken_references() {
+        let typo = sample("").replace("blind_digest", "blind_digets");
+        assert!(matches!(
+            Config::parse(&typo, Path::new(".")),
+            Err(ConfigError::Parse { .. })
+        ));
+        let no_soft = sample("").replace("allow_soft_keys = true", "");
+        let e = Config::parse(&no_soft, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("allow_soft_keys"), "{e}");
+        let bad_chain = sample("").replace(r#"chains = ["eos"]"#, r#"chains = ["wax"]"#);
+        assert!(Config::parse(&bad_chain, Path::new(".")).is_err());
+        let public = sample("[observability]\nlisten = \"0.0.0.0:9100\"\n");
+        assert!(
+            Config::parse(&public, Path::new("."))
+                .unwrap_err()
+                .to_string()
+                .contains("loopback")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Prometheus metrics and the `/metrics`, `/healthz`, `/readyz` endpoints on a loopback port.
+//!
+//! Guards: an operator (and a load balancer in front of several signers) can see when the
+//! signer must not be sent work: `/readyz` turns 503 when a key backend or the watermark store
+//! is down. Counters and latency histograms per request kind and outcome; no key material.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::RequestKind;
+
+/// Latency buckets in microseconds (nodeos gives a keosd signer 5 ms by default).
+const BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 50_000, 100_000,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS_US.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+/// The signer's counters and histograms.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    ready_checks_failed: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one request's outcome and latency.
+    pub fn observe(&self, kind: RequestKind, outcome: &str, latency_us: u64) {
+        let mut map = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = map.entry((kind.as_str(), outcome.to_string())).or_default();
+        h.count += 1;
+        h.sum_us = h.sum_us.saturating_add(latency_us);
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            if latency_us <= *b {
+                h.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Counts a failed readiness probe.
+    pub fn ready_failed(&self) {
+        self.ready_checks_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let map = self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::new();
+        out.push_str("# HELP oryx_requests_total Signing requests by kind and outcome.\n# TYPE oryx_requests_total counter\n");
+        for ((kind, outcome), h) in map.iter() {
+            let _ = writeln!(
+                out,
+                "oryx_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP oryx_request_duration_seconds Time from request to answer.\n# TYPE oryx_request_duration_seconds histogram\n");
+        for ((kind, outcome), h) in map.iter() {
+            for (i, b) in BUCKETS_US.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "oryx_request_duration_seconds_bucket{{kind=\"{kind}\",outcome=\"{outcome}\",le=\"{}\"}} {}",
+                    *b as f64 / 1e6,
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "oryx_request_duration_seconds_bucket{{kind=\"{kind}\",outcome=\"{outcome}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "oryx_request_duration_seconds_sum{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
+                h.sum_us as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "oryx_request_duration_seconds_count{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
+                h.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP oryx_ready_checks_failed_total Readiness probes that found a backend or the store down.\n# TYPE oryx_ready_checks_failed_total counter\noryx_ready_checks_failed_total {}",
+            self.ready_checks_failed.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` (HTTP/1.1, one request per connection) until the
+/// listener fails. `ready` returns the problems that make the signer unready (empty = ready).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    ready: crate::server::ReadyCheck,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let n = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                stream.read(&mut buf),
+            )
+            .await
+            {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let line = String::from_utf8_lossy(&buf[..n]);
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let (status, body) = match path {
+                "/metrics" => ("200 OK", metrics.render()),
+                "/healthz" => ("200 OK", "ok\n".to_string()),
+                "/readyz" => {
+                    let problems = tokio::task::spawn_blocking(move || ready())
+                        .await
+                        .unwrap_or_else(|e| vec![e.to_string()]);
+                    if problems.is_empty() {
+                        ("200 OK", "ready\n".to_string())
+                    } else {
+                        metrics.ready_failed();
+                        (
+                            "503 Service Unavailable",
+                            format!("not ready:\n{}\n", problems.join("\n")),
+                        )
+                    }
+                }
+                _ => ("404 Not Found", "not found\n".to_string()),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,470 @@
+//! The signing pipeline (DESIGN.md §3), synchronous and transport-free:
+//! authenticate (done by the caller) → decode and recompute the digest → authorize →
+//! reserve the watermark (durable) → sign → normalise and verify → commit → audit → answer.
+//!
+//! Guards: nothing reaches a backend without a durable [`Reservation`]; every decision, signed or
+//! refused, is in the audit log before the answer is returned; an audit failure withholds the
+//! signature (fail closed). The server runs each request on a blocking thread it does not
+//! cancel, so a client that hangs up cannot cut reserve → sign → commit → audit in half.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use oryx_proto::antelope::block::{BlockHeader, BlockKind, num_from_id};
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, PublicKey, Signature};
+
+use crate::audit::{AuditLog, AuditRecord, Position};
+use crate::authz::Authorizer;
+use crate::backend::KeyBackend;
+use crate::config::RequestKind;
+use crate::metrics::Metrics;
+use crate::signing::{SignError, SignOptions, sign};
+use crate::watermark::{
+    Request, ReserveError, Reserved, RetryPolicy, WatermarkKey, WatermarkStore,
+};
+
+/// Machine-readable refusal reasons (the `oryx.v1.Reason` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The watermark refused.
+    DoubleSign,
+    /// The authorizer refused.
+    PolicyDenied,
+    /// The key is not held here.
+    UnknownKey,
+    /// The key is not configured for the chain.
+    WrongChain,
+    /// The request does not decode.
+    Malformed,
+    /// Blind digests are not allowed for the key.
+    BlindNotAllowed,
+    /// An HSM or the watermark store or the audit log is unavailable.
+    Unavailable,
+    /// The signer failed.
+    Internal,
+}
+
+impl Reason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::DoubleSign => "DOUBLE_SIGN",
+            Reason::PolicyDenied => "POLICY_DENIED",
+            Reason::UnknownKey => "UNKNOWN_KEY",
+            Reason::WrongChain => "WRONG_CHAIN",
+            Reason::Malformed => "MALFORMED",
+            Reason::BlindNotAllowed => "BLIND_NOT_ALLOWED",
+            Reason::Unavailable => "UNAVAILABLE",
+            Reason::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// A refusal or failure, with a message safe to send to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", reason.as_str())]
+pub struct Refused {
+    /// Why.
+    pub reason: Reason,
+    /// Detail for the operator.
+    pub message: String,
+}
+
+fn refused(reason: Reason, message: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// What was signed.
+    pub digest: Checksum256,
+    /// The signature.
+    pub signature: Signature,
+    /// An identical earlier request's stored signature.
+    pub replayed: bool,
+    /// The watermark position (0 when the request has none).
+    pub block_num: u32,
+    /// The slot (0 when unknown).
+    pub slot: u32,
+}
+
+/// A key the pipeline may use.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// The device-backed key.
+    pub backend: Arc<dyn KeyBackend>,
+    /// Chains it may sign for.
+    pub chains: Vec<Checksum256>,
+    /// Whether SignDigest is allowed.
+    pub blind_digest: bool,
+    /// Same-height retry setting for blind Savanna digests.
+    pub retry: RetryPolicy,
+}
+
+/// A block signing request.
+#[derive(Debug, Clone)]
+pub struct BlockRequest {
+    /// Chain id.
+    pub chain_id: Checksum256,
+    /// Producer key.
+    pub key: PublicKey,
+    /// `pack(block_header)`.
+    pub header: Vec<u8>,
+    /// Legacy only.
+    pub legacy: Option<(Checksum256, Checksum256)>,
+}
+
+/// The pipeline and everything it needs.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Keys by public key.
+    pub keys: HashMap<PublicKey, KeyEntry>,
+    /// Signing options per chain.
+    pub chains: HashMap<Checksum256, SignOptions>,
+    /// Watermarks.
+    pub watermarks: Arc<dyn WatermarkStore>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// Who may do what.
+    pub authz: Arc<dyn Authorizer>,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The wall-clock block slot now.
+fn wall_slot() -> u32 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    BlockTimestamp::from_unix_ms(ms).map_or(0, BlockTimestamp::slot)
+}
+
+/// The part of a request every path shares once its digest is known.
+struct Prepared<'a> {
+    principal: &'a str,
+    kind: RequestKind,
+    chain_id: Checksum256,
+    key: PublicKey,
+    digest: Checksum256,
+    watermark: Option<Request>,
+    started: Instant,
+}
+
+impl Pipeline {
+    /// SignBlock.
+    pub fn sign_block(&self, principal: &str, req: &BlockRequest) -> Result<Outcome, Refused> {
+        let started = Instant::now();
+        let decoded = BlockHeader::decode(&req.header).and_then(|h| Ok((h.block_num()?, h)));
+        let (block_num, header) = match decoded {
+            Ok(x) => x,
+            Err(e) => {
+                return Err(self.refuse_early(
+                    principal,
+                    RequestKind::Block,
+                    req.chain_id,
+                    req.key,
+                    started,
+                    refused(Reason::Malformed, format!("block header: {e}")),
+                ));
+            }
+        };
+        let digest = match (header.kind(), req.legacy) {
+            (BlockKind::Savanna, _) => header
+                .id()
+                .map_err(|e| refused(Reason::Malformed, e.to_string())),
+            (BlockKind::Legacy, Some((bm, sh))) => Ok(header.legacy_sig_digest(&bm, &sh)),
+            (BlockKind::Legacy, None) => Err(refused(
+                Reason::Malformed,
+                "legacy block header: blockroot_merkle_root and pending_schedule_hash are required",
+            )),
+        };
+        let digest = match digest {
+            Ok(d) => d,
+            Err(r) => {
+                return Err(self.refuse_early(
+                    principal,
+                    RequestKind::Block,
+                    req.chain_id,
+                    req.key,
+                    started,
+                    r,
+                ));
+            }
+        };
+        let slot = header.timestamp.slot();
+        self.run(Prepared {
+            principal,
+            kind: RequestKind::Block,
+            chain_id: req.chain_id,
+            key: req.key,
+            digest,
+            watermark: Some(Request::Block { block_num, slot }),
+            started,
+        })
+    }
+
+    /// SignTransaction: the digest over the transaction and its context-free data.
+    pub fn sign_transaction(
+        &self,
+        principal: &str,
+        chain_id: Checksum256,
+        key: PublicKey,
+        trx: &Transaction,
+        cfd: &[Bytes],
+    ) -> Result<(Outcome, Checksum256), Refused> {
+        let started = Instant::now();
+        let digest = trx.signing_digest(&chain_id, cfd);
+        let outcome = self.run(Prepared {
+            principal,
+            kind: RequestKind::Transaction,
+            chain_id,
+            key,
+            digest,
+            watermark: None,
+            started,
+        })?;
+        Ok((outcome, trx.id()))
+    }
+
+    /// Records a transaction request that failed to decode.
+    pub fn refuse_malformed(
+        &self,
+        principal: &str,
+        kind: RequestKind,
+        chain_id: Checksum256,
+        key: PublicKey,
+        message: String,
+    ) -> Refused {
+        self.refuse_early(
+            principal,
+            kind,
+            chain_id,
+            key,
+            Instant::now(),
+            refused(Reason::Malformed, message),
+        )
+    }
+
+    /// SignDigest: a blind digest. A Savanna block id (Savanna chain) carries its block number;
+    /// anything else is guarded by the wall-clock slot only.
+    pub fn sign_digest(
+        &self,
+        principal: &str,
+        chain_id: Checksum256,
+        key: PublicKey,
+        digest: Checksum256,
+        savanna: bool,
+    ) -> Result<Outcome, Refused> {
+        let started = Instant::now();
+        let watermark = if savanna {
+            Request::BlindSavanna
+        } else {
+            Request::BlindLegacy
+        };
+        self.run(Prepared {
+            principal,
+            kind: RequestKind::Digest,
+            chain_id,
+            key,
+            digest,
+            watermark: Some(watermark),
+            started,
+        })
+    }
+
+    fn refuse_early(
+        &self,
+        principal: &str,
+        kind: RequestKind,
+        chain_id: Checksum256,
+        key: PublicKey,
+        started: Instant,
+        r: Refused,
+    ) -> Refused {
+        let p = Prepared {
+            principal,
+            kind,
+            chain_id,
+            key,
+            digest: Checksum256::default(),
+            watermark: None,
+            started,
+        };
+        self.finish(&p, Err(r), None)
+            .err()
+            .unwrap_or_else(|| refused(Reason::Internal, "refusal lost"))
+    }
+
+    fn run(&self, p: Prepared<'_>) -> Result<Outcome, Refused> {
+        let result = self.decide_and_sign(&p);
+        let position = match (&result, p.watermark) {
+            (Ok(o), _) if o.block_num > 0 => Some(Position {
+                block_num: o.block_num,
+                slot: o.slot,
+            }),
+            (_, Some(Request::Block { block_num, slot })) => Some(Position { block_num, slot }),
+            _ => None,
+        };
+        self.finish(&p, result, position)
+    }
+
+    fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<Outcome, Refused> {
+        let entry = self.keys.get(&p.key).ok_or_else(|| {
+            refused(
+                Reason::UnknownKey,
+                format!("this signer does not hold {}", p.key),
+            )
+        })?;
+        let opts = *self.chains.get(&p.chain_id).ok_or_else(|| {
+            refused(
+                Reason::WrongChain,
+                format!("chain {} is not configured", p.chain_id),
+            )
+        })?;
+        if !entry.chains.contains(&p.chain_id) {
+            return Err(refused(
+                Reason::WrongChain,
+                format!("{} is not configured for chain {}", p.key, p.chain_id),
+            ));
+        }
+        self.authz
+            .authorize(p.principal, &p.key, &p.chain_id, p.kind)
+            .map_err(|m| refused(Reason::PolicyDenied, m))?;
+        if p.kind == RequestKind::Digest && !entry.blind_digest {
+            return Err(refused(
+                Reason::BlindNotAllowed,
+                format!(
+                    "{} does not allow blind digests (blind_digest = false)",
+                    p.key
+                ),
+            ));
+        }
+        let Some(request) = p.watermark else {
+            let signed = sign(entry.backend.as_ref(), &p.digest, opts).map_err(sign_failure)?;
+            return Ok(Outcome {
+                digest: p.digest,
+                signature: signed.signature,
+                replayed: false,
+                block_num: 0,
+                slot: 0,
+            });
+        };
+        let key = WatermarkKey {
+            chain_id: p.chain_id,
+            key: p.key,
+        };
+        let (block_num, slot) = match request {
+            Request::Block { block_num, slot } => (block_num, slot),
+            Request::BlindSavanna => (num_from_id(&p.digest), 0),
+            Request::BlindLegacy => (0, 0),
+        };
+        let reservation =
+            match self
+                .watermarks
+                .reserve(&key, &request, &p.digest, wall_slot(), entry.retry)
+            {
+                Ok(Reserved::Replay(signature)) => {
+                    return Ok(Outcome {
+                        digest: p.digest,
+                        signature,
+                        replayed: true,
+                        block_num,
+                        slot,
+                    });
+                }
+                Ok(Reserved::Proceed(r)) => r,
+                Err(ReserveError::Refused(r)) => {
+                    return Err(refused(Reason::DoubleSign, r.to_string()));
+                }
+                Err(ReserveError::Store(e)) => {
+                    return Err(refused(Reason::Unavailable, e.to_string()));
+                }
+            };
+        let signed =
+            sign(entry.backend.as_ref(), reservation.digest(), opts).map_err(sign_failure)?;
+        let signature = self
+            .watermarks
+            .commit(reservation, &signed.signature)
+            .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
+        Ok(Outcome {
+            digest: p.digest,
+            signature,
+            replayed: false,
+            block_num,
+            slot,
+        })
+    }
+
+    /// Audits the decision and logs it; withholds a signature the audit log could not record.
+    fn finish(
+        &self,
+        p: &Prepared<'_>,
+        result: Result<Outcome, Refused>,
+        position: Option<Position>,
+    ) -> Result<Outcome, Refused> {
+        let latency_us = p.started.elapsed().as_micros() as u64;
+        let (decision, reason, signature) = match &result {
+            Ok(o) if o.replayed => ("replayed", None, Some(o.signature.to_string())),
+            Ok(o) => ("signed", None, Some(o.signature.to_string())),
+            Err(r) if matches!(r.reason, Reason::Unavailable | Reason::Internal) => {
+                ("failed", Some(r.to_string()), None)
+            }
+            Err(r) => ("refused", Some(r.to_string()), None),
+        };
+        let record = AuditRecord {
+            key: Some(p.key.to_string()),
+            chain_id: Some(p.chain_id.to_string()),
+            digest: (p.digest != Checksum256::default()).then(|| p.digest.to_string()),
+            position,
+            reason: reason.clone(),
+            policy_version: Some(self.authz.version()),
+            latency_us,
+            signature,
+            ..AuditRecord::new(
+                sanitize_principal(p.principal),
+                format!("sign_{}", p.kind.as_str()),
+                decision,
+            )
+        };
+        let audited = self.audit.append(record);
+        self.metrics.observe(p.kind, decision, latency_us);
+        match (&result, audited) {
+            (_, Err(e)) => {
+                tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");
+                Err(refused(
+                    Reason::Unavailable,
+                    format!("audit log unavailable: {e}"),
+                ))
+            }
+            (Ok(o), Ok(_)) => {
+                tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, "signed");
+                result
+            }
+            (Err(r), Ok(_)) => {
+                tracing::warn!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), reason = r.reason.as_str(), detail = %r.message, elapsed_us = latency_us, "refused");
+                result
+            }
+        }
+    }
+}
+
+/// Principals come from certificates; keep the audit field printable and bounded.
+fn sanitize_principal(p: &str) -> String {
+    let s: String = p.chars().filter(|c| !c.is_control()).take(200).collect();
+    if s.is_empty() { "<none>".into() } else { s }
+}
+
+fn sign_failure(e: SignError) -> Refused {
+    match e {
+        SignError::Backend(crate::backend::BackendError::Unavailable(m)) => {
+            refused(Reason::Unavailable, m)
+        }
+        other => refused(Reason::Internal, other.to_string()),
+    }
+}

@@ -1,0 +1,296 @@
+//! The gRPC front of the signer: mTLS, principal extraction, request decoding, and the mapping
+//! of pipeline answers to gRPC statuses (the one place that happens).
+//!
+//! Guards: there is no plaintext listener — a connection without a client certificate signed by
+//! the operator CA fails the TLS handshake and never reaches the pipeline. The principal is the
+//! client certificate's identity (first SAN DNS name or URI, else the subject CN). Each request
+//! runs on a blocking thread the server never cancels: if the client hangs up, reserve → sign →
+//! commit → audit still completes.
+
+use std::sync::Arc;
+
+use oryx_proto::antelope::transaction::{PackedTransaction, Transaction};
+use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Unpack};
+use oryx_proto::grpc::signer_server::{Signer, SignerServer};
+use oryx_proto::grpc::{self, REASON_METADATA};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+
+use crate::config::RequestKind;
+use crate::pipeline::{BlockRequest, Outcome, Pipeline, Reason, Refused};
+
+/// Largest request the signer decodes (a transaction is at most 512 KiB on chain).
+pub const MAX_REQUEST_BYTES: usize = 2 << 20;
+
+/// Returns what makes the signer unready now (empty = ready).
+pub type ReadyCheck = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// What the gRPC service needs besides the pipeline.
+pub struct SignerService {
+    pipeline: Arc<Pipeline>,
+    /// Chains whose blind digests are Savanna block ids.
+    savanna_chains: Vec<Checksum256>,
+    key_infos: Vec<grpc::KeyInfo>,
+    ready: ReadyCheck,
+}
+
+impl std::fmt::Debug for SignerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerService")
+            .field("keys", &self.key_infos.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignerService {
+    /// Builds the service.
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        savanna_chains: Vec<Checksum256>,
+        key_infos: Vec<grpc::KeyInfo>,
+        ready: ReadyCheck,
+    ) -> Self {
+        SignerService {
+            pipeline,
+            savanna_chains,
+            key_infos,
+            ready,
+        }
+    }
+}
+
+/// The refusal as a gRPC status, with the machine-readable reason in metadata.
+pub fn to_status(r: &Refused) -> Status {
+    let code = match r.reason {
+        Reason::DoubleSign | Reason::WrongChain => tonic::Code::FailedPrecondition,
+        Reason::PolicyDenied | Reason::BlindNotAllowed => tonic::Code::PermissionDenied,
+        Reason::UnknownKey => tonic::Code::NotFound,
+        Reason::Malformed => tonic::Code::InvalidArgument,
+        Reason::Unavailable => tonic::Code::Unavailable,
+        Reason::Internal => tonic::Code::Internal,
+    };
+    let mut status = Status::new(code, r.message.clone());
+    if let Ok(v) = r.reason.as_str().parse() {
+        status.metadata_mut().insert(REASON_METADATA, v);
+    }
+    status
+}
+
+fn malformed(message: impl Into<String>) -> Status {
+    to_status(&Refused {
+        reason: Reason::Malformed,
+        message: message.into(),
+    })
+}
+
+/// The principal named by the client certificate.
+pub fn principal_of(cert_der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(n) | GeneralName::URI(n) => return Some((*n).to_string()),
+                _ => {}
+            }
+        }
+    }
+    cert.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_string)
+}
+
+fn principal<T>(req: &Request<T>) -> Result<String, Status> {
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    principal_of(leaf.as_ref())
+        .ok_or_else(|| Status::unauthenticated("client certificate names no principal (SAN or CN)"))
+}
+
+fn checksum(what: &str, b: &[u8]) -> Result<Checksum256, Status> {
+    b.try_into()
+        .map(Checksum256)
+        .map_err(|_| malformed(format!("{what} must be 32 bytes, got {}", b.len())))
+}
+
+fn public_key(text: &str) -> Result<PublicKey, Status> {
+    PublicKey::parse(text.trim()).map_err(|e| malformed(format!("public_key: {e}")))
+}
+
+fn signature_msg(o: &Outcome) -> grpc::Signature {
+    grpc::Signature {
+        compact: o.signature.as_bytes().to_vec(),
+        text: o.signature.to_string(),
+    }
+}
+
+fn sign_response(o: Outcome) -> grpc::SignResponse {
+    grpc::SignResponse {
+        digest: o.digest.0.to_vec(),
+        signature: Some(signature_msg(&o)),
+        replayed: o.replayed,
+        block_num: o.block_num,
+        slot: o.slot,
+    }
+}
+
+/// Runs `f` on a blocking thread that is not cancelled when the caller goes away.
+async fn detached<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("signing task failed: {e}")))
+}
+
+#[tonic::async_trait]
+impl Signer for SignerService {
+    async fn list_keys(
+        &self,
+        req: Request<grpc::ListKeysRequest>,
+    ) -> Result<Response<grpc::ListKeysResponse>, Status> {
+        principal(&req)?;
+        Ok(Response::new(grpc::ListKeysResponse {
+            keys: self.key_infos.clone(),
+        }))
+    }
+
+    async fn sign_block(
+        &self,
+        req: Request<grpc::SignBlockRequest>,
+    ) -> Result<Response<grpc::SignResponse>, Status> {
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let legacy = match (
+            r.blockroot_merkle_root.is_empty(),
+            r.pending_schedule_hash.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, false) => Some((
+                checksum("blockroot_merkle_root", &r.blockroot_merkle_root)?,
+                checksum("pending_schedule_hash", &r.pending_schedule_hash)?,
+            )),
+            _ => {
+                return Err(malformed(
+                    "give both blockroot_merkle_root and pending_schedule_hash, or neither",
+                ));
+            }
+        };
+        let block = BlockRequest {
+            chain_id: checksum("chain_id", &r.chain_id)?,
+            key: public_key(&r.public_key)?,
+            header: r.header,
+            legacy,
+        };
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || pipeline.sign_block(&who, &block)).await?;
+        out.map(|o| Response::new(sign_response(o)))
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn sign_transaction(
+        &self,
+        req: Request<grpc::SignTransactionRequest>,
+    ) -> Result<Response<grpc::SignTransactionResponse>, Status> {
+        use grpc::sign_transaction_request::Transaction as T;
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let chain_id = checksum("chain_id", &r.chain_id)?;
+        let key = public_key(&r.public_key)?;
+        let cfd: Vec<Bytes> = r.context_free_data.into_iter().map(Bytes).collect();
+        let decoded: Result<(Transaction, Vec<Bytes>), String> = match r.transaction {
+            Some(T::PackedTrx(b)) => Transaction::decode(&b)
+                .map(|t| (t, cfd))
+                .map_err(|e| e.to_string()),
+            Some(T::Json(j)) => serde_json::from_str::<Transaction>(&j)
+                .map(|t| (t, cfd))
+                .map_err(|e| format!("transaction JSON: {e}")),
+            Some(T::PackedTransaction(b)) => PackedTransaction::unpack_exact(&b)
+                .and_then(|p| Ok((p.transaction()?, p.context_free_data()?)))
+                .map_err(|e| e.to_string()),
+            None => Err("no transaction given".into()),
+        };
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || match decoded {
+            Ok((trx, cfd)) => pipeline.sign_transaction(&who, chain_id, key, &trx, &cfd),
+            Err(m) => {
+                Err(pipeline.refuse_malformed(&who, RequestKind::Transaction, chain_id, key, m))
+            }
+        })
+        .await?;
+        out.map(|(o, id)| {
+            Response::new(grpc::SignTransactionResponse {
+                digest: o.digest.0.to_vec(),
+                transaction_id: id.0.to_vec(),
+                signature: Some(signature_msg(&o)),
+            })
+        })
+        .map_err(|e| to_status(&e))
+    }
+
+    async fn sign_digest(
+        &self,
+        req: Request<grpc::SignDigestRequest>,
+    ) -> Result<Response<grpc::SignResponse>, Status> {
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let chain_id = checksum("chain_id", &r.chain_id)?;
+        let key = public_key(&r.public_key)?;
+        let digest = checksum("digest", &r.digest)?;
+        let savanna = self.savanna_chains.contains(&chain_id);
+        let pipeline = self.pipeline.clone();
+        let out =
+            detached(move || pipeline.sign_digest(&who, chain_id, key, digest, savanna)).await?;
+        out.map(|o| Response::new(sign_response(o)))
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn status(
+        &self,
+        req: Request<grpc::StatusRequest>,
+    ) -> Result<Response<grpc::StatusResponse>, Status> {
+        principal(&req)?;
+        let ready = self.ready.clone();
+        let problems = detached(move || ready()).await?;
+        Ok(Response::new(grpc::StatusResponse {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ready: problems.is_empty(),
+            problems,
+            keys: self.key_infos.len() as u32,
+        }))
+    }
+}
+
+/// mTLS material, already read from disk.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Operator CA (PEM) that client certificates must chain to.
+    pub ca_pem: Vec<u8>,
+    /// Server certificate chain (PEM).
+    pub cert_pem: Vec<u8>,
+    /// Server private key (PEM).
+    pub key_pem: Vec<u8>,
+}
+
+/// Serves the signer on `listener` over mTLS until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: TlsFiles,
+    service: SignerService,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(tls.cert_pem, tls.key_pem))
+        .client_ca_root(Certificate::from_pem(tls.ca_pem));
+    let svc = SignerServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    Server::builder()
+        .tls_config(tls)?
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,436 @@
+//! The PKCS#11 backend against a real SoftHSM2 token.
+//!
+//! SoftHSM reads `SOFTHSM2_CONF` at `C_Initialize`, and setting an environment variable inside a
+//! running test process is `unsafe` in edition 2024 (which this workspace forbids). So each test
+//! makes its own token in a temp dir and re-runs itself (`current_exe() <name> --exact`) as a
+//! child process with `SOFTHSM2_CONF` set; the child does the PKCS#11 work. One token and one
+//! process per test also keeps the module-wide state (login, `C_Finalize`) of one test away from
+//! the others.
+#![cfg(feature = "pkcs11")]
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use oryx_proto::antelope::{Checksum256, KeyType};
+use oryx_signer::backend::pkcs11::{Pkcs11Config, Pkcs11Provider};
+use oryx_signer::backend::{BackendError, KeyBackend, KeyProvider};
+use oryx_signer::signing::{SignOptions, sign};
+
+const USER_PIN: &str = "oryx-user-4711";
+const SO_PIN: &str = "oryx-so-0815";
+const TOKEN: &str = "oryx-test";
+const CHILD_DIR: &str = "ORYX_PKCS11_TEST_DIR";
+const CHILD_MODULE: &str = "ORYX_PKCS11_TEST_MODULE";
+
+const INSTALL: &str = "SoftHSM2 is required for the PKCS#11 tests: install it \
+     (`apt-get install softhsm2`; tests/run does this) and run again";
+
+/// What a test body gets: a fresh, initialised token.
+struct Hsm {
+    dir: PathBuf,
+    module: PathBuf,
+}
+
+impl Hsm {
+    fn config(&self) -> Pkcs11Config {
+        Pkcs11Config {
+            module: self.module.clone(),
+            token_label: TOKEN.into(),
+            pin_file: self.dir.join("user.pin"),
+            sessions: 2,
+        }
+    }
+
+    fn provider(&self) -> Pkcs11Provider {
+        Pkcs11Provider::open(&self.config()).unwrap()
+    }
+
+    /// A second, independent handle on the module, as another component of the process (or a
+    /// debugging operator) would have: used to inspect objects and to break things.
+    fn side_channel(&self) -> Pkcs11 {
+        let ctx = Pkcs11::new(&self.module).unwrap();
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => panic!("C_Initialize: {e}"),
+        }
+        ctx
+    }
+
+    fn side_session(&self, ctx: &Pkcs11) -> Session {
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
+            .unwrap();
+        let session = ctx.open_ro_session(slot).unwrap();
+        match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => panic!("C_Login: {e}"),
+        }
+        session
+    }
+}
+
+fn find_module() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+        "/usr/lib64/pkcs11/libsofthsm2.so",
+        "/usr/lib/pkcs11/libsofthsm2.so",
+        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    if let Ok(out) = Command::new("dpkg")
+        .args(["-L", "softhsm2", "libsofthsm2"])
+        .output()
+    {
+        candidates.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.ends_with("/libsofthsm2.so"))
+                .map(PathBuf::from),
+        );
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Runs `body` against a fresh token in a child process (see the module doc).
+fn with_softhsm(name: &str, body: fn(&Hsm)) {
+    if let (Ok(dir), Ok(module)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_MODULE)) {
+        body(&Hsm {
+            dir: dir.into(),
+            module: module.into(),
+        });
+        return;
+    }
+    let util_ok = Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(util_ok, "softhsm2-util not found. {INSTALL}");
+    let module = find_module()
+        .unwrap_or_else(|| panic!("the SoftHSM2 module libsofthsm2.so was not found. {INSTALL}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", TOKEN])
+        .args(["--pin", USER_PIN, "--so-pin", SO_PIN])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "softhsm2-util --init-token failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    std::fs::write(dir.path().join("user.pin"), format!("{USER_PIN}\n")).unwrap();
+
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("SOFTHSM2_CONF", &conf)
+        .env(CHILD_DIR, dir.path())
+        .env(CHILD_MODULE, &module)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{name} failed against SoftHSM2");
+    assert!(
+        stdout.contains("1 passed"),
+        "{name}: the child process ran no test"
+    );
+}
+
+fn random_digest() -> Checksum256 {
+    let mut d = [0u8; 32];
+    getrandom::fill(&mut d).unwrap();
+    Checksum256(d)
+}
+
+fn sign_and_check(backend: &dyn KeyBackend, n: usize) {
+    let pk = *backend.public_key();
+    for _ in 0..n {
+        let digest = random_digest();
+        let signed = sign(backend, &digest, SignOptions::default()).unwrap();
+        assert_eq!(signed.signature.recover(&digest).unwrap(), pk);
+        assert!(signed.signature.is_low_s());
+        if pk.kind() == KeyType::K1 {
+            assert!(signed.signature.is_canonical());
+        }
+    }
+}
+
+#[test]
+fn generate_list_open_and_key_attributes() {
+    with_softhsm("generate_list_open_and_key_attributes", |hsm| {
+        let p = hsm.provider();
+        assert_eq!(p.kind(), "pkcs11");
+        p.health().unwrap();
+        assert!(p.list().unwrap().is_empty());
+
+        let k1 = p.generate("producer-k1", KeyType::K1).unwrap();
+        let r1 = p.generate("producer-r1", KeyType::R1).unwrap();
+        assert_eq!(k1.public_key.kind(), KeyType::K1);
+        assert_eq!(r1.public_key.kind(), KeyType::R1);
+        assert_eq!(k1.id.len(), 32, "16-byte CKA_ID in hex");
+
+        let mut listed = p.list().unwrap();
+        listed.sort_by(|a, b| a.label.cmp(&b.label));
+        assert_eq!(listed, vec![k1.clone(), r1.clone()]);
+
+        // A second provider (a restarted signer) sees the same keys.
+        let again = hsm.provider();
+        assert_eq!(again.list().unwrap().len(), 2);
+
+        for info in [&k1, &r1] {
+            let backend = p.open(&info.public_key).unwrap();
+            assert_eq!(*backend.public_key(), info.public_key);
+        }
+        let stranger = oryx_signer::backend::soft::SoftKey::generate(KeyType::K1).unwrap();
+        assert!(p.open(stranger.public_key()).is_err());
+
+        // The private keys are sensitive, non-extractable token objects; CKA_VALUE is not given out.
+        let ctx = hsm.side_channel();
+        let s = hsm.side_session(&ctx);
+        for label in ["producer-k1", "producer-r1"] {
+            let found = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .unwrap();
+            assert_eq!(found.len(), 1);
+            let attrs = s
+                .get_attributes(
+                    found[0],
+                    &[
+                        AttributeType::Sensitive,
+                        AttributeType::Extractable,
+                        AttributeType::Token,
+                        AttributeType::Private,
+                        AttributeType::Sign,
+                        AttributeType::Value,
+                    ],
+                )
+                .unwrap();
+            assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+            assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+            assert!(attrs.contains(&Attribute::Token(true)), "{attrs:?}");
+            assert!(attrs.contains(&Attribute::Private(true)), "{attrs:?}");
+            assert!(attrs.contains(&Attribute::Sign(true)), "{attrs:?}");
+            assert!(
+                !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+                "CKA_VALUE of a private key was readable"
+            );
+            let public = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .unwrap();
+            assert_eq!(public.len(), 1);
+        }
+    });
+}
+
+#[test]
+fn fifty_signatures_per_key_recover_and_k1_is_canonical() {
+    with_softhsm(
+        "fifty_signatures_per_key_recover_and_k1_is_canonical",
+        |hsm| {
+            let p = hsm.provider();
+            for (label, kind) in [("k1", KeyType::K1), ("r1", KeyType::R1)] {
+                let info = p.generate(label, kind).unwrap();
+                let backend = p.open(&info.public_key).unwrap();
+                sign_and_check(&*backend, 50);
+                // The raw signature is r || s with no recovery id: HSMs do not know it.
+                let raw = backend.sign_digest(&random_digest(), 1).unwrap();
+                assert_eq!(raw.recid_hint, None);
+            }
+        },
+    );
+}
+
+#[test]
+fn duplicate_label_is_refused() {
+    with_softhsm("duplicate_label_is_refused", |hsm| {
+        let p = hsm.provider();
+        p.generate("bp1", KeyType::K1).unwrap();
+        for kind in [KeyType::K1, KeyType::R1] {
+            let err = p.generate("bp1", kind).unwrap_err();
+            assert!(matches!(err, BackendError::Failed(_)), "{err:?}");
+            assert!(err.to_string().contains("already in use"), "{err}");
+        }
+        assert!(p.generate("", KeyType::K1).is_err());
+        assert_eq!(p.list().unwrap().len(), 1);
+    });
+}
+
+#[test]
+fn wrong_pin_and_bad_config_give_clear_errors_without_the_pin() {
+    with_softhsm(
+        "wrong_pin_and_bad_config_give_clear_errors_without_the_pin",
+        |hsm| {
+            let wrong = "not-the-pin-31337";
+            let pin_file = hsm.dir.join("wrong.pin");
+            std::fs::write(&pin_file, wrong).unwrap();
+            let cfg = Pkcs11Config {
+                pin_file,
+                ..hsm.config()
+            };
+            let err = Pkcs11Provider::open(&cfg).unwrap_err();
+            let (shown, debug) = (err.to_string(), format!("{err:?}"));
+            println!("wrong PIN: {shown}");
+            assert!(
+                shown.contains("PinIncorrect") && shown.contains("PIN file"),
+                "{shown}"
+            );
+            for text in [&shown, &debug] {
+                assert!(!text.contains(wrong) && !text.contains(USER_PIN), "{text}");
+            }
+
+            let missing = Pkcs11Config {
+                pin_file: hsm.dir.join("no-such.pin"),
+                ..hsm.config()
+            };
+            let err = Pkcs11Provider::open(&missing).unwrap_err().to_string();
+            assert!(err.contains("no-such.pin"), "{err}");
+
+            let no_token = Pkcs11Config {
+                token_label: "absent".into(),
+                ..hsm.config()
+            };
+            let err = Pkcs11Provider::open(&no_token).unwrap_err();
+            assert!(matches!(err, BackendError::Unavailable(_)), "{err:?}");
+
+            let no_module = Pkcs11Config {
+                module: Path::new("/nonexistent/libpkcs11.so").into(),
+                ..hsm.config()
+            };
+            assert!(Pkcs11Provider::open(&no_module).is_err());
+
+            // The right PIN still works (SoftHSM counts no retries against us here).
+            let p = hsm.provider();
+            assert!(!format!("{p:?}").contains(USER_PIN));
+        },
+    );
+}
+
+#[test]
+fn signing_survives_a_logout_behind_our_back() {
+    with_softhsm("signing_survives_a_logout_behind_our_back", |hsm| {
+        let p = hsm.provider();
+        let info = p.generate("bp", KeyType::K1).unwrap();
+        let backend = p.open(&info.public_key).unwrap();
+        sign_and_check(&*backend, 3);
+
+        // Login state is per application: a logout on any session logs out all of ours.
+        let ctx = hsm.side_channel();
+        let s = hsm.side_session(&ctx);
+        s.logout().unwrap();
+        drop(s);
+
+        sign_and_check(&*backend, 10);
+        p.health().unwrap();
+    });
+}
+
+#[test]
+fn signing_survives_a_module_restart() {
+    with_softhsm("signing_survives_a_module_restart", |hsm| {
+        let p = hsm.provider();
+        let k1 = p.generate("bp-k1", KeyType::K1).unwrap();
+        let r1 = p.generate("bp-r1", KeyType::R1).unwrap();
+        let k1 = p.open(&k1.public_key).unwrap();
+        let r1 = p.open(&r1.public_key).unwrap();
+        sign_and_check(&*k1, 2);
+
+        // C_Finalize + C_Initialize elsewhere in the process: every session handle we hold is gone
+        // (CKR_SESSION_HANDLE_INVALID) and object handles may be renumbered.
+        let ctx = hsm.side_channel();
+        ctx.clone().finalize().unwrap();
+        let ctx = hsm.side_channel();
+        sign_and_check(&*k1, 5);
+        sign_and_check(&*r1, 5);
+        p.health().unwrap();
+
+        // C_Finalize alone (CKR_CRYPTOKI_NOT_INITIALIZED): the provider initializes again itself.
+        ctx.finalize().unwrap();
+        p.health().unwrap();
+        sign_and_check(&*r1, 5);
+        sign_and_check(&*k1, 5);
+    });
+}
+
+#[test]
+fn eight_threads_sign_concurrently() {
+    with_softhsm("eight_threads_sign_concurrently", |hsm| {
+        let p = hsm.provider();
+        let keys: Vec<Arc<dyn KeyBackend>> = [("a", KeyType::K1), ("b", KeyType::R1)]
+            .into_iter()
+            .map(|(l, k)| p.open(&p.generate(l, k).unwrap().public_key).unwrap())
+            .collect();
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let key = Arc::clone(&keys[t % 2]);
+                scope.spawn(move || sign_and_check(&*key, 25));
+            }
+        });
+        p.health().unwrap();
+    });
+}
+
+#[test]
+fn timing_per_signature() {
+    with_softhsm("timing_per_signature", |hsm| {
+        let p = hsm.provider();
+        for (label, kind) in [("k1", KeyType::K1), ("r1", KeyType::R1)] {
+            let key = p
+                .open(&p.generate(label, kind).unwrap().public_key)
+                .unwrap();
+            let n = 200u32;
+            let digests: Vec<_> = (0..n).map(|_| random_digest()).collect();
+            let start = Instant::now();
+            for d in &digests {
+                key.sign_digest(d, 1).unwrap();
+            }
+            let raw = start.elapsed() / n;
+            let start = Instant::now();
+            let mut attempts = 0;
+            for d in &digests {
+                attempts += sign(&*key, d, SignOptions::default()).unwrap().attempts;
+            }
+            let full = start.elapsed() / n;
+            println!(
+                "SoftHSM2 {kind}: raw CKM_ECDSA {raw:?}/call; signing::sign {full:?}/signature \
+                 ({:.2} backend calls/signature)",
+                f64::from(attempts) / f64::from(n)
+            );
+        }
+    });
+}
