@@ -253,7 +253,15 @@ impl Config {
                 #[cfg(feature = "pkcs11")]
                 BackendConfig::Pkcs11(p) => r(&mut p.pin_file),
                 #[cfg(feature = "yubihsm")]
-                BackendConfig::Yubihsm(y) => r(&mut y.password_file),
+                BackendConfig::Yubihsm(y) => {
+                    r(&mut y.password_file);
+                    #[cfg(feature = "yubihsm-mock")]
+                    if let crate::backend::yubihsm::ConnectorConfig::Mock { preload } =
+                        &mut y.connector
+                    {
+                        preload.iter_mut().for_each(r);
+                    }
+                }
                 BackendConfig::Soft(s) => {
                     r(&mut s.dir);
                     r(&mut s.passphrase_file);

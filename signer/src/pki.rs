@@ -101,9 +101,13 @@ impl Ca {
         let ok = !principal.is_empty()
             && principal.len() <= 253
             && !principal.starts_with(['-', '.'])
-            && principal.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && principal
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if !ok {
-            return Err(format!("principal {principal:?} must be a DNS-style name: letters, digits, '-' and '.'"));
+            return Err(format!(
+                "principal {principal:?} must be a DNS-style name: letters, digits, '-' and '.'"
+            ));
         }
         let san = principal
             .try_into()

@@ -26,8 +26,10 @@ pub fn open(
         #[cfg(feature = "yubihsm")]
         BackendConfig::Yubihsm(c) => {
             #[cfg(feature = "yubihsm-mock")]
-            if matches!(c.connector, crate::backend::yubihsm::ConnectorConfig::Mock)
-                && !allow_soft_keys
+            if matches!(
+                c.connector,
+                crate::backend::yubihsm::ConnectorConfig::Mock { .. }
+            ) && !allow_soft_keys
             {
                 return Err(soft_refused());
             }

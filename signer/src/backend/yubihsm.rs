@@ -82,7 +82,13 @@ pub enum ConnectorConfig {
     /// end-to-end tests of the real binary. Only with the `yubihsm-mock` cargo feature; never in
     /// production.
     #[cfg(feature = "yubihsm-mock")]
-    Mock,
+    Mock {
+        /// Key files (`PVT_K1_…`, `PVT_R1_…` or WIF) imported into the fresh mock at connect, so
+        /// a test can start the real binary with keys it knows (the mock forgets everything when
+        /// the process exits).
+        #[serde(default)]
+        preload: Vec<PathBuf>,
+    },
 }
 
 /// Configuration of a YubiHSM 2 key provider.
@@ -290,9 +296,42 @@ impl YubiHsmProvider {
                 })
             }
             #[cfg(feature = "yubihsm-mock")]
-            ConnectorConfig::Mock => Connector::mockhsm(),
+            ConnectorConfig::Mock { .. } => Connector::mockhsm(),
         };
-        Self::with_connector(connector, config.auth_key_id, &password, config.domain)
+        let provider =
+            Self::with_connector(connector, config.auth_key_id, &password, config.domain)?;
+        #[cfg(feature = "yubihsm-mock")]
+        if let ConnectorConfig::Mock { preload } = &config.connector {
+            provider.preload(preload)?;
+        }
+        Ok(provider)
+    }
+
+    /// Imports key files into a mock HSM (test-only: a real device generates its keys).
+    #[cfg(feature = "yubihsm-mock")]
+    fn preload(&self, files: &[PathBuf]) -> Result<(), BackendError> {
+        for (i, path) in files.iter().enumerate() {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path)
+                    .map_err(|e| BackendError::Failed(format!("{}: {e}", path.display())))?,
+            );
+            let key = oryx_proto::antelope::PrivateKey::parse(text.trim())
+                .map_err(|e| BackendError::Failed(format!("{}: {e}", path.display())))?;
+            let id = 0x0100 + i as u16;
+            let label = Self::check_label(&format!("preload-{i}"))?;
+            let secret = zeroize::Zeroizing::new(key.secret_bytes().to_vec());
+            self.shared.call("put asymmetric key", |c| {
+                c.put_asymmetric_key(
+                    id,
+                    label.clone(),
+                    self.shared.domain,
+                    Capability::SIGN_ECDSA,
+                    algorithm_for(key.kind()),
+                    secret.to_vec(),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Connects through an already built connector (tests use `Connector::mockhsm()`), opening

@@ -1,0 +1,245 @@
+//! Test harness: a signer directory made by `oryx-signer init`, the real binary started on
+//! 127.0.0.1:0, and mTLS clients with the certificates init issued.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use oryx_proto::antelope::block::{BlockHeader, SAVANNA_SCHEDULE_VERSION};
+use oryx_proto::antelope::transaction::Extension;
+use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, Name, PublicKey};
+use oryx_proto::grpc::signer_client::SignerClient;
+use oryx_signer::client::{ClientTls, connect};
+use tonic::transport::Channel;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_oryx-signer");
+
+/// Runs `oryx-signer` with arguments and returns stdout, panicking with stderr on failure.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oryx-signer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `oryx-signer init DIR` with port 0 listeners and two client principals.
+pub fn init(dir: &Path, dev: bool) {
+    let d = dir.to_str().unwrap();
+    let mut args = vec![
+        "init",
+        d,
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--client",
+        "node1",
+        "--client",
+        "intruder",
+    ];
+    if dev {
+        args.push("--dev");
+    }
+    run(&args, &[]);
+}
+
+pub fn config_path(dir: &Path) -> PathBuf {
+    dir.join("oryx-signer.toml")
+}
+
+/// Appends TOML to the config.
+pub fn append_config(dir: &Path, toml: &str) {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(config_path(dir))
+        .unwrap();
+    writeln!(f, "\n{toml}").unwrap();
+}
+
+/// The first `[[keys]]` public key in the config.
+pub fn first_key(dir: &Path) -> PublicKey {
+    let text = std::fs::read_to_string(config_path(dir)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("public_key = "))
+        .unwrap();
+    PublicKey::parse(line.trim_start_matches("public_key = ").trim_matches('"')).unwrap()
+}
+
+/// The running daemon.
+pub struct Signer {
+    pub child: Child,
+    pub addr: String,
+    pub metrics: Option<String>,
+    pub dir: PathBuf,
+}
+
+impl Signer {
+    /// Starts the daemon and waits for `listening on`.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Signer {
+        let mut child = Command::new(BIN)
+            .args(["start", "-c", config_path(dir).to_str().unwrap()])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut metrics = None;
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!("oryx-signer exited before listening: {status}");
+            };
+            if let Some(a) = line.strip_prefix("metrics on ") {
+                metrics = Some(a.to_string());
+            }
+            if let Some(a) = line.strip_prefix("listening on ") {
+                // Keep draining stdout so the daemon never blocks on a full pipe.
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return Signer {
+                    child,
+                    addr: a.to_string(),
+                    metrics,
+                    dir: dir.to_path_buf(),
+                };
+            }
+        }
+    }
+
+    /// A client with principal `name`'s certificate.
+    pub async fn client(&self, name: &str) -> SignerClient<Channel> {
+        connect(&self.addr, &self.tls(name)).await.unwrap()
+    }
+
+    pub fn tls(&self, name: &str) -> ClientTls {
+        let t = self.dir.join("tls");
+        ClientTls::from_files(
+            &t.join("ca.pem"),
+            &t.join(format!("{name}.pem")),
+            &t.join(format!("{name}.key")),
+            "localhost",
+        )
+        .unwrap()
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.dir.join("audit/audit.jsonl")
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub const EOS: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
+
+pub fn eos() -> Vec<u8> {
+    hex::decode(EOS).unwrap()
+}
+
+/// A Savanna header at height `n` and slot `slot`; `variant` changes its content.
+pub fn savanna(n: u32, slot: u32, variant: u8) -> BlockHeader {
+    let mut previous = [0x22u8; 32];
+    previous[..4].copy_from_slice(&(n - 1).to_be_bytes());
+    BlockHeader {
+        timestamp: BlockTimestamp(slot),
+        producer: Name::new("oryxproducer").unwrap(),
+        confirmed: 0,
+        previous: Checksum256(previous),
+        transaction_mroot: Checksum256([variant; 32]),
+        action_mroot: Checksum256::default(),
+        schedule_version: SAVANNA_SCHEDULE_VERSION,
+        new_producers: None,
+        header_extensions: vec![Extension(
+            2,
+            Bytes([&(n - 1).to_le_bytes()[..], &[1, 0, 0]].concat()),
+        )],
+    }
+}
+
+/// A legacy header at height `n`.
+pub fn legacy(n: u32, slot: u32) -> BlockHeader {
+    BlockHeader {
+        schedule_version: 7,
+        header_extensions: vec![],
+        ..savanna(n, slot, 0)
+    }
+}
+
+/// The wall clock's current block slot (heights above it are unused by earlier tests).
+pub fn now_slot() -> u32 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    BlockTimestamp::from_unix_ms(ms).unwrap().slot()
+}
+
+/// softhsm2: a fresh token in `dir`, returning (SOFTHSM2_CONF path, module path).
+pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            label,
+            "--pin",
+            pin,
+            "--so-pin",
+            "12345678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .stdout(Stdio::null())
+        .status()
+        .expect("softhsm2-util is required (apt-get install softhsm2)");
+    assert!(status.success());
+    let module = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib64/softhsm/libsofthsm2.so",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("libsofthsm2.so not found: apt-get install softhsm2");
+    (conf, module)
+}

@@ -1,0 +1,392 @@
+//! End to end: the real `oryx-signer` binary over mTLS with soft keys, a SoftHSM2 token and the
+//! YubiHSM MockHsm; every signature is verified by recovery.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature};
+use oryx_proto::grpc;
+use oryx_proto::grpc::signer_client::SignerClient;
+use oryx_signer::client::reason;
+use tonic::transport::Channel;
+
+fn sig_of(s: &Option<grpc::Signature>) -> Signature {
+    let s = s.as_ref().unwrap();
+    let parsed = Signature::parse(&s.text).unwrap();
+    assert_eq!(
+        parsed.as_bytes()[..],
+        s.compact[..],
+        "text and binary forms agree"
+    );
+    parsed
+}
+
+async fn sign_block(
+    c: &mut SignerClient<Channel>,
+    key: &PublicKey,
+    header: &oryx_proto::antelope::block::BlockHeader,
+) -> Result<grpc::SignResponse, tonic::Status> {
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: header.packed(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+const ACTIVATE: &str = "06e10b5e02005132b41600000000010000000000ea30550000002a9bed3232010000000000ea305500000000a8ed3232201a99a59d87e06e09ec5b028a9cbb7749b4a5ad8819004365d02dc4379a8b724100";
+
+/// Savanna and legacy blocks, transactions (packed and JSON) and a blind digest, all verified.
+async fn exercise(signer: &Signer, key: &PublicKey) {
+    let mut c = signer.client("node1").await;
+    let keys = c
+        .list_keys(grpc::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(keys.iter().any(|k| k.public_key == key.to_string()));
+    let status = c.status(grpc::StatusRequest {}).await.unwrap().into_inner();
+    assert!(status.ready, "{:?}", status.problems);
+
+    let base = now_slot();
+    for i in 0..5 {
+        let h = savanna(base + i, base + i, 0);
+        let r = sign_block(&mut c, key, &h).await.unwrap();
+        let id = h.id().unwrap();
+        assert_eq!(r.digest, id.0.to_vec(), "Savanna: the block id is signed");
+        let sig = sig_of(&r.signature);
+        assert_eq!(sig.recover(&id).unwrap(), *key);
+        assert_eq!(r.block_num, base + i);
+    }
+    let (bm, sh) = (Checksum256([3; 32]), Checksum256([4; 32]));
+    let h = legacy(base + 10, base + 10);
+    let r = c
+        .sign_block(grpc::SignBlockRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            header: h.packed(),
+            blockroot_merkle_root: bm.0.to_vec(),
+            pending_schedule_hash: sh.0.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let digest = h.legacy_sig_digest(&bm, &sh);
+    assert_eq!(r.digest, digest.0.to_vec());
+    assert_eq!(sig_of(&r.signature).recover(&digest).unwrap(), *key);
+
+    let trx = Transaction::decode(&hex::decode(ACTIVATE).unwrap()).unwrap();
+    let chain = Checksum256(eos().try_into().unwrap());
+    for t in [
+        grpc::sign_transaction_request::Transaction::PackedTrx(trx.packed()),
+        grpc::sign_transaction_request::Transaction::Json(serde_json::to_string(&trx).unwrap()),
+    ] {
+        let r = c
+            .sign_transaction(grpc::SignTransactionRequest {
+                chain_id: eos(),
+                public_key: key.to_string(),
+                transaction: Some(t),
+                context_free_data: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let d = trx.signing_digest(&chain, &[]);
+        assert_eq!(r.digest, d.0.to_vec());
+        assert_eq!(r.transaction_id, trx.id().0.to_vec());
+        assert_eq!(sig_of(&r.signature).recover(&d).unwrap(), *key);
+    }
+
+    let id = savanna(base + 20, base + 20, 0).id().unwrap();
+    let r = c
+        .sign_digest(grpc::SignDigestRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            digest: id.0.to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sig_of(&r.signature).recover(&id).unwrap(), *key);
+    assert_eq!(r.block_num, base + 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_keys_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let signer = Signer::start(dir.path(), &[]);
+    exercise(&signer, &key).await;
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softhsm2_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), false);
+    let (conf, module) = softhsm_token(dir.path(), "oryx", "4321");
+    std::fs::write(dir.path().join("secrets/pin"), "4321\n").unwrap();
+    append_config(
+        dir.path(),
+        &format!(
+            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"oryx\"\npin_file = \"secrets/pin\"\n",
+            module.display()
+        ),
+    );
+    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let cfg = config_path(dir.path());
+    let mut keys = Vec::new();
+    for (label, r1) in [("producer-k1", false), ("producer-r1", true)] {
+        let mut args = vec![
+            "keys",
+            "generate",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "hsm",
+            "--label",
+            label,
+            "--json",
+        ];
+        if r1 {
+            args.push("--r1");
+        }
+        let out: serde_json::Value = serde_json::from_str(&run(&args, &env)).unwrap();
+        keys.push(PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap());
+    }
+    let listed = run(
+        &["keys", "list", "-c", cfg.to_str().unwrap(), "--json"],
+        &env,
+    );
+    for k in &keys {
+        assert!(listed.contains(&k.to_string()), "{listed}");
+        append_config(
+            dir.path(),
+            &format!(
+                "[[keys]]\npublic_key = \"{k}\"\nbackend = \"hsm\"\nchains = [\"main\"]\nblind_digest = true\n"
+            ),
+        );
+    }
+    append_config(
+        dir.path(),
+        &format!(
+            "[[allow]]\nprincipal = \"node1\"\nkeys = [\"{}\", \"{}\"]\nkinds = [\"block\", \"transaction\", \"digest\"]\n",
+            keys[0], keys[1]
+        ),
+    );
+    let signer = Signer::start(dir.path(), &env);
+    for k in &keys {
+        exercise(&signer, k).await;
+    }
+}
+
+#[cfg(feature = "yubihsm-mock")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yubihsm_mock_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), false);
+    let key = oryx_proto::antelope::PrivateKey::parse(
+        "5KQwrPbwdL6PhXujxW37FSSQZ1JiwsST4cqQzDeyXtP79zkvFD3",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("secrets/mock-key"),
+        key.to_pvt_string().as_str(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secrets/yubihsm-password"), "password\n").unwrap();
+    let public = key.public_key();
+    append_config(
+        dir.path(),
+        &format!(
+            "[backends.yhsm]\ntype = \"yubihsm\"\nauth_key_id = 1\npassword_file = \"secrets/yubihsm-password\"\nconnector = {{ type = \"mock\", preload = [\"secrets/mock-key\"] }}\n\n\
+             [[keys]]\npublic_key = \"{public}\"\nbackend = \"yhsm\"\nchains = [\"main\"]\nblind_digest = true\n\n\
+             [[allow]]\nprincipal = \"node1\"\nkeys = [\"{public}\"]\nkinds = [\"block\", \"transaction\", \"digest\"]\n"
+        ),
+    );
+    // The mock is test-only: refused unless the config opts into development keys.
+    let text = std::fs::read_to_string(config_path(dir.path())).unwrap();
+    std::fs::write(
+        config_path(dir.path()),
+        format!("allow_soft_keys = true\n{text}"),
+    )
+    .unwrap();
+    let signer = Signer::start(dir.path(), &[]);
+    exercise(&signer, &public).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let signer = Signer::start(dir.path(), &[]);
+
+    // A client certificate from another CA: the handshake fails, nothing reaches the pipeline.
+    let other = oryx_signer::pki::Ca::new("someone else").unwrap();
+    let foreign = other.client("node1").unwrap();
+    let mut tls = signer.tls("node1");
+    tls.cert_pem = foreign.cert_pem.into_bytes();
+    tls.key_pem = foreign.key_pem.into_bytes();
+    let refused = match oryx_signer::client::connect(&signer.addr, &tls).await {
+        Err(_) => true,
+        Ok(mut c) => c.list_keys(grpc::ListKeysRequest {}).await.is_err(),
+    };
+    assert!(refused, "a certificate from another CA must be refused");
+
+    // No client certificate at all.
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    let cfg = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+        .domain_name("localhost");
+    let ep = tonic::transport::Endpoint::from_shared(format!("https://{}", signer.addr))
+        .unwrap()
+        .tls_config(cfg)
+        .unwrap();
+    let refused = match ep.connect().await {
+        Err(_) => true,
+        Ok(ch) => SignerClient::new(ch)
+            .list_keys(grpc::ListKeysRequest {})
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate must be refused");
+
+    // A valid certificate for a principal without rights: refused with a reason, and audited.
+    let mut c = signer.client("intruder").await;
+    let h = savanna(now_slot(), now_slot(), 0);
+    let e = sign_block(&mut c, &key, &h).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"));
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let entry = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["principal"] == "intruder")
+        .expect("refusal audited");
+    assert_eq!(entry["decision"], "refused");
+    assert!(entry["reason"].as_str().unwrap().contains("POLICY_DENIED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_sign_protection_over_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let signer = Signer::start(dir.path(), &[]);
+    let mut c = signer.client("node1").await;
+    let n = now_slot();
+
+    let first = sign_block(&mut c, &key, &savanna(n, n, 0)).await.unwrap();
+    // Identical: the same signature, marked as a replay.
+    let again = sign_block(&mut c, &key, &savanna(n, n, 0)).await.unwrap();
+    assert_eq!(sig_of(&again.signature), sig_of(&first.signature));
+    assert!(again.replayed);
+    // Conflicting header at the same height: refused.
+    let e = sign_block(&mut c, &key, &savanna(n, n, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{e:?}");
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // Lower height: refused.
+    let e = sign_block(&mut c, &key, &savanna(n - 1, n - 1, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"));
+    // The same conflict through the blind path.
+    let other_id = savanna(n, n, 2).id().unwrap();
+    let e = c
+        .sign_digest(grpc::SignDigestRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            digest: other_id.0.to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"));
+
+    // 16 concurrent conflicting requests at a new height: exactly one signature.
+    let mut tasks = Vec::new();
+    for v in 0..16u8 {
+        let mut c = signer.client("node1").await;
+        tasks.push(tokio::spawn(async move {
+            sign_block(&mut c, &key, &savanna(n + 1, n + 1, v)).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN")),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one of 16 conflicting headers is signed");
+
+    // Bad input: clear refusals, and the signer keeps serving.
+    let e = c
+        .sign_block(grpc::SignBlockRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            header: vec![1, 2, 3],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"));
+    let e = c
+        .sign_block(grpc::SignBlockRequest {
+            chain_id: vec![9; 32],
+            public_key: key.to_string(),
+            header: savanna(n + 5, n + 5, 0).packed(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("WRONG_CHAIN"));
+    let stranger =
+        oryx_proto::antelope::PrivateKey::from_bytes(oryx_proto::antelope::KeyType::K1, [7; 32])
+            .unwrap()
+            .public_key();
+    let e = sign_block(&mut c, &stranger, &savanna(n + 5, n + 5, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("UNKNOWN_KEY"));
+    let e = c
+        .sign_digest(grpc::SignDigestRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            digest: vec![0; 31],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"));
+    let e = c
+        .sign_block(grpc::SignBlockRequest {
+            chain_id: eos(),
+            public_key: "EOS123".into(),
+            header: vec![],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"));
+    assert!(
+        sign_block(&mut c, &key, &savanna(n + 6, n + 6, 0))
+            .await
+            .is_ok(),
+        "still serving"
+    );
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+}
