@@ -22,7 +22,7 @@ use crate::config::RequestKind;
 use crate::metrics::Metrics;
 use crate::signing::{SignError, SignOptions, sign};
 use crate::watermark::{
-    Request, ReserveError, Reserved, RetryPolicy, WatermarkKey, WatermarkStore,
+    Request, Reservation, ReserveError, Reserved, RetryPolicy, WatermarkKey, WatermarkStore,
 };
 
 /// Machine-readable refusal reasons (the `oryx.v1.Reason` names).
@@ -304,17 +304,56 @@ impl Pipeline {
     fn run(&self, p: Prepared<'_>) -> Result<Outcome, Refused> {
         let result = self.decide_and_sign(&p);
         let position = match (&result, p.watermark) {
-            (Ok(o), _) if o.block_num > 0 => Some(Position {
+            (Ok((o, _)), _) if o.block_num > 0 => Some(Position {
                 block_num: o.block_num,
                 slot: o.slot,
             }),
             (_, Some(Request::Block { block_num, slot })) => Some(Position { block_num, slot }),
             _ => None,
         };
-        self.finish(&p, result, position)
+        match result {
+            Err(r) => self.finish(&p, Err(r), position),
+            Ok((outcome, None)) => self.finish(&p, Ok(outcome), position),
+            // A new signature under a reservation: the watermark commit and the audit entry are
+            // independent writes to different files, so both are made durable at once; the
+            // answer waits for both.
+            Ok((outcome, Some(reservation))) => std::thread::scope(|s| {
+                let commit = s.spawn(|| self.watermarks.commit(reservation, &outcome.signature));
+                let audited = self.finish(&p, Ok(outcome), position);
+                match (commit.join(), audited) {
+                    (Ok(Ok(stored)), Ok(o)) if stored == o.signature => Ok(o),
+                    // An identical request committed first: everyone gets that one signature.
+                    (Ok(Ok(stored)), Ok(o)) => self.finish(
+                        &p,
+                        Ok(Outcome {
+                            signature: stored,
+                            replayed: true,
+                            ..o
+                        }),
+                        position,
+                    ),
+                    (Ok(Err(e)), _) => self.finish(
+                        &p,
+                        Err(refused(
+                            Reason::Unavailable,
+                            format!("watermark commit: {e}"),
+                        )),
+                        position,
+                    ),
+                    (Err(_), _) => self.finish(
+                        &p,
+                        Err(refused(Reason::Internal, "watermark commit panicked")),
+                        position,
+                    ),
+                    (Ok(Ok(_)), Err(r)) => Err(r),
+                }
+            }),
+        }
     }
 
-    fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<Outcome, Refused> {
+    /// Everything up to and including the signature. A fresh signature comes with its
+    /// reservation, still to be committed.
+    fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<(Outcome, Option<Reservation>), Refused> {
         let entry = self.keys.get(&p.key).ok_or_else(|| {
             refused(
                 Reason::UnknownKey,
@@ -347,13 +386,14 @@ impl Pipeline {
         }
         let Some(request) = p.watermark else {
             let signed = sign(entry.backend.as_ref(), &p.digest, opts).map_err(sign_failure)?;
-            return Ok(Outcome {
+            let outcome = Outcome {
                 digest: p.digest,
                 signature: signed.signature,
                 replayed: false,
                 block_num: 0,
                 slot: 0,
-            });
+            };
+            return Ok((outcome, None));
         };
         let key = WatermarkKey {
             chain_id: p.chain_id,
@@ -370,13 +410,14 @@ impl Pipeline {
                 .reserve(&key, &request, &p.digest, wall_slot(), entry.retry)
             {
                 Ok(Reserved::Replay(signature)) => {
-                    return Ok(Outcome {
+                    let outcome = Outcome {
                         digest: p.digest,
                         signature,
                         replayed: true,
                         block_num,
                         slot,
-                    });
+                    };
+                    return Ok((outcome, None));
                 }
                 Ok(Reserved::Proceed(r)) => r,
                 Err(ReserveError::Refused(r)) => {
@@ -388,17 +429,14 @@ impl Pipeline {
             };
         let signed =
             sign(entry.backend.as_ref(), reservation.digest(), opts).map_err(sign_failure)?;
-        let signature = self
-            .watermarks
-            .commit(reservation, &signed.signature)
-            .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
-        Ok(Outcome {
+        let outcome = Outcome {
             digest: p.digest,
-            signature,
+            signature: signed.signature,
             replayed: false,
             block_num,
             slot,
-        })
+        };
+        Ok((outcome, Some(reservation)))
     }
 
     /// Audits the decision and logs it; withholds a signature the audit log could not record.

@@ -73,11 +73,17 @@ pub fn sign(
 ) -> Result<Signed, SignError> {
     let expected = *backend.public_key();
     let max = opts.max_attempts.max(1);
+    // R1 has no canonical loop; K1 loops only when the chain requires canonical signatures.
+    let must_be_canonical = expected.kind() == KeyType::K1 && opts.require_canonical;
     for attempt in 1..=max {
         let raw = backend.sign_digest(digest, attempt)?;
+        // The canonical rule looks only at r and the low-S s, so a non-canonical result is
+        // dropped before paying for the recovery that verifies it (about half of all attempts).
+        if must_be_canonical && !canonical_k1(&raw) {
+            continue;
+        }
         let signature = finish(expected, digest, &raw)?;
-        // R1 has no canonical loop; K1 loops only when the chain requires canonical signatures.
-        if expected.kind() == KeyType::R1 || !opts.require_canonical || signature.is_canonical() {
+        if !must_be_canonical || signature.is_canonical() {
             return Ok(Signed {
                 signature,
                 attempts: attempt,
@@ -109,6 +115,18 @@ pub fn finish(
         }
     }
     Err(not_ours())
+}
+
+/// fc's canonical rule on (r, low-S s), before the recovery id is known.
+fn canonical_k1(raw: &RawSignature) -> bool {
+    let Some((s, _)) = low_s(KeyType::K1, &raw.s) else {
+        // Not a valid scalar: let `finish` report the bad signature.
+        return true;
+    };
+    let mut compact = [0u8; 65];
+    compact[1..33].copy_from_slice(&raw.r);
+    compact[33..].copy_from_slice(&s);
+    oryx_proto::antelope::signature::is_canonical_k1(&compact)
 }
 
 /// Returns `(min(s, n - s), flipped)`, or `None` when s is zero or not below the order.
