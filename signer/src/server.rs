@@ -287,7 +287,15 @@ pub async fn serve(
         .identity(Identity::from_pem(tls.cert_pem, tls.key_pem))
         .client_ca_root(Certificate::from_pem(tls.ca_pem));
     let svc = SignerServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            conn.inspect(|stream| {
+                let _ = stream.set_nodelay(true);
+            })
+        },
+    );
     Server::builder()
         .tls_config(tls)?
         .add_service(svc)
