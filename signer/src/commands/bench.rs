@@ -241,6 +241,26 @@ impl Bench {
                     })?;
                 lat.push(t.elapsed());
             }
+            // Double-sign protection at the last height: an identical retry gets the same
+            // signature back; a different header at that height is refused.
+            let last = base_slot + self.blocks.max(1) - 1;
+            let request = |h: &BlockHeader| grpc::SignBlockRequest {
+                chain_id: chain_id.0.to_vec(),
+                public_key: key_cfg.public_key.to_string(),
+                header: h.packed(),
+                ..Default::default()
+            };
+            let same = savanna_header(last, last, Name(0x5530_ea00_0000_0000));
+            let mut conflicting = same.clone();
+            conflicting.transaction_mroot = Checksum256([0xee; 32]);
+            let replay = client.sign_block(request(&same)).await.map(|r| r.into_inner().replayed);
+            let conflict = client.sign_block(request(&conflicting)).await;
+            let double_sign = match (&replay, &conflict) {
+                (Ok(true), Err(e)) if crate::client::reason(e).as_deref() == Some("DOUBLE_SIGN") => {
+                    format!("identical retry replayed; conflicting header at block {last} refused: DOUBLE_SIGN")
+                }
+                _ => format!("UNEXPECTED: replay {replay:?}, conflict {:?}", conflict.map(|r| r.into_inner())),
+            };
             lat.sort();
             let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
 
@@ -302,6 +322,7 @@ impl Bench {
                 p99.as_secs_f64() / floor.as_secs_f64(),
                 p99.as_secs_f64() / pipeline_floor.as_secs_f64()
             );
+            println!("  {double_sign}");
             println!(
                 "SignTransaction ({done} requests, {} clients):",
                 self.concurrency
