@@ -61,6 +61,13 @@ pub trait KeyBackend: fmt::Debug + Send + Sync {
     /// software keys use it as fc's RFC 6979 nonce counter, devices with random nonces ignore it.
     fn sign_digest(&self, digest: &Checksum256, attempt: u32)
     -> Result<RawSignature, BackendError>;
+
+    /// How many signatures the device can compute at once (e.g. a PKCS#11 session pool). The
+    /// signing layer may then ask for several K1 attempts in parallel to find a canonical one
+    /// sooner. Deterministic backends keep the default of 1.
+    fn parallelism(&self) -> usize {
+        1
+    }
 }
 
 /// A key as a provider lists it.

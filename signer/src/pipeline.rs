@@ -428,7 +428,9 @@ impl Pipeline {
                 }
             };
         let signed =
-            sign(entry.backend.as_ref(), reservation.digest(), opts).map_err(sign_failure)?;
+            // Blocks are latency-critical: let an HSM try two K1 nonces at once.
+            sign(entry.backend.as_ref(), reservation.digest(), SignOptions { speculative: true, ..opts })
+                .map_err(sign_failure)?;
         let outcome = Outcome {
             digest: p.digest,
             signature: signed.signature,

@@ -390,3 +390,50 @@ async fn double_sign_protection_over_the_wire() {
         &[],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_cannot_cut_the_critical_section() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let signer = Signer::start(dir.path(), &[]);
+    let base = now_slot();
+    let mut completed_behind_our_back = 0;
+    for (i, micros) in (0..40u32).zip((50..).step_by(50)) {
+        let h = savanna(base + i, base + i, 0);
+        // Abandon the request after a few hundred microseconds, as a client that times out.
+        let mut c = signer.client("node1").await;
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_micros(micros),
+            sign_block(&mut c, &key, &h),
+        )
+        .await;
+        drop(c);
+        if abandoned.is_ok() {
+            continue;
+        }
+        // Whatever the server had started, it finished: the identical request now either
+        // replays the stored signature or (if the request never arrived) signs it fresh.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut c = signer.client("node1").await;
+        let r = sign_block(&mut c, &key, &h).await.unwrap();
+        assert_eq!(sig_of(&r.signature).recover(&h.id().unwrap()).unwrap(), key);
+        if r.replayed {
+            completed_behind_our_back += 1;
+        }
+    }
+    assert!(
+        completed_behind_our_back > 0,
+        "at least one abandoned request should have been completed by the signer"
+    );
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let replays = audit.lines().filter(|l| l.contains("\"replayed\"")).count();
+    assert_eq!(
+        replays, completed_behind_our_back,
+        "every completed request is in the audit log"
+    );
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+}

@@ -729,6 +729,10 @@ impl KeyBackend for Pkcs11Key {
         &self.public
     }
 
+    fn parallelism(&self) -> usize {
+        self.token.size
+    }
+
     fn sign_digest(
         &self,
         digest: &Checksum256,
