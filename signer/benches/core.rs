@@ -85,6 +85,23 @@ fn main() {
     });
     row("signature recovery", recover, Some(("raw sign", raw)));
 
+    let r1 = SoftKey::new(PrivateKey::from_bytes(KeyType::R1, [7; 32]).expect("key"));
+    let r1_raw = median(n, |i| {
+        black_box(r1.sign_digest(&digests[i as usize], 1).expect("sign"));
+    });
+    row("floor: software R1 sign", r1_raw, None);
+    let r1_sig = sign(&r1, &digests[0], SignOptions::default())
+        .expect("sign")
+        .signature;
+    let r1_recover = median(n, |_| {
+        black_box(r1_sig.recover(&digests[0]).expect("recovers"));
+    });
+    row(
+        "R1 signature recovery",
+        r1_recover,
+        Some(("R1 sign", r1_raw)),
+    );
+
     let header_bytes = hex::decode(EOS_400838396).expect("hex");
     let decode = median(n, |_| {
         let h = BlockHeader::decode(black_box(&header_bytes)).expect("decodes");
