@@ -437,3 +437,180 @@ async fn a_client_hanging_up_cannot_cut_the_critical_section() {
         &[],
     );
 }
+
+/// GET on the metrics port.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_metrics_and_watermark_interchange() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let mut signer = Signer::start(dir.path(), &[]);
+    let metrics = signer.metrics.clone().unwrap();
+    let mut c = signer.client("node1").await;
+    let n = now_slot();
+    let first = sign_block(&mut c, &key, &savanna(n, n, 0)).await.unwrap();
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
+    let (_, body) = http_get(&metrics, "/metrics");
+    assert!(
+        body.contains("oryx_requests_total{kind=\"block\",outcome=\"signed\"} 1"),
+        "{body}"
+    );
+
+    // The watermark directory disappears: not ready (the store cannot take writes).
+    let wm = dir.path().join("watermarks");
+    let moved = dir.path().join("watermarks.gone");
+    std::fs::rename(&wm, &moved).unwrap();
+    let (code, body) = http_get(&metrics, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("watermark store"), "{body}");
+    std::fs::rename(&moved, &wm).unwrap();
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
+    signer.stop();
+
+    // Export, move to a fresh signer directory, import: the new signer refuses the old height
+    // and replays nothing it did not sign.
+    let cfg = config_path(dir.path());
+    let export = dir.path().join("wm.json");
+    run(
+        &[
+            "watermark",
+            "export",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--out",
+            export.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let shown = run(&["watermark", "show", "-c", cfg.to_str().unwrap()], &[]);
+    assert!(
+        shown.contains(&key.to_string()) && shown.contains(&format!("block {n}")),
+        "{shown}"
+    );
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    assert_eq!(records[0]["block_num"], n);
+    assert_eq!(
+        records[0]["signature"],
+        first.signature.as_ref().unwrap().text.as_str()
+    );
+
+    // Importing a lower watermark is refused without --force, and changes nothing.
+    let mut lower = records.clone();
+    lower[0]["block_num"] = serde_json::json!(n - 10);
+    lower[0]["slot"] = serde_json::json!(n - 10);
+    let lower_path = dir.path().join("lower.json");
+    std::fs::write(&lower_path, lower.to_string()).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "watermark",
+            "import",
+            "-c",
+            cfg.to_str().unwrap(),
+            lower_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would lower"));
+    let after: serde_json::Value = serde_json::from_str(&run(
+        &["watermark", "export", "-c", cfg.to_str().unwrap()],
+        &[],
+    ))
+    .unwrap();
+    assert_eq!(after, records, "a refused import changes nothing");
+    // Malformed JSON: a clear error, nothing changed.
+    std::fs::write(&lower_path, "[{\"chain_id\": 1}]").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args([
+            "watermark",
+            "import",
+            "-c",
+            cfg.to_str().unwrap(),
+            lower_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hsm_outage_is_unavailable_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), false);
+    let (conf, module) = softhsm_token(dir.path(), "outage", "4321");
+    std::fs::write(dir.path().join("secrets/pin"), "4321\n").unwrap();
+    append_config(
+        dir.path(),
+        &format!(
+            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"outage\"\npin_file = \"secrets/pin\"\n",
+            module.display()
+        ),
+    );
+    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let cfg = config_path(dir.path());
+    let out: serde_json::Value = serde_json::from_str(&run(
+        &[
+            "keys",
+            "generate",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "hsm",
+            "--label",
+            "p",
+            "--json",
+        ],
+        &env,
+    ))
+    .unwrap();
+    let key = PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap();
+    append_config(
+        dir.path(),
+        &format!(
+            "[[keys]]\npublic_key = \"{key}\"\nbackend = \"hsm\"\nchains = [\"main\"]\n\n[[allow]]\nprincipal = \"node1\"\nkeys = [\"{key}\"]\nkinds = [\"block\", \"transaction\"]\n"
+        ),
+    );
+    let signer = Signer::start(dir.path(), &env);
+    let mut c = signer.client("node1").await;
+    let n = now_slot();
+    sign_block(&mut c, &key, &savanna(n, n, 0)).await.unwrap();
+
+    // The token's storage vanishes (as an HSM going away): signing fails closed.
+    let tokens = dir.path().join("tokens");
+    let moved = dir.path().join("tokens.gone");
+    std::fs::rename(&tokens, &moved).unwrap();
+    let trx = Transaction::decode(&hex::decode(ACTIVATE).unwrap()).unwrap();
+    let sign_trx = |c: &mut SignerClient<Channel>| {
+        let mut c = c.clone();
+        let req = grpc::SignTransactionRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                trx.packed(),
+            )),
+            context_free_data: vec![],
+        };
+        async move { c.sign_transaction(req).await }
+    };
+    let during = sign_trx(&mut c).await;
+    std::fs::rename(&moved, &tokens).unwrap();
+    let e = during.expect_err("signing without the token must fail closed");
+    assert_eq!(reason(&e).as_deref(), Some("UNAVAILABLE"), "{e:?}");
+    // Back: signing works again.
+    let r = sign_trx(&mut c).await.unwrap().into_inner();
+    let d = Checksum256(r.digest.try_into().unwrap());
+    assert_eq!(sig_of(&r.signature).recover(&d).unwrap(), key);
+}

@@ -214,23 +214,53 @@ fn find_slot(ctx: &Pkcs11, label: &str) -> Result<Slot, BackendError> {
     }
 }
 
+/// Why opening a session failed: for good, or in a way a module reset may cure.
+enum Reopen {
+    Fail(BackendError),
+    Reset(String),
+}
+
 impl Token {
-    /// Opens a read-write session on the token and logs the user in.
+    /// Opens a read-write session on the token and logs the user in. When the login fails for
+    /// a reason other than the PIN (the token was lost and came back, and the module kept stale
+    /// state), the module is finalized and initialized again once and the token found anew.
     fn open_session(&self) -> Result<Session, BackendError> {
+        match self.open_session_once() {
+            Err(Reopen::Reset(first)) => {
+                // Every session of this module is invalid after this; pooled ones are replaced
+                // on their next use through the session-loss path.
+                let _ = self.ctx.clone().finalize();
+                initialize(&self.ctx).map_err(|e| unavailable("initializing the module", &e))?;
+                let slot = find_slot(&self.ctx, &self.label)?;
+                *lock(&self.slot) = slot;
+                self.open_session_once().map_err(|e| match e {
+                    Reopen::Reset(again) => BackendError::Unavailable(format!(
+                        "{first}; after reinitializing the module: {again}"
+                    )),
+                    Reopen::Fail(e) => e,
+                })
+            }
+            Err(Reopen::Fail(e)) => Err(e),
+            Ok(s) => Ok(s),
+        }
+    }
+
+    fn open_session_once(&self) -> Result<Session, Reopen> {
         let slot = *lock(&self.slot);
         let session = match self.ctx.open_rw_session(slot) {
             Ok(s) => s,
             Err(e) if classify(&e) == Class::Lost => {
                 // The module may have been finalized, or the token moved to another slot:
                 // initialize again and look the token up by label.
-                initialize(&self.ctx).map_err(|e| unavailable("initializing the module", &e))?;
-                let slot = find_slot(&self.ctx, &self.label)?;
+                initialize(&self.ctx)
+                    .map_err(|e| Reopen::Fail(unavailable("initializing the module", &e)))?;
+                let slot = find_slot(&self.ctx, &self.label).map_err(Reopen::Fail)?;
                 *lock(&self.slot) = slot;
                 self.ctx
                     .open_rw_session(slot)
-                    .map_err(|e| unavailable("opening a session", &e))?
+                    .map_err(|e| Reopen::Fail(unavailable("opening a session", &e)))?
             }
-            Err(e) => return Err(failed("opening a session", &e)),
+            Err(e) => return Err(Reopen::Fail(failed("opening a session", &e))),
         };
         match session.login(UserType::User, Some(&self.pin.auth())) {
             // Login state is per application and token: another session already logged in.
@@ -242,11 +272,11 @@ impl Token {
                 | RvError::PinInvalid
                 | RvError::PinLenRange),
                 _,
-            )) => Err(BackendError::Failed(format!(
+            )) => Err(Reopen::Fail(BackendError::Failed(format!(
                 "PKCS#11 login to token {:?} refused ({rv:?}): check the PIN file",
                 self.label
-            ))),
-            Err(e) => Err(map_err("login", &e)),
+            )))),
+            Err(e) => Err(Reopen::Reset(map_err("login", &e).to_string())),
         }
     }
 
