@@ -9,7 +9,7 @@ bin=$PWD/target/release/oryx-signer
 dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 
-$bin init "$dir/signer" --listen 127.0.0.1:0 --metrics 127.0.0.1:0 >/dev/null
+$bin init "$dir/signer" --chain 0261640fa4c4b1243f429b3bc69f18050bfc8b87645a218cc3b337ee34d8fa81 --listen 127.0.0.1:0 --metrics 127.0.0.1:0 >/dev/null
 mkdir -p "$dir/tokens"
 export SOFTHSM2_CONF=$dir/softhsm2.conf
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$dir/tokens" > "$SOFTHSM2_CONF"

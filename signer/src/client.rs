@@ -9,7 +9,7 @@ use oryx_proto::grpc::signer_client::SignerClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Where the client's TLS material is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientTls {
     /// Operator CA (PEM).
     pub ca_pem: Vec<u8>,
@@ -19,6 +19,16 @@ pub struct ClientTls {
     pub key_pem: Vec<u8>,
     /// Name in the server certificate to check (e.g. `localhost`).
     pub server_name: String,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientTls(server_name = {:?}, <redacted>)",
+            self.server_name
+        )
+    }
 }
 
 impl ClientTls {

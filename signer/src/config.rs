@@ -127,7 +127,8 @@ pub struct ChainConfig {
     pub require_canonical: bool,
     /// The chain runs Savanna: blind digests are block ids whose first 4 bytes are the block
     /// number (false for legacy chains, whose blind digests only the wall-clock slot guards).
-    #[serde(default = "yes")]
+    /// Required: reading a legacy digest's random first bytes as a block number would let a
+    /// conflicting block through about half the time.
     pub savanna: bool,
 }
 
@@ -309,6 +310,25 @@ impl Config {
                 }
             }
         }
+        // Block ids and legacy block digests do not include the chain id, so a watermark per
+        // (chain, key) would let one key sign two blocks at one height under two chain names.
+        for k in &self.keys {
+            let signs_blocks = k.blind_digest
+                || self.allow.iter().any(|r| {
+                    r.keys.contains(&k.public_key)
+                        && r.kinds
+                            .iter()
+                            .any(|kind| matches!(kind, RequestKind::Block | RequestKind::Digest))
+                });
+            if signs_blocks && k.chains.len() > 1 {
+                return Err(format!(
+                    "key {} signs blocks (block/digest requests) and lists {} chains: block digests do not include the chain id, \
+                     so a producer key may name only one chain; use one key per chain",
+                    k.public_key,
+                    k.chains.len()
+                ));
+            }
+        }
         if self
             .keys
             .iter()
@@ -362,6 +382,11 @@ path = "audit.jsonl"
 [[chains]]
 name = "eos"
 chain_id = "eos"
+savanna = true
+[[chains]]
+name = "jungle"
+chain_id = "jungle4"
+savanna = true
 [backends.dev]
 type = "soft"
 dir = "keys"
@@ -407,6 +432,16 @@ kinds = ["block", "digest"]
         assert!(e.contains("allow_soft_keys"), "{e}");
         let bad_chain = sample("").replace(r#"chains = ["eos"]"#, r#"chains = ["wax"]"#);
         assert!(Config::parse(&bad_chain, Path::new(".")).is_err());
+        let two_chains = sample("").replace(r#"chains = ["eos"]"#, r#"chains = ["eos", "jungle"]"#);
+        let e = Config::parse(&two_chains, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one chain"), "{e}");
+        let no_savanna = sample("").replace("savanna = true\n", "");
+        assert!(
+            Config::parse(&no_savanna, Path::new(".")).is_err(),
+            "savanna must be explicit"
+        );
         let public = sample("[observability]\nlisten = \"0.0.0.0:9100\"\n");
         assert!(
             Config::parse(&public, Path::new("."))

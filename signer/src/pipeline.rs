@@ -354,6 +354,11 @@ impl Pipeline {
     /// Everything up to and including the signature. A fresh signature comes with its
     /// reservation, still to be committed.
     fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<(Outcome, Option<Reservation>), Refused> {
+        // Authorization first: a principal without rights learns nothing about which keys and
+        // chains this signer holds.
+        self.authz
+            .authorize(p.principal, &p.key, &p.chain_id, p.kind)
+            .map_err(|m| refused(Reason::PolicyDenied, m))?;
         let entry = self.keys.get(&p.key).ok_or_else(|| {
             refused(
                 Reason::UnknownKey,
@@ -372,9 +377,6 @@ impl Pipeline {
                 format!("{} is not configured for chain {}", p.key, p.chain_id),
             ));
         }
-        self.authz
-            .authorize(p.principal, &p.key, &p.chain_id, p.kind)
-            .map_err(|m| refused(Reason::PolicyDenied, m))?;
         if p.kind == RequestKind::Digest && !entry.blind_digest {
             return Err(refused(
                 Reason::BlindNotAllowed,
@@ -477,10 +479,12 @@ impl Pipeline {
         match (&result, audited) {
             (_, Err(e)) => {
                 tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");
-                Err(refused(
-                    Reason::Unavailable,
-                    format!("audit log unavailable: {e}"),
-                ))
+                // A record the log refuses is the signer's bug; a write failure is an outage.
+                let reason = match e {
+                    crate::audit::AuditError::InvalidRecord(_) => Reason::Internal,
+                    _ => Reason::Unavailable,
+                };
+                Err(refused(reason, format!("audit log: {e}")))
             }
             (Ok(o), Ok(_)) => {
                 tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, "signed");
@@ -494,9 +498,16 @@ impl Pipeline {
     }
 }
 
-/// Principals come from certificates; keep the audit field printable and bounded.
+/// Principals come from certificates; keep the audit field printable and within the audit
+/// record's 256-byte bound (cut at a character boundary).
 fn sanitize_principal(p: &str) -> String {
-    let s: String = p.chars().filter(|c| !c.is_control()).take(200).collect();
+    let mut s = String::new();
+    for c in p.chars().filter(|c| !c.is_control()) {
+        if s.len() + c.len_utf8() > 200 {
+            break;
+        }
+        s.push(c);
+    }
     if s.is_empty() { "<none>".into() } else { s }
 }
 

@@ -10,12 +10,18 @@ use rcgen::{
 };
 
 /// A certificate and its private key, PEM.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Issued {
     /// The certificate.
     pub cert_pem: String,
     /// Its private key (secret).
     pub key_pem: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Issued(<redacted>)")
+    }
 }
 
 /// A certificate authority in memory.

@@ -83,23 +83,29 @@ fn malformed(message: impl Into<String>) -> Status {
     })
 }
 
-/// The principal named by the client certificate.
+/// The principal named by the client certificate: its one DNS or URI subject alternative name;
+/// the subject CN only for a certificate without a SAN extension. A certificate with a SAN
+/// extension that cannot be read, or with several names, names no principal.
 pub fn principal_of(cert_der: &[u8]) -> Option<String> {
     use x509_parser::prelude::*;
     let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(n) | GeneralName::URI(n) => return Some((*n).to_string()),
-                _ => {}
-            }
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => {
+            let mut names = san.value.general_names.iter().filter_map(|n| match n {
+                GeneralName::DNSName(n) | GeneralName::URI(n) => Some((*n).to_string()),
+                _ => None,
+            });
+            let first = names.next()?;
+            names.next().is_none().then_some(first)
         }
+        Ok(None) => cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_string),
+        Err(_) => None,
     }
-    cert.subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string)
 }
 
 fn principal<T>(req: &Request<T>) -> Result<String, Status> {
@@ -266,7 +272,7 @@ impl Signer for SignerService {
 }
 
 /// mTLS material, already read from disk.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TlsFiles {
     /// Operator CA (PEM) that client certificates must chain to.
     pub ca_pem: Vec<u8>,
@@ -274,6 +280,12 @@ pub struct TlsFiles {
     pub cert_pem: Vec<u8>,
     /// Server private key (PEM).
     pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsFiles(<redacted>)")
+    }
 }
 
 /// Serves the signer on `listener` over mTLS until `shutdown` resolves.

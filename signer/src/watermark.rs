@@ -30,17 +30,12 @@ pub struct WatermarkKey {
 pub struct Reservation {
     key: WatermarkKey,
     digest: Checksum256,
-    generation: u64,
 }
 
 impl Reservation {
     /// Only stores build reservations, after their write is durable.
-    pub(crate) fn new(key: WatermarkKey, digest: Checksum256, generation: u64) -> Self {
-        Reservation {
-            key,
-            digest,
-            generation,
-        }
+    pub(crate) fn new(key: WatermarkKey, digest: Checksum256) -> Self {
+        Reservation { key, digest }
     }
 
     /// The watermark this reservation is for.
@@ -51,11 +46,6 @@ impl Reservation {
     /// The digest that may be signed under it.
     pub fn digest(&self) -> &Checksum256 {
         &self.digest
-    }
-
-    /// The store's write counter when it was made (stores use it to reject stale commits).
-    pub fn generation(&self) -> u64 {
-        self.generation
     }
 }
 
@@ -105,6 +95,33 @@ pub enum StoreError {
     /// A commit did not match the current reservation.
     #[error("stale commit: the watermark moved since this reservation was made")]
     Stale,
+    /// Another process holds the store's lock.
+    #[error(
+        "{path} is locked: another oryx-signer (or a watermark import) is using this watermark directory; stop it first"
+    )]
+    Locked {
+        /// The lock file.
+        path: String,
+    },
+    /// A write on a read-only view.
+    #[error("this watermark store was opened read-only")]
+    ReadOnly,
+    /// An earlier write failed; the store refuses writes until restart.
+    #[error(
+        "watermark store refuses writes after an earlier failure ({cause}); fix the disk and restart the signer"
+    )]
+    Poisoned {
+        /// The first failure.
+        cause: String,
+    },
+    /// An imported record is not acceptable.
+    #[error("import of {key} refused: {reason}")]
+    BadImport {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// An import would lower a watermark.
     #[error(
         "import would lower the watermark of {key} from block {from} to {to}; pass --force to do it anyway"
@@ -176,4 +193,44 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
 
     /// Whether the store can take writes now (for `/readyz`).
     fn health(&self) -> Result<(), StoreError>;
+}
+
+/// Checks an imported record against the current watermark: never lower it, never reopen a
+/// signed position with another digest (unless `force`), and never accept a signature that
+/// does not recover to the key over the digest.
+pub fn check_import(
+    current: Option<&Watermark>,
+    record: &WatermarkRecord,
+    force: bool,
+) -> Result<(), StoreError> {
+    let w = &record.watermark;
+    if let Some(sig) = &w.signature
+        && !sig.recovers_to(&w.digest, &record.key)
+    {
+        return Err(StoreError::BadImport {
+            key: record.key.to_string(),
+            reason: "its signature does not recover to the key over its digest".into(),
+        });
+    }
+    let Some(c) = current else { return Ok(()) };
+    if force {
+        return Ok(());
+    }
+    if w.block_num < c.block_num || w.slot < c.slot || w.wall_slot < c.wall_slot {
+        return Err(StoreError::WouldLower {
+            key: record.key.to_string(),
+            from: c.block_num,
+            to: w.block_num,
+        });
+    }
+    if w.block_num == c.block_num && w.digest != c.digest {
+        return Err(StoreError::BadImport {
+            key: record.key.to_string(),
+            reason: format!(
+                "block {} is already signed here with another digest; pass --force to override",
+                c.block_num
+            ),
+        });
+    }
+    Ok(())
 }

@@ -186,9 +186,11 @@ async fn sigkill_during_signing_never_yields_two_signatures_per_height() {
                 ..Default::default()
             })
             .await;
-        assert!(
-            r.is_err(),
-            "height {h} (top {top}): the conflicting header must be refused"
+        let e = r.expect_err("the conflicting header must be refused");
+        assert_eq!(
+            oryx_signer::client::reason(&e).as_deref(),
+            Some("DOUBLE_SIGN"),
+            "height {h} (top {top}): {e:?}"
         );
     }
     eprintln!(

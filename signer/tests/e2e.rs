@@ -359,7 +359,11 @@ async fn double_sign_protection_over_the_wire() {
     let e = sign_block(&mut c, &stranger, &savanna(n + 5, n + 5, 0))
         .await
         .unwrap_err();
-    assert_eq!(reason(&e).as_deref(), Some("UNKNOWN_KEY"));
+    assert_eq!(
+        reason(&e).as_deref(),
+        Some("POLICY_DENIED"),
+        "a key the principal may not use: nothing said about whether it exists"
+    );
     let e = c
         .sign_digest(grpc::SignDigestRequest {
             chain_id: eos(),

@@ -162,6 +162,14 @@ impl AuditLog {
         }
     }
 
+    /// `Err` once the log refuses appends (after a failed write or sync), for `/readyz`.
+    pub fn health(&self) -> Result<(), AuditError> {
+        match &self.lock()?.poisoned {
+            Some(cause) => Err(self.poisoned(cause)),
+            None => Ok(()),
+        }
+    }
+
     /// How many `fdatasync`s this process has done on the log (one per batch).
     pub fn fsync_count(&self) -> u64 {
         self.fsyncs.load(Ordering::Relaxed)

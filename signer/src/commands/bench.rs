@@ -43,6 +43,11 @@ pub struct Bench {
     /// The key to use (default: the first configured key).
     #[arg(long)]
     key: Option<String>,
+    /// Run against a public chain's id anyway. The bench signs made-up blocks at heights above
+    /// the key's watermark, so a production key would then refuse the real blocks at those
+    /// heights: only for keys that never produce on that chain.
+    #[arg(long)]
+    allow_public_chain: bool,
 }
 
 /// Percentile of sorted durations.
@@ -136,6 +141,14 @@ impl Bench {
             .first()
             .and_then(|n| config.chain_id(n))
             .ok_or("the key names no chain")?;
+        if let Some(name) = oryx_proto::antelope::chain::chain_name(&chain_id)
+            && !self.allow_public_chain
+        {
+            return Err(format!(
+                "the key's chain is {name}: bench signs made-up blocks and would raise a production key's watermark; \
+                 use a development chain (`oryx-signer init --dev`) or pass --allow-public-chain"
+            ));
+        }
         let mut addr = config.server.listen.to_string();
         if config.server.listen.ip().is_unspecified() {
             addr = format!("127.0.0.1:{}", config.server.listen.port());
@@ -144,7 +157,7 @@ impl Bench {
         // Start above whatever this key has signed on this chain (read-only look at the store).
         let above = {
             use crate::watermark::WatermarkStore as _;
-            let store = crate::watermark::file::FileStore::open(&config.watermarks.dir)
+            let store = crate::watermark::file::FileStore::open_read_only(&config.watermarks.dir)
                 .map_err(|e| e.to_string())?;
             let key = crate::watermark::WatermarkKey {
                 chain_id,

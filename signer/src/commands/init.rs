@@ -29,13 +29,20 @@ pub struct Init {
     /// Metrics and health listen address (loopback).
     #[arg(long, default_value = "127.0.0.1:7151")]
     metrics: String,
-    /// Chain to configure (a known name or a 64-hex chain id).
-    #[arg(long, default_value = "eos")]
-    chain: String,
+    /// Chain to configure (a known name or a 64-hex chain id). Default: `eos`, or with `--dev` a
+    /// private development chain (so tests and `bench` never touch a public chain's heights).
+    #[arg(long)]
+    chain: Option<String>,
+    /// The chain is not on Savanna yet (legacy block digests).
+    #[arg(long)]
+    legacy: bool,
     /// Development setup: a software producer key and an allow rule for the first client.
     #[arg(long)]
     dev: bool,
 }
+
+/// The private chain `init --dev` configures: sha256("oryx local development chain").
+pub const DEV_CHAIN_ID: &str = "0261640fa4c4b1243f429b3bc69f18050bfc8b87645a218cc3b337ee34d8fa81";
 
 fn write(path: &std::path::Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
@@ -50,7 +57,12 @@ fn random_passphrase() -> Result<String, String> {
 impl Init {
     /// Runs the command.
     pub fn run(self) -> Result<(), String> {
-        oryx_proto::antelope::chain::parse_chain_id(&self.chain).map_err(|e| e.to_string())?;
+        let chain = match (&self.chain, self.dev) {
+            (Some(c), _) => c.clone(),
+            (None, true) => DEV_CHAIN_ID.to_string(),
+            (None, false) => "eos".to_string(),
+        };
+        oryx_proto::antelope::chain::parse_chain_id(&chain).map_err(|e| e.to_string())?;
         if self.dir.exists()
             && std::fs::read_dir(&self.dir)
                 .map_err(|e| e.to_string())?
@@ -118,7 +130,7 @@ impl Init {
              [observability]\nlisten = \"{metrics}\"\n\n\
              [watermarks]\ndir = \"watermarks\"\n\n\
              [audit]\npath = \"audit/audit.jsonl\"\n\n\
-             [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\n\n\
+             [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\nsavanna = {savanna}\n\n\
              # Key backends, e.g.:\n# [backends.hsm]\n# type = \"pkcs11\"\n# module = \"/usr/lib/softhsm/libsofthsm2.so\"\n# token_label = \"oryx\"\n# pin_file = \"secrets/pin\"\n\
              {backend_section}\n{keys_section}\n{allow_section}",
             soft = if self.dev {
@@ -128,7 +140,7 @@ impl Init {
             },
             listen = self.listen,
             metrics = self.metrics,
-            chain = self.chain,
+            savanna = !self.legacy,
         );
         let path = self.dir.join("oryx-signer.toml");
         write(&path, &config)?;

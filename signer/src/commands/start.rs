@@ -45,23 +45,8 @@ impl Start {
         let config = self.config.load()?;
         let config_bytes = read(&self.config.config)?;
 
-        // One signer per watermark directory: a second one would break the per-key ordering.
-        std::fs::create_dir_all(&config.watermarks.dir)
-            .map_err(|e| format!("{}: {e}", config.watermarks.dir.display()))?;
-        let lock_path = config.watermarks.dir.join(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-        lock.try_lock().map_err(|_| {
-            format!(
-                "{} is locked: another oryx-signer uses this watermark directory",
-                lock_path.display()
-            )
-        })?;
-
+        // The store takes the directory's exclusive lock and holds it for as long as anything
+        // (including a signing task a client abandoned) still holds the store.
         let store: Arc<dyn WatermarkStore> =
             Arc::new(FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?);
         if let Some(parent) = config.audit.path.parent() {
@@ -124,13 +109,14 @@ impl Start {
             keys,
             chains,
             watermarks: store.clone(),
-            audit,
+            audit: audit.clone(),
             authz: Arc::new(AllowList::new(config.allow.clone(), version)),
             metrics: metrics.clone(),
         });
         let ready: ReadyCheck = {
             let providers = providers.clone();
             let store = store.clone();
+            let audit = audit.clone();
             Arc::new(move || {
                 let mut problems = Vec::new();
                 for (name, p) in &providers {
@@ -140,6 +126,9 @@ impl Start {
                 }
                 if let Err(e) = store.health() {
                     problems.push(format!("watermark store: {e}"));
+                }
+                if let Err(e) = audit.health() {
+                    problems.push(format!("audit log: {e}"));
                 }
                 problems
             })
@@ -173,7 +162,6 @@ impl Start {
                 .await
                 .map_err(|e| format!("gRPC server: {e}"))
         })?;
-        drop(lock);
         Ok(())
     }
 }

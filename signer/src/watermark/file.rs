@@ -44,6 +44,14 @@ struct KeyFile {
 pub struct FileStore {
     dir: PathBuf,
     keys: Mutex<HashMap<WatermarkKey, Arc<Mutex<Option<KeyFile>>>>>,
+    /// The exclusive lock on `<dir>/.lock`, held for the store's life by the one process that
+    /// may write (the daemon, or `watermark import` while the daemon is stopped). `None` for a
+    /// read-only view.
+    lock: Option<File>,
+    /// Set after any failed write or sync: the state on disk is then unknown (after a failed
+    /// fsync the kernel may have dropped the data), so nothing more is written until restart.
+    poisoned: Mutex<Option<String>>,
+    probes: std::sync::atomic::AtomicU64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -139,25 +147,61 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl FileStore {
-    /// Opens (creating if needed) a store directory; checks every watermark file in it.
+    /// Opens (creating if needed) a store directory for writing: takes the directory's exclusive
+    /// lock (refusing if another process holds it) and checks every watermark file in it.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            #[cfg(unix)]
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .map_err(io(&dir))?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
-            }
+        Self::create_dir(&dir)?;
+        let lock_path = dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        lock.try_lock().map_err(|_| StoreError::Locked {
+            path: lock_path.display().to_string(),
+        })?;
+        Self::with(dir, Some(lock))
+    }
+
+    /// A read-only view (for `watermark show|export` and `bench` while the daemon runs): reads
+    /// the files as they are now and refuses every write.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(StoreError::Io {
+                path: dir.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
+        Self::with(dir, None)
+    }
+
+    fn with(dir: PathBuf, lock: Option<File>) -> Result<Self, StoreError> {
         let store = FileStore {
             dir,
             keys: Mutex::new(HashMap::new()),
+            lock,
+            poisoned: Mutex::new(None),
+            probes: Default::default(),
         };
         // Fail at startup, not at the first block, if a file is damaged.
         store.export()?;
         Ok(store)
+    }
+
+    fn create_dir(dir: &Path) -> Result<(), StoreError> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            #[cfg(unix)]
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(io(dir))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
     }
 
     fn slot_for(&self, key: &WatermarkKey) -> Arc<Mutex<Option<KeyFile>>> {
@@ -199,6 +243,27 @@ impl FileStore {
 
     /// Writes `w` durably as the key's new watermark, creating the file if needed.
     fn write(
+        &self,
+        key: &WatermarkKey,
+        slot: &mut MutexGuard<'_, Option<KeyFile>>,
+        w: Watermark,
+    ) -> Result<u64, StoreError> {
+        if self.lock.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        if let Some(cause) = lock(&self.poisoned).clone() {
+            return Err(StoreError::Poisoned { cause });
+        }
+        let result = self.write_inner(key, slot, w);
+        if let Err(e) = &result {
+            // Unknown state on disk: forget the cached file and refuse all later writes.
+            **slot = None;
+            *lock(&self.poisoned) = Some(e.to_string());
+        }
+        result
+    }
+
+    fn write_inner(
         &self,
         key: &WatermarkKey,
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
@@ -280,8 +345,8 @@ impl WatermarkStore for FileStore {
             }
             .into()),
             Decision::Advance(w) => {
-                let seq = self.write(key, &mut guard, w)?;
-                Ok(Reserved::Proceed(Reservation::new(*key, *digest, seq)))
+                self.write(key, &mut guard, w)?;
+                Ok(Reserved::Proceed(Reservation::new(*key, *digest)))
             }
         }
     }
@@ -347,24 +412,20 @@ impl WatermarkStore for FileStore {
         let slot = self.slot_for(&key);
         let mut guard = lock(&slot);
         let current = self.load(&key, &mut guard)?.and_then(|kf| kf.watermark);
-        if let Some(c) = current {
-            let lower = record.watermark.block_num < c.block_num
-                || record.watermark.slot < c.slot
-                || record.watermark.wall_slot < c.wall_slot;
-            if lower && !force {
-                return Err(StoreError::WouldLower {
-                    key: key.key.to_string(),
-                    from: c.block_num,
-                    to: record.watermark.block_num,
-                });
-            }
-        }
+        super::check_import(current.as_ref(), record, force)?;
         self.write(&key, &mut guard, record.watermark)?;
         Ok(())
     }
 
     fn health(&self) -> Result<(), StoreError> {
-        let probe = self.dir.join(".health");
+        if let Some(cause) = lock(&self.poisoned).clone() {
+            return Err(StoreError::Poisoned { cause });
+        }
+        // A unique name per probe, so concurrent probes cannot trip over each other.
+        let n = self
+            .probes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let probe = self.dir.join(format!(".health-{}-{n}", std::process::id()));
         std::fs::write(&probe, b"ok").map_err(io(&probe))?;
         std::fs::remove_file(&probe).map_err(io(&probe))
     }
@@ -464,24 +525,49 @@ mod tests {
     #[test]
     fn import_refuses_to_lower_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
-        let k = key();
+        let soft = SoftKey::generate(KeyType::K1).unwrap();
+        let k = WatermarkKey {
+            chain_id: Checksum256([7; 32]),
+            key: *soft.public_key(),
+        };
         let s = FileStore::open(dir.path()).unwrap();
-        let res = proceed(s.reserve(
-            &k,
-            &block(10),
-            &Checksum256([1; 32]),
-            0,
-            RetryPolicy::Refuse,
-        ));
-        s.commit(res, &sig(1)).unwrap();
+        let digest = Checksum256([1; 32]);
+        let res = proceed(s.reserve(&k, &block(10), &digest, 0, RetryPolicy::Refuse));
+        let real = crate::signing::sign(&soft, &digest, Default::default())
+            .unwrap()
+            .signature;
+        s.commit(res, &real).unwrap();
         let mut rec = s.export().unwrap().remove(0);
         rec.watermark.block_num = 9;
         assert!(matches!(
             s.import(&rec, false),
             Err(StoreError::WouldLower { .. })
         ));
+        // Same height, another digest: refused (it would reopen a signed height).
+        let mut other = s.export().unwrap().remove(0);
+        other.watermark.digest = Checksum256([2; 32]);
+        other.watermark.signature = None;
+        assert!(matches!(
+            s.import(&other, false),
+            Err(StoreError::BadImport { .. })
+        ));
+        // A signature that does not belong to the digest: refused even with --force.
+        let mut forged = s.export().unwrap().remove(0);
+        forged.watermark.signature = Some(sig(1));
+        assert!(matches!(
+            s.import(&forged, true),
+            Err(StoreError::BadImport { .. })
+        ));
         s.import(&rec, true).unwrap();
         assert_eq!(s.get(&k).unwrap().unwrap().block_num, 9);
+        // A second writer is locked out; a read-only view still reads.
+        assert!(matches!(
+            FileStore::open(dir.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        let ro = FileStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.export().unwrap().len(), 1);
+        assert!(matches!(ro.import(&rec, true), Err(StoreError::ReadOnly)));
         let json = serde_json::to_string(&rec).unwrap();
         assert_eq!(serde_json::from_str::<WatermarkRecord>(&json).unwrap(), rec);
     }

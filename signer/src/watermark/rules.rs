@@ -79,6 +79,12 @@ pub enum Decision {
     Refuse(String),
 }
 
+/// How far ahead of the evidence a position may jump: one hour of slots. A producer's block
+/// number advances at most one per slot of wall-clock time, and a header's slot is the time it
+/// is produced, so a request beyond this is either a clock an hour off or an attempt to push
+/// the watermark out of reach (which would lock the key out of every real block).
+pub const MAX_AHEAD_SLOTS: u32 = 7_200;
+
 /// Decides a request against the stored watermark.
 pub fn decide(
     stored: Option<&Watermark>,
@@ -92,6 +98,13 @@ pub fn decide(
         Request::BlindSavanna => num_from_id(digest),
         Request::BlindLegacy => stored.map_or(0, |w| w.block_num),
     };
+    if let Request::Block { slot, .. } = request
+        && *slot > wall_slot.saturating_add(MAX_AHEAD_SLOTS)
+    {
+        return Decision::Refuse(format!(
+            "slot {slot} is more than {MAX_AHEAD_SLOTS} slots ahead of the clock (slot {wall_slot}): check the clocks"
+        ));
+    }
     let Some(w) = stored else {
         let slot = match request {
             Request::Block { slot, .. } => *slot,
@@ -114,6 +127,19 @@ pub fn decide(
             // same content may be signed again; no signature for it ever left the signer.
             None => Decision::Advance(*w),
         };
+    }
+    // Identical requests replay above; anything new may not run further ahead than the time
+    // since the last signature allows.
+    let reach = w
+        .block_num
+        .saturating_add(wall_slot.saturating_sub(w.wall_slot))
+        .saturating_add(MAX_AHEAD_SLOTS);
+    if block_num > reach {
+        return Decision::Refuse(format!(
+            "block {block_num} is further ahead of the signed block {} than the {} slots since then allow",
+            w.block_num,
+            wall_slot.saturating_sub(w.wall_slot)
+        ));
     }
     let next = |block_num, slot| Watermark {
         block_num,
@@ -268,6 +294,75 @@ mod tests {
         ));
         assert!(matches!(
             decide(Some(&stored), &Request::BlindSavanna, &id(10, 2), 100, a),
+            Decision::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn the_watermark_cannot_be_pushed_out_of_reach() {
+        let stored = wm(10, 20, id(10, 1), true);
+        let r = RetryPolicy::Refuse;
+        // One hour of slots plus the time elapsed is the most a block number may jump.
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::BlindSavanna,
+                &id(10 + MAX_AHEAD_SLOTS, 2),
+                100,
+                r
+            ),
+            Decision::Advance(_)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::BlindSavanna,
+                &id(11 + MAX_AHEAD_SLOTS, 2),
+                100,
+                r
+            ),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::BlindSavanna,
+                &id(u32::MAX, 2),
+                100,
+                r
+            ),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::BlindSavanna,
+                &id(11 + MAX_AHEAD_SLOTS, 2),
+                101,
+                r
+            ),
+            Decision::Advance(_)
+        ));
+        // A header dated far in the future, even for a key that never signed.
+        let far = Request::Block {
+            block_num: 5,
+            slot: 100 + MAX_AHEAD_SLOTS + 1,
+        };
+        assert!(matches!(
+            decide(None, &far, &d(1), 100, r),
+            Decision::Refuse(_)
+        ));
+        assert!(matches!(
+            decide(
+                Some(&stored),
+                &Request::Block {
+                    block_num: u32::MAX,
+                    slot: 50
+                },
+                &d(3),
+                100,
+                r
+            ),
             Decision::Refuse(_)
         ));
     }

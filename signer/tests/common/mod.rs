@@ -36,6 +36,8 @@ pub fn init(dir: &Path, dev: bool) {
     let mut args = vec![
         "init",
         d,
+        "--chain",
+        "eos",
         "--listen",
         "127.0.0.1:0",
         "--metrics",

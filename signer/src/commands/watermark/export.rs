@@ -22,7 +22,7 @@ impl Export {
     /// Runs the command.
     pub fn run(self) -> Result<(), String> {
         let config = self.config.load()?;
-        let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
         let json = serde_json::to_string_pretty(&store.export().map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         match self.out {

@@ -31,26 +31,15 @@ impl Import {
         let records: Vec<WatermarkRecord> =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.file.display()))?;
         let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
-        if !self.force {
-            for r in &records {
-                let key = crate::watermark::WatermarkKey {
-                    chain_id: r.chain_id,
-                    key: r.key,
-                };
-                if let Some(cur) = store.get(&key).map_err(|e| e.to_string())?
-                    && (r.watermark.block_num < cur.block_num
-                        || r.watermark.slot < cur.slot
-                        || r.watermark.wall_slot < cur.wall_slot)
-                {
-                    return Err(format!(
-                        "{}: would lower {} from block {} to {}; nothing imported (use --force to override)",
-                        self.file.display(),
-                        r.key,
-                        cur.block_num,
-                        r.watermark.block_num
-                    ));
-                }
-            }
+        // Check every record before writing any, so a bad file changes nothing.
+        for r in &records {
+            let key = crate::watermark::WatermarkKey {
+                chain_id: r.chain_id,
+                key: r.key,
+            };
+            let current = store.get(&key).map_err(|e| e.to_string())?;
+            crate::watermark::check_import(current.as_ref(), r, self.force)
+                .map_err(|e| format!("{}: {e}; nothing imported", self.file.display()))?;
         }
         for r in &records {
             store.import(r, self.force).map_err(|e| e.to_string())?;

@@ -17,7 +17,7 @@ impl Show {
     /// Runs the command.
     pub fn run(self) -> Result<(), String> {
         let config = self.config.load()?;
-        let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
         for r in store.export().map_err(|e| e.to_string())? {
             let w = &r.watermark;
             println!(
