@@ -13,7 +13,7 @@ use oryx_proto::antelope::transaction::{PackedTransaction, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Unpack};
 use oryx_proto::grpc::signer_server::{Signer, SignerServer};
 use oryx_proto::grpc::{self, REASON_METADATA};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::config::RequestKind;
@@ -288,29 +288,157 @@ impl std::fmt::Debug for TlsFiles {
     }
 }
 
+/// Most connections served at once; more are closed on accept.
+pub const MAX_CONNECTIONS: usize = 256;
+/// A TLS handshake (and so a client certificate) must complete within this.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The rustls server configuration: TLS 1.2/1.3, client certificates required and verified
+/// against the operator CA, ALPN h2.
+pub fn tls_config(tls: &TlsFiles) -> Result<rustls::ServerConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(&tls.ca_pem) {
+        roots
+            .add(ca.map_err(|e| format!("CA certificate: {e}"))?)
+            .map_err(|e| format!("CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA file holds no certificate".into());
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("client certificate verifier: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("server certificate: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| format!("server key: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("server certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// A TLS connection that holds one of the [`MAX_CONNECTIONS`] permits until it closes.
+struct Conn {
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = <tokio_rustls::server::TlsStream<tokio::net::TcpStream> as tonic::transport::server::Connected>::ConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.tls.connect_info()
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tls).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tls).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tls).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tls).poll_shutdown(cx)
+    }
+}
+
+/// Accepts TCP connections and completes their TLS handshakes (with a timeout, within the
+/// connection cap), handing finished ones to the gRPC server. A peer that never finishes the
+/// handshake, or has no valid client certificate, is dropped without reaching anything else.
+fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tx: tokio::sync::mpsc::Sender<Result<Conn, std::io::Error>>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::spawn(async move {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(
+                    max = MAX_CONNECTIONS,
+                    "connection limit reached: closing a new connection"
+                );
+                continue;
+            };
+            // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx
+                            .send(Ok(Conn {
+                                tls,
+                                _permit: permit,
+                            }))
+                            .await;
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::warn!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+}
+
 /// Serves the signer on `listener` over mTLS until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: TlsFiles,
     service: SignerService,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(tls.cert_pem, tls.key_pem))
-        .client_ca_root(Certificate::from_pem(tls.ca_pem));
+) -> Result<(), String> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&tls)?));
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    accept_loop(listener, acceptor, tx);
     let svc = SignerServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
-    // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |conn| {
-            conn.inspect(|stream| {
-                let _ = stream.set_nodelay(true);
-            })
-        },
-    );
     Server::builder()
-        .tls_config(tls)?
+        .max_concurrent_streams(Some(64))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .add_service(svc)
-        .serve_with_incoming_shutdown(incoming, shutdown)
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await
+        .map_err(|e| format!("gRPC server: {e}"))
 }

@@ -261,6 +261,24 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
     };
     assert!(refused, "a client without a certificate must be refused");
 
+    // Idle connections that never start a TLS handshake do not stop anyone else, and are
+    // closed by the signer after the handshake timeout.
+    let idle: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(&signer.addr).unwrap())
+        .collect();
+    let mut ok = signer.client("node1").await;
+    ok.list_keys(grpc::ListKeysRequest {}).await.unwrap();
+    let mut first = idle.into_iter().next().unwrap();
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let closed = matches!(std::io::Read::read(&mut first, &mut buf), Ok(0) | Err(_));
+    assert!(
+        closed,
+        "a connection without a handshake must be closed by the signer"
+    );
+
     // A valid certificate for a principal without rights: refused with a reason, and audited.
     let mut c = signer.client("intruder").await;
     let h = savanna(now_slot(), now_slot(), 0);

@@ -174,7 +174,14 @@ struct Token {
     size: usize,
     pool: Mutex<PoolState>,
     available: Condvar,
+    /// Held while the module is finalized and initialized again, so two threads never reset it
+    /// at once.
+    resetting: Mutex<()>,
 }
+
+/// How long a request waits for a pooled session before the HSM counts as unavailable (a wedged
+/// device must produce a refusal, not a hung request).
+const CHECKOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data behind; keep going.
@@ -229,6 +236,7 @@ impl Token {
             Err(Reopen::Reset(first)) => {
                 // Every session of this module is invalid after this; pooled ones are replaced
                 // on their next use through the session-loss path.
+                let _one_reset_at_a_time = lock(&self.resetting);
                 let _ = self.ctx.clone().finalize();
                 initialize(&self.ctx).map_err(|e| unavailable("initializing the module", &e))?;
                 let slot = find_slot(&self.ctx, &self.label)?;
@@ -292,7 +300,18 @@ impl Token {
                 drop(pool);
                 return self.open_session().inspect_err(|_| self.discard());
             }
-            pool = self.available.wait(pool).unwrap_or_else(|e| e.into_inner());
+            let (next, waited) = self
+                .available
+                .wait_timeout(pool, CHECKOUT_TIMEOUT)
+                .unwrap_or_else(|e| e.into_inner());
+            pool = next;
+            if waited.timed_out() && pool.idle.is_empty() && pool.live >= self.size {
+                return Err(BackendError::Unavailable(format!(
+                    "no PKCS#11 session of token {:?} became free within {} s: the HSM may be wedged",
+                    self.label,
+                    CHECKOUT_TIMEOUT.as_secs()
+                )));
+            }
         }
     }
 
@@ -485,6 +504,7 @@ impl Pkcs11Provider {
                 live: 0,
             }),
             available: Condvar::new(),
+            resetting: Mutex::new(()),
         };
         // Open the whole pool now, so the first signatures pay no login and a bad PIN fails here.
         let mut opened = Vec::with_capacity(config.sessions);

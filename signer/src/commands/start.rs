@@ -158,9 +158,7 @@ impl Start {
             }
             println!("listening on {addr}");
             tracing::info!(%addr, keys = config.keys.len(), "oryx-signer serving over mTLS");
-            crate::server::serve(listener, tls, service, shutdown_signal())
-                .await
-                .map_err(|e| format!("gRPC server: {e}"))
+            crate::server::serve(listener, tls, service, shutdown_signal()).await
         })?;
         Ok(())
     }
