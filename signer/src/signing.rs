@@ -135,13 +135,18 @@ fn sign_speculative(
     let expected = *backend.public_key();
     let mut attempt = 1;
     while attempt <= max {
+        let second_allowed = attempt < max;
         let (a, b) = std::thread::scope(|s| {
-            let second = s.spawn(|| backend.sign_digest(digest, attempt + 1));
+            let second =
+                second_allowed.then(|| s.spawn(|| backend.sign_digest(digest, attempt + 1)));
             let first = backend.sign_digest(digest, attempt);
-            (first, second.join())
+            (first, second.map(|h| h.join()))
         });
-        let b = b.unwrap_or_else(|_| Err(BackendError::Failed("signing thread panicked".into())));
-        for (n, raw) in [(attempt, a), (attempt + 1, b)] {
+        let b = b.map(|r| {
+            r.unwrap_or_else(|_| Err(BackendError::Failed("signing thread panicked".into())))
+        });
+        for (n, raw) in [(attempt, Some(a)), (attempt + 1, b)] {
+            let Some(raw) = raw else { continue };
             let raw = raw?;
             if canonical_k1(&raw) {
                 let signature = finish(expected, digest, &raw)?;

@@ -75,8 +75,12 @@ impl Init {
             ));
         }
         for sub in ["tls", "secrets", "keys", "watermarks", "audit"] {
-            std::fs::create_dir_all(self.dir.join(sub))
-                .map_err(|e| format!("{}: {e}", self.dir.join(sub).display()))?;
+            let d = self.dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            // Only the service user reads keys, secrets, watermarks and the audit trail.
+            #[cfg(unix)]
+            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", d.display()))?;
         }
         let tls = self.dir.join("tls");
         let ca = Ca::new("Oryx operator CA")?;

@@ -74,6 +74,13 @@ impl Start {
         }
         let mut keys = HashMap::new();
         let mut infos = Vec::new();
+        // Labels as the devices know them, for ListKeys.
+        let labels: HashMap<_, _> = providers
+            .values()
+            .filter_map(|p| p.list().ok())
+            .flatten()
+            .map(|info| (info.public_key, info.label))
+            .collect();
         for k in &config.keys {
             let provider = providers
                 .get(&k.backend)
@@ -85,7 +92,7 @@ impl Start {
             infos.push(grpc::KeyInfo {
                 public_key: k.public_key.to_string(),
                 legacy_public_key: k.public_key.to_legacy_string().unwrap_or_default(),
-                label: String::new(),
+                label: labels.get(&k.public_key).cloned().unwrap_or_default(),
                 backend: provider.kind().to_string(),
                 chain_ids: chain_ids.iter().map(|c| c.0.to_vec()).collect(),
                 blind_digest: k.blind_digest,

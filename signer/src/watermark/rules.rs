@@ -424,17 +424,29 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever sequence of requests arrives, the watermark never lets two different digests
-        /// through at one block number (content-aware and blind Savanna, retries refused).
+        /// Whatever sequence of requests arrives — content-aware, blind Savanna and blind legacy,
+        /// with the wall clock moving on (or not) — the watermark never lets two different digests
+        /// through at one block number, nor two legacy digests in one wall-clock slot.
         #[test]
-        fn never_two_digests_at_one_height(reqs in prop::collection::vec((0u32..20, 0u32..20, 0u8..3, any::<bool>()), 1..60)) {
+        fn never_two_digests_at_one_height(reqs in prop::collection::vec((0u32..20, 0u32..20, 0u8..3, 0u8..3, 0u32..2), 1..80)) {
             let mut stored: Option<Watermark> = None;
             let mut signed: std::collections::HashMap<u32, Checksum256> = Default::default();
-            for (n, s, b, blind) in reqs {
-                let (req, digest) = if blind { (Request::BlindSavanna, id(n, b)) } else { (Request::Block { block_num: n, slot: s }, d(b)) };
-                match decide(stored.as_ref(), &req, &digest, 100, RetryPolicy::Refuse) {
+            let mut legacy: std::collections::HashMap<u32, Checksum256> = Default::default();
+            let mut wall = 100;
+            for (n, s, b, kind, tick) in reqs {
+                wall += tick;
+                let (req, digest) = match kind {
+                    0 => (Request::Block { block_num: n, slot: s }, d(b)),
+                    1 => (Request::BlindSavanna, id(n, b)),
+                    _ => (Request::BlindLegacy, d(100 + b)),
+                };
+                match decide(stored.as_ref(), &req, &digest, wall, RetryPolicy::Refuse) {
                     Decision::Advance(mut w) => {
-                        if let Some(prev) = signed.insert(w.block_num, digest) {
+                        if matches!(req, Request::BlindLegacy) {
+                            if let Some(prev) = legacy.insert(wall, digest) {
+                                prop_assert_eq!(prev, digest, "two legacy digests in wall slot {}", wall);
+                            }
+                        } else if let Some(prev) = signed.insert(w.block_num, digest) {
                             prop_assert_eq!(prev, digest, "two digests at height {}", w.block_num);
                         }
                         w.signature = Some(sig());
