@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bench;
 pub mod init;
 pub mod keys;
+pub mod policy;
 pub mod start;
 pub mod watermark;
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Show, export or import double-sign watermarks.
     #[command(subcommand)]
     Watermark(watermark::Watermark),
+    /// Check a policy file.
+    #[command(subcommand)]
+    Policy(policy::Policy),
     /// Check the audit log.
     #[command(subcommand)]
     Audit(audit::Audit),
@@ -68,6 +72,7 @@ pub fn run(cli: Cli) -> Result<(), String> {
         Command::Keys(c) => c.run(),
         Command::Watermark(c) => c.run(),
         Command::Audit(c) => c.run(),
+        Command::Policy(c) => c.run(),
         Command::Bench(c) => c.run(),
     }
 }

@@ -32,3 +32,52 @@ fn systemd_unit_runs_the_example_config() {
         "no core dumps of a process holding PINs"
     );
 }
+
+#[test]
+fn policy_check_accepts_the_example_and_names_the_line_of_an_error() {
+    let bin = env!("CARGO_BIN_EXE_oryx-signer");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policy.toml");
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", "--strict", example.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 rule(s), 0 warning(s)"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("kinds = [\"transaction\"]", "kinds = [\"transfers\"]");
+    std::fs::write(&bad, text).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("line"), "the error names the line: {err}");
+
+    // A risky policy passes plain `check` with warnings, and fails `--strict`.
+    let risky = dir.path().join("risky.toml");
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("principals = [\"ops-console\"]", "principals = [\"*\"]");
+    std::fs::write(&risky, text).unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", risky.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("warning"));
+    let out = std::process::Command::new(bin)
+        .args(["policy", "check", "--strict", risky.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -1,0 +1,46 @@
+//! `oryx-signer policy check FILE [--strict]`: the file parses and validates (an error names
+//! the line and the problem and exits non-zero), then every lint is printed as a warning.
+//! With `--strict`, warnings fail the check too (for CI of a policy repository).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Check {
+    /// The policy file (TOML).
+    file: PathBuf,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    strict: bool,
+}
+
+impl Check {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), String> {
+        let text = std::fs::read_to_string(&self.file)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let policy = oryx_policy::Policy::parse(&text)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let lints = policy.lint();
+        for l in &lints {
+            println!("{}: warning: {l}", self.file.display());
+        }
+        println!(
+            "{}: policy {:?}: {} rule(s), {} warning(s)",
+            self.file.display(),
+            policy.version(),
+            policy.rules().len(),
+            lints.len()
+        );
+        if self.strict && !lints.is_empty() {
+            return Err(format!(
+                "{}: {} warning(s) with --strict",
+                self.file.display(),
+                lints.len()
+            ));
+        }
+        Ok(())
+    }
+}
