@@ -90,39 +90,10 @@ async fn stream(
 async fn sigkill_during_signing_never_yields_two_signatures_per_height() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
-    let (conf, module) = softhsm_token(dir.path(), "crash", "1111");
-    std::fs::write(dir.path().join("secrets/pin"), "1111").unwrap();
-    append_config(
-        dir.path(),
-        &format!(
-            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"crash\"\npin_file = \"secrets/pin\"\n",
-            module.display()
-        ),
-    );
+    let conf = softhsm_backend(dir.path(), "crash");
     let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
-    let cfg = config_path(dir.path());
-    let out: serde_json::Value = serde_json::from_str(&run(
-        &[
-            "keys",
-            "generate",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--backend",
-            "hsm",
-            "--label",
-            "p",
-            "--json",
-        ],
-        &env,
-    ))
-    .unwrap();
-    let key = PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap();
-    append_config(
-        dir.path(),
-        &format!(
-            "[[keys]]\npublic_key = \"{key}\"\nbackend = \"hsm\"\nchains = [\"main\"]\n\n[[allow]]\nprincipal = \"node1\"\nkeys = [\"{key}\"]\nkinds = [\"block\"]\n"
-        ),
-    );
+    let key = hsm_key(dir.path(), &conf, "p", false);
+    configure_hsm_keys(dir.path(), &[key], r#"["block"]"#, false);
 
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

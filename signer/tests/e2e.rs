@@ -133,55 +133,25 @@ async fn soft_keys_end_to_end() {
 async fn softhsm2_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
-    let (conf, module) = softhsm_token(dir.path(), "oryx", "4321");
-    std::fs::write(dir.path().join("secrets/pin"), "4321\n").unwrap();
-    append_config(
-        dir.path(),
-        &format!(
-            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"oryx\"\npin_file = \"secrets/pin\"\n",
-            module.display()
-        ),
-    );
+    let conf = softhsm_backend(dir.path(), "oryx");
     let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let keys = [
+        hsm_key(dir.path(), &conf, "producer-k1", false),
+        hsm_key(dir.path(), &conf, "producer-r1", true),
+    ];
     let cfg = config_path(dir.path());
-    let mut keys = Vec::new();
-    for (label, r1) in [("producer-k1", false), ("producer-r1", true)] {
-        let mut args = vec![
-            "keys",
-            "generate",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--backend",
-            "hsm",
-            "--label",
-            label,
-            "--json",
-        ];
-        if r1 {
-            args.push("--r1");
-        }
-        let out: serde_json::Value = serde_json::from_str(&run(&args, &env)).unwrap();
-        keys.push(PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap());
-    }
     let listed = run(
         &["keys", "list", "-c", cfg.to_str().unwrap(), "--json"],
         &env,
     );
     for k in &keys {
         assert!(listed.contains(&k.to_string()), "{listed}");
-        append_config(
-            dir.path(),
-            &format!(
-                "[[keys]]\npublic_key = \"{k}\"\nbackend = \"hsm\"\nchains = [\"main\"]\nblind_digest = true\n"
-            ),
-        );
     }
-    append_config(
+    configure_hsm_keys(
         dir.path(),
-        &format!(
-            "[[allow]]\nprincipal = \"node1\"\nkeys = [\"{}\", \"{}\"]\nkinds = [\"block\", \"transaction\", \"digest\"]\n",
-            keys[0], keys[1]
-        ),
+        &keys,
+        r#"["block", "transaction", "digest"]"#,
+        true,
     );
     let signer = Signer::start(dir.path(), &env);
     for k in &keys {
@@ -573,39 +543,10 @@ async fn readiness_metrics_and_watermark_interchange() {
 async fn an_hsm_outage_is_unavailable_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
-    let (conf, module) = softhsm_token(dir.path(), "outage", "4321");
-    std::fs::write(dir.path().join("secrets/pin"), "4321\n").unwrap();
-    append_config(
-        dir.path(),
-        &format!(
-            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"outage\"\npin_file = \"secrets/pin\"\n",
-            module.display()
-        ),
-    );
+    let conf = softhsm_backend(dir.path(), "outage");
     let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
-    let cfg = config_path(dir.path());
-    let out: serde_json::Value = serde_json::from_str(&run(
-        &[
-            "keys",
-            "generate",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--backend",
-            "hsm",
-            "--label",
-            "p",
-            "--json",
-        ],
-        &env,
-    ))
-    .unwrap();
-    let key = PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap();
-    append_config(
-        dir.path(),
-        &format!(
-            "[[keys]]\npublic_key = \"{key}\"\nbackend = \"hsm\"\nchains = [\"main\"]\n\n[[allow]]\nprincipal = \"node1\"\nkeys = [\"{key}\"]\nkinds = [\"block\", \"transaction\"]\n"
-        ),
-    );
+    let key = hsm_key(dir.path(), &conf, "p", false);
+    configure_hsm_keys(dir.path(), &[key], r#"["block", "transaction"]"#, false);
     let signer = Signer::start(dir.path(), &env);
     let mut c = signer.client("node1").await;
     let n = now_slot();

@@ -245,3 +245,61 @@ pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
     .expect("libsofthsm2.so not found: apt-get install softhsm2");
     (conf, module)
 }
+
+/// Adds a SoftHSM2 backend named `hsm` on a fresh token to the signer directory's config;
+/// returns the `SOFTHSM2_CONF` path every process must be given.
+pub fn softhsm_backend(dir: &Path, label: &str) -> PathBuf {
+    let (conf, module) = softhsm_token(dir, label, "4321");
+    std::fs::write(dir.join("secrets/pin"), "4321\n").unwrap();
+    append_config(
+        dir,
+        &format!(
+            "[backends.hsm]\ntype = \"pkcs11\"\nmodule = \"{}\"\ntoken_label = \"{label}\"\npin_file = \"secrets/pin\"\n",
+            module.display()
+        ),
+    );
+    conf
+}
+
+/// `oryx-signer keys generate` in the `hsm` backend.
+pub fn hsm_key(dir: &Path, conf: &Path, label: &str, r1: bool) -> PublicKey {
+    let cfg = config_path(dir);
+    let mut args = vec![
+        "keys",
+        "generate",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--backend",
+        "hsm",
+        "--label",
+        label,
+        "--json",
+    ];
+    if r1 {
+        args.push("--r1");
+    }
+    let out: serde_json::Value =
+        serde_json::from_str(&run(&args, &[("SOFTHSM2_CONF", conf.to_str().unwrap())])).unwrap();
+    PublicKey::parse(out["public_key"].as_str().unwrap()).unwrap()
+}
+
+/// Lists `keys` under `[[keys]]` (backend `hsm`, chain `main`) and lets `node1` use them for
+/// `kinds`.
+pub fn configure_hsm_keys(dir: &Path, keys: &[PublicKey], kinds: &str, blind_digest: bool) {
+    for k in keys {
+        append_config(
+            dir,
+            &format!(
+                "[[keys]]\npublic_key = \"{k}\"\nbackend = \"hsm\"\nchains = [\"main\"]\nblind_digest = {blind_digest}\n"
+            ),
+        );
+    }
+    let list: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    append_config(
+        dir,
+        &format!(
+            "[[allow]]\nprincipal = \"node1\"\nkeys = [{}]\nkinds = {kinds}\n",
+            list.join(", ")
+        ),
+    );
+}
