@@ -1,26 +1,59 @@
-//! Authorization: may this principal use this key for this kind of request on this chain?
+//! Authorization: may this principal have this key sign this request?
 //!
-//! Guards: default deny. The [`Authorizer`] trait is the seam the policy engine (`oryx-policy`)
-//! fills; until then [`AllowList`] answers from the config's `[[allow]]` rules, which name
-//! principals, keys and request kinds explicitly and have no wildcards.
+//! Guards: default deny. The [`Authorizer`] seam sees the decoded request (block position,
+//! transaction, or a blind digest), so content rules can apply. Two implementations:
+//! - [`PolicyAuthorizer`]: the `oryx-policy` engine over a policy file (`policy = "…"` in the
+//!   config), with rate and spend counters, hot-reloadable (a bad file keeps the old policy);
+//! - [`AllowList`]: the config's `[[allow]]` rules (principal → keys → request kinds), for
+//!   setups without a policy file.
 
-use oryx_proto::antelope::{Checksum256, PublicKey};
+use std::sync::{Arc, Mutex, RwLock};
+
+use oryx_policy::{Body, Charge, Context, MemoryCounters, Policy, Request, Verdict};
+use oryx_proto::antelope::{PublicKey, TimePointSec};
 
 use crate::config::{AllowRule, RequestKind};
 
+/// What an authorizer decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// Go ahead; record `charges` once the request is signed.
+    Allow {
+        /// Rate and spend to record after signing.
+        charges: Vec<Charge>,
+    },
+    /// Refused, with the reason (naming the rule and, for budgets, the amounts).
+    Deny(String),
+    /// `threshold` of `approvers` must approve first.
+    NeedsApprovals {
+        /// Approvals needed.
+        threshold: u32,
+        /// Who may approve.
+        approvers: Vec<PublicKey>,
+        /// The approver set's name.
+        set: String,
+    },
+}
+
 /// Decides whether a request may proceed to the watermark and the key.
 pub trait Authorizer: Send + Sync + std::fmt::Debug {
-    /// `Ok` to allow; `Err(reason)` to deny, naming what is missing.
-    fn authorize(
-        &self,
-        principal: &str,
-        key: &PublicKey,
-        chain_id: &Checksum256,
-        kind: RequestKind,
-    ) -> Result<(), String>;
+    /// The decision for one request.
+    fn authorize(&self, req: &Request) -> Authorization;
 
-    /// The version of the rules that decided (recorded in every audit entry).
+    /// Records what a signed request used (rate hits, spend).
+    fn signed(&self, charges: &[Charge], now: TimePointSec);
+
+    /// The version of the rules in force (recorded in every audit entry).
     fn version(&self) -> String;
+}
+
+/// The request kind of a policy body.
+pub fn kind_of(body: &Body) -> RequestKind {
+    match body {
+        Body::Block { .. } => RequestKind::Block,
+        Body::Transaction { .. } => RequestKind::Transaction,
+        Body::Digest => RequestKind::Digest,
+    }
 }
 
 /// The built-in allow-list from the config.
@@ -38,29 +71,105 @@ impl AllowList {
 }
 
 impl Authorizer for AllowList {
-    fn authorize(
-        &self,
-        principal: &str,
-        key: &PublicKey,
-        _chain_id: &Checksum256,
-        kind: RequestKind,
-    ) -> Result<(), String> {
-        let allowed = self
-            .rules
-            .iter()
-            .any(|r| r.principal == principal && r.keys.contains(key) && r.kinds.contains(&kind));
+    fn authorize(&self, req: &Request) -> Authorization {
+        let kind = kind_of(&req.body);
+        let allowed = self.rules.iter().any(|r| {
+            r.principal == req.principal && r.keys.contains(&req.key) && r.kinds.contains(&kind)
+        });
         if allowed {
-            Ok(())
+            Authorization::Allow {
+                charges: Vec::new(),
+            }
         } else {
-            Err(format!(
-                "no allow rule lets {principal:?} use {key} for {} requests",
+            Authorization::Deny(format!(
+                "no allow rule lets {:?} use {} for {} requests",
+                req.principal,
+                req.key,
                 kind.as_str()
             ))
         }
     }
 
+    fn signed(&self, _charges: &[Charge], _now: TimePointSec) {}
+
     fn version(&self) -> String {
         self.version.clone()
+    }
+}
+
+/// The policy engine with its counters.
+///
+/// Counters live in memory: rate windows and the rolling daily spend restart empty when the
+/// signer restarts.
+#[derive(Debug)]
+pub struct PolicyAuthorizer {
+    policy: RwLock<Arc<Policy>>,
+    counters: Mutex<MemoryCounters>,
+    context: Context,
+}
+
+impl PolicyAuthorizer {
+    /// Uses `policy`; `held_keys` are the keys this signer holds (for `regproducer` rules).
+    pub fn new(policy: Policy, held_keys: Vec<PublicKey>) -> Self {
+        PolicyAuthorizer {
+            policy: RwLock::new(Arc::new(policy)),
+            counters: Mutex::new(MemoryCounters::new()),
+            context: Context { held_keys },
+        }
+    }
+
+    /// Replaces the policy (after the caller parsed the new one successfully).
+    pub fn replace(&self, policy: Policy) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
+
+    fn current(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Authorizer for PolicyAuthorizer {
+    fn authorize(&self, req: &Request) -> Authorization {
+        let policy = self.current();
+        let decision = {
+            let counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            policy.evaluate(req, &self.context, &*counters)
+        };
+        match decision.verdict {
+            Verdict::Allow => Authorization::Allow {
+                charges: decision.charges,
+            },
+            Verdict::Deny(reason) => Authorization::Deny(reason),
+            Verdict::NeedsApprovals {
+                threshold,
+                approvers,
+                set,
+            } => Authorization::NeedsApprovals {
+                threshold,
+                approvers,
+                set,
+            },
+        }
+    }
+
+    fn signed(&self, charges: &[Charge], now: TimePointSec) {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(charges, now);
+    }
+
+    fn version(&self) -> String {
+        self.current().version().to_string()
     }
 }
 
@@ -68,20 +177,33 @@ impl Authorizer for AllowList {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use oryx_proto::antelope::{Checksum256, Name};
+
+    fn req(principal: &str, key: PublicKey, body: Body) -> Request {
+        Request {
+            principal: principal.into(),
+            key,
+            chain_id: Checksum256::default(),
+            now: TimePointSec(0),
+            body,
+        }
+    }
 
     #[test]
-    fn default_deny_and_exact_matches() {
+    fn allow_list_is_default_deny_and_exact() {
         let key =
             PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
         let other =
             PublicKey::parse("PUB_K1_5P52UyPoYL7vMiSREPvqxh6WebuMAunCMK4w53J7Gu6zrTunYm").unwrap();
-        let chain = Checksum256::default();
+        let block = || Body::Block {
+            block_num: 1,
+            producer: Name::default(),
+        };
         let empty = AllowList::new(vec![], "v0".into());
-        assert!(
-            empty
-                .authorize("node1", &key, &chain, RequestKind::Block)
-                .is_err()
-        );
+        assert!(matches!(
+            empty.authorize(&req("node1", key, block())),
+            Authorization::Deny(_)
+        ));
         let list = AllowList::new(
             vec![AllowRule {
                 principal: "node1".into(),
@@ -90,21 +212,21 @@ mod tests {
             }],
             "v1".into(),
         );
-        assert!(
-            list.authorize("node1", &key, &chain, RequestKind::Block)
-                .is_ok()
-        );
-        assert!(
-            list.authorize("node2", &key, &chain, RequestKind::Block)
-                .is_err()
-        );
-        assert!(
-            list.authorize("node1", &other, &chain, RequestKind::Block)
-                .is_err()
-        );
-        assert!(
-            list.authorize("node1", &key, &chain, RequestKind::Digest)
-                .is_err()
-        );
+        assert!(matches!(
+            list.authorize(&req("node1", key, block())),
+            Authorization::Allow { .. }
+        ));
+        assert!(matches!(
+            list.authorize(&req("node2", key, block())),
+            Authorization::Deny(_)
+        ));
+        assert!(matches!(
+            list.authorize(&req("node1", other, block())),
+            Authorization::Deny(_)
+        ));
+        assert!(matches!(
+            list.authorize(&req("node1", key, Body::Digest)),
+            Authorization::Deny(_)
+        ));
     }
 }

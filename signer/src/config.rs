@@ -70,9 +70,13 @@ pub struct Config {
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
     /// The built-in allow-list: which principal may use which keys for which requests. Anything
-    /// not listed is denied.
+    /// not listed is denied. Not used together with `policy`.
     #[serde(default)]
     pub allow: Vec<AllowRule>,
+    /// A policy file (`oryx-policy`): content rules, limits, rates, approvals. Replaces
+    /// `[[allow]]`; reloaded on SIGHUP (an invalid new file keeps the old policy).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
 }
 
 /// The gRPC listener.
@@ -249,6 +253,9 @@ impl Config {
         r(&mut self.server.key);
         r(&mut self.watermarks.dir);
         r(&mut self.audit.path);
+        if let Some(p) = self.policy.as_mut() {
+            r(p);
+        }
         for b in self.backends.values_mut() {
             match b {
                 #[cfg(feature = "pkcs11")]
@@ -272,6 +279,11 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if self.policy.is_some() && !self.allow.is_empty() {
+            return Err(
+                "give either a policy file (policy = ...) or [[allow]] rules, not both".into(),
+            );
+        }
         if let Some(o) = &self.observability
             && !o.listen.ip().is_loopback()
         {

@@ -16,7 +16,7 @@ use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, PublicKey, Signature};
 
 use crate::audit::{AuditLog, AuditRecord, Position};
-use crate::authz::Authorizer;
+use crate::authz::{Authorization, Authorizer};
 use crate::backend::KeyBackend;
 use crate::config::RequestKind;
 use crate::metrics::Metrics;
@@ -137,6 +137,14 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
 }
 
+/// Seconds since 1970 now, for policy time checks.
+fn now_secs() -> oryx_proto::antelope::TimePointSec {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    oryx_proto::antelope::TimePointSec(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
 /// The wall-clock block slot now.
 fn wall_slot() -> u32 {
     let ms = std::time::SystemTime::now()
@@ -149,6 +157,8 @@ fn wall_slot() -> u32 {
 struct Prepared<'a> {
     principal: &'a str,
     kind: RequestKind,
+    /// What the policy sees (absent for requests refused before decoding).
+    body: Option<oryx_policy::Body>,
     chain_id: Checksum256,
     key: PublicKey,
     digest: Checksum256,
@@ -201,6 +211,10 @@ impl Pipeline {
         self.run(Prepared {
             principal,
             kind: RequestKind::Block,
+            body: Some(oryx_policy::Body::Block {
+                block_num,
+                producer: header.producer,
+            }),
             chain_id: req.chain_id,
             key: req.key,
             digest,
@@ -223,6 +237,10 @@ impl Pipeline {
         let outcome = self.run(Prepared {
             principal,
             kind: RequestKind::Transaction,
+            body: Some(oryx_policy::Body::Transaction {
+                trx: trx.clone(),
+                has_context_free_data: !cfd.is_empty(),
+            }),
             chain_id,
             key,
             digest,
@@ -270,6 +288,7 @@ impl Pipeline {
         self.run(Prepared {
             principal,
             kind: RequestKind::Digest,
+            body: Some(oryx_policy::Body::Digest),
             chain_id,
             key,
             digest,
@@ -290,6 +309,7 @@ impl Pipeline {
         let p = Prepared {
             principal,
             kind,
+            body: None,
             chain_id,
             key,
             digest: Checksum256::default(),
@@ -356,9 +376,35 @@ impl Pipeline {
     fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<(Outcome, Option<Reservation>), Refused> {
         // Authorization first: a principal without rights learns nothing about which keys and
         // chains this signer holds.
-        self.authz
-            .authorize(p.principal, &p.key, &p.chain_id, p.kind)
-            .map_err(|m| refused(Reason::PolicyDenied, m))?;
+        let now = now_secs();
+        let body = p
+            .body
+            .clone()
+            .ok_or_else(|| refused(Reason::Malformed, "request did not decode"))?;
+        let request = oryx_policy::Request {
+            principal: p.principal.to_string(),
+            key: p.key,
+            chain_id: p.chain_id,
+            now,
+            body,
+        };
+        let charges = match self.authz.authorize(&request) {
+            Authorization::Allow { charges } => charges,
+            Authorization::Deny(reason) => return Err(refused(Reason::PolicyDenied, reason)),
+            Authorization::NeedsApprovals {
+                threshold,
+                approvers,
+                set,
+            } => {
+                return Err(refused(
+                    Reason::PolicyDenied,
+                    format!(
+                        "needs {threshold} of {} approvals from set {set:?}; this signer version cannot collect approvals yet",
+                        approvers.len()
+                    ),
+                ));
+            }
+        };
         let entry = self.keys.get(&p.key).ok_or_else(|| {
             refused(
                 Reason::UnknownKey,
@@ -388,6 +434,9 @@ impl Pipeline {
         }
         let Some(request) = p.watermark else {
             let signed = sign(entry.backend.as_ref(), &p.digest, opts).map_err(sign_failure)?;
+            // Counted as soon as a signature exists, even if it is then withheld: budgets err
+            // on the strict side.
+            self.authz.signed(&charges, now);
             let outcome = Outcome {
                 digest: p.digest,
                 signature: signed.signature,
@@ -433,6 +482,7 @@ impl Pipeline {
             // Blocks are latency-critical: let an HSM try two K1 nonces at once.
             sign(entry.backend.as_ref(), reservation.digest(), SignOptions { speculative: true, ..opts })
                 .map_err(sign_failure)?;
+        self.authz.signed(&charges, now);
         let outcome = Outcome {
             digest: p.digest,
             signature: signed.signature,

@@ -12,7 +12,7 @@ use clap::Args;
 use oryx_proto::grpc;
 
 use crate::audit::AuditLog;
-use crate::authz::AllowList;
+use crate::authz::{AllowList, Authorizer, PolicyAuthorizer};
 use crate::commands::ConfigArg;
 use crate::metrics::Metrics;
 use crate::pipeline::{KeyEntry, Pipeline};
@@ -111,13 +111,28 @@ impl Start {
             "config:{}",
             &oryx_proto::antelope::Checksum256::hash(&config_bytes).to_string()[..16]
         );
+        let (authorizer, policy_engine): (Arc<dyn Authorizer>, Option<Arc<PolicyAuthorizer>>) =
+            match &config.policy {
+                Some(path) => {
+                    let engine = Arc::new(PolicyAuthorizer::new(
+                        load_policy(path)?,
+                        config.keys.iter().map(|k| k.public_key).collect(),
+                    ));
+                    tracing::info!(path = %path.display(), version = %engine.version(), "policy loaded");
+                    (engine.clone(), Some(engine))
+                }
+                None => (
+                    Arc::new(AllowList::new(config.allow.clone(), version)),
+                    None,
+                ),
+            };
         let metrics = Arc::new(Metrics::default());
         let pipeline = Arc::new(Pipeline {
             keys,
             chains,
             watermarks: store.clone(),
             audit: audit.clone(),
-            authz: Arc::new(AllowList::new(config.allow.clone(), version)),
+            authz: authorizer.clone(),
             metrics: metrics.clone(),
         });
         let ready: ReadyCheck = {
@@ -163,11 +178,40 @@ impl Start {
                 println!("metrics on {}", ml.local_addr().map_err(|e| e.to_string())?);
                 tokio::spawn(crate::metrics::serve(ml, metrics, ready));
             }
+            if let (Some(engine), Some(path)) = (policy_engine, config.policy.clone()) {
+                tokio::spawn(reload_on_sighup(engine, path));
+            }
             println!("listening on {addr}");
             tracing::info!(%addr, keys = config.keys.len(), "oryx-signer serving over mTLS");
             crate::server::serve(listener, tls, service, shutdown_signal()).await
         })?;
         Ok(())
+    }
+}
+
+/// Reads and validates a policy file; the error names the line.
+fn load_policy(path: &std::path::Path) -> Result<oryx_policy::Policy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    oryx_policy::Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// On SIGHUP, reloads the policy; an unreadable or invalid file keeps the policy in force.
+async fn reload_on_sighup(engine: Arc<PolicyAuthorizer>, path: std::path::PathBuf) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match load_policy(&path) {
+            Ok(policy) => {
+                let version = policy.version().to_string();
+                engine.replace(policy);
+                tracing::info!(%version, "policy reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kept = %engine.version(), "policy reload refused: keeping the policy in force")
+            }
+        }
     }
 }
 

@@ -1,0 +1,183 @@
+//! The daemon under a policy file: transfer limits and the daily budget refuse with the rule
+//! and the amounts, requests no rule names are refused, and SIGHUP reloads the policy — a broken
+//! file keeps the one in force.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature};
+use oryx_proto::grpc;
+use oryx_proto::grpc::signer_client::SignerClient;
+use oryx_signer::client::reason;
+use tonic::transport::Channel;
+
+fn policy(version: &str, key: &PublicKey, with_blocks: bool) -> String {
+    let blocks = if with_blocks {
+        format!(
+            "[[rule]]\nname = \"blocks\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"block\"]\n\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "version = \"{version}\"\n\n{blocks}[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"transaction\"]\n\
+         actions = [\"eosio.token::transfer@oryxcustody1@active\"]\n\
+         transfer = {{ max_per_tx = \"100.0000 EOS\", daily_budget = \"250.0000 EOS\", recipients = [\"exchangeacct\"] }}\n"
+    )
+}
+
+fn transfer(to: &str, quantity: &str, n: u32) -> Transaction {
+    serde_json::from_value(serde_json::json!({
+        "expiration": "2030-01-01T00:00:00",
+        "ref_block_num": n,
+        "ref_block_prefix": 7,
+        "actions": [{
+            "account": "eosio.token", "name": "transfer",
+            "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+            "data": {"from": "oryxcustody1", "to": to, "quantity": quantity, "memo": ""}
+        }]
+    }))
+    .unwrap()
+}
+
+async fn sign_trx(
+    c: &mut SignerClient<Channel>,
+    key: &PublicKey,
+    trx: &Transaction,
+) -> Result<grpc::SignTransactionResponse, tonic::Status> {
+    c.sign_transaction(grpc::SignTransactionRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+            trx.packed(),
+        )),
+        context_free_data: vec![],
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+async fn sign_block(
+    c: &mut SignerClient<Channel>,
+    key: &PublicKey,
+    n: u32,
+) -> Result<grpc::SignResponse, tonic::Status> {
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: savanna(n, n, 0).packed(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+fn denied(r: Result<impl std::fmt::Debug, tonic::Status>) -> String {
+    let e = r.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
+    e.message().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_budgets_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    // Swap the allow-list for a policy file.
+    let cfg = config_path(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = &text[..text.find("[[allow]]").unwrap()];
+    std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy("v1", &key, true)).unwrap();
+    run(&["policy", "check", policy_path.to_str().unwrap()], &[]);
+
+    let signer = Signer::start(dir.path(), &[]);
+    let mut c = signer.client("node1").await;
+    let n = now_slot();
+    sign_block(&mut c, &key, n).await.unwrap();
+
+    // Within the limits: signed, and the signature verifies.
+    let t = transfer("exchangeacct", "100.0000 EOS", 1);
+    let r = sign_trx(&mut c, &key, &t).await.unwrap();
+    let d = t.signing_digest(&Checksum256(eos().try_into().unwrap()), &[]);
+    assert_eq!(
+        Signature::parse(&r.signature.unwrap().text)
+            .unwrap()
+            .recover(&d)
+            .unwrap(),
+        key
+    );
+    // Over the per-transaction maximum.
+    let m = denied(sign_trx(&mut c, &key, &transfer("exchangeacct", "150.0000 EOS", 2)).await);
+    assert!(
+        m.contains("payouts") && m.contains("150.0000 EOS") && m.contains("100.0000 EOS"),
+        "{m}"
+    );
+    // Not an allowed recipient.
+    let m = denied(sign_trx(&mut c, &key, &transfer("someoneelse", "1.0000 EOS", 3)).await);
+    assert!(m.contains("payouts"), "{m}");
+    // The daily budget: 100 + 100 fits 250, a third 100 does not.
+    sign_trx(&mut c, &key, &transfer("exchangeacct", "100.0000 EOS", 4))
+        .await
+        .unwrap();
+    let m = denied(sign_trx(&mut c, &key, &transfer("exchangeacct", "100.0000 EOS", 5)).await);
+    assert!(
+        m.contains("payouts")
+            && m.contains("250.0000 EOS")
+            && m.contains("200.0000 EOS")
+            && m.contains("100.0000 EOS"),
+        "{m}"
+    );
+    // No rule names blind digests for this key.
+    let id = savanna(n + 1, n + 1, 0).id().unwrap();
+    denied(
+        c.sign_digest(grpc::SignDigestRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            digest: id.0.to_vec(),
+        })
+        .await,
+    );
+
+    // A broken policy on SIGHUP: refused, the old one stays in force.
+    std::fs::write(
+        &policy_path,
+        "version = \"v2\"\n[[rule]]\nname = \"oops\"\nkinds = [\"everything\"]\n",
+    )
+    .unwrap();
+    let hup = || {
+        std::process::Command::new("kill")
+            .args(["-HUP", &signer.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    hup();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sign_block(&mut c, &key, n + 2).await.unwrap();
+    // A valid new policy without the block rule: blocks are now refused.
+    std::fs::write(&policy_path, policy("v3", &key, false)).unwrap();
+    hup();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    denied(sign_block(&mut c, &key, n + 3).await);
+
+    // Every audit entry names the policy version that decided.
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let versions: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["policy_version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(versions.first().map(String::as_str), Some("v1"));
+    assert_eq!(versions.last().map(String::as_str), Some("v3"));
+    assert!(
+        !versions.iter().any(|v| v == "v2"),
+        "the broken policy never decided anything"
+    );
+}
