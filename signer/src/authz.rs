@@ -40,8 +40,9 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     /// The decision for one request.
     fn authorize(&self, req: &Request) -> Authorization;
 
-    /// Records what a signed request used (rate hits, spend).
-    fn signed(&self, charges: &[Charge], now: TimePointSec);
+    /// Records what a signed request used (rate hits, spend), durably where it matters (spend):
+    /// an `Err` means the record could not be kept, and the signature must be withheld.
+    fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String>;
 
     /// The version of the rules in force (recorded in every audit entry).
     fn version(&self) -> String;
@@ -90,7 +91,9 @@ impl Authorizer for AllowList {
         }
     }
 
-    fn signed(&self, _charges: &[Charge], _now: TimePointSec) {}
+    fn signed(&self, _charges: &[Charge], _now: TimePointSec) -> Result<(), String> {
+        Ok(())
+    }
 
     fn version(&self) -> String {
         self.version.clone()
@@ -99,23 +102,65 @@ impl Authorizer for AllowList {
 
 /// The policy engine with its counters.
 ///
-/// Counters live in memory: rate windows and the rolling daily spend restart empty when the
-/// signer restarts.
+/// Spend (daily budgets) is journaled: every spend is appended to a JSON-lines file and
+/// fdatasynced before the signature is released, and the last 24 h are replayed at start, so a
+/// restart cannot reset a budget. Rate-limit windows live in memory only.
 #[derive(Debug)]
 pub struct PolicyAuthorizer {
     policy: RwLock<Arc<Policy>>,
     counters: Mutex<MemoryCounters>,
     context: Context,
+    journal: Option<Mutex<std::fs::File>>,
+    journal_path: Option<std::path::PathBuf>,
 }
+
+/// How far back the journal is replayed (the budget window, plus a margin).
+const REPLAY_SECS: u32 = oryx_policy::SPEND_WINDOW_SECS + 3600;
 
 impl PolicyAuthorizer {
     /// Uses `policy`; `held_keys` are the keys this signer holds (for `regproducer` rules).
+    /// Counters are in memory only; see [`PolicyAuthorizer::with_journal`].
     pub fn new(policy: Policy, held_keys: Vec<PublicKey>) -> Self {
         PolicyAuthorizer {
             policy: RwLock::new(Arc::new(policy)),
             counters: Mutex::new(MemoryCounters::new()),
             context: Context { held_keys },
+            journal: None,
+            journal_path: None,
         }
+    }
+
+    /// Keeps spends in `path` (created if missing), replaying the last day from it now.
+    pub fn with_journal(
+        mut self,
+        path: &std::path::Path,
+        now: TimePointSec,
+    ) -> Result<Self, String> {
+        let err = |e: std::io::Error| format!("spend journal {}: {e}", path.display());
+        if let Ok(text) = std::fs::read_to_string(path) {
+            // A last line without its newline is a write a crash cut short: it was never synced,
+            // so no signature was released for it.
+            let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+            let mut counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (i, line) in complete.lines().enumerate() {
+                let (at, charge) = parse_spend(line)
+                    .map_err(|e| format!("spend journal {} line {}: {e}", path.display(), i + 1))?;
+                if at.0.saturating_add(REPLAY_SECS) >= now.0 {
+                    counters.record(&[charge], at);
+                }
+            }
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path).map_err(err)?;
+        self.journal = Some(Mutex::new(file));
+        self.journal_path = Some(path.to_path_buf());
+        Ok(self)
     }
 
     /// Replaces the policy (after the caller parsed the new one successfully).
@@ -161,16 +206,68 @@ impl Authorizer for PolicyAuthorizer {
         }
     }
 
-    fn signed(&self, charges: &[Charge], now: TimePointSec) {
+    fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String> {
+        let spends: Vec<String> = charges.iter().filter_map(|c| spend_line(c, now)).collect();
+        if let (Some(journal), false) = (&self.journal, spends.is_empty()) {
+            use std::io::Write as _;
+            let mut f = journal
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let path = self
+                .journal_path
+                .as_deref()
+                .map_or_else(String::new, |p| p.display().to_string());
+            f.write_all(spends.concat().as_bytes())
+                .and_then(|()| f.sync_data())
+                .map_err(|e| format!("spend journal {path}: {e}"))?;
+        }
         self.counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .record(charges, now);
+        Ok(())
     }
 
     fn version(&self) -> String {
         self.current().version().to_string()
     }
+}
+
+/// One journal line for a spend charge (`None` for other charges).
+fn spend_line(charge: &Charge, now: TimePointSec) -> Option<String> {
+    match charge {
+        Charge::Spend { rule, key, amount } => Some(format!(
+            "{}\n",
+            serde_json::json!({"time": now.0, "rule": rule, "key": key.to_string(), "amount": amount.to_string()})
+        )),
+        _ => None,
+    }
+}
+
+fn parse_spend(line: &str) -> Result<(TimePointSec, Charge), String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("missing {k}"))
+    };
+    let time = v
+        .get("time")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|t| u32::try_from(t).ok())
+        .ok_or("missing time")?;
+    let key = PublicKey::parse(field("key")?).map_err(|e| e.to_string())?;
+    let amount = field("amount")?
+        .parse()
+        .map_err(|e: oryx_proto::Error| e.to_string())?;
+    Ok((
+        TimePointSec(time),
+        Charge::Spend {
+            rule: field("rule")?.to_string(),
+            key,
+            amount,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -187,6 +284,49 @@ mod tests {
             now: TimePointSec(0),
             body,
         }
+    }
+
+    #[test]
+    fn the_spend_journal_replays_the_last_day_and_ignores_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spend.jsonl");
+        let key =
+            PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
+        let policy = || Policy::parse("version = \"v\"\n").unwrap();
+        let spend = |amount: &str| Charge::Spend {
+            rule: "r".into(),
+            key,
+            amount: amount.parse().unwrap(),
+        };
+        let now = TimePointSec(1_000_000);
+        let a = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap();
+        a.signed(&[spend("1.0000 EOS")], TimePointSec(now.0 - 100_000))
+            .unwrap(); // older than a day
+        a.signed(&[spend("2.0000 EOS")], now).unwrap();
+        drop(a);
+        // A crash mid-write leaves a partial line: ignored.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"time\": 1000000, \"rule\": \"r\"");
+        std::fs::write(&path, &text).unwrap();
+        let b = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap();
+        let symbol = "1.0000 EOS"
+            .parse::<oryx_proto::antelope::Asset>()
+            .unwrap()
+            .symbol;
+        let spent =
+            oryx_policy::Counters::spent(&*b.counters.lock().unwrap(), "r", &key, symbol, now);
+        assert_eq!(spent, 20_000, "only the last day's 2.0000 EOS counts");
+        drop(b);
+        // A damaged complete line refuses to start, naming the line.
+        std::fs::write(&path, "not json\n").unwrap();
+        let e = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
     }
 
     #[test]

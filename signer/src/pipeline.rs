@@ -435,8 +435,10 @@ impl Pipeline {
         let Some(request) = p.watermark else {
             let signed = sign(entry.backend.as_ref(), &p.digest, opts).map_err(sign_failure)?;
             // Counted as soon as a signature exists, even if it is then withheld: budgets err
-            // on the strict side.
-            self.authz.signed(&charges, now);
+            // on the strict side. A spend that cannot be recorded withholds the signature.
+            self.authz
+                .signed(&charges, now)
+                .map_err(|e| refused(Reason::Unavailable, e))?;
             let outcome = Outcome {
                 digest: p.digest,
                 signature: signed.signature,
@@ -482,7 +484,9 @@ impl Pipeline {
             // Blocks are latency-critical: let an HSM try two K1 nonces at once.
             sign(entry.backend.as_ref(), reservation.digest(), SignOptions { speculative: true, ..opts })
                 .map_err(sign_failure)?;
-        self.authz.signed(&charges, now);
+        self.authz
+            .signed(&charges, now)
+            .map_err(|e| refused(Reason::Unavailable, e))?;
         let outcome = Outcome {
             digest: p.digest,
             signature: signed.signature,

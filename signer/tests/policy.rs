@@ -163,6 +163,20 @@ async fn limits_budgets_and_reload() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     denied(sign_block(&mut c, &key, n + 3).await);
 
+    // The budget survives a restart: spends are journaled before a signature is released.
+    let mut signer = signer;
+    signer.stop();
+    let signer = Signer::start(dir.path(), &[]);
+    let mut c = signer.client("node1").await;
+    let m = denied(sign_trx(&mut c, &key, &transfer("exchangeacct", "100.0000 EOS", 6)).await);
+    assert!(
+        m.contains("200.0000 EOS"),
+        "the spend before the restart still counts: {m}"
+    );
+    sign_trx(&mut c, &key, &transfer("exchangeacct", "50.0000 EOS", 7))
+        .await
+        .unwrap();
+
     // Every audit entry names the policy version that decided.
     let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
     let versions: Vec<String> = audit

@@ -114,10 +114,19 @@ impl Start {
         let (authorizer, policy_engine): (Arc<dyn Authorizer>, Option<Arc<PolicyAuthorizer>>) =
             match &config.policy {
                 Some(path) => {
-                    let engine = Arc::new(PolicyAuthorizer::new(
-                        load_policy(path)?,
-                        config.keys.iter().map(|k| k.public_key).collect(),
-                    ));
+                    let now = oryx_proto::antelope::TimePointSec(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+                    );
+                    // Spends live beside the watermarks, under the same directory lock.
+                    let engine = Arc::new(
+                        PolicyAuthorizer::new(
+                            load_policy(path)?,
+                            config.keys.iter().map(|k| k.public_key).collect(),
+                        )
+                        .with_journal(&config.watermarks.dir.join("spend.jsonl"), now)?,
+                    );
                     tracing::info!(path = %path.display(), version = %engine.version(), "policy loaded");
                     (engine.clone(), Some(engine))
                 }
