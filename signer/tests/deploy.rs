@@ -81,3 +81,52 @@ fn policy_check_accepts_the_example_and_names_the_line_of_an_error() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn policy_explain_names_the_deciding_rule() {
+    let bin = env!("CARGO_BIN_EXE_oryx-signer");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/policy.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let req = dir.path().join("req.json");
+    let request = |quantity: &str| {
+        format!(
+            r#"{{"principal": "ops-console", "key": "PUB_R1_6EPHFSKVYHBjQgxVGQPrwCxTg7BbZ69H9i4gztN9deKTEXYne4", "chain_id": "eos", "now": "2026-11-21T12:00:00",
+               "transaction": {{"expiration": "2026-11-21T12:30:00", "ref_block_num": 1, "ref_block_prefix": 2,
+               "actions": [{{"account": "eosio.token", "name": "transfer", "authorization": [{{"actor": "oryxcustody1", "permission": "active"}}],
+               "data": {{"from": "oryxcustody1", "to": "exchangeacct", "quantity": "{quantity}", "memo": ""}}}}]}}}}"#
+        )
+    };
+    let explain = |quantity: &str| {
+        std::fs::write(&req, request(quantity)).unwrap();
+        let out = std::process::Command::new(bin)
+            .args([
+                "policy",
+                "explain",
+                example.to_str().unwrap(),
+                "--request",
+                req.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let over = explain("6000.0000 EOS");
+    assert!(
+        over.contains("\"bp-node-blocks\" (line 8): skipped"),
+        "{over}"
+    );
+    assert!(
+        over.contains("decided by transfer.max_per_tx") && over.contains("6000.0000 EOS"),
+        "{over}"
+    );
+    let within = explain("4000.0000 EOS");
+    assert!(
+        within.contains("needs 2 of 3 approvals from set \"custodians\""),
+        "{within}"
+    );
+}

@@ -1,0 +1,113 @@
+//! `oryx-signer policy explain FILE --request REQ.json`: which rule decides a request, and why.
+//!
+//! REQ.json: `{"principal": "...", "key": "PUB_K1_...", "chain_id": "eos" | "<hex>",
+//! "now": "2026-11-21T12:00:00" (optional, default now), and one of
+//! "block": {"block_num": N, "producer": "name"}, "digest": true, or
+//! "transaction": {…cleos JSON…} (with "context_free_data": true if it carries some)}`.
+//! Counters start empty (no earlier spend or rate hits); `--config` supplies the held keys.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use oryx_policy::{Body, Context, MemoryCounters, Request};
+use oryx_proto::antelope::chain::parse_chain_id;
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{Name, PublicKey, TimePointSec};
+use serde::Deserialize;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct Explain {
+    /// The policy file (TOML).
+    file: PathBuf,
+    /// The request (JSON).
+    #[arg(long)]
+    request: PathBuf,
+    /// A signer config whose `[[keys]]` are the held keys (for `regproducer` rules).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockJson {
+    block_num: u32,
+    producer: Name,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestJson {
+    principal: String,
+    key: PublicKey,
+    chain_id: String,
+    #[serde(default)]
+    now: Option<TimePointSec>,
+    #[serde(default)]
+    block: Option<BlockJson>,
+    #[serde(default)]
+    digest: bool,
+    #[serde(default)]
+    transaction: Option<Transaction>,
+    #[serde(default)]
+    context_free_data: bool,
+}
+
+impl Explain {
+    /// Runs the command.
+    pub fn run(self) -> Result<(), String> {
+        let text = std::fs::read_to_string(&self.file)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let policy = oryx_policy::Policy::parse(&text)
+            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let req_text = std::fs::read_to_string(&self.request)
+            .map_err(|e| format!("{}: {e}", self.request.display()))?;
+        let r: RequestJson = serde_json::from_str(&req_text)
+            .map_err(|e| format!("{}: {e}", self.request.display()))?;
+        let body = match (r.block, r.digest, r.transaction) {
+            (Some(b), false, None) => Body::Block {
+                block_num: b.block_num,
+                producer: b.producer,
+            },
+            (None, true, None) => Body::Digest,
+            (None, false, Some(trx)) => Body::Transaction {
+                trx,
+                has_context_free_data: r.context_free_data,
+            },
+            _ => {
+                return Err(format!(
+                    "{}: give exactly one of block, digest or transaction",
+                    self.request.display()
+                ));
+            }
+        };
+        let now = r.now.unwrap_or_else(|| {
+            TimePointSec(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
+            )
+        });
+        let chain_id =
+            parse_chain_id(&r.chain_id).map_err(|e| format!("{}: {e}", self.request.display()))?;
+        let held_keys = match &self.config {
+            Some(path) => crate::config::Config::load(path)
+                .map_err(|e| e.to_string())?
+                .keys
+                .iter()
+                .map(|k| k.public_key)
+                .collect(),
+            None => Vec::new(),
+        };
+        let request = Request {
+            principal: r.principal,
+            key: r.key,
+            chain_id,
+            now,
+            body,
+        };
+        let explanation = policy.explain(&request, &Context { held_keys }, &MemoryCounters::new());
+        println!("{explanation}");
+        Ok(())
+    }
+}
