@@ -9,9 +9,11 @@
 //!   reservation before any signature exists.
 //! - [`audit`]: the hash-chained, append-only audit log, durable before every reply, and its
 //!   verifier.
+//! - [`approvals`]: requests waiting for M of N approvers, and the verification of approvals.
 //! - [`cli`]: the `oryx` operator and approver CLI.
 #![forbid(unsafe_code)]
 
+pub mod approvals;
 pub mod audit;
 pub mod authz;
 pub mod backend;
