@@ -11,3 +11,6 @@ pub use generated::*;
 
 /// The metadata key that carries a refusal's [`Reason`] name.
 pub const REASON_METADATA: &str = "oryx-reason";
+
+/// The metadata key that carries the id of a request stored for approvals.
+pub const REQUEST_ID_METADATA: &str = "oryx-request-id";

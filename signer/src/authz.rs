@@ -26,6 +26,8 @@ pub enum Authorization {
     Deny(String),
     /// `threshold` of `approvers` must approve first.
     NeedsApprovals {
+        /// Rate and spend to record once the approved request is signed.
+        charges: Vec<Charge>,
         /// Approvals needed.
         threshold: u32,
         /// Who may approve.
@@ -199,6 +201,7 @@ impl Authorizer for PolicyAuthorizer {
                 approvers,
                 set,
             } => Authorization::NeedsApprovals {
+                charges: decision.charges,
                 threshold,
                 approvers,
                 set,

@@ -13,8 +13,11 @@ use std::time::Instant;
 
 use oryx_proto::antelope::block::{BlockHeader, BlockKind, num_from_id};
 use oryx_proto::antelope::transaction::Transaction;
-use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, PublicKey, Signature};
+use oryx_proto::antelope::{
+    BlockTimestamp, Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec,
+};
 
+use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
 use crate::audit::{AuditLog, AuditRecord, Position};
 use crate::authz::{Authorization, Authorizer};
 use crate::backend::KeyBackend;
@@ -44,6 +47,10 @@ pub enum Reason {
     Unavailable,
     /// The signer failed.
     Internal,
+    /// Stored as a pending request until enough approvers approve.
+    NeedsApprovals,
+    /// An approval that is forged, late, or for a closed request.
+    ApprovalRejected,
 }
 
 impl Reason {
@@ -58,6 +65,8 @@ impl Reason {
             Reason::BlindNotAllowed => "BLIND_NOT_ALLOWED",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::Internal => "INTERNAL",
+            Reason::NeedsApprovals => "NEEDS_APPROVALS",
+            Reason::ApprovalRejected => "APPROVAL_REJECTED",
         }
     }
 }
@@ -70,11 +79,14 @@ pub struct Refused {
     pub reason: Reason,
     /// Detail for the operator.
     pub message: String,
+    /// For [`Reason::NeedsApprovals`]: the pending request's id.
+    pub request_id: Option<String>,
 }
 
 fn refused(reason: Reason, message: impl Into<String>) -> Refused {
     Refused {
         reason,
+        request_id: None,
         message: message.into(),
     }
 }
@@ -135,6 +147,8 @@ pub struct Pipeline {
     pub authz: Arc<dyn Authorizer>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
+    /// Pending requests for approvals (with a policy file).
+    pub approvals: Option<Arc<ApprovalStore>>,
 }
 
 /// Seconds since 1970 now, for policy time checks.
@@ -159,6 +173,8 @@ struct Prepared<'a> {
     kind: RequestKind,
     /// What the policy sees (absent for requests refused before decoding).
     body: Option<oryx_policy::Body>,
+    /// A transaction's context-free data (for a pending approval request).
+    cfd: Vec<Bytes>,
     chain_id: Checksum256,
     key: PublicKey,
     digest: Checksum256,
@@ -211,6 +227,7 @@ impl Pipeline {
         self.run(Prepared {
             principal,
             kind: RequestKind::Block,
+            cfd: Vec::new(),
             body: Some(oryx_policy::Body::Block {
                 block_num,
                 producer: header.producer,
@@ -237,6 +254,7 @@ impl Pipeline {
         let outcome = self.run(Prepared {
             principal,
             kind: RequestKind::Transaction,
+            cfd: cfd.to_vec(),
             body: Some(oryx_policy::Body::Transaction {
                 trx: trx.clone(),
                 has_context_free_data: !cfd.is_empty(),
@@ -288,6 +306,7 @@ impl Pipeline {
         self.run(Prepared {
             principal,
             kind: RequestKind::Digest,
+            cfd: Vec::new(),
             body: Some(oryx_policy::Body::Digest),
             chain_id,
             key,
@@ -295,6 +314,276 @@ impl Pipeline {
             watermark: Some(watermark),
             started,
         })
+    }
+
+    /// Stores a transaction that needs approvals as a pending request (after checking the key
+    /// and chain, so nothing is stored that could never be signed).
+    fn store_for_approvals(
+        &self,
+        p: &Prepared<'_>,
+        now: TimePointSec,
+        threshold: u32,
+        approvers: Vec<PublicKey>,
+        set: String,
+    ) -> Refused {
+        let (Some(store), Some(oryx_policy::Body::Transaction { trx, .. })) =
+            (&self.approvals, &p.body)
+        else {
+            return refused(
+                Reason::PolicyDenied,
+                format!(
+                    "needs {threshold} of {} approvals from set {set:?}, which only transactions can collect",
+                    approvers.len()
+                ),
+            );
+        };
+        match self.keys.get(&p.key) {
+            None => {
+                return refused(
+                    Reason::UnknownKey,
+                    format!("this signer does not hold {}", p.key),
+                );
+            }
+            Some(e) if !e.chains.contains(&p.chain_id) => {
+                return refused(
+                    Reason::WrongChain,
+                    format!("{} is not configured for chain {}", p.key, p.chain_id),
+                );
+            }
+            Some(_) => {}
+        }
+        if trx.expiration <= now {
+            return refused(
+                Reason::Malformed,
+                format!("the transaction expired at {}", trx.expiration),
+            );
+        }
+        let n = approvers.len();
+        let ttl = trx.expiration.0 - now.0;
+        match store.create(
+            p.principal,
+            p.chain_id,
+            p.key,
+            Bytes(trx.packed()),
+            p.cfd.clone(),
+            p.digest,
+            threshold,
+            approvers,
+            set.clone(),
+            now,
+            ttl,
+        ) {
+            Ok(req) => Refused {
+                reason: Reason::NeedsApprovals,
+                message: format!(
+                    "stored as approval request {}: needs {threshold} of {n} approvals from set {set:?}, each a signature over binding digest {} (until {})",
+                    req.id, req.binding_digest, req.expires
+                ),
+                request_id: Some(req.id),
+            },
+            Err(e) => refused(Reason::Unavailable, e.to_string()),
+        }
+    }
+
+    fn approval_store(&self) -> Result<&ApprovalStore, Refused> {
+        self.approvals.as_deref().ok_or_else(|| {
+            refused(
+                Reason::PolicyDenied,
+                "approvals need a policy file (policy = ...) in the signer's config",
+            )
+        })
+    }
+
+    /// Every approval request.
+    pub fn list_approvals(&self) -> Result<Vec<PendingRequest>, Refused> {
+        self.approval_store()?
+            .list()
+            .map_err(|e| refused(Reason::Unavailable, e.to_string()))
+    }
+
+    /// One approval request.
+    pub fn get_approval(&self, id: &str) -> Result<PendingRequest, Refused> {
+        self.approval_store()?.get(id).map_err(approval_refusal)
+    }
+
+    /// Cancels a pending request: only its requester may.
+    pub fn cancel_approval(&self, principal: &str, id: &str) -> Result<PendingRequest, Refused> {
+        let store = self.approval_store()?;
+        let req = store.get(id).map_err(approval_refusal)?;
+        if req.requester != principal {
+            return Err(refused(
+                Reason::PolicyDenied,
+                format!(
+                    "only the requester ({:?}) may cancel request {id}",
+                    req.requester
+                ),
+            ));
+        }
+        let out = store.cancel(id, principal).map_err(approval_refusal);
+        self.audit_approval(
+            principal,
+            &req,
+            if out.is_ok() { "cancelled" } else { "rejected" },
+            out.as_ref().err().map(ToString::to_string),
+        );
+        out
+    }
+
+    /// Records one approver's signature; signs the transaction once the threshold is met.
+    pub fn approve(
+        &self,
+        principal: &str,
+        id: &str,
+        signature: &Signature,
+    ) -> Result<PendingRequest, Refused> {
+        let store = self.approval_store()?;
+        let now = now_secs();
+        let (req, decision) = match store.add(id, signature, now) {
+            Ok((Added::Counted { .. }, req)) => (req, "accepted"),
+            Ok((Added::Duplicate, req)) => (req, "duplicate"),
+            Err(ApprovalError::NotPending { .. }) => {
+                // A late but genuine approval of a request already signed is harmless.
+                let req = store.get(id).map_err(approval_refusal)?;
+                let genuine = matches!(req.state, State::Signed { .. })
+                    && signature
+                        .recover(&req.binding_digest)
+                        .is_ok_and(|k| req.approvers.contains(&k));
+                if !genuine {
+                    let e = refused(
+                        Reason::ApprovalRejected,
+                        format!("approval request {id} is closed"),
+                    );
+                    self.audit_approval(principal, &req, "rejected", Some(e.to_string()));
+                    return Err(e);
+                }
+                (req, "duplicate")
+            }
+            Err(e) => {
+                let r = approval_refusal(e);
+                if let Ok(req) = store.get(id) {
+                    self.audit_approval(principal, &req, "rejected", Some(r.to_string()));
+                }
+                return Err(r);
+            }
+        };
+        self.audit_approval(
+            principal,
+            &req,
+            decision,
+            signature
+                .recover(&req.binding_digest)
+                .ok()
+                .map(|k| format!("approver {k}")),
+        );
+        if req.state == State::Pending && req.approved() {
+            return self.sign_approved(&req, now);
+        }
+        Ok(req)
+    }
+
+    /// Signs an approved request: the policy is evaluated again (budgets and rates hold at
+    /// signing time), the digest recomputed from the stored transaction.
+    fn sign_approved(
+        &self,
+        req: &PendingRequest,
+        now: TimePointSec,
+    ) -> Result<PendingRequest, Refused> {
+        let started = Instant::now();
+        let trx = Transaction::decode(&req.packed_trx.0)
+            .map_err(|e| refused(Reason::Internal, format!("stored transaction: {e}")))?;
+        let digest = trx.signing_digest(&req.chain_id, &req.context_free_data);
+        let p = Prepared {
+            principal: &req.requester,
+            kind: RequestKind::Transaction,
+            body: None,
+            cfd: Vec::new(),
+            chain_id: req.chain_id,
+            key: req.key,
+            digest,
+            watermark: None,
+            started,
+        };
+        let signed = (|| {
+            if digest != req.signing_digest {
+                return Err(refused(
+                    Reason::Internal,
+                    "the stored transaction does not match its digest",
+                ));
+            }
+            let request = oryx_policy::Request {
+                principal: req.requester.clone(),
+                key: req.key,
+                chain_id: req.chain_id,
+                now,
+                body: oryx_policy::Body::Transaction {
+                    trx: trx.clone(),
+                    has_context_free_data: !req.context_free_data.is_empty(),
+                },
+            };
+            let charges = match self.authz.authorize(&request) {
+                Authorization::Allow { charges }
+                | Authorization::NeedsApprovals { charges, .. } => charges,
+                Authorization::Deny(reason) => {
+                    return Err(refused(
+                        Reason::PolicyDenied,
+                        format!("approved, but the policy now refuses it: {reason}"),
+                    ));
+                }
+            };
+            let entry = self.keys.get(&req.key).ok_or_else(|| {
+                refused(
+                    Reason::UnknownKey,
+                    format!("this signer does not hold {}", req.key),
+                )
+            })?;
+            let opts = *self.chains.get(&req.chain_id).ok_or_else(|| {
+                refused(
+                    Reason::WrongChain,
+                    format!("chain {} is not configured", req.chain_id),
+                )
+            })?;
+            let signature = sign(entry.backend.as_ref(), &digest, opts)
+                .map_err(sign_failure)?
+                .signature;
+            self.authz
+                .signed(&charges, now)
+                .map_err(|e| refused(Reason::Unavailable, e))?;
+            Ok(Outcome {
+                digest,
+                signature,
+                replayed: false,
+                block_num: 0,
+                slot: 0,
+            })
+        })();
+        let outcome = self.finish(&p, signed, None)?;
+        self.approval_store()?
+            .mark_signed(&req.id, outcome.signature)
+            .map_err(approval_refusal)
+    }
+
+    fn audit_approval(
+        &self,
+        principal: &str,
+        req: &PendingRequest,
+        decision: &str,
+        reason: Option<String>,
+    ) {
+        let record = AuditRecord {
+            key: Some(req.key.to_string()),
+            chain_id: Some(req.chain_id.to_string()),
+            digest: Some(req.binding_digest.to_string()),
+            reason: Some(format!(
+                "request {}{}",
+                req.id,
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            policy_version: Some(self.authz.version()),
+            ..AuditRecord::new(sanitize_principal(principal), "approval", decision)
+        };
+        if let Err(e) = self.audit.append(record) {
+            tracing::error!(error = %e, "audit log write failed for an approval");
+        }
     }
 
     fn refuse_early(
@@ -310,6 +599,7 @@ impl Pipeline {
             principal,
             kind,
             body: None,
+            cfd: Vec::new(),
             chain_id,
             key,
             digest: Checksum256::default(),
@@ -395,14 +685,9 @@ impl Pipeline {
                 threshold,
                 approvers,
                 set,
+                ..
             } => {
-                return Err(refused(
-                    Reason::PolicyDenied,
-                    format!(
-                        "needs {threshold} of {} approvals from set {set:?}; this signer version cannot collect approvals yet",
-                        approvers.len()
-                    ),
-                ));
+                return Err(self.store_for_approvals(p, now, threshold, approvers, set));
             }
         };
         let entry = self.keys.get(&p.key).ok_or_else(|| {
@@ -511,6 +796,7 @@ impl Pipeline {
             Err(r) if matches!(r.reason, Reason::Unavailable | Reason::Internal) => {
                 ("failed", Some(r.to_string()), None)
             }
+            Err(r) if r.reason == Reason::NeedsApprovals => ("pending", Some(r.to_string()), None),
             Err(r) => ("refused", Some(r.to_string()), None),
         };
         let record = AuditRecord {
@@ -563,6 +849,13 @@ fn sanitize_principal(p: &str) -> String {
         s.push(c);
     }
     if s.is_empty() { "<none>".into() } else { s }
+}
+
+fn approval_refusal(e: ApprovalError) -> Refused {
+    match e {
+        ApprovalError::Store(m) => refused(Reason::Unavailable, m),
+        other => refused(Reason::ApprovalRejected, other.to_string()),
+    }
 }
 
 fn sign_failure(e: SignError) -> Refused {

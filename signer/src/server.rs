@@ -62,8 +62,12 @@ impl SignerService {
 /// The refusal as a gRPC status, with the machine-readable reason in metadata.
 pub fn to_status(r: &Refused) -> Status {
     let code = match r.reason {
-        Reason::DoubleSign | Reason::WrongChain => tonic::Code::FailedPrecondition,
-        Reason::PolicyDenied | Reason::BlindNotAllowed => tonic::Code::PermissionDenied,
+        Reason::DoubleSign | Reason::WrongChain | Reason::NeedsApprovals => {
+            tonic::Code::FailedPrecondition
+        }
+        Reason::PolicyDenied | Reason::BlindNotAllowed | Reason::ApprovalRejected => {
+            tonic::Code::PermissionDenied
+        }
         Reason::UnknownKey => tonic::Code::NotFound,
         Reason::Malformed => tonic::Code::InvalidArgument,
         Reason::Unavailable => tonic::Code::Unavailable,
@@ -73,12 +77,18 @@ pub fn to_status(r: &Refused) -> Status {
     if let Ok(v) = r.reason.as_str().parse() {
         status.metadata_mut().insert(REASON_METADATA, v);
     }
+    if let Some(Ok(v)) = r.request_id.as_deref().map(str::parse) {
+        status
+            .metadata_mut()
+            .insert(oryx_proto::grpc::REQUEST_ID_METADATA, v);
+    }
     status
 }
 
 fn malformed(message: impl Into<String>) -> Status {
     to_status(&Refused {
         reason: Reason::Malformed,
+        request_id: None,
         message: message.into(),
     })
 }
@@ -143,6 +153,46 @@ fn sign_response(o: Outcome) -> grpc::SignResponse {
         replayed: o.replayed,
         block_num: o.block_num,
         slot: o.slot,
+    }
+}
+
+/// A pending request on the wire.
+fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
+    let expired = matches!(r.state, crate::approvals::State::Pending) && {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now > u64::from(r.expires.0)
+    };
+    let (state, signature) = match &r.state {
+        crate::approvals::State::Pending if expired => ("expired", None),
+        crate::approvals::State::Pending => ("pending", None),
+        crate::approvals::State::Signed { signature } => (
+            "signed",
+            Some(grpc::Signature {
+                compact: signature.as_bytes().to_vec(),
+                text: signature.to_string(),
+            }),
+        ),
+        crate::approvals::State::Cancelled { .. } => ("cancelled", None),
+    };
+    grpc::ApprovalRequest {
+        id: r.id,
+        requester: r.requester,
+        chain_id: r.chain_id.0.to_vec(),
+        public_key: r.key.to_string(),
+        packed_trx: r.packed_trx.0,
+        context_free_data: r.context_free_data.into_iter().map(|b| b.0).collect(),
+        signing_digest: r.signing_digest.0.to_vec(),
+        binding_digest: r.binding_digest.0.to_vec(),
+        threshold: r.threshold,
+        approvers: r.approvers.iter().map(ToString::to_string).collect(),
+        set: r.set,
+        created: r.created.0,
+        expires: r.expires.0,
+        approved_by: r.approvals.iter().map(|a| a.approver.to_string()).collect(),
+        state: state.into(),
+        signature,
     }
 }
 
@@ -252,6 +302,59 @@ impl Signer for SignerService {
         let out =
             detached(move || pipeline.sign_digest(&who, chain_id, key, digest, savanna)).await?;
         out.map(|o| Response::new(sign_response(o)))
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn list_approvals(
+        &self,
+        req: Request<grpc::ListApprovalsRequest>,
+    ) -> Result<Response<grpc::ListApprovalsResponse>, Status> {
+        principal(&req)?;
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || pipeline.list_approvals()).await?;
+        out.map(|list| {
+            Response::new(grpc::ListApprovalsResponse {
+                requests: list.into_iter().map(approval_msg).collect(),
+            })
+        })
+        .map_err(|e| to_status(&e))
+    }
+
+    async fn get_approval(
+        &self,
+        req: Request<grpc::GetApprovalRequest>,
+    ) -> Result<Response<grpc::ApprovalRequest>, Status> {
+        principal(&req)?;
+        let id = req.into_inner().id;
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || pipeline.get_approval(&id)).await?;
+        out.map(|r| Response::new(approval_msg(r)))
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn approve(
+        &self,
+        req: Request<grpc::ApproveRequest>,
+    ) -> Result<Response<grpc::ApprovalRequest>, Status> {
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let signature = oryx_proto::antelope::Signature::parse(r.signature.trim())
+            .map_err(|e| malformed(format!("signature: {e}")))?;
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || pipeline.approve(&who, &r.id, &signature)).await?;
+        out.map(|r| Response::new(approval_msg(r)))
+            .map_err(|e| to_status(&e))
+    }
+
+    async fn cancel_approval(
+        &self,
+        req: Request<grpc::CancelApprovalRequest>,
+    ) -> Result<Response<grpc::ApprovalRequest>, Status> {
+        let who = principal(&req)?;
+        let id = req.into_inner().id;
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || pipeline.cancel_approval(&who, &id)).await?;
+        out.map(|r| Response::new(approval_msg(r)))
             .map_err(|e| to_status(&e))
     }
 

@@ -135,6 +135,14 @@ impl Start {
                     None,
                 ),
             };
+        // Requests waiting for approvals live beside the watermarks, under the directory lock.
+        let approvals = match &config.policy {
+            Some(_) => Some(Arc::new(
+                crate::approvals::ApprovalStore::open(config.watermarks.dir.join("approvals"))
+                    .map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let pipeline = Arc::new(Pipeline {
             keys,
@@ -143,6 +151,7 @@ impl Start {
             audit: audit.clone(),
             authz: authorizer.clone(),
             metrics: metrics.clone(),
+            approvals,
         });
         let ready: ReadyCheck = {
             let providers = providers.clone();

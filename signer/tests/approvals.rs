@@ -1,0 +1,277 @@
+//! Shared custody end to end, over mTLS with a SoftHSM2-held key: a transfer that needs 2 of 3
+//! approvals is stored; the first approval releases nothing, the second signs, a third is
+//! harmless; forged approvals (wrong key, wrong request, wrong chain) are rejected and audited;
+//! an expired or cancelled request cannot be approved.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{Checksum256, KeyType, Pack, PublicKey, Signature};
+use oryx_proto::grpc;
+use oryx_proto::grpc::signer_client::SignerClient;
+use oryx_signer::approvals::binding_digest;
+use oryx_signer::backend::KeyBackend;
+use oryx_signer::backend::soft::SoftKey;
+use oryx_signer::client::reason;
+use oryx_signer::signing::{SignOptions, sign};
+use tonic::transport::Channel;
+
+fn transfer(expiration: &str, n: u32) -> Transaction {
+    serde_json::from_value(serde_json::json!({
+        "expiration": expiration, "ref_block_num": n, "ref_block_prefix": 7,
+        "actions": [{"account": "eosio.token", "name": "transfer",
+            "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+            "data": {"from": "oryxcustody1", "to": "exchangeacct", "quantity": "10.0000 EOS", "memo": ""}}]
+    }))
+    .unwrap()
+}
+
+/// Submits the transaction; returns the pending request's id.
+async fn request(c: &mut SignerClient<Channel>, key: &PublicKey, trx: &Transaction) -> String {
+    let e = c
+        .sign_transaction(grpc::SignTransactionRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                trx.packed(),
+            )),
+            context_free_data: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("NEEDS_APPROVALS"), "{e:?}");
+    e.metadata()
+        .get("oryx-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn approval(approver: &SoftKey, digest: &Checksum256) -> String {
+    sign(approver, digest, SignOptions::default())
+        .unwrap()
+        .signature
+        .to_string()
+}
+
+async fn approve(
+    c: &mut SignerClient<Channel>,
+    id: &str,
+    signature: String,
+) -> Result<grpc::ApprovalRequest, tonic::Status> {
+    c.approve(grpc::ApproveRequest {
+        id: id.into(),
+        signature,
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_approvals() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), false);
+    let conf = softhsm_backend(dir.path(), "custody");
+    let env = [("SOFTHSM2_CONF", conf.to_str().unwrap())];
+    let key = hsm_key(dir.path(), &conf, "custody", false);
+    append_config(
+        dir.path(),
+        &format!("[[keys]]\npublic_key = \"{key}\"\nbackend = \"hsm\"\nchains = [\"main\"]\n"),
+    );
+    let approvers: Vec<SoftKey> = (0..3)
+        .map(|i| SoftKey::generate(if i == 1 { KeyType::R1 } else { KeyType::K1 }).unwrap())
+        .collect();
+    let set: Vec<String> = approvers
+        .iter()
+        .map(|a| format!("\"{}\"", a.public_key()))
+        .collect();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        format!(
+            "version = \"custody-1\"\n[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"transaction\"]\n\
+             actions = [\"eosio.token::transfer@oryxcustody1@active\"]\n\
+             approvals = {{ threshold = 2, approvers = [{}], set = \"custodians\" }}\n",
+            set.join(", ")
+        ),
+    )
+    .unwrap();
+    let cfg = config_path(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
+    let signer = Signer::start(dir.path(), &env);
+    let mut c = signer.client("node1").await;
+    let mut other = signer.client("intruder").await;
+
+    let trx = transfer("2030-01-01T00:00:00", 1);
+    let id = request(&mut c, &key, &trx).await;
+    let pending = c
+        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.state, "pending");
+    assert_eq!(
+        pending.packed_trx,
+        trx.packed(),
+        "approvers review the exact transaction"
+    );
+    let chain = Checksum256(eos().try_into().unwrap());
+    let signing_digest = trx.signing_digest(&chain, &[]);
+    assert_eq!(pending.signing_digest, signing_digest.0.to_vec());
+    let binding = binding_digest(&chain, &key, &signing_digest, &id);
+    assert_eq!(
+        pending.binding_digest,
+        binding.0.to_vec(),
+        "the binding digest is recomputable by an approver"
+    );
+    assert_eq!(
+        c.list_approvals(grpc::ListApprovalsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .requests
+            .len(),
+        1
+    );
+
+    // Forged approvals: a key outside the set; a set member signing another request's,
+    // another chain's or another transaction's binding digest.
+    let outsider = SoftKey::generate(KeyType::K1).unwrap();
+    let forged = [
+        approval(&outsider, &binding),
+        approval(
+            &approvers[0],
+            &binding_digest(
+                &chain,
+                &key,
+                &signing_digest,
+                "00000000000000000000000000000000",
+            ),
+        ),
+        approval(
+            &approvers[0],
+            &binding_digest(&Checksum256([5; 32]), &key, &signing_digest, &id),
+        ),
+        approval(
+            &approvers[0],
+            &binding_digest(&chain, &key, &Checksum256([6; 32]), &id),
+        ),
+    ];
+    for f in forged {
+        let e = approve(&mut other, &id, f).await.unwrap_err();
+        assert_eq!(reason(&e).as_deref(), Some("APPROVAL_REJECTED"), "{e:?}");
+    }
+
+    // The first approval releases nothing.
+    let r = approve(&mut other, &id, approval(&approvers[0], &binding))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.state.as_str(), r.approved_by.len(), r.signature.is_none()),
+        ("pending", 1, true)
+    );
+    // The same approver again counts once.
+    let r = approve(&mut other, &id, approval(&approvers[0], &binding))
+        .await
+        .unwrap();
+    assert_eq!(r.approved_by.len(), 1);
+    // The second one signs.
+    let r = approve(&mut c, &id, approval(&approvers[1], &binding))
+        .await
+        .unwrap();
+    assert_eq!(r.state, "signed");
+    let sig = Signature::parse(&r.signature.unwrap().text).unwrap();
+    assert_eq!(
+        sig.recover(&signing_digest).unwrap(),
+        key,
+        "the custody key signed the reviewed transaction"
+    );
+    // A third is harmless.
+    let r = approve(&mut other, &id, approval(&approvers[2], &binding))
+        .await
+        .unwrap();
+    assert_eq!(r.state, "signed");
+    assert_eq!(Signature::parse(&r.signature.unwrap().text).unwrap(), sig);
+
+    // A cancelled request cannot be approved, and only its requester may cancel it.
+    let id2 = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 2)).await;
+    assert!(
+        other
+            .cancel_approval(grpc::CancelApprovalRequest { id: id2.clone() })
+            .await
+            .is_err()
+    );
+    c.cancel_approval(grpc::CancelApprovalRequest { id: id2.clone() })
+        .await
+        .unwrap();
+    let b2 = Checksum256(
+        c.get_approval(grpc::GetApprovalRequest { id: id2.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .binding_digest
+            .try_into()
+            .unwrap(),
+    );
+    assert!(
+        approve(&mut c, &id2, approval(&approvers[0], &b2))
+            .await
+            .is_err()
+    );
+
+    // An expired request cannot be approved.
+    let soon = oryx_proto::antelope::TimePointSec(
+        u32::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+            + 2,
+    );
+    let id3 = request(&mut c, &key, &transfer(&soon.to_string(), 3)).await;
+    let b3 = Checksum256(
+        c.get_approval(grpc::GetApprovalRequest { id: id3.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .binding_digest
+            .try_into()
+            .unwrap(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let e = approve(&mut c, &id3, approval(&approvers[0], &b3))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("APPROVAL_REJECTED"));
+    assert!(e.message().contains("expired"), "{e:?}");
+
+    // Every step is in the audit log, rejections included, and the chain verifies.
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |kind: &str, decision: &str| {
+        entries
+            .iter()
+            .filter(|e| e["kind"] == kind && e["decision"] == decision)
+            .count()
+    };
+    assert_eq!(count("sign_transaction", "pending"), 3);
+    assert!(
+        count("approval", "rejected") >= 6,
+        "forged, cancelled and expired approvals are audited"
+    );
+    assert_eq!(count("approval", "accepted"), 2);
+    assert_eq!(count("sign_transaction", "signed"), 1);
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+    let _ = approvers[0].public_key();
+}
