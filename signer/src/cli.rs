@@ -10,9 +10,12 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+pub mod approvals;
+pub mod approve;
 pub mod inspect;
 pub mod key;
 mod output;
+pub mod remote;
 pub mod sign_digest;
 
 pub use output::print;
@@ -44,6 +47,11 @@ pub enum Command {
     Key(key::Key),
     /// Sign a 32-byte digest with a software key from a file (tests and offline use).
     SignDigest(sign_digest::SignDigest),
+    /// Requests waiting for approvals: list, show, submit offline approvals.
+    #[command(subcommand)]
+    Approvals(approvals::Approvals),
+    /// Approve a request with your own key, online or offline.
+    Approve(approve::Approve),
 }
 
 /// A command's failure: one line for the operator.
@@ -81,6 +89,8 @@ pub fn run(cli: &Cli) -> Result<Value, CliError> {
         Command::Inspect(cmd) => cmd.run(),
         Command::Key(cmd) => cmd.run(),
         Command::SignDigest(cmd) => cmd.run(cli.json),
+        Command::Approvals(cmd) => cmd.run(),
+        Command::Approve(cmd) => cmd.run(),
     }
 }
 

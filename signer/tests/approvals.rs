@@ -70,8 +70,8 @@ async fn approve(
     .map(|r| r.into_inner())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_of_three_approvals() {
+/// A signer with a SoftHSM2 custody key whose transfers need 2 of 3 approvers.
+fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
     let conf = softhsm_backend(dir.path(), "custody");
@@ -102,6 +102,12 @@ async fn two_of_three_approvals() {
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
     let signer = Signer::start(dir.path(), &env);
+    (dir, signer, key, approvers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_three_approvals() {
+    let (_dir, signer, key, approvers) = custody_signer();
     let mut c = signer.client("node1").await;
     let mut other = signer.client("intruder").await;
 
@@ -274,4 +280,102 @@ async fn two_of_three_approvals() {
         &[],
     );
     let _ = approvers[0].public_key();
+}
+
+/// Runs the `oryx` CLI against the signer as principal `node1`.
+fn oryx(signer: &Signer, args: &[&str]) -> serde_json::Value {
+    let tls = signer.dir.join("tls");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args(args)
+        .arg("--json")
+        .env("ORYX_SIGNER", &signer.addr)
+        .env("ORYX_CA", tls.join("ca.pem"))
+        .env("ORYX_CERT", tls.join("node1.pem"))
+        .env("ORYX_CERT_KEY", tls.join("node1.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oryx {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvers_use_the_cli_online_and_across_an_air_gap() {
+    let (dir, signer, key, approvers) = custody_signer();
+    let mut c = signer.client("node1").await;
+    let id = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 9)).await;
+    let key_files: Vec<_> = approvers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let p = dir.path().join(format!("approver{i}.key"));
+            std::fs::write(&p, a.private_key().to_pvt_string().as_str()).unwrap();
+            p
+        })
+        .collect();
+
+    let list = oryx(&signer, &["approvals", "list"]);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["approvals"], "0 of 2");
+
+    // Offline: the request is carried out as a file, approved on the far side, carried back.
+    let shown = oryx(&signer, &["approvals", "show", &id]);
+    assert_eq!(
+        shown["transaction"]["actions"][0]["data"]["quantity"], "10.0000 EOS",
+        "the approver sees what is signed"
+    );
+    let req_file = dir.path().join("request.json");
+    std::fs::write(&req_file, shown.to_string()).unwrap();
+    let approval_file = dir.path().join("approval.json");
+    oryx(
+        &signer,
+        &[
+            "approve",
+            "--offline",
+            "--request",
+            req_file.to_str().unwrap(),
+            "--key-file",
+            key_files[0].to_str().unwrap(),
+            "--out",
+            approval_file.to_str().unwrap(),
+        ],
+    );
+    let submitted = oryx(
+        &signer,
+        &["approvals", "submit", approval_file.to_str().unwrap()],
+    );
+    assert_eq!(submitted["approvals"], "1 of 2");
+    assert!(submitted["signature"].is_null());
+
+    // A tampered request file is refused before anything is signed.
+    let mut tampered = shown.clone();
+    tampered["binding_digest"] = serde_json::json!("00".repeat(32));
+    std::fs::write(&req_file, tampered.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args([
+            "approve",
+            "--offline",
+            "--request",
+            req_file.to_str().unwrap(),
+            "--key-file",
+            key_files[1].to_str().unwrap(),
+            "--out",
+            dir.path().join("x.json").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    // Online: the second approval signs.
+    let done = oryx(
+        &signer,
+        &["approve", &id, "--key-file", key_files[2].to_str().unwrap()],
+    );
+    assert_eq!(done["state"], "signed");
+    let sig = Signature::parse(done["signature"].as_str().unwrap()).unwrap();
+    let digest = Checksum256::from_hex(shown["signing_digest"].as_str().unwrap()).unwrap();
+    assert_eq!(sig.recover(&digest).unwrap(), key);
 }

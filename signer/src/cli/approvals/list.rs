@@ -1,0 +1,40 @@
+//! `oryx approvals list`: every request the signer keeps, newest last.
+
+use clap::Args;
+use oryx_proto::grpc;
+use serde_json::{Value, json};
+
+use crate::cli::CliError;
+use crate::cli::remote::SignerArgs;
+
+/// Arguments.
+#[derive(Debug, Args)]
+pub struct List {
+    #[command(flatten)]
+    signer: SignerArgs,
+}
+
+impl List {
+    /// Runs the command.
+    pub fn run(&self) -> Result<Value, CliError> {
+        let list = self.signer.call(async |c| {
+            c.list_approvals(grpc::ListApprovalsRequest {})
+                .await
+                .map(|r| r.into_inner().requests)
+        })?;
+        Ok(Value::Array(
+            list.iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id,
+                        "state": r.state,
+                        "requester": r.requester,
+                        "public_key": r.public_key,
+                        "approvals": format!("{} of {}", r.approved_by.len(), r.threshold),
+                        "expires": oryx_proto::antelope::TimePointSec(r.expires),
+                    })
+                })
+                .collect(),
+        ))
+    }
+}

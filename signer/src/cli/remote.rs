@@ -1,0 +1,55 @@
+//! Reaching the signer from the `oryx` CLI: mTLS material from flags or environment variables,
+//! one connection, a small runtime for the call.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use oryx_proto::grpc::signer_client::SignerClient;
+use tonic::transport::Channel;
+
+use super::CliError;
+use crate::client::{ClientTls, connect};
+
+/// How to reach the signer.
+#[derive(Debug, Clone, Args)]
+pub struct SignerArgs {
+    /// Signer address (`host:port`).
+    #[arg(long, env = "ORYX_SIGNER", default_value = "127.0.0.1:7150")]
+    pub signer: String,
+    /// Operator CA certificate (PEM).
+    #[arg(long, env = "ORYX_CA")]
+    pub ca: PathBuf,
+    /// This client's certificate (PEM).
+    #[arg(long, env = "ORYX_CERT")]
+    pub cert: PathBuf,
+    /// This client's private key (PEM).
+    #[arg(long = "cert-key", env = "ORYX_CERT_KEY")]
+    pub cert_key: PathBuf,
+    /// Name in the signer's certificate.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+}
+
+impl SignerArgs {
+    /// Runs `f` with a connected client.
+    pub fn call<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut SignerClient<Channel>) -> Result<T, tonic::Status>,
+    ) -> Result<T, CliError> {
+        let tls = ClientTls::from_files(&self.ca, &self.cert, &self.cert_key, &self.server_name)
+            .map_err(CliError::Other)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        rt.block_on(async {
+            let mut client = connect(&self.signer, &tls).await.map_err(CliError::Other)?;
+            f(&mut client).await.map_err(|s| {
+                let reason = crate::client::reason(&s)
+                    .map(|r| format!(" [{r}]"))
+                    .unwrap_or_default();
+                CliError::Other(format!("signer refused{reason}: {}", s.message()))
+            })
+        })
+    }
+}
