@@ -73,6 +73,9 @@ pub struct Config {
     /// not listed is denied. Not used together with `policy`.
     #[serde(default)]
     pub allow: Vec<AllowRule>,
+    /// Principals that may cancel any approval request (besides its requester).
+    #[serde(default)]
+    pub admins: Vec<String>,
     /// A policy file (`oryx-policy`): content rules, limits, rates, approvals. Replaces
     /// `[[allow]]`; reloaded on SIGHUP (an invalid new file keeps the old policy).
     #[serde(default)]

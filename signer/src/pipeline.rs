@@ -149,6 +149,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Pending requests for approvals (with a policy file).
     pub approvals: Option<Arc<ApprovalStore>>,
+    /// Principals that may cancel any approval request.
+    pub admins: Vec<String>,
 }
 
 /// Seconds since 1970 now, for policy time checks.
@@ -406,15 +408,15 @@ impl Pipeline {
         self.approval_store()?.get(id).map_err(approval_refusal)
     }
 
-    /// Cancels a pending request: only its requester may.
+    /// Cancels a pending request: its requester or an admin may.
     pub fn cancel_approval(&self, principal: &str, id: &str) -> Result<PendingRequest, Refused> {
         let store = self.approval_store()?;
         let req = store.get(id).map_err(approval_refusal)?;
-        if req.requester != principal {
+        if req.requester != principal && !self.admins.iter().any(|a| a == principal) {
             return Err(refused(
                 Reason::PolicyDenied,
                 format!(
-                    "only the requester ({:?}) may cancel request {id}",
+                    "only the requester ({:?}) or an admin may cancel request {id}",
                     req.requester
                 ),
             ));

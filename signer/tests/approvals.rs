@@ -70,8 +70,12 @@ async fn approve(
     .map(|r| r.into_inner())
 }
 
-/// A signer with a SoftHSM2 custody key whose transfers need 2 of 3 approvers.
-fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
+/// A signer with a SoftHSM2 custody key whose transfers need 2 of 3 approvers; `token_approver`
+/// (a key on another token) replaces the second approver when given.
+fn custody_signer_with(
+    token_approver: Option<PublicKey>,
+    admins: &str,
+) -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
     let conf = softhsm_backend(dir.path(), "custody");
@@ -84,10 +88,13 @@ fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
     let approvers: Vec<SoftKey> = (0..3)
         .map(|i| SoftKey::generate(if i == 1 { KeyType::R1 } else { KeyType::K1 }).unwrap())
         .collect();
-    let set: Vec<String> = approvers
+    let mut set: Vec<String> = approvers
         .iter()
         .map(|a| format!("\"{}\"", a.public_key()))
         .collect();
+    if let Some(k) = token_approver {
+        set[1] = format!("\"{k}\"");
+    }
     std::fs::write(
         dir.path().join("policy.toml"),
         format!(
@@ -100,9 +107,17 @@ fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
     .unwrap();
     let cfg = config_path(dir.path());
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("admins = {admins}\npolicy = \"policy.toml\"\n{text}"),
+    )
+    .unwrap();
     let signer = Signer::start(dir.path(), &env);
     (dir, signer, key, approvers)
+}
+
+fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
+    custody_signer_with(None, "[]")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,4 +393,74 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
     let sig = Signature::parse(done["signature"].as_str().unwrap()).unwrap();
     let digest = Checksum256::from_hex(shown["signing_digest"].as_str().unwrap()).unwrap();
     assert_eq!(sig.recover(&digest).unwrap(), key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_key_on_a_pkcs11_token() {
+    // The approver's own token, with a key generated on it.
+    let approver_dir = tempfile::tempdir().unwrap();
+    init(approver_dir.path(), false);
+    let approver_conf = softhsm_backend(approver_dir.path(), "approver");
+    let token_key = hsm_key(
+        approver_dir.path(),
+        &approver_conf,
+        "my-approval-key",
+        false,
+    );
+
+    let (dir, signer, key, approvers) = custody_signer_with(Some(token_key), r#"["intruder"]"#);
+    let mut c = signer.client("node1").await;
+    let id = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 11)).await;
+    let first = dir.path().join("a0.key");
+    std::fs::write(&first, approvers[0].private_key().to_pvt_string().as_str()).unwrap();
+    oryx(
+        &signer,
+        &["approve", &id, "--key-file", first.to_str().unwrap()],
+    );
+
+    let tls = signer.dir.join("tls");
+    let module = softhsm_module();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args([
+            "approve",
+            &id,
+            "--json",
+            "--pkcs11-module",
+            module.to_str().unwrap(),
+            "--token-label",
+            "approver",
+        ])
+        .args([
+            "--pin-file",
+            approver_dir.path().join("secrets/pin").to_str().unwrap(),
+            "--key-label",
+            "my-approval-key",
+        ])
+        .env("SOFTHSM2_CONF", &approver_conf)
+        .env("ORYX_SIGNER", &signer.addr)
+        .env("ORYX_CA", tls.join("ca.pem"))
+        .env("ORYX_CERT", tls.join("node1.pem"))
+        .env("ORYX_CERT_KEY", tls.join("node1.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        done["state"], "signed",
+        "the token-held approval completed the quorum"
+    );
+
+    // An admin (here the principal "intruder") may cancel someone else's request.
+    let id2 = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 12)).await;
+    let mut admin = signer.client("intruder").await;
+    let r = admin
+        .cancel_approval(grpc::CancelApprovalRequest { id: id2 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.state, "cancelled");
 }

@@ -4,7 +4,8 @@
 //! signing digest and the binding digest itself (refusing if the signer's differ), signs and
 //! submits. Offline: `oryx approve --offline --request REQ.json --key-file FILE --out A.json`
 //! does the same from a request file carried across the air gap (`oryx approvals show --json`)
-//! and writes the approval for `oryx approvals submit`.
+//! and writes the approval for `oryx approvals submit`. The approver's key is a key file, or a
+//! key on a PKCS#11 token (`--pkcs11-module … --key-label …`) that never leaves it.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use clap::Args;
 use oryx_proto::grpc;
 use serde_json::{Value, json};
 
+use crate::backend::KeyBackend;
 use crate::backend::soft::SoftKey;
 use crate::cli::remote::SignerArgs;
 use crate::cli::sign_digest::read_key_file;
@@ -24,8 +26,24 @@ pub struct Approve {
     /// The request id (online).
     id: Option<String>,
     /// The approver's private key file.
+    #[arg(
+        long,
+        conflicts_with = "pkcs11_module",
+        required_unless_present = "pkcs11_module"
+    )]
+    key_file: Option<PathBuf>,
+    /// Or the approver's key on a PKCS#11 token: the module…
+    #[arg(long, requires_all = ["token_label", "pin_file", "key_label"])]
+    pkcs11_module: Option<PathBuf>,
+    /// …the token's label…
     #[arg(long)]
-    key_file: PathBuf,
+    token_label: Option<String>,
+    /// …a file with the user PIN…
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+    /// …and the key's label on the token.
+    #[arg(long)]
+    key_label: Option<String>,
     /// Work from a request file instead of the signer.
     #[arg(long, requires = "request", requires = "out")]
     offline: bool,
@@ -40,9 +58,58 @@ pub struct Approve {
 }
 
 impl Approve {
+    /// The approver's key: a key file, or a key on a PKCS#11 token (never leaving it).
+    fn approver_key(&self) -> Result<std::sync::Arc<dyn KeyBackend>, CliError> {
+        if let Some(path) = &self.key_file {
+            return Ok(std::sync::Arc::new(SoftKey::new(read_key_file(path)?)));
+        }
+        self.token_key()
+    }
+
+    #[cfg(feature = "pkcs11")]
+    fn token_key(&self) -> Result<std::sync::Arc<dyn KeyBackend>, CliError> {
+        use crate::backend::KeyProvider as _;
+        use crate::backend::pkcs11::{Pkcs11Config, Pkcs11Provider};
+        let (Some(module), Some(token_label), Some(pin_file), Some(key_label)) = (
+            &self.pkcs11_module,
+            &self.token_label,
+            &self.pin_file,
+            &self.key_label,
+        ) else {
+            return Err(CliError::Other("give --key-file, or --pkcs11-module with --token-label, --pin-file and --key-label".into()));
+        };
+        let config = Pkcs11Config {
+            module: module.clone(),
+            token_label: token_label.clone(),
+            pin_file: pin_file.clone(),
+            sessions: 1,
+        };
+        let provider = Pkcs11Provider::open(&config).map_err(|e| CliError::Other(e.to_string()))?;
+        let info = provider
+            .list()
+            .map_err(|e| CliError::Other(e.to_string()))?
+            .into_iter()
+            .find(|k| k.label == *key_label)
+            .ok_or_else(|| {
+                CliError::Other(format!(
+                    "no key labelled {key_label:?} on token {token_label:?}"
+                ))
+            })?;
+        provider
+            .open(&info.public_key)
+            .map_err(|e| CliError::Other(e.to_string()))
+    }
+
+    #[cfg(not(feature = "pkcs11"))]
+    fn token_key(&self) -> Result<std::sync::Arc<dyn KeyBackend>, CliError> {
+        Err(CliError::Other(
+            "this build has no PKCS#11 support (cargo feature pkcs11)".into(),
+        ))
+    }
+
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let key = SoftKey::new(read_key_file(&self.key_file)?);
+        let key = self.approver_key()?;
         if self.offline {
             let (Some(req_path), Some(out)) = (&self.request, &self.out) else {
                 return Err(CliError::Other(
@@ -53,9 +120,13 @@ impl Approve {
                 .map_err(|e| CliError::Other(format!("{}: {e}", req_path.display())))?;
             let req = super::approvals::from_json(&v)?;
             let checked = super::approvals::check(&req)?;
-            let signature = sign(&key, &checked.binding_digest, SignOptions::default())
-                .map_err(|e| CliError::Other(e.to_string()))?
-                .signature;
+            let signature = sign(
+                key.as_ref(),
+                &checked.binding_digest,
+                SignOptions::default(),
+            )
+            .map_err(|e| CliError::Other(e.to_string()))?
+            .signature;
             let approval = json!({"id": req.id, "signature": signature.to_string(), "binding_digest": checked.binding_digest.to_string()});
             std::fs::write(out, format!("{approval:#}\n")).map_err(|e| CliError::io(out, e))?;
             return Ok(approval);
@@ -72,9 +143,13 @@ impl Approve {
                 .map(|r| r.into_inner())
         })?;
         let checked = super::approvals::check(&req)?;
-        let signature = sign(&key, &checked.binding_digest, SignOptions::default())
-            .map_err(|e| CliError::Other(e.to_string()))?
-            .signature;
+        let signature = sign(
+            key.as_ref(),
+            &checked.binding_digest,
+            SignOptions::default(),
+        )
+        .map_err(|e| CliError::Other(e.to_string()))?
+        .signature;
         let id = id.clone();
         let sig_text = signature.to_string();
         let r = signer.call(async move |c| {

@@ -152,6 +152,7 @@ impl Start {
             authz: authorizer.clone(),
             metrics: metrics.clone(),
             approvals,
+            admins: config.admins.clone(),
         });
         let ready: ReadyCheck = {
             let providers = providers.clone();

@@ -234,7 +234,12 @@ pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
         .status()
         .expect("softhsm2-util is required (apt-get install softhsm2)");
     assert!(status.success());
-    let module = [
+    (conf, softhsm_module())
+}
+
+/// The SoftHSM2 PKCS#11 module.
+pub fn softhsm_module() -> PathBuf {
+    [
         "/usr/lib/softhsm/libsofthsm2.so",
         "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
         "/usr/lib64/softhsm/libsofthsm2.so",
@@ -242,8 +247,7 @@ pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.exists())
-    .expect("libsofthsm2.so not found: apt-get install softhsm2");
-    (conf, module)
+    .expect("libsofthsm2.so not found: apt-get install softhsm2")
 }
 
 /// Adds a SoftHSM2 backend named `hsm` on a fresh token to the signer directory's config;
