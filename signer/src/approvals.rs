@@ -438,6 +438,34 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever sequence of approvals arrives (duplicates, outsiders), a request counts as
+        /// approved exactly when `threshold` distinct members of the set have approved.
+        #[test]
+        fn below_threshold_is_never_approved(threshold in 1u32..=3, picks in proptest::collection::vec(0usize..4, 0..8)) {
+            let mut s = setup();
+            s.req.threshold = threshold;
+            s.store.write(&s.req).unwrap();
+            let outsider = SoftKey::generate(KeyType::K1).unwrap();
+            let mut distinct = std::collections::BTreeSet::new();
+            for p in picks {
+                let key = if p < 3 { &s.approvers[p] } else { &outsider };
+                let res = s.store.add(&s.req.id, &approver_sign(key, &s.req.binding_digest), TimePointSec(1001));
+                if p < 3 {
+                    distinct.insert(p);
+                    let (_, r) = res.unwrap();
+                    proptest::prop_assert_eq!(r.approved(), distinct.len() >= threshold as usize);
+                } else {
+                    proptest::prop_assert!(res.is_err());
+                }
+            }
+            let r = s.store.get(&s.req.id).unwrap();
+            proptest::prop_assert_eq!(r.approvals.len(), distinct.len());
+            proptest::prop_assert_eq!(r.approved(), distinct.len() >= threshold as usize);
+        }
+    }
+
     #[test]
     fn two_of_three_with_duplicates_and_persistence() {
         let s = setup();
