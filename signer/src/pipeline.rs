@@ -318,6 +318,34 @@ impl Pipeline {
         })
     }
 
+    /// The key entry for `key`, checked to be configured for `chain_id`, with that chain's
+    /// signing options.
+    fn key_on_chain(
+        &self,
+        key: &PublicKey,
+        chain_id: &Checksum256,
+    ) -> Result<(&KeyEntry, SignOptions), Refused> {
+        let entry = self.keys.get(key).ok_or_else(|| {
+            refused(
+                Reason::UnknownKey,
+                format!("this signer does not hold {key}"),
+            )
+        })?;
+        let opts = *self.chains.get(chain_id).ok_or_else(|| {
+            refused(
+                Reason::WrongChain,
+                format!("chain {chain_id} is not configured"),
+            )
+        })?;
+        if !entry.chains.contains(chain_id) {
+            return Err(refused(
+                Reason::WrongChain,
+                format!("{key} is not configured for chain {chain_id}"),
+            ));
+        }
+        Ok((entry, opts))
+    }
+
     /// Stores a transaction that needs approvals as a pending request (after checking the key
     /// and chain, so nothing is stored that could never be signed).
     fn store_for_approvals(
@@ -339,20 +367,8 @@ impl Pipeline {
                 ),
             );
         };
-        match self.keys.get(&p.key) {
-            None => {
-                return refused(
-                    Reason::UnknownKey,
-                    format!("this signer does not hold {}", p.key),
-                );
-            }
-            Some(e) if !e.chains.contains(&p.chain_id) => {
-                return refused(
-                    Reason::WrongChain,
-                    format!("{} is not configured for chain {}", p.key, p.chain_id),
-                );
-            }
-            Some(_) => {}
+        if let Err(r) = self.key_on_chain(&p.key, &p.chain_id) {
+            return r;
         }
         if trx.expiration <= now {
             return refused(
@@ -532,18 +548,7 @@ impl Pipeline {
                     ));
                 }
             };
-            let entry = self.keys.get(&req.key).ok_or_else(|| {
-                refused(
-                    Reason::UnknownKey,
-                    format!("this signer does not hold {}", req.key),
-                )
-            })?;
-            let opts = *self.chains.get(&req.chain_id).ok_or_else(|| {
-                refused(
-                    Reason::WrongChain,
-                    format!("chain {} is not configured", req.chain_id),
-                )
-            })?;
+            let (entry, opts) = self.key_on_chain(&req.key, &req.chain_id)?;
             let signature = sign(entry.backend.as_ref(), &digest, opts)
                 .map_err(sign_failure)?
                 .signature;
@@ -692,24 +697,7 @@ impl Pipeline {
                 return Err(self.store_for_approvals(p, now, threshold, approvers, set));
             }
         };
-        let entry = self.keys.get(&p.key).ok_or_else(|| {
-            refused(
-                Reason::UnknownKey,
-                format!("this signer does not hold {}", p.key),
-            )
-        })?;
-        let opts = *self.chains.get(&p.chain_id).ok_or_else(|| {
-            refused(
-                Reason::WrongChain,
-                format!("chain {} is not configured", p.chain_id),
-            )
-        })?;
-        if !entry.chains.contains(&p.chain_id) {
-            return Err(refused(
-                Reason::WrongChain,
-                format!("{} is not configured for chain {}", p.key, p.chain_id),
-            ));
-        }
+        let (entry, opts) = self.key_on_chain(&p.key, &p.chain_id)?;
         if p.kind == RequestKind::Digest && !entry.blind_digest {
             return Err(refused(
                 Reason::BlindNotAllowed,

@@ -299,6 +299,11 @@ async fn two_of_three_approvals() {
 
 /// Runs the `oryx` CLI against the signer as principal `node1`.
 fn oryx(signer: &Signer, args: &[&str]) -> serde_json::Value {
+    oryx_env(signer, args, &[])
+}
+
+/// The same, with extra environment variables (e.g. `SOFTHSM2_CONF` for a token-held key).
+fn oryx_env(signer: &Signer, args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
     let tls = signer.dir.join("tls");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
         .args(args)
@@ -307,6 +312,7 @@ fn oryx(signer: &Signer, args: &[&str]) -> serde_json::Value {
         .env("ORYX_CA", tls.join("ca.pem"))
         .env("ORYX_CERT", tls.join("node1.pem"))
         .env("ORYX_CERT_KEY", tls.join("node1.key"))
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
@@ -418,37 +424,24 @@ async fn an_approver_key_on_a_pkcs11_token() {
         &["approve", &id, "--key-file", first.to_str().unwrap()],
     );
 
-    let tls = signer.dir.join("tls");
     let module = softhsm_module();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
-        .args([
+    let pin = approver_dir.path().join("secrets/pin");
+    let done = oryx_env(
+        &signer,
+        &[
             "approve",
             &id,
-            "--json",
             "--pkcs11-module",
             module.to_str().unwrap(),
             "--token-label",
             "approver",
-        ])
-        .args([
             "--pin-file",
-            approver_dir.path().join("secrets/pin").to_str().unwrap(),
+            pin.to_str().unwrap(),
             "--key-label",
             "my-approval-key",
-        ])
-        .env("SOFTHSM2_CONF", &approver_conf)
-        .env("ORYX_SIGNER", &signer.addr)
-        .env("ORYX_CA", tls.join("ca.pem"))
-        .env("ORYX_CERT", tls.join("node1.pem"))
-        .env("ORYX_CERT_KEY", tls.join("node1.key"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("SOFTHSM2_CONF", approver_conf.as_path())],
     );
-    let done: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         done["state"], "signed",
         "the token-held approval completed the quorum"
