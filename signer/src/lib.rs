@@ -19,6 +19,7 @@ pub mod authz;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod metrics;

@@ -13,9 +13,7 @@ use std::time::Instant;
 
 use oryx_proto::antelope::block::{BlockHeader, BlockKind, num_from_id};
 use oryx_proto::antelope::transaction::Transaction;
-use oryx_proto::antelope::{
-    BlockTimestamp, Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec,
-};
+use oryx_proto::antelope::{Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec};
 
 use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
 use crate::audit::{AuditLog, AuditRecord, Position};
@@ -151,22 +149,6 @@ pub struct Pipeline {
     pub approvals: Option<Arc<ApprovalStore>>,
     /// Principals that may cancel any approval request.
     pub admins: Vec<String>,
-}
-
-/// Seconds since 1970 now, for policy time checks.
-fn now_secs() -> oryx_proto::antelope::TimePointSec {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    oryx_proto::antelope::TimePointSec(u32::try_from(secs).unwrap_or(u32::MAX))
-}
-
-/// The wall-clock block slot now.
-fn wall_slot() -> u32 {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    BlockTimestamp::from_unix_ms(ms).map_or(0, BlockTimestamp::slot)
 }
 
 /// The part of a request every path shares once its digest is known.
@@ -455,7 +437,7 @@ impl Pipeline {
         signature: &Signature,
     ) -> Result<PendingRequest, Refused> {
         let store = self.approval_store()?;
-        let now = now_secs();
+        let now = crate::clock::now_secs();
         let (req, decision) = match store.add(id, signature, now) {
             Ok((Added::Counted { .. }, req)) => (req, "accepted"),
             Ok((Added::Duplicate, req)) => (req, "duplicate"),
@@ -673,7 +655,7 @@ impl Pipeline {
     fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<(Outcome, Option<Reservation>), Refused> {
         // Authorization first: a principal without rights learns nothing about which keys and
         // chains this signer holds.
-        let now = now_secs();
+        let now = crate::clock::now_secs();
         let body = p
             .body
             .clone()
@@ -732,29 +714,31 @@ impl Pipeline {
             Request::BlindSavanna => (num_from_id(&p.digest), 0),
             Request::BlindLegacy => (0, 0),
         };
-        let reservation =
-            match self
-                .watermarks
-                .reserve(&key, &request, &p.digest, wall_slot(), entry.retry)
-            {
-                Ok(Reserved::Replay(signature)) => {
-                    let outcome = Outcome {
-                        digest: p.digest,
-                        signature,
-                        replayed: true,
-                        block_num,
-                        slot,
-                    };
-                    return Ok((outcome, None));
-                }
-                Ok(Reserved::Proceed(r)) => r,
-                Err(ReserveError::Refused(r)) => {
-                    return Err(refused(Reason::DoubleSign, r.to_string()));
-                }
-                Err(ReserveError::Store(e)) => {
-                    return Err(refused(Reason::Unavailable, e.to_string()));
-                }
-            };
+        let reservation = match self.watermarks.reserve(
+            &key,
+            &request,
+            &p.digest,
+            crate::clock::now_slot(),
+            entry.retry,
+        ) {
+            Ok(Reserved::Replay(signature)) => {
+                let outcome = Outcome {
+                    digest: p.digest,
+                    signature,
+                    replayed: true,
+                    block_num,
+                    slot,
+                };
+                return Ok((outcome, None));
+            }
+            Ok(Reserved::Proceed(r)) => r,
+            Err(ReserveError::Refused(r)) => {
+                return Err(refused(Reason::DoubleSign, r.to_string()));
+            }
+            Err(ReserveError::Store(e)) => {
+                return Err(refused(Reason::Unavailable, e.to_string()));
+            }
+        };
         let signed =
             // Blocks are latency-critical: let an HSM try two K1 nonces at once.
             sign(entry.backend.as_ref(), reservation.digest(), SignOptions { speculative: true, ..opts })

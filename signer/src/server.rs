@@ -158,12 +158,8 @@ fn sign_response(o: Outcome) -> grpc::SignResponse {
 
 /// A pending request on the wire.
 fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
-    let expired = matches!(r.state, crate::approvals::State::Pending) && {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        now > u64::from(r.expires.0)
-    };
+    let expired =
+        matches!(r.state, crate::approvals::State::Pending) && crate::clock::now_secs() > r.expires;
     let (state, signature) = match &r.state {
         crate::approvals::State::Pending if expired => ("expired", None),
         crate::approvals::State::Pending => ("pending", None),

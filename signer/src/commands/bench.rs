@@ -227,11 +227,7 @@ impl Bench {
             let rtt = median(rtts);
 
             // SignBlock latency: heights above anything signed before (the wall clock's slot).
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let wall = BlockTimestamp::from_unix_ms(now_ms).map_or(1, BlockTimestamp::slot);
-            let base_slot = wall.max(above + 1);
+            let base_slot = crate::clock::now_slot().max(above.saturating_add(1));
             let mut lat = Vec::new();
             for i in 0..self.blocks {
                 let n = base_slot + i;

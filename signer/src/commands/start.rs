@@ -114,11 +114,7 @@ impl Start {
         let (authorizer, policy_engine): (Arc<dyn Authorizer>, Option<Arc<PolicyAuthorizer>>) =
             match &config.policy {
                 Some(path) => {
-                    let now = oryx_proto::antelope::TimePointSec(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
-                    );
+                    let now = crate::clock::now_secs();
                     // Spends live beside the watermarks, under the same directory lock.
                     let engine = Arc::new(
                         PolicyAuthorizer::new(

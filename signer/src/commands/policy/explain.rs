@@ -81,13 +81,7 @@ impl Explain {
                 ));
             }
         };
-        let now = r.now.unwrap_or_else(|| {
-            TimePointSec(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX)),
-            )
-        });
+        let now = r.now.unwrap_or_else(crate::clock::now_secs);
         let chain_id =
             parse_chain_id(&r.chain_id).map_err(|e| format!("{}: {e}", self.request.display()))?;
         let held_keys = match &self.config {
