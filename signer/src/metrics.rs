@@ -26,18 +26,18 @@ struct Histogram {
 /// The signer's counters and histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String), Histogram>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     ready_checks_failed: AtomicU64,
 }
 
 impl Metrics {
     /// Records one request's outcome and latency.
-    pub fn observe(&self, kind: RequestKind, outcome: &str, latency_us: u64) {
+    pub fn observe(&self, kind: RequestKind, outcome: &'static str, latency_us: u64) {
         let mut map = self
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = map.entry((kind.as_str(), outcome.to_string())).or_default();
+        let h = map.entry((kind.as_str(), outcome)).or_default();
         h.count += 1;
         h.sum_us = h.sum_us.saturating_add(latency_us);
         for (i, b) in BUCKETS_US.iter().enumerate() {

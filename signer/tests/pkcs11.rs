@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -402,35 +401,5 @@ fn eight_threads_sign_concurrently() {
             }
         });
         p.health().unwrap();
-    });
-}
-
-#[test]
-fn timing_per_signature() {
-    with_softhsm("timing_per_signature", |hsm| {
-        let p = hsm.provider();
-        for (label, kind) in [("k1", KeyType::K1), ("r1", KeyType::R1)] {
-            let key = p
-                .open(&p.generate(label, kind).unwrap().public_key)
-                .unwrap();
-            let n = 200u32;
-            let digests: Vec<_> = (0..n).map(|_| random_digest()).collect();
-            let start = Instant::now();
-            for d in &digests {
-                key.sign_digest(d, 1).unwrap();
-            }
-            let raw = start.elapsed() / n;
-            let start = Instant::now();
-            let mut attempts = 0;
-            for d in &digests {
-                attempts += sign(&*key, d, SignOptions::default()).unwrap().attempts;
-            }
-            let full = start.elapsed() / n;
-            println!(
-                "SoftHSM2 {kind}: raw CKM_ECDSA {raw:?}/call; signing::sign {full:?}/signature \
-                 ({:.2} backend calls/signature)",
-                f64::from(attempts) / f64::from(n)
-            );
-        }
     });
 }
