@@ -50,6 +50,16 @@ async fn request(c: &mut SignerClient<Channel>, key: &PublicKey, trx: &Transacti
         .to_string()
 }
 
+/// The binding digest the signer reports for a request.
+async fn binding_of(c: &mut SignerClient<Channel>, id: &str) -> Checksum256 {
+    let r = c
+        .get_approval(grpc::GetApprovalRequest { id: id.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    Checksum256(r.binding_digest.try_into().unwrap())
+}
+
 fn approval(approver: &SoftKey, digest: &Checksum256) -> String {
     sign(approver, digest, SignOptions::default())
         .unwrap()
@@ -228,15 +238,7 @@ async fn two_of_three_approvals() {
     c.cancel_approval(grpc::CancelApprovalRequest { id: id2.clone() })
         .await
         .unwrap();
-    let b2 = Checksum256(
-        c.get_approval(grpc::GetApprovalRequest { id: id2.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .binding_digest
-            .try_into()
-            .unwrap(),
-    );
+    let b2 = binding_of(&mut c, &id2).await;
     assert!(
         approve(&mut c, &id2, approval(&approvers[0], &b2))
             .await
@@ -255,15 +257,7 @@ async fn two_of_three_approvals() {
             + 2,
     );
     let id3 = request(&mut c, &key, &transfer(&soon.to_string(), 3)).await;
-    let b3 = Checksum256(
-        c.get_approval(grpc::GetApprovalRequest { id: id3.clone() })
-            .await
-            .unwrap()
-            .into_inner()
-            .binding_digest
-            .try_into()
-            .unwrap(),
-    );
+    let b3 = binding_of(&mut c, &id3).await;
     tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     let e = approve(&mut c, &id3, approval(&approvers[0], &b3))
         .await

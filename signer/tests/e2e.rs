@@ -430,6 +430,20 @@ async fn a_client_hanging_up_cannot_cut_the_critical_section() {
     );
 }
 
+/// `oryx-signer watermark import FILE`, expected to be run for its refusal.
+fn import(cfg: &std::path::Path, file: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args([
+            "watermark",
+            "import",
+            "-c",
+            cfg.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
 /// GET on the metrics port.
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read as _, Write as _};
@@ -505,16 +519,7 @@ async fn readiness_metrics_and_watermark_interchange() {
     lower[0]["slot"] = serde_json::json!(n - 10);
     let lower_path = dir.path().join("lower.json");
     std::fs::write(&lower_path, lower.to_string()).unwrap();
-    let out = std::process::Command::new(BIN)
-        .args([
-            "watermark",
-            "import",
-            "-c",
-            cfg.to_str().unwrap(),
-            lower_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = import(&cfg, &lower_path);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("would lower"));
     let after: serde_json::Value = serde_json::from_str(&run(
@@ -525,16 +530,7 @@ async fn readiness_metrics_and_watermark_interchange() {
     assert_eq!(after, records, "a refused import changes nothing");
     // Malformed JSON: a clear error, nothing changed.
     std::fs::write(&lower_path, "[{\"chain_id\": 1}]").unwrap();
-    let out = std::process::Command::new(BIN)
-        .args([
-            "watermark",
-            "import",
-            "-c",
-            cfg.to_str().unwrap(),
-            lower_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = import(&cfg, &lower_path);
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 }
