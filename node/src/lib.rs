@@ -1,4 +1,17 @@
-//! `oryx-node`: the producer-host side of Oryx — the keosd-compatible bridge for unmodified
-//! nodeos and the content-aware block assembler. Both arrive with the oryx-node issue; the
-//! crate is laid out now so the workspace has its final shape.
+//! `oryx-node`: the producer-host side of Oryx.
+//!
+//! - [`bridge`]: the keosd wallet API for unmodified nodeos and cleos, forwarding to the signer
+//!   over one long-lived mTLS connection ([`upstream`]). It holds no key.
+//! - [`produce`]: the content-aware block assembler that hands the signer whole headers.
+//! - [`latency`]: the node's own end-to-end latency, compared with nodeos's timeout.
+//!
+//! Guards: nothing here ever holds a private key; everything the node sends the signer can be
+//! refused there, and a refusal is passed on to nodeos in keosd's error shape.
 #![forbid(unsafe_code)]
+
+pub mod bridge;
+pub mod commands;
+pub mod config;
+pub mod latency;
+pub mod produce;
+pub mod upstream;

@@ -1,8 +1,17 @@
-//! `oryx-node`: producer-host side (bridge and block assembler, not built yet).
+//! `oryx-node`: the keosd bridge for nodeos, the block assembler, and the bridge benchmark.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "oryx-node: no commands yet: the keosd bridge and the block assembler are not built in this version"
-    );
-    std::process::ExitCode::from(2)
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use oryx_node::commands::{Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oryx-node: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -14,3 +14,6 @@ pub const REASON_METADATA: &str = "oryx-reason";
 
 /// The metadata key that carries the id of a request stored for approvals.
 pub const REQUEST_ID_METADATA: &str = "oryx-request-id";
+
+/// Largest message either side decodes (a transaction is at most 512 KiB on chain).
+pub const MAX_MESSAGE_BYTES: usize = 2 << 20;

@@ -4,12 +4,14 @@
 //!   block headers) and the digests the chain checks. Pure functions over bytes and values: no
 //!   I/O, no clocks, no randomness, so they can be trusted, tested against real-chain vectors and
 //!   fuzzed.
+//! - [`client`]: the mTLS client for that service.
 //! - [`grpc`]: the signer's gRPC service `oryx.v1.Signer` (generated from `oryx/v1/signer.proto`).
 //!
 //! Every decoder here takes untrusted bytes: it returns an [`Error`] and never panics.
 #![forbid(unsafe_code)]
 
 pub mod antelope;
+pub mod client;
 mod error;
 pub mod grpc;
 

@@ -18,7 +18,7 @@ pub mod audit;
 pub mod authz;
 pub mod backend;
 pub mod cli;
-pub mod client;
+pub use oryx_proto::client;
 pub mod clock;
 pub mod commands;
 pub mod config;

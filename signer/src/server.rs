@@ -19,8 +19,8 @@ use tonic::{Request, Response, Status};
 use crate::config::RequestKind;
 use crate::pipeline::{BlockRequest, Outcome, Pipeline, Reason, Refused};
 
-/// Largest request the signer decodes (a transaction is at most 512 KiB on chain).
-pub const MAX_REQUEST_BYTES: usize = 2 << 20;
+/// Largest request the signer decodes (see [`grpc::MAX_MESSAGE_BYTES`]).
+pub const MAX_REQUEST_BYTES: usize = grpc::MAX_MESSAGE_BYTES;
 
 /// Returns what makes the signer unready now (empty = ready).
 pub type ReadyCheck = Arc<dyn Fn() -> Vec<String> + Send + Sync>;

@@ -432,7 +432,7 @@ async fn a_client_hanging_up_cannot_cut_the_critical_section() {
 
 /// `oryx-signer watermark import FILE`, expected to be run for its refusal.
 fn import(cfg: &std::path::Path, file: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(BIN)
+    std::process::Command::new(bin())
         .args([
             "watermark",
             "import",

@@ -9,15 +9,30 @@ use std::process::{Child, Command, Stdio};
 use oryx_proto::antelope::block::{BlockHeader, SAVANNA_SCHEDULE_VERSION};
 use oryx_proto::antelope::transaction::Extension;
 use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, Name, PublicKey};
+use oryx_proto::client::{ClientTls, connect};
 use oryx_proto::grpc::signer_client::SignerClient;
-use oryx_signer::client::{ClientTls, connect};
 use tonic::transport::Channel;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_oryx-signer");
+/// The `oryx-signer` binary. Cargo names it for the signer's own tests; the oryx-node tests
+/// (which include this harness) find it beside their test executable, where
+/// `cargo test --workspace` builds it.
+pub fn bin() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_oryx-signer") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("oryx-signer");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build -p oryx-signer, or cargo test --workspace)",
+        p.display()
+    );
+    p
+}
 
 /// Runs `oryx-signer` with arguments and returns stdout, panicking with stderr on failure.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(args)
         .envs(env.iter().copied())
         .output()
@@ -88,7 +103,7 @@ pub struct Signer {
 impl Signer {
     /// Starts the daemon and waits for `listening on`.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Signer {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["start", "-c", config_path(dir).to_str().unwrap()])
             .envs(env.iter().copied())
             .env("RUST_LOG", "error")

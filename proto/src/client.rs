@@ -1,11 +1,12 @@
-//! An mTLS gRPC client for the signer (used by `oryx-signer bench`, `oryx-node` and the tests).
+//! An mTLS gRPC client for the signer (used by `oryx-node`, the `oryx` CLI, `oryx-signer bench`
+//! and the tests).
 //!
 //! Guards: the client verifies the signer's certificate against the operator CA and presents its
 //! own certificate; there is no way to build a plaintext client here.
 
 use std::path::Path;
 
-use oryx_proto::grpc::signer_client::SignerClient;
+use crate::grpc::signer_client::SignerClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Where the client's TLS material is.
@@ -65,14 +66,14 @@ pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel
         .connect()
         .await
         .map_err(|e| format!("connect to signer at {addr}: {e}"))?;
-    Ok(SignerClient::new(channel).max_decoding_message_size(crate::server::MAX_REQUEST_BYTES))
+    Ok(SignerClient::new(channel).max_decoding_message_size(crate::grpc::MAX_MESSAGE_BYTES))
 }
 
 /// The `oryx-reason` of a refusal, if the status carries one.
 pub fn reason(status: &tonic::Status) -> Option<String> {
     status
         .metadata()
-        .get(oryx_proto::grpc::REASON_METADATA)
+        .get(crate::grpc::REASON_METADATA)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
 }

@@ -1,0 +1,1 @@
+//! The keosd wallet API for unmodified nodeos and cleos (being built).

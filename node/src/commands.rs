@@ -1,0 +1,64 @@
+//! The `oryx-node` subcommands, one file each.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod bridge;
+pub mod produce;
+
+/// oryx-node: the producer host's side of Oryx.
+#[derive(Debug, Parser)]
+#[command(name = "oryx-node", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the keosd wallet API to nodeos on a unix socket (and optionally loopback TCP).
+    Bridge(bridge::Args),
+    /// Assemble and sign blocks for a local test chain.
+    Produce(produce::Args),
+    /// Measure sign_digest latency through a running bridge, beside its floors.
+    Bench(bench::Args),
+}
+
+/// Runs one subcommand.
+pub fn run(cli: Cli) -> Result<(), String> {
+    init_tracing();
+    match cli.command {
+        Command::Bridge(a) => bridge::run(a),
+        Command::Produce(a) => produce::run(a),
+        Command::Bench(a) => bench::run(a),
+    }
+}
+
+/// `-c FILE`, shared by the daemons.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(short, long, default_value = "/etc/oryx/oryx-node.toml")]
+    pub config: PathBuf,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A multi-threaded tokio runtime for a daemon.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

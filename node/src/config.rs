@@ -1,0 +1,227 @@
+//! `oryx-node.toml`: typed configuration, unknown keys refused.
+//!
+//! Guards: the node holds no key material, only its mTLS client identity (file paths); the
+//! bridge never listens on anything but a unix socket or a loopback address, because nodeos
+//! on the same host is its only client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use oryx_proto::antelope::Checksum256;
+use oryx_proto::antelope::chain::parse_chain_id;
+use oryx_proto::client::ClientTls;
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach the signer.
+    pub signer: SignerConfig,
+    /// The keosd-compatible bridge for nodeos (`oryx-node bridge`).
+    pub bridge: Option<BridgeConfig>,
+    /// The block assembler (`oryx-node produce`).
+    pub produce: Option<crate::produce::ProduceConfig>,
+    /// `/metrics` and `/healthz` on loopback.
+    pub observability: Option<Observability>,
+}
+
+/// The signer's address and this node's mTLS identity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    /// `host:port` of the signer.
+    pub address: String,
+    /// The name in the signer's certificate.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    /// The operator CA (PEM).
+    pub ca_cert: PathBuf,
+    /// This node's client certificate (PEM).
+    pub cert: PathBuf,
+    /// This node's client key (PEM); readable only by the service user.
+    pub key: PathBuf,
+}
+
+fn default_server_name() -> String {
+    "localhost".to_string()
+}
+
+/// The keosd wallet API for nodeos and cleos.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// The chain nodeos runs (name such as `eos`, or 64 hex characters).
+    pub chain_id: String,
+    /// Unix socket for nodeos (`KEOSD:unix://<path>/v1/wallet/sign_digest`); created mode 0600.
+    pub unix_socket: Option<PathBuf>,
+    /// Optional loopback TCP listener (`KEOSD:http://127.0.0.1:<port>/v1/wallet/sign_digest`).
+    pub listen: Option<SocketAddr>,
+    /// nodeos's `keosd-provider-timeout` in milliseconds (5 unless config.ini changes it): the
+    /// bridge warns when its measured p99 is above it.
+    #[serde(default = "default_timeout_ms")]
+    pub nodeos_timeout_ms: u64,
+}
+
+fn default_timeout_ms() -> u64 {
+    5
+}
+
+/// Where `/metrics` and `/healthz` are served.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// A loopback address.
+    pub listen: SocketAddr,
+}
+
+impl Config {
+    /// Reads and checks `path`; relative paths are taken from the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses and checks TOML text; relative paths are taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let r = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        r(&mut cfg.signer.ca_cert);
+        r(&mut cfg.signer.cert);
+        r(&mut cfg.signer.key);
+        if let Some(b) = &mut cfg.bridge {
+            if let Some(p) = &mut b.unix_socket {
+                r(p);
+            }
+            b.chain()?;
+            if b.unix_socket.is_none() && b.listen.is_none() {
+                return Err(
+                    "[bridge] needs `unix_socket` or `listen` (or both): nodeos has to reach it"
+                        .into(),
+                );
+            }
+            if let Some(a) = b.listen
+                && !a.ip().is_loopback()
+            {
+                return Err(format!(
+                    "[bridge] listen = {a}: the bridge serves only loopback (127.0.0.1 or ::1); nodeos runs on this host"
+                ));
+            }
+            if b.nodeos_timeout_ms == 0 {
+                return Err("[bridge] nodeos_timeout_ms must be at least 1".into());
+            }
+        }
+        if let Some(p) = &mut cfg.produce {
+            p.resolve(base)?;
+        }
+        if let Some(o) = &cfg.observability
+            && !o.listen.ip().is_loopback()
+        {
+            return Err(format!(
+                "[observability] listen = {}: metrics are served on loopback only",
+                o.listen
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Reads the TLS files named in `[signer]`.
+    pub fn client_tls(&self) -> Result<ClientTls, String> {
+        let s = &self.signer;
+        ClientTls::from_files(&s.ca_cert, &s.cert, &s.key, &s.server_name)
+    }
+}
+
+impl BridgeConfig {
+    /// The chain id.
+    pub fn chain(&self) -> Result<Checksum256, String> {
+        parse_chain_id(&self.chain_id).map_err(|e| {
+            format!(
+                "[bridge] chain_id = {:?}: {e} (use a chain name such as eos, or 64 hex characters)",
+                self.chain_id
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIGNER: &str = "[signer]\naddress = \"127.0.0.1:7150\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/node1.pem\"\nkey = \"tls/node1.key\"\n";
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let c = Config::parse(SIGNER, Path::new("/etc/oryx")).unwrap();
+        assert_eq!(c.signer.ca_cert, Path::new("/etc/oryx/tls/ca.pem"));
+        assert_eq!(c.signer.server_name, "localhost");
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        let cases = [
+            ("[bridge]\nchain_id = \"eos\"\n", "needs `unix_socket`"),
+            (
+                "[bridge]\nchain_id = \"eos\"\nlisten = \"0.0.0.0:8900\"\n",
+                "loopback",
+            ),
+            (
+                "[bridge]\nchain_id = \"nope\"\nlisten = \"127.0.0.1:8900\"\n",
+                "chain_id",
+            ),
+            (
+                "[bridge]\nchain_id = \"eos\"\nlisten = \"127.0.0.1:8900\"\nnodeos_timeout_ms = 0\n",
+                "at least 1",
+            ),
+            ("[bridge]\nchain = \"eos\"\n", "unknown field"),
+            (
+                "[observability]\nlisten = \"10.0.0.1:9000\"\n",
+                "loopback only",
+            ),
+        ];
+        for (extra, want) in cases {
+            let err = Config::parse(&format!("{SIGNER}{extra}"), Path::new("/")).unwrap_err();
+            assert!(err.contains(want), "{extra}: {err}");
+        }
+    }
+}
