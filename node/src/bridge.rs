@@ -1,1 +1,322 @@
-//! The keosd wallet API for unmodified nodeos and cleos (being built).
+//! The keosd wallet API for unmodified nodeos and cleos, forwarding to the signer.
+//!
+//! Guards: the bridge holds no key and decides nothing. Every signature comes from the signer,
+//! which applies its watermark and policy; every refusal goes back to nodeos in keosd's error
+//! shape. It listens only on a unix socket created mode 0600 (inside a private directory, then
+//! renamed into place, so there is no moment when another user could connect) and, optionally,
+//! on loopback TCP.
+//!
+//! - [`wallet`]: the request and response shapes (pure);
+//! - [`http`]: HTTP/1.1 with keep-alive on the unix socket and TCP listeners.
+
+pub mod http;
+pub mod wallet;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use oryx_proto::antelope::{Checksum256, PublicKey};
+use oryx_proto::client::reason;
+use oryx_proto::grpc;
+use serde_json::Value;
+
+use crate::latency::Latency;
+use crate::upstream::Upstream;
+use wallet::{Call, WalletError};
+
+/// How long one call to the signer may take before the bridge gives up on it. nodeos gives up
+/// much sooner; this only bounds what a stuck signer can hold.
+pub const UPSTREAM_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long the key list from the signer is reused.
+const KEYS_TTL: Duration = Duration::from_secs(5);
+
+/// An answer: HTTP status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// 201 on success (as keosd), 500 or 404 otherwise.
+    pub status: u16,
+    /// JSON text.
+    pub body: String,
+}
+
+impl From<WalletError> for Reply {
+    fn from(e: WalletError) -> Self {
+        Reply {
+            status: e.status,
+            body: e.body(),
+        }
+    }
+}
+
+/// Counters shown on `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Signatures returned.
+    pub signed: AtomicU64,
+    /// Refusals from the signer.
+    pub refused: AtomicU64,
+    /// Requests that failed because the signer was unreachable.
+    pub unreachable: AtomicU64,
+    /// Malformed requests (never forwarded).
+    pub malformed: AtomicU64,
+}
+
+/// The bridge: one per process.
+pub struct Bridge {
+    upstream: Upstream,
+    chain: Checksum256,
+    /// nodeos's `keosd-provider-timeout`.
+    pub timeout: Duration,
+    /// End-to-end latency of `sign_digest` (request read → answer ready).
+    pub latency: Latency,
+    /// Outcome counters.
+    pub counters: Counters,
+    keys: RwLock<Option<(Instant, Vec<grpc::KeyInfo>)>>,
+}
+
+impl Bridge {
+    /// A bridge for `chain` over `upstream`.
+    pub fn new(upstream: Upstream, chain: Checksum256, timeout: Duration) -> Arc<Bridge> {
+        Arc::new(Bridge {
+            upstream,
+            chain,
+            timeout,
+            latency: Latency::default(),
+            counters: Counters::default(),
+            keys: RwLock::new(None),
+        })
+    }
+
+    /// The signer connection.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, path: &str, body: &[u8]) -> Reply {
+        let call = match wallet::parse(path, body) {
+            Ok(c) => c,
+            Err(e) => {
+                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path, "refused a malformed request: {}", e.detail);
+                return e.into();
+            }
+        };
+        let out = match call {
+            Call::SignDigest { digest, key } => {
+                let t0 = Instant::now();
+                let out = self.sign_digest(digest, &key).await;
+                self.latency.record(t0.elapsed());
+                out
+            }
+            Call::GetPublicKeys => self.public_keys().await.map(|keys| Reply {
+                status: 201,
+                body: Value::from(keys).to_string(),
+            }),
+            Call::ListWallets => Ok(Reply {
+                status: 201,
+                body: Value::from(vec![wallet::WALLET_NAME]).to_string(),
+            }),
+            Call::SignTransaction {
+                transaction,
+                keys,
+                chain_id,
+            } => self.sign_transaction(&transaction, &keys, chain_id).await,
+        };
+        out.unwrap_or_else(Reply::from)
+    }
+
+    fn client(
+        &self,
+        method: &str,
+    ) -> Result<grpc::signer_client::SignerClient<tonic::transport::Channel>, WalletError> {
+        self.upstream.client().map_err(|e| {
+            self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+            WalletError::unavailable(e.to_string(), method)
+        })
+    }
+
+    /// Turns a failed call into a keosd error, noting a broken connection.
+    fn failed(&self, status: &tonic::Status, method: &str, what: &str) -> WalletError {
+        if self.upstream.observe_failure(status) {
+            self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("{what}: the signer connection failed: {}", status.message());
+            return WalletError::unavailable(
+                format!("the signer connection failed: {}", status.message()),
+                method,
+            );
+        }
+        self.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let r = reason(status);
+        tracing::warn!(
+            reason = r.as_deref().unwrap_or("?"),
+            "{what} refused: {}",
+            status.message()
+        );
+        WalletError::refused(r.as_deref(), status.message(), method)
+    }
+
+    async fn sign_digest(
+        &self,
+        digest: Checksum256,
+        key: &PublicKey,
+    ) -> Result<Reply, WalletError> {
+        const M: &str = "sign_digest";
+        let mut client = self.client(M)?;
+        let req = grpc::SignDigestRequest {
+            chain_id: self.chain.0.to_vec(),
+            public_key: key.to_string(),
+            digest: digest.0.to_vec(),
+        };
+        let what = format!("sign_digest {digest} with {key}");
+        let resp = deadline(client.sign_digest(req), M)
+            .await?
+            .map_err(|s| self.failed(&s, M, &what))?
+            .into_inner();
+        let sig = resp.signature.map(|s| s.text).unwrap_or_default();
+        self.counters.signed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            block_num = resp.block_num,
+            replayed = resp.replayed,
+            "signed digest {digest} with {key}"
+        );
+        Ok(Reply {
+            status: 201,
+            body: wallet::json_string(&sig),
+        })
+    }
+
+    /// The signer's keys for this chain, K1 in keosd's legacy `EOS…` form.
+    async fn public_keys(&self) -> Result<Vec<String>, WalletError> {
+        Ok(self
+            .key_infos()
+            .await?
+            .iter()
+            .map(|k| {
+                if k.legacy_public_key.is_empty() {
+                    k.public_key.clone()
+                } else {
+                    k.legacy_public_key.clone()
+                }
+            })
+            .collect())
+    }
+
+    async fn key_infos(&self) -> Result<Vec<grpc::KeyInfo>, WalletError> {
+        const M: &str = "get_public_keys";
+        if let Some((at, keys)) = &*self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at.elapsed() < KEYS_TTL
+        {
+            return Ok(keys.clone());
+        }
+        let mut client = self.client(M)?;
+        let all = deadline(client.list_keys(grpc::ListKeysRequest {}), M)
+            .await?
+            .map_err(|s| self.failed(&s, M, "list keys"))?
+            .into_inner()
+            .keys;
+        let keys: Vec<grpc::KeyInfo> = all
+            .into_iter()
+            .filter(|k| k.chain_ids.iter().any(|c| c[..] == self.chain.0[..]))
+            .collect();
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    async fn sign_transaction(
+        &self,
+        trx: &serde_json::Map<String, Value>,
+        keys: &[PublicKey],
+        chain_id: Checksum256,
+    ) -> Result<Reply, WalletError> {
+        use grpc::sign_transaction_request::Transaction as T;
+        const M: &str = "sign_transaction";
+        let split = wallet::split_transaction(trx)?;
+        let mut client = self.client(M)?;
+        let mut new = Vec::with_capacity(keys.len());
+        for key in keys {
+            let req = grpc::SignTransactionRequest {
+                chain_id: chain_id.0.to_vec(),
+                public_key: key.to_string(),
+                transaction: Some(T::Json(split.json.clone())),
+                context_free_data: split.context_free_data.clone(),
+            };
+            let resp = deadline(client.sign_transaction(req), M)
+                .await?
+                .map_err(|s| self.failed(&s, M, &format!("sign_transaction with {key}")))?
+                .into_inner();
+            let id = hex::encode(&resp.transaction_id);
+            tracing::info!(transaction = %id, "signed transaction with {key}");
+            new.push(resp.signature.map(|s| s.text).unwrap_or_default());
+        }
+        self.counters
+            .signed
+            .fetch_add(new.len() as u64, Ordering::Relaxed);
+        Ok(Reply {
+            status: 201,
+            body: wallet::signed_transaction(trx, split.signatures, new).to_string(),
+        })
+    }
+
+    /// `/metrics` text.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        self.latency.render(
+            "oryx_node_bridge_sign_digest_seconds",
+            "sign_digest latency through the bridge (request read to answer ready)",
+            &mut out,
+        );
+        let c = &self.counters;
+        for (name, v) in [
+            ("signed", &c.signed),
+            ("refused", &c.refused),
+            ("unreachable", &c.unreachable),
+            ("malformed", &c.malformed),
+        ] {
+            out.push_str(&format!(
+                "oryx_node_bridge_requests_total{{outcome=\"{name}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        let p99 = self.latency.recent().map_or(0.0, |q| q.p99.as_secs_f64());
+        out.push_str(&format!(
+            "# HELP oryx_node_bridge_p99_seconds p99 of the last {} sign_digest requests\n\
+             oryx_node_bridge_p99_seconds {p99}\n\
+             # HELP oryx_node_bridge_nodeos_timeout_seconds nodeos's keosd-provider-timeout as configured\n\
+             oryx_node_bridge_nodeos_timeout_seconds {}\n\
+             # HELP oryx_node_bridge_over_timeout 1 when p99 is above nodeos's timeout: nodeos will miss blocks\n\
+             oryx_node_bridge_over_timeout {}\n\
+             oryx_node_signer_connected {}\n\
+             oryx_node_signer_connects_total {}\n",
+            crate::latency::WINDOW,
+            self.timeout.as_secs_f64(),
+            u8::from(p99 > self.timeout.as_secs_f64()),
+            u8::from(self.upstream.is_connected()),
+            self.upstream.connects(),
+        ));
+        out
+    }
+}
+
+async fn deadline<F: std::future::Future>(f: F, method: &str) -> Result<F::Output, WalletError> {
+    tokio::time::timeout(UPSTREAM_DEADLINE, f)
+        .await
+        .map_err(|_| {
+            WalletError::unavailable(
+                format!(
+                    "the signer did not answer within {} s",
+                    UPSTREAM_DEADLINE.as_secs()
+                ),
+                method,
+            )
+        })
+}

@@ -117,6 +117,7 @@ impl Latency {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn ms(v: u64) -> Duration {

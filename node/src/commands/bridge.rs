@@ -1,6 +1,18 @@
-//! `oryx-node bridge` (being built).
+//! `oryx-node bridge -c FILE`: the keosd wallet API for nodeos, forwarding to the signer.
+//!
+//! Prints `bridge listening on unix://PATH` / `bridge listening on http://ADDR` and
+//! `metrics on ADDR` on stdout once each listener is up (scripts and tests wait for them).
 
-use crate::commands::ConfigArg;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oryx_proto::grpc;
+
+use crate::bridge::{Bridge, http};
+use crate::commands::{ConfigArg, runtime};
+use crate::config::Config;
+use crate::latency::quantiles;
+use crate::upstream::Upstream;
 
 /// Arguments of `bridge`.
 #[derive(Debug, clap::Args)]
@@ -9,7 +21,144 @@ pub struct Args {
     config: ConfigArg,
 }
 
-/// Runs `bridge`.
-pub fn run(_args: Args) -> Result<(), String> {
-    Err("bridge: not built yet".into())
+/// How often the measured p99 is compared with nodeos's timeout.
+const CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs the bridge until SIGINT/SIGTERM.
+pub fn run(args: Args) -> Result<(), String> {
+    let cfg = Config::load(&args.config.config).map_err(|e| e.to_string())?;
+    let Some(b) = &cfg.bridge else {
+        return Err(format!(
+            "{}: no [bridge] section: add one with chain_id and unix_socket (see deploy/oryx-node.toml)",
+            args.config.config.display()
+        ));
+    };
+    let chain = b.chain()?;
+    let tls = cfg.client_tls()?;
+    let timeout = Duration::from_millis(b.nodeos_timeout_ms);
+    runtime()?.block_on(async {
+        let upstream = Upstream::start(&cfg.signer.address, tls);
+        let bridge = Bridge::new(upstream, chain, timeout);
+        if let Some(p) = &b.unix_socket {
+            let l = http::bind_unix(p)?;
+            println!("bridge listening on unix://{}", p.display());
+            tokio::spawn(http::serve_unix(l, Arc::clone(&bridge)));
+        }
+        if let Some(a) = b.listen {
+            let l = http::bind_tcp(a).await?;
+            let at = l.local_addr().map_err(|e| e.to_string())?;
+            println!("bridge listening on http://{at}");
+            tokio::spawn(http::serve_tcp(l, Arc::clone(&bridge)));
+        }
+        if let Some(o) = &cfg.observability {
+            let l = http::bind_tcp(o.listen).await?;
+            let at = l.local_addr().map_err(|e| e.to_string())?;
+            println!("metrics on {at}");
+            tokio::spawn(http::serve_metrics(l, Arc::clone(&bridge)));
+        }
+        tokio::spawn(startup_probe(Arc::clone(&bridge)));
+        tokio::spawn(watch_latency(Arc::clone(&bridge)));
+        shutdown_signal().await;
+        if let Some(p) = &b.unix_socket {
+            let _ = std::fs::remove_file(p);
+        }
+        tracing::info!("bridge stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Round trips measured at startup.
+const PROBES: usize = 50;
+
+/// At startup: the signer round trip (Status) and, once known, the signer's own signing time
+/// per key; a WARN when their sum is above nodeos's timeout.
+async fn startup_probe(bridge: Arc<Bridge>) {
+    let up = bridge.upstream().clone();
+    let Ok(mut client) = up.wait_connected(Duration::from_secs(30)).await else {
+        tracing::warn!(
+            signer = up.addr(),
+            "the signer is not reachable yet: nodeos's signing requests fail until it is"
+        );
+        return;
+    };
+    let mut rtts = Vec::with_capacity(PROBES);
+    for _ in 0..PROBES {
+        let t0 = Instant::now();
+        if client.status(grpc::StatusRequest {}).await.is_err() {
+            return;
+        }
+        rtts.push(t0.elapsed());
+    }
+    let Some(q) = quantiles(&mut rtts) else {
+        return;
+    };
+    let keys = match client.list_keys(grpc::ListKeysRequest {}).await {
+        Ok(r) => r.into_inner().keys,
+        Err(s) => {
+            tracing::warn!(
+                reason = oryx_proto::client::reason(&s).as_deref().unwrap_or("?"),
+                "cannot list the signer's keys: {}",
+                s.message()
+            );
+            vec![]
+        }
+    };
+    println!(
+        "signer round trip p50 {:.3} ms, p99 {:.3} ms; nodeos timeout {} ms",
+        q.p50.as_secs_f64() * 1e3,
+        q.p99.as_secs_f64() * 1e3,
+        bridge.timeout.as_millis()
+    );
+    if q.p99 > bridge.timeout {
+        tracing::warn!(
+            "the signer round trip alone has p99 {:.2} ms, above nodeos's keosd-provider-timeout of {} ms: \
+             nodeos will miss blocks; raise keosd-provider-timeout in config.ini or move the signer closer",
+            q.p99.as_secs_f64() * 1e3,
+            bridge.timeout.as_millis()
+        );
+    }
+    for k in keys.iter().filter(|k| k.blind_digest) {
+        tracing::info!(key = %k.public_key, backend = %k.backend, "nodeos may sign blocks with this key through the bridge");
+    }
+}
+
+/// Every [`CHECK_EVERY`]: compares the measured p99 of recent `sign_digest`s with the timeout.
+async fn watch_latency(bridge: Arc<Bridge>) {
+    let mut warned_at: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(CHECK_EVERY).await;
+        let Some(q) = bridge.latency.recent() else {
+            continue;
+        };
+        if q.count < 10 || q.p99 <= bridge.timeout {
+            continue;
+        }
+        if warned_at.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            continue;
+        }
+        warned_at = Some(Instant::now());
+        tracing::warn!(
+            "sign_digest p99 is {:.2} ms over the last {} requests, above nodeos's keosd-provider-timeout of {} ms: \
+             nodeos drops these signatures and misses blocks; raise keosd-provider-timeout \
+             (a YubiHSM 2 needs about 75 ms per signature)",
+            q.p99.as_secs_f64() * 1e3,
+            q.count,
+            bridge.timeout.as_millis()
+        );
+    }
 }

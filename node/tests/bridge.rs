@@ -1,0 +1,463 @@
+//! The keosd bridge, driven exactly as nodeos drives keosd: the `KEOSD:unix://…/v1/wallet/
+//! sign_digest` URL split the way fc's http client splits it, Boost.Beast's request headers, one
+//! kept-alive connection for every request; and as cleos drives it for transactions. Real signer
+//! (SoftHSM2 K1 and P-256 keys) behind real mTLS; every signature checked by recovery here and
+//! by `@wharfkit/antelope`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../signer/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use oryx_proto::antelope::actions::PermissionLevel;
+use oryx_proto::antelope::actions::Transfer;
+use oryx_proto::antelope::codec::Pack as _;
+use oryx_proto::antelope::transaction::{Action, Transaction};
+use oryx_proto::antelope::{Bytes, Checksum256, Name, PublicKey, Signature, TimePointSec};
+use serde_json::{Value, json};
+
+/// nodeos's side of the connection: fc's `http_client` for a `unix://` URL.
+struct Nodeos {
+    stream: UnixStream,
+    host: String,
+    path: String,
+}
+
+impl Nodeos {
+    /// Splits `unix:///…/keosd.sock/v1/wallet/sign_digest` as fc does: the longest prefix that
+    /// is a socket is the socket, the rest is the request path.
+    fn connect(url: &str) -> Nodeos {
+        use std::os::unix::fs::FileTypeExt as _;
+        let full = PathBuf::from(url.strip_prefix("unix://").unwrap());
+        let mut socket = full.clone();
+        let mut rest = Vec::new();
+        while !std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+            rest.insert(0, socket.file_name().unwrap().to_str().unwrap().to_string());
+            assert!(socket.pop(), "no socket in {url}");
+        }
+        Nodeos {
+            stream: UnixStream::connect(&socket).unwrap(),
+            host: socket.to_str().unwrap().to_string(),
+            path: format!("/{}", rest.join("/")),
+        }
+    }
+
+    /// One request on the kept-alive connection, byte for byte what Boost.Beast writes for
+    /// fc's `post_sync`; returns (status, headers, body).
+    fn post(&mut self, path: &str, body: &str) -> (u16, String, String) {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Boost.Beast/345\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes()).unwrap();
+        read_response(&mut self.stream)
+    }
+
+    /// nodeos's `sign_digest` call: `std::make_pair(digest, pubkey)` as JSON, K1 keys in the
+    /// legacy `EOS…` form fc prints.
+    fn sign_digest(&mut self, digest: &Checksum256, key: &PublicKey) -> (u16, String) {
+        let k = key.to_legacy_string().unwrap_or_else(|| key.to_string());
+        let path = self.path.clone();
+        let (status, _, body) = self.post(&path, &format!("[\"{digest}\",\"{k}\"]"));
+        (status, body)
+    }
+}
+
+fn read_response<R: std::io::Read>(stream: &mut R) -> (u16, String, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("content-length");
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    (
+        status,
+        head.to_ascii_lowercase(),
+        String::from_utf8(body).unwrap(),
+    )
+}
+
+/// A running `oryx-node bridge`.
+struct Bridge {
+    child: Child,
+    unix: PathBuf,
+    tcp: String,
+    metrics: String,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_node_config(dir: &Path, signer_addr: &str) -> PathBuf {
+    let tls = dir.join("tls");
+    let cfg = dir.join("oryx-node.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[signer]\naddress = \"{signer_addr}\"\nca_cert = \"{t}/ca.pem\"\ncert = \"{t}/node1.pem\"\nkey = \"{t}/node1.key\"\n\n\
+             [bridge]\nchain_id = \"eos\"\nunix_socket = \"{sock}\"\nlisten = \"127.0.0.1:0\"\nnodeos_timeout_ms = 5\n\n\
+             [observability]\nlisten = \"127.0.0.1:0\"\n",
+            t = tls.display(),
+            sock = dir.join("keosd.sock").display(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn start_bridge(cfg: &Path) -> Bridge {
+    let mut b = Bridge {
+        child: Command::new(env!("CARGO_BIN_EXE_oryx-node"))
+            .args(["bridge", "-c", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        unix: PathBuf::new(),
+        tcp: String::new(),
+        metrics: String::new(),
+    };
+    let mut lines = BufReader::new(b.child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("bridge exited").unwrap();
+        if let Some(p) = line.strip_prefix("bridge listening on unix://") {
+            b.unix = PathBuf::from(p);
+        } else if let Some(a) = line.strip_prefix("bridge listening on http://") {
+            b.tcp = a.to_string();
+        } else if let Some(a) = line.strip_prefix("metrics on ") {
+            b.metrics = a.to_string();
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+            wait_healthy(&b, 200);
+            return b;
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+fn wait_healthy(b: &Bridge, want: u16) {
+    for _ in 0..500 {
+        if http_get(&b.metrics, "/healthz").0 == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("bridge /healthz never became {want}");
+}
+
+fn sig(body: &str) -> Signature {
+    let s: String = serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    Signature::parse(&s).unwrap()
+}
+
+/// A keosd error body: (error.code, error.name, details[0].message).
+fn keosd_error(status: u16, body: &str) -> (i64, String, String) {
+    assert_eq!(status, 500, "{body}");
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["code"], 500, "{body}");
+    assert_eq!(v["message"], "Internal Service Error", "{body}");
+    let e = &v["error"];
+    assert!(e["what"].is_string(), "{body}");
+    (
+        e["code"].as_i64().unwrap(),
+        e["name"].as_str().unwrap().to_string(),
+        e["details"][0]["message"].as_str().unwrap().to_string(),
+    )
+}
+
+fn setup(dir: &Path) -> (Vec<(String, String)>, Vec<PublicKey>) {
+    init(dir, false);
+    let conf = softhsm_backend(dir, "bridge");
+    let env = vec![(
+        "SOFTHSM2_CONF".to_string(),
+        conf.to_str().unwrap().to_string(),
+    )];
+    let keys = vec![
+        hsm_key(dir, &conf, "producer-k1", false),
+        hsm_key(dir, &conf, "producer-r1", true),
+    ];
+    configure_hsm_keys(dir, &keys, r#"["block", "transaction", "digest"]"#, true);
+    (env, keys)
+}
+
+fn transfer_trx(i: u32) -> Transaction {
+    let alice = Name::new("alice").unwrap();
+    let data = Transfer {
+        from: alice,
+        to: Name::new("bob").unwrap(),
+        quantity: "1.0000 EOS".parse().unwrap(),
+        memo: format!("oryx bridge test {i}"),
+    };
+    Transaction {
+        expiration: TimePointSec(1_900_000_000 + i),
+        ref_block_num: 7,
+        ref_block_prefix: 0x1234_5678,
+        max_net_usage_words: Default::default(),
+        max_cpu_usage_ms: 0,
+        delay_sec: Default::default(),
+        context_free_actions: vec![],
+        actions: vec![Action {
+            account: Name::new("eosio.token").unwrap(),
+            name: Name::new("transfer").unwrap(),
+            authorization: vec![PermissionLevel {
+                actor: alice,
+                permission: Name::new("active").unwrap(),
+            }],
+            data: Bytes(data.packed()),
+        }],
+        transaction_extensions: vec![],
+    }
+}
+
+#[test]
+fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let signer = Signer::start(dir.path(), &env_ref);
+    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
+    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
+    let mut nodeos = Nodeos::connect(&url);
+    assert_eq!(nodeos.path, "/v1/wallet/sign_digest");
+
+    // The socket is the operator's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&bridge.unix)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // get_public_keys, as keosd answers it: K1 in the legacy form.
+    let (status, _, body) = nodeos.post("/v1/wallet/get_public_keys", "");
+    assert_eq!(status, 201, "{body}");
+    let listed: Vec<String> = serde_json::from_str(&body).unwrap();
+    for k in &keys {
+        let want = k.to_legacy_string().unwrap_or_else(|| k.to_string());
+        assert!(listed.contains(&want), "{want} not in {listed:?}");
+    }
+
+    let mut checks = Vec::new();
+    let base = 1_000u32;
+    for (ki, key) in keys.iter().enumerate() {
+        for n in base..base + 12 {
+            let id = savanna(n, n, ki as u8).id().unwrap();
+            let (status, body) = nodeos.sign_digest(&id, key);
+            assert_eq!(status, 201, "height {n}: {body}");
+            let s = sig(&body);
+            assert_eq!(&s.recover(&id).unwrap(), key, "height {n}");
+            checks.push(json!({"digest": id.to_string(), "signature": s.to_string(), "public_key": key.to_string()}));
+            if n == base + 5 {
+                // nodeos retrying the same block: the same signature, not a second one.
+                let (status, again) = nodeos.sign_digest(&id, key);
+                assert_eq!((status, &again), (201, &body));
+                // A different block id at the same height: keosd's error shape, reason named.
+                let other = savanna(n, n, 0x7f).id().unwrap();
+                let (status, body) = nodeos.sign_digest(&other, key);
+                let (code, name, detail) = keosd_error(status, &body);
+                assert_eq!(
+                    (code, name.as_str()),
+                    (3_120_000, "oryx_double_sign"),
+                    "{body}"
+                );
+                assert!(detail.starts_with("DOUBLE_SIGN"), "{detail}");
+                // And a lower height.
+                let (status, body) =
+                    nodeos.sign_digest(&savanna(n - 1, n - 1, 9).id().unwrap(), key);
+                assert_eq!(keosd_error(status, &body).1, "oryx_double_sign");
+            }
+        }
+    }
+
+    // Bad input: keosd-shaped errors, nothing forwarded, the connection stays usable.
+    let (status, _, body) = nodeos.post("/v1/wallet/sign_digest", "[\"00\",");
+    assert_eq!(keosd_error(status, &body).0, 4);
+    let unknown =
+        PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
+    let (status, body) = nodeos.sign_digest(&savanna(base + 50, 1, 0).id().unwrap(), &unknown);
+    // (Authorization comes first, so a key nobody may use is not revealed to exist or not.)
+    assert_eq!(keosd_error(status, &body).1, "oryx_policy_denied", "{body}");
+    let (status, _, body) = nodeos.post("/v1/wallet/unlock", "[\"default\",\"pw\"]");
+    assert!(keosd_error(status, &body).2.contains("HSM"), "{body}");
+    let (status, _, _) = nodeos.post("/v1/chain/get_info", "");
+    assert_eq!(status, 404);
+
+    // The same over loopback TCP (`KEOSD:http://127.0.0.1:PORT/v1/wallet/sign_digest`),
+    // kept alive too.
+    let mut tcp = std::net::TcpStream::connect(&bridge.tcp).unwrap();
+    for n in base + 12..base + 15 {
+        let id = savanna(n, n, 0).id().unwrap();
+        let k = keys[0].to_legacy_string().unwrap();
+        let body = format!("[\"{id}\",\"{k}\"]");
+        write!(
+            tcp,
+            "POST /v1/wallet/sign_digest HTTP/1.1\r\nHost: {}\r\nUser-Agent: Boost.Beast/345\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            bridge.tcp,
+            body.len()
+        )
+        .unwrap();
+        let (status, _, body) = read_response(&mut tcp);
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(sig(&body).recover(&id).unwrap(), keys[0]);
+    }
+
+    // cleos: [transaction, [keys], chain_id] → the transaction with both signatures.
+    let chain = Checksum256::from_hex(EOS).unwrap();
+    let mut trx_checks = Vec::new();
+    for i in 0..3 {
+        let trx = transfer_trx(i);
+        let mut obj = serde_json::to_value(&trx).unwrap();
+        obj["signatures"] = json!([]);
+        obj["context_free_data"] = json!([]);
+        let key_strings: Vec<String> = keys
+            .iter()
+            .map(|k| k.to_legacy_string().unwrap_or_else(|| k.to_string()))
+            .collect();
+        let req = json!([obj, key_strings, EOS]).to_string();
+        let mut cleos = Nodeos::connect(&url);
+        let (status, _, body) = cleos.post("/v1/wallet/sign_transaction", &req);
+        assert_eq!(status, 201, "{body}");
+        let signed: Value = serde_json::from_str(&body).unwrap();
+        let sigs = signed["signatures"].as_array().unwrap();
+        assert_eq!(sigs.len(), 2, "{body}");
+        assert_eq!(signed["actions"], obj["actions"]);
+        let digest = trx.signing_digest(&chain, &[]);
+        for (s, k) in sigs.iter().zip(&keys) {
+            let s = Signature::parse(s.as_str().unwrap()).unwrap();
+            assert_eq!(&s.recover(&digest).unwrap(), k);
+        }
+        trx_checks.push(json!({
+            "chain_id": EOS,
+            "packed_trx": hex::encode(trx.packed()),
+            "context_free_data": [],
+            "id": trx.id().to_string(),
+            "sig_digest": digest.to_string(),
+            "signatures": sigs,
+            "public_keys": keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
+    }
+
+    // An independent implementation agrees with every signature.
+    let out =
+        oryx_tests::wharfkit::check(&json!({"signatures": checks, "transactions": trx_checks}));
+    for r in out["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(out["transactions"].as_array().unwrap())
+    {
+        assert_eq!(r["ok"], true, "{r}");
+    }
+
+    // The bridge measured itself.
+    let (_, metrics) = http_get(&bridge.metrics, "/metrics");
+    assert!(
+        metrics.contains("oryx_node_bridge_sign_digest_seconds_count"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("oryx_node_signer_connected 1"),
+        "{metrics}"
+    );
+    let count = |outcome: &str| -> u64 {
+        let prefix = format!("oryx_node_bridge_requests_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count("signed"), 2 * 12 + 2 + 3 + 3 * 2);
+    assert_eq!(count("malformed"), 3); // bad JSON, unlock, an unknown endpoint
+    assert_eq!(count("refused"), 2 * 2 + 1); // per key a conflict and a lower height; the unknown key
+}
+
+#[test]
+fn the_bridge_reconnects_after_a_signer_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let mut signer = Signer::start(dir.path(), &env_ref);
+    // Pin the port so the restarted signer is where the bridge looks.
+    let cfg = config_path(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{}\"", signer.addr),
+            1,
+        ),
+    )
+    .unwrap();
+    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
+    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
+    let mut nodeos = Nodeos::connect(&url);
+    let id = savanna(500, 500, 0).id().unwrap();
+    let (status, first) = nodeos.sign_digest(&id, &keys[0]);
+    assert_eq!(status, 201, "{first}");
+
+    signer.kill();
+    // nodeos hears keosd's "no wallet available", promptly, on the same connection.
+    let (status, body) = nodeos.sign_digest(&savanna(501, 501, 0).id().unwrap(), &keys[0]);
+    let (code, name, _) = keosd_error(status, &body);
+    assert_eq!(
+        (code, name.as_str()),
+        (3_120_006, "wallet_not_available_exception"),
+        "{body}"
+    );
+    wait_healthy(&bridge, 503);
+
+    let _signer = Signer::start(dir.path(), &env_ref);
+    wait_healthy(&bridge, 200);
+    // The watermark survived the restart: the retry of the signed block gets the same
+    // signature, the next height is signed.
+    let (status, again) = nodeos.sign_digest(&id, &keys[0]);
+    assert_eq!((status, again), (201, first));
+    let next = savanna(501, 501, 0).id().unwrap();
+    let (status, body) = nodeos.sign_digest(&next, &keys[0]);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
+    let (_, metrics) = http_get(&bridge.metrics, "/metrics");
+    assert!(
+        metrics.contains("oryx_node_signer_connects_total 2"),
+        "{metrics}"
+    );
+}
