@@ -7,8 +7,10 @@
 //! on loopback TCP.
 //!
 //! - [`wallet`]: the request and response shapes (pure);
+//! - [`client`]: a keosd client that speaks exactly as nodeos (bench and tests);
 //! - [`http`]: HTTP/1.1 with keep-alive on the unix socket and TCP listeners.
 
+pub mod client;
 pub mod http;
 pub mod wallet;
 
@@ -87,6 +89,11 @@ impl Bridge {
             counters: Counters::default(),
             keys: RwLock::new(None),
         })
+    }
+
+    /// The chain nodeos runs.
+    pub fn chain(&self) -> Checksum256 {
+        self.chain
     }
 
     /// The signer connection.

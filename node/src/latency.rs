@@ -5,13 +5,12 @@
 //! slower than `keosd-provider-timeout` (a real YubiHSM 2 needs ~75 ms per ECDSA signature,
 //! fifteen times nodeos's default of 5 ms).
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How many recent samples the quantiles look at.
-pub const WINDOW: usize = 4096;
+use oryx_proto::stats::Window;
+pub use oryx_proto::stats::{Quantiles, WINDOW, quantiles};
 
 /// Histogram bucket bounds in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -19,37 +18,8 @@ const BUCKETS_US: [u64; 14] = [
     1_000_000,
 ];
 
-/// p50 and p99 of a set of samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quantiles {
-    /// Median.
-    pub p50: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// How many samples.
-    pub count: usize,
-}
-
-/// Nearest-rank quantiles of `samples` (sorted in place); `None` when empty.
-pub fn quantiles(samples: &mut [Duration]) -> Option<Quantiles> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_unstable();
-    let at = |q: f64| {
-        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-        samples[rank - 1]
-    };
-    Some(Quantiles {
-        p50: at(0.50),
-        p99: at(0.99),
-        count: samples.len(),
-    })
-}
-
 #[derive(Default)]
-struct State {
-    recent: VecDeque<Duration>,
+struct Histogram {
     buckets: [u64; BUCKETS_US.len()],
     count: u64,
     sum_us: u64,
@@ -58,20 +28,18 @@ struct State {
 /// Latency samples of one path.
 #[derive(Default)]
 pub struct Latency {
-    state: Mutex<State>,
+    window: Window,
+    histogram: Mutex<Histogram>,
 }
 
 impl Latency {
     /// Records one sample.
     pub fn record(&self, d: Duration) {
+        self.window.record(d);
         let mut s = self
-            .state
+            .histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if s.recent.len() == WINDOW {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(d);
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         for (i, bound) in BUCKETS_US.iter().enumerate() {
             if us <= *bound {
@@ -84,20 +52,13 @@ impl Latency {
 
     /// Quantiles over the recent window.
     pub fn recent(&self) -> Option<Quantiles> {
-        let mut v: Vec<Duration> = {
-            let s = self
-                .state
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.recent.iter().copied().collect()
-        };
-        quantiles(&mut v)
+        self.window.quantiles()
     }
 
     /// The Prometheus histogram `name` (seconds).
     pub fn render(&self, name: &str, help: &str, out: &mut String) {
         let s = self
-            .state
+            .histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
@@ -122,16 +83,6 @@ mod tests {
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
-    }
-
-    #[test]
-    fn nearest_rank_quantiles() {
-        let mut v: Vec<Duration> = (1..=100).map(ms).collect();
-        let q = quantiles(&mut v).unwrap();
-        assert_eq!((q.p50, q.p99, q.count), (ms(50), ms(99), 100));
-        assert_eq!(quantiles(&mut []), None);
-        let q = quantiles(&mut [ms(7)]).unwrap();
-        assert_eq!((q.p50, q.p99), (ms(7), ms(7)));
     }
 
     #[test]

@@ -9,11 +9,11 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use common::*;
+use oryx_node::bridge::client::KeosdClient;
 use oryx_proto::antelope::actions::PermissionLevel;
 use oryx_proto::antelope::actions::Transfer;
 use oryx_proto::antelope::codec::Pack as _;
@@ -21,83 +21,21 @@ use oryx_proto::antelope::transaction::{Action, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, Name, PublicKey, Signature, TimePointSec};
 use serde_json::{Value, json};
 
-/// nodeos's side of the connection: fc's `http_client` for a `unix://` URL.
-struct Nodeos {
-    stream: UnixStream,
-    host: String,
-    path: String,
+fn post(c: &mut KeosdClient, path: &str, body: &str) -> (u16, String, String) {
+    let a = c.post(path, body).unwrap();
+    (a.status, a.head, a.body)
 }
 
-impl Nodeos {
-    /// Splits `unix:///…/keosd.sock/v1/wallet/sign_digest` as fc does: the longest prefix that
-    /// is a socket is the socket, the rest is the request path.
-    fn connect(url: &str) -> Nodeos {
-        use std::os::unix::fs::FileTypeExt as _;
-        let full = PathBuf::from(url.strip_prefix("unix://").unwrap());
-        let mut socket = full.clone();
-        let mut rest = Vec::new();
-        while !std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
-            rest.insert(0, socket.file_name().unwrap().to_str().unwrap().to_string());
-            assert!(socket.pop(), "no socket in {url}");
-        }
-        Nodeos {
-            stream: UnixStream::connect(&socket).unwrap(),
-            host: socket.to_str().unwrap().to_string(),
-            path: format!("/{}", rest.join("/")),
-        }
-    }
-
-    /// One request on the kept-alive connection, byte for byte what Boost.Beast writes for
-    /// fc's `post_sync`; returns (status, headers, body).
-    fn post(&mut self, path: &str, body: &str) -> (u16, String, String) {
-        let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Boost.Beast/345\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.stream.write_all(req.as_bytes()).unwrap();
-        read_response(&mut self.stream)
-    }
-
-    /// nodeos's `sign_digest` call: `std::make_pair(digest, pubkey)` as JSON, K1 keys in the
-    /// legacy `EOS…` form fc prints.
-    fn sign_digest(&mut self, digest: &Checksum256, key: &PublicKey) -> (u16, String) {
-        let k = key.to_legacy_string().unwrap_or_else(|| key.to_string());
-        let path = self.path.clone();
-        let (status, _, body) = self.post(&path, &format!("[\"{digest}\",\"{k}\"]"));
-        (status, body)
-    }
-}
-
-fn read_response<R: std::io::Read>(stream: &mut R) -> (u16, String, String) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .expect("content-length");
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).unwrap();
-    (
-        status,
-        head.to_ascii_lowercase(),
-        String::from_utf8(body).unwrap(),
-    )
+fn sign_digest(c: &mut KeosdClient, digest: &Checksum256, key: &PublicKey) -> (u16, String) {
+    let a = c.sign_digest(digest, key).unwrap();
+    (a.status, a.body)
 }
 
 /// A running `oryx-node bridge`.
 struct Bridge {
     child: Child,
+    /// What the bridge printed after its listeners came up.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     unix: PathBuf,
     tcp: String,
     metrics: String,
@@ -135,6 +73,7 @@ fn start_bridge(cfg: &Path) -> Bridge {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
+        output: Default::default(),
         unix: PathBuf::new(),
         tcp: String::new(),
         metrics: String::new(),
@@ -148,7 +87,12 @@ fn start_bridge(cfg: &Path) -> Bridge {
             b.tcp = a.to_string();
         } else if let Some(a) = line.strip_prefix("metrics on ") {
             b.metrics = a.to_string();
-            std::thread::spawn(move || for _ in lines.by_ref() {});
+            let output = std::sync::Arc::clone(&b.output);
+            std::thread::spawn(move || {
+                for l in lines.map_while(Result::ok) {
+                    output.lock().unwrap().push(l);
+                }
+            });
             wait_healthy(&b, 200);
             return b;
         }
@@ -253,7 +197,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     let signer = Signer::start(dir.path(), &env_ref);
     let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
     let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
-    let mut nodeos = Nodeos::connect(&url);
+    let mut nodeos = KeosdClient::connect(&url).unwrap();
     assert_eq!(nodeos.path, "/v1/wallet/sign_digest");
 
     // The socket is the operator's alone.
@@ -265,7 +209,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     assert_eq!(mode & 0o777, 0o600);
 
     // get_public_keys, as keosd answers it: K1 in the legacy form.
-    let (status, _, body) = nodeos.post("/v1/wallet/get_public_keys", "");
+    let (status, _, body) = post(&mut nodeos, "/v1/wallet/get_public_keys", "");
     assert_eq!(status, 201, "{body}");
     let listed: Vec<String> = serde_json::from_str(&body).unwrap();
     for k in &keys {
@@ -278,18 +222,18 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     for (ki, key) in keys.iter().enumerate() {
         for n in base..base + 12 {
             let id = savanna(n, n, ki as u8).id().unwrap();
-            let (status, body) = nodeos.sign_digest(&id, key);
+            let (status, body) = sign_digest(&mut nodeos, &id, key);
             assert_eq!(status, 201, "height {n}: {body}");
             let s = sig(&body);
             assert_eq!(&s.recover(&id).unwrap(), key, "height {n}");
             checks.push(json!({"digest": id.to_string(), "signature": s.to_string(), "public_key": key.to_string()}));
             if n == base + 5 {
                 // nodeos retrying the same block: the same signature, not a second one.
-                let (status, again) = nodeos.sign_digest(&id, key);
+                let (status, again) = sign_digest(&mut nodeos, &id, key);
                 assert_eq!((status, &again), (201, &body));
                 // A different block id at the same height: keosd's error shape, reason named.
                 let other = savanna(n, n, 0x7f).id().unwrap();
-                let (status, body) = nodeos.sign_digest(&other, key);
+                let (status, body) = sign_digest(&mut nodeos, &other, key);
                 let (code, name, detail) = keosd_error(status, &body);
                 assert_eq!(
                     (code, name.as_str()),
@@ -299,40 +243,32 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
                 assert!(detail.starts_with("DOUBLE_SIGN"), "{detail}");
                 // And a lower height.
                 let (status, body) =
-                    nodeos.sign_digest(&savanna(n - 1, n - 1, 9).id().unwrap(), key);
+                    sign_digest(&mut nodeos, &savanna(n - 1, n - 1, 9).id().unwrap(), key);
                 assert_eq!(keosd_error(status, &body).1, "oryx_double_sign");
             }
         }
     }
 
     // Bad input: keosd-shaped errors, nothing forwarded, the connection stays usable.
-    let (status, _, body) = nodeos.post("/v1/wallet/sign_digest", "[\"00\",");
+    let (status, _, body) = post(&mut nodeos, "/v1/wallet/sign_digest", "[\"00\",");
     assert_eq!(keosd_error(status, &body).0, 4);
     let unknown =
         PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
-    let (status, body) = nodeos.sign_digest(&savanna(base + 50, 1, 0).id().unwrap(), &unknown);
+    let (status, body) = sign_digest(&mut nodeos, &savanna(base + 50, 1, 0).id().unwrap(), &unknown);
     // (Authorization comes first, so a key nobody may use is not revealed to exist or not.)
     assert_eq!(keosd_error(status, &body).1, "oryx_policy_denied", "{body}");
-    let (status, _, body) = nodeos.post("/v1/wallet/unlock", "[\"default\",\"pw\"]");
+    let (status, _, body) = post(&mut nodeos, "/v1/wallet/unlock", "[\"default\",\"pw\"]");
     assert!(keosd_error(status, &body).2.contains("HSM"), "{body}");
-    let (status, _, _) = nodeos.post("/v1/chain/get_info", "");
+    let (status, _, _) = post(&mut nodeos, "/v1/chain/get_info", "");
     assert_eq!(status, 404);
 
     // The same over loopback TCP (`KEOSD:http://127.0.0.1:PORT/v1/wallet/sign_digest`),
     // kept alive too.
-    let mut tcp = std::net::TcpStream::connect(&bridge.tcp).unwrap();
+    let mut tcp =
+        KeosdClient::connect(&format!("http://{}/v1/wallet/sign_digest", bridge.tcp)).unwrap();
     for n in base + 12..base + 15 {
         let id = savanna(n, n, 0).id().unwrap();
-        let k = keys[0].to_legacy_string().unwrap();
-        let body = format!("[\"{id}\",\"{k}\"]");
-        write!(
-            tcp,
-            "POST /v1/wallet/sign_digest HTTP/1.1\r\nHost: {}\r\nUser-Agent: Boost.Beast/345\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            bridge.tcp,
-            body.len()
-        )
-        .unwrap();
-        let (status, _, body) = read_response(&mut tcp);
+        let (status, body) = sign_digest(&mut tcp, &id, &keys[0]);
         assert_eq!(status, 201, "{body}");
         assert_eq!(sig(&body).recover(&id).unwrap(), keys[0]);
     }
@@ -350,8 +286,8 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
             .map(|k| k.to_legacy_string().unwrap_or_else(|| k.to_string()))
             .collect();
         let req = json!([obj, key_strings, EOS]).to_string();
-        let mut cleos = Nodeos::connect(&url);
-        let (status, _, body) = cleos.post("/v1/wallet/sign_transaction", &req);
+        let mut cleos = KeosdClient::connect(&url).unwrap();
+        let (status, _, body) = post(&mut cleos, "/v1/wallet/sign_transaction", &req);
         assert_eq!(status, 201, "{body}");
         let signed: Value = serde_json::from_str(&body).unwrap();
         let sigs = signed["signatures"].as_array().unwrap();
@@ -383,6 +319,28 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
         .chain(out["transactions"].as_array().unwrap())
     {
         assert_eq!(r["ok"], true, "{r}");
+    }
+
+    // At startup the bridge added the signer's self-tested signing time to its round trip.
+    for k in &keys {
+        let prefix = format!("key {k} (pkcs11): signer signs in p50 ");
+        let printed = (0..500).any(|_| {
+            let found = bridge
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains("estimated sign_digest p99"));
+            if !found {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            found
+        });
+        assert!(
+            printed,
+            "no startup estimate for {k}: {:?}",
+            bridge.output.lock().unwrap()
+        );
     }
 
     // The bridge measured itself.
@@ -429,14 +387,14 @@ fn the_bridge_reconnects_after_a_signer_restart() {
     .unwrap();
     let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
     let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
-    let mut nodeos = Nodeos::connect(&url);
+    let mut nodeos = KeosdClient::connect(&url).unwrap();
     let id = savanna(500, 500, 0).id().unwrap();
-    let (status, first) = nodeos.sign_digest(&id, &keys[0]);
+    let (status, first) = sign_digest(&mut nodeos, &id, &keys[0]);
     assert_eq!(status, 201, "{first}");
 
     signer.kill();
     // nodeos hears keosd's "no wallet available", promptly, on the same connection.
-    let (status, body) = nodeos.sign_digest(&savanna(501, 501, 0).id().unwrap(), &keys[0]);
+    let (status, body) = sign_digest(&mut nodeos, &savanna(501, 501, 0).id().unwrap(), &keys[0]);
     let (code, name, _) = keosd_error(status, &body);
     assert_eq!(
         (code, name.as_str()),
@@ -449,10 +407,10 @@ fn the_bridge_reconnects_after_a_signer_restart() {
     wait_healthy(&bridge, 200);
     // The watermark survived the restart: the retry of the signed block gets the same
     // signature, the next height is signed.
-    let (status, again) = nodeos.sign_digest(&id, &keys[0]);
+    let (status, again) = sign_digest(&mut nodeos, &id, &keys[0]);
     assert_eq!((status, again), (201, first));
     let next = savanna(501, 501, 0).id().unwrap();
-    let (status, body) = nodeos.sign_digest(&next, &keys[0]);
+    let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
     assert_eq!(status, 201, "{body}");
     assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
     let (_, metrics) = http_get(&bridge.metrics, "/metrics");

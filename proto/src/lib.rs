@@ -5,6 +5,7 @@
 //!   I/O, no clocks, no randomness, so they can be trusted, tested against real-chain vectors and
 //!   fuzzed.
 //! - [`client`]: the mTLS client for that service.
+//! - [`stats`]: latency windows (p50/p99 of recent samples) the signer and the node share.
 //! - [`grpc`]: the signer's gRPC service `oryx.v1.Signer` (generated from `oryx/v1/signer.proto`).
 //!
 //! Every decoder here takes untrusted bytes: it returns an [`Error`] and never panics.
@@ -14,6 +15,7 @@ pub mod antelope;
 pub mod client;
 mod error;
 pub mod grpc;
+pub mod stats;
 
 pub use error::Error;
 

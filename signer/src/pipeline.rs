@@ -21,7 +21,7 @@ use crate::authz::{Authorization, Authorizer};
 use crate::backend::KeyBackend;
 use crate::config::RequestKind;
 use crate::metrics::Metrics;
-use crate::signing::{SignError, SignOptions, sign};
+use crate::signing::{SignError, SignOptions, Signed, sign};
 use crate::watermark::{
     Request, Reservation, ReserveError, Reserved, RetryPolicy, WatermarkKey, WatermarkStore,
 };
@@ -115,6 +115,20 @@ pub struct KeyEntry {
     pub blind_digest: bool,
     /// Same-height retry setting for blind Savanna digests.
     pub retry: RetryPolicy,
+    /// How long its verified signatures take (see [`KeyEntry::sign`]).
+    pub sign_time: Arc<oryx_proto::stats::Window>,
+}
+
+impl KeyEntry {
+    /// Signs with this key's backend, recording how long a verified signature took.
+    pub fn sign(&self, digest: &Checksum256, opts: SignOptions) -> Result<Signed, SignError> {
+        let t0 = std::time::Instant::now();
+        let out = sign(self.backend.as_ref(), digest, opts);
+        if out.is_ok() {
+            self.sign_time.record(t0.elapsed());
+        }
+        out
+    }
 }
 
 /// A block signing request.
@@ -531,9 +545,7 @@ impl Pipeline {
                 }
             };
             let (entry, opts) = self.key_on_chain(&req.key, &req.chain_id)?;
-            let signature = sign(entry.backend.as_ref(), &digest, opts)
-                .map_err(sign_failure)?
-                .signature;
+            let signature = entry.sign(&digest, opts).map_err(sign_failure)?.signature;
             self.authz
                 .signed(&charges, now)
                 .map_err(|e| refused(Reason::Unavailable, e))?;
@@ -690,7 +702,7 @@ impl Pipeline {
             ));
         }
         let Some(request) = p.watermark else {
-            let signed = sign(entry.backend.as_ref(), &p.digest, opts).map_err(sign_failure)?;
+            let signed = entry.sign(&p.digest, opts).map_err(sign_failure)?;
             // Counted as soon as a signature exists, even if it is then withheld: budgets err
             // on the strict side. A spend that cannot be recorded withholds the signature.
             self.authz
@@ -741,7 +753,7 @@ impl Pipeline {
         };
         let signed =
             // Blocks are latency-critical: let an HSM try two K1 nonces at once.
-            sign(entry.backend.as_ref(), reservation.digest(), SignOptions { speculative: true, ..opts })
+            entry.sign(reservation.digest(), SignOptions { speculative: true, ..opts })
                 .map_err(sign_failure)?;
         self.authz
             .signed(&charges, now)

@@ -13,6 +13,7 @@ use oryx_proto::antelope::transaction::{PackedTransaction, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Unpack};
 use oryx_proto::grpc::signer_server::{Signer, SignerServer};
 use oryx_proto::grpc::{self, REASON_METADATA};
+use oryx_proto::stats::micros_u32;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
@@ -206,9 +207,19 @@ impl Signer for SignerService {
         req: Request<grpc::ListKeysRequest>,
     ) -> Result<Response<grpc::ListKeysResponse>, Status> {
         principal(&req)?;
-        Ok(Response::new(grpc::ListKeysResponse {
-            keys: self.key_infos.clone(),
-        }))
+        let mut keys = self.key_infos.clone();
+        for info in &mut keys {
+            let timing = PublicKey::parse(&info.public_key)
+                .ok()
+                .and_then(|k| self.pipeline.keys.get(&k))
+                .and_then(|e| e.sign_time.quantiles());
+            if let Some(q) = timing {
+                info.sign_p50_us = micros_u32(q.p50);
+                info.sign_p99_us = micros_u32(q.p99);
+                info.sign_samples = u32::try_from(q.count).unwrap_or(u32::MAX);
+            }
+        }
+        Ok(Response::new(grpc::ListKeysResponse { keys }))
     }
 
     async fn sign_block(

@@ -1,15 +1,250 @@
-//! `oryx-node bench` (being built).
+//! `oryx-node bench -c FILE --key PUB`: `sign_digest` latency through a running bridge, the way
+//! nodeos asks (one kept-alive connection on the bridge's unix socket, Savanna block ids at
+//! increasing heights, one request at a time), beside floors measured in the same run:
+//!
+//! - the bridge's own HTTP round trip (`list_wallets`, answered without the signer);
+//! - one mTLS gRPC round trip to the signer (`Status`);
+//! - the signer's own signing time for the key (backend, normalisation, recovery), as it reports
+//!   in `ListKeys` after the run;
+//! - one 64-byte write + fdatasync in `--fsync-dir` (the signer's pipeline makes two in sequence:
+//!   the watermark reservation, then commit and audit side by side).
+//!
+//! Guards: it signs made-up blocks and so raises the key's watermark; it refuses a public chain
+//! unless `--allow-public-chain` is given.
 
-use crate::commands::ConfigArg;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use oryx_proto::antelope::chain::chain_name;
+use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
+use oryx_proto::grpc;
+use oryx_proto::stats::{Quantiles, quantiles};
+use serde_json::json;
+
+use crate::bridge::client::KeosdClient;
+use crate::commands::{ConfigArg, runtime};
+use crate::config::Config;
 
 /// Arguments of `bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     config: ConfigArg,
+    /// The producer key to sign with (held by the signer, `blind_digest = true`).
+    #[arg(long)]
+    key: String,
+    /// Timed sign_digest requests.
+    #[arg(long, default_value_t = 2000)]
+    requests: u32,
+    /// Samples of each floor.
+    #[arg(long, default_value_t = 500)]
+    floor_samples: u32,
+    /// Where to measure fdatasync (put it on the signer's watermark disk).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    fsync_dir: PathBuf,
+    /// Sign on a public chain anyway (raises a production key's watermark: never on a live key).
+    #[arg(long)]
+    allow_public_chain: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
-/// Runs `bench`.
-pub fn run(_args: Args) -> Result<(), String> {
-    Err("bench: not built yet".into())
+/// Runs the benchmark.
+pub fn run(args: Args) -> Result<(), String> {
+    let cfg = Config::load(&args.config.config).map_err(|e| e.to_string())?;
+    let bridge = cfg
+        .bridge
+        .as_ref()
+        .ok_or("bench drives the bridge: the config has no [bridge] section")?;
+    let chain = bridge.chain()?;
+    if let Some(name) = chain_name(&chain)
+        && !args.allow_public_chain
+    {
+        return Err(format!(
+            "the bridge's chain is {name}: bench signs made-up blocks and would raise a production key's \
+             watermark; use a private chain (oryx-signer init --dev) or pass --allow-public-chain"
+        ));
+    }
+    let key = PublicKey::parse(&args.key).map_err(|e| format!("--key {}: {e}", args.key))?;
+    let url = match (&bridge.unix_socket, bridge.listen) {
+        (Some(p), _) => format!("unix://{}/v1/wallet/sign_digest", p.display()),
+        (None, Some(a)) => format!("http://{a}/v1/wallet/sign_digest"),
+        (None, None) => return Err("the bridge has no listener configured".into()),
+    };
+    let mut nodeos = KeosdClient::connect(&url)?;
+
+    // Above the key's watermark: double until a height is accepted (blind Savanna digests may
+    // jump forward), then count up from there.
+    let mut height = 1u32;
+    loop {
+        let a = nodeos.sign_digest(&block_id(height), &key)?;
+        if a.status == 201 {
+            break;
+        }
+        if !a.body.contains("DOUBLE_SIGN") {
+            return Err(format!("the bridge refused the first request: {}", a.body));
+        }
+        height = height
+            .checked_mul(2)
+            .ok_or("no free height below 2^32 for this key")?;
+    }
+    let mut signed = Vec::with_capacity(args.requests as usize);
+    for _ in 0..50 {
+        height += 1;
+        sign_one(&mut nodeos, height, &key)?;
+    }
+    for _ in 0..args.requests {
+        height += 1;
+        let t0 = Instant::now();
+        sign_one(&mut nodeos, height, &key)?;
+        signed.push(t0.elapsed());
+    }
+    let signed = quantiles(&mut signed).ok_or("no requests")?;
+
+    let mut http = Vec::new();
+    for _ in 0..args.floor_samples {
+        let t0 = Instant::now();
+        let a = nodeos.post("/v1/wallet/list_wallets", "")?;
+        if a.status != 201 {
+            return Err(format!("list_wallets: {}", a.body));
+        }
+        http.push(t0.elapsed());
+    }
+    let http = quantiles(&mut http).ok_or("no samples")?;
+    let fsync = fsync_floor(&args.fsync_dir, args.floor_samples)?;
+    let (rtt, sign) = signer_floors(&cfg, &key, args.floor_samples)?;
+
+    let floor_sum = http.p50 + rtt.p50 + sign.p50 + 2 * fsync.p50;
+    let ratio = signed.p99.as_secs_f64() / floor_sum.as_secs_f64();
+    let timeout = Duration::from_millis(bridge.nodeos_timeout_ms);
+    if args.json {
+        let q = |q: &Quantiles| json!({"p50_ms": ms(q.p50), "p99_ms": ms(q.p99), "samples": q.count});
+        println!(
+            "{}",
+            json!({
+                "key": key.to_string(),
+                "sign_digest": q(&signed),
+                "floors": {"bridge_http": q(&http), "signer_rtt": q(&rtt), "signer_sign": q(&sign), "fdatasync": q(&fsync)},
+                "floor_sum_ms": ms(floor_sum),
+                "p99_over_floor_sum": ratio,
+                "nodeos_timeout_ms": bridge.nodeos_timeout_ms,
+            })
+        );
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    let row = |out: &mut std::io::StdoutLock<'_>, name: &str, q: &Quantiles| {
+        let _ = writeln!(
+            out,
+            "  {name:<44} {:>8.3} {:>8.3}",
+            ms(q.p50),
+            ms(q.p99)
+        );
+    };
+    let _ = writeln!(
+        out,
+        "sign_digest through the bridge ({url} -> mTLS -> signer), key {key}\n\
+         {} requests one at a time on one kept-alive connection\n\
+         {:<46} {:>8} {:>8}",
+        args.requests, "", "p50 ms", "p99 ms"
+    );
+    row(&mut out, "sign_digest via the bridge", &signed);
+    let _ = writeln!(out, "floors:");
+    row(&mut out, "bridge HTTP round trip (list_wallets)", &http);
+    row(&mut out, "signer mTLS gRPC round trip (Status)", &rtt);
+    row(&mut out, "signer signing time (backend + verify)", &sign);
+    row(&mut out, "64-byte write + fdatasync", &fsync);
+    let _ = writeln!(
+        out,
+        "floor sum (http + rtt + sign + 2 x fdatasync, p50s): {:.3} ms\n\
+         p99 / floor sum: {ratio:.2}x\n\
+         nodeos keosd-provider-timeout: {} ms; p99 uses {:.0}% of it",
+        ms(floor_sum),
+        timeout.as_millis(),
+        100.0 * signed.p99.as_secs_f64() / timeout.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A made-up Savanna block id at `height` (its first four bytes are the height).
+fn block_id(height: u32) -> Checksum256 {
+    let mut seed = b"oryx-node bench block ".to_vec();
+    seed.extend_from_slice(&height.to_be_bytes());
+    let mut id = Checksum256::hash(&seed);
+    id.0[..4].copy_from_slice(&height.to_be_bytes());
+    id
+}
+
+fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<(), String> {
+    let id = block_id(height);
+    let a = nodeos.sign_digest(&id, key)?;
+    if a.status != 201 {
+        return Err(format!("height {height}: {}", a.body));
+    }
+    let text: String =
+        serde_json::from_str(&a.body).map_err(|e| format!("height {height}: {e}: {}", a.body))?;
+    let sig = Signature::parse(&text).map_err(|e| format!("height {height}: {e}"))?;
+    if !sig.recovers_to(&id, key) {
+        return Err(format!("height {height}: the signature does not recover to {key}"));
+    }
+    Ok(())
+}
+
+fn fsync_floor(dir: &std::path::Path, samples: u32) -> Result<Quantiles, String> {
+    let path = dir.join(format!(".oryx-node-bench-{}", std::process::id()));
+    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut v = Vec::new();
+    for i in 0..samples {
+        use std::io::{Seek as _, SeekFrom};
+        let t0 = Instant::now();
+        f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        f.write_all(&[i as u8; 64]).map_err(|e| e.to_string())?;
+        f.sync_data().map_err(|e| e.to_string())?;
+        v.push(t0.elapsed());
+    }
+    let _ = std::fs::remove_file(&path);
+    quantiles(&mut v).ok_or_else(|| "no samples".into())
+}
+
+/// (mTLS round trip, the signer's signing time for `key`).
+fn signer_floors(
+    cfg: &Config,
+    key: &PublicKey,
+    samples: u32,
+) -> Result<(Quantiles, Quantiles), String> {
+    let tls = cfg.client_tls()?;
+    runtime()?.block_on(async {
+        let mut c = oryx_proto::client::connect(&cfg.signer.address, &tls).await?;
+        let mut v = Vec::new();
+        for _ in 0..samples {
+            let t0 = Instant::now();
+            c.status(grpc::StatusRequest {})
+                .await
+                .map_err(|s| format!("Status: {}", s.message()))?;
+            v.push(t0.elapsed());
+        }
+        let rtt = quantiles(&mut v).ok_or("no samples")?;
+        let keys = c
+            .list_keys(grpc::ListKeysRequest {})
+            .await
+            .map_err(|s| format!("ListKeys: {}", s.message()))?
+            .into_inner()
+            .keys;
+        let info = keys
+            .iter()
+            .find(|k| PublicKey::parse(&k.public_key).is_ok_and(|p| &p == key))
+            .ok_or_else(|| format!("the signer does not list {key}"))?;
+        let sign = Quantiles {
+            p50: Duration::from_micros(info.sign_p50_us.into()),
+            p99: Duration::from_micros(info.sign_p99_us.into()),
+            count: info.sign_samples as usize,
+        };
+        Ok((rtt, sign))
+    })
 }

@@ -120,21 +120,61 @@ async fn startup_probe(bridge: Arc<Bridge>) {
     };
     println!(
         "signer round trip p50 {:.3} ms, p99 {:.3} ms; nodeos timeout {} ms",
-        q.p50.as_secs_f64() * 1e3,
-        q.p99.as_secs_f64() * 1e3,
+        ms(q.p50),
+        ms(q.p99),
         bridge.timeout.as_millis()
     );
+    let chain = bridge.chain();
+    for k in keys
+        .iter()
+        .filter(|k| k.blind_digest && k.chain_ids.iter().any(|c| c[..] == chain.0[..]))
+    {
+        if k.sign_samples == 0 {
+            tracing::info!(key = %k.public_key, "the signer has not measured this key's signing time yet");
+            continue;
+        }
+        let sign = Duration::from_micros(u64::from(k.sign_p99_us));
+        let estimate = q.p99 + sign;
+        println!(
+            "key {} ({}): signer signs in p50 {:.3} ms, p99 {:.3} ms; estimated sign_digest p99 {:.3} ms",
+            k.public_key,
+            k.backend,
+            f64::from(k.sign_p50_us) / 1e3,
+            ms(sign),
+            ms(estimate)
+        );
+        if let Some(w) = over_timeout(q.p99, sign, bridge.timeout) {
+            tracing::warn!(key = %k.public_key, "{w}");
+        }
+    }
     if q.p99 > bridge.timeout {
         tracing::warn!(
             "the signer round trip alone has p99 {:.2} ms, above nodeos's keosd-provider-timeout of {} ms: \
              nodeos will miss blocks; raise keosd-provider-timeout in config.ini or move the signer closer",
-            q.p99.as_secs_f64() * 1e3,
+            ms(q.p99),
             bridge.timeout.as_millis()
         );
     }
-    for k in keys.iter().filter(|k| k.blind_digest) {
-        tracing::info!(key = %k.public_key, backend = %k.backend, "nodeos may sign blocks with this key through the bridge");
-    }
+}
+
+/// The warning when a round trip plus the signer's signing time exceeds nodeos's timeout.
+pub fn over_timeout(round_trip: Duration, signing: Duration, timeout: Duration) -> Option<String> {
+    let estimate = round_trip + signing;
+    (estimate > timeout).then(|| {
+        format!(
+            "estimated sign_digest p99 {:.2} ms (round trip {:.2} + signing {:.2}) is above nodeos's \
+             keosd-provider-timeout of {} ms: nodeos will drop these signatures and miss blocks; \
+             raise keosd-provider-timeout in config.ini (a YubiHSM 2 needs about 75 ms per signature)",
+            ms(estimate),
+            ms(round_trip),
+            ms(signing),
+            timeout.as_millis()
+        )
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// Every [`CHECK_EVERY`]: compares the measured p99 of recent `sign_digest`s with the timeout.
@@ -160,5 +200,23 @@ async fn watch_latency(bridge: Arc<Bridge>) {
             q.count,
             bridge.timeout.as_millis()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_yubihsm_behind_nodeos_default_timeout_is_flagged() {
+        let ms = Duration::from_millis;
+        let w = over_timeout(Duration::from_micros(300), ms(75), ms(5)).unwrap();
+        assert!(
+            w.contains("75.30 ms") && w.contains("keosd-provider-timeout of 5 ms"),
+            "{w}"
+        );
+        assert_eq!(over_timeout(Duration::from_micros(300), ms(1), ms(5)), None);
+        assert!(over_timeout(Duration::from_micros(300), ms(75), ms(100)).is_none());
     }
 }

@@ -96,16 +96,19 @@ impl Start {
                 backend: provider.kind().to_string(),
                 chain_ids: chain_ids.iter().map(|c| c.0.to_vec()).collect(),
                 blind_digest: k.blind_digest,
+                ..Default::default()
             });
-            keys.insert(
-                k.public_key,
-                KeyEntry {
-                    backend,
-                    chains: chain_ids,
-                    blind_digest: k.blind_digest,
-                    retry: k.same_height_retry,
-                },
-            );
+            let entry = KeyEntry {
+                backend,
+                chains: chain_ids,
+                blind_digest: k.blind_digest,
+                retry: k.same_height_retry,
+                sign_time: Default::default(),
+            };
+            if k.blind_digest {
+                self_test(&entry, &k.public_key)?;
+            }
+            keys.insert(k.public_key, entry);
         }
         let version = format!(
             "config:{}",
@@ -245,4 +248,39 @@ async fn shutdown_signal() {
         _ => std::future::pending::<()>().await,
     }
     tracing::info!("shutting down");
+}
+
+/// Self-test signatures per blind-digest key at startup.
+const SELF_TEST_SIGNATURES: usize = 3;
+
+/// Signs a probe digest with a key nodeos will use through the bridge, before serving: proves
+/// the backend holds the configured key (a signature that recovers to another key stops the
+/// start) and measures its signing time, so a node can warn before nodeos's first block when
+/// the HSM is slower than nodeos's timeout. The probe digest is domain-separated
+/// (sha256 of "oryx signer self-test v1", the key and the time), so it can never be a block id
+/// or a transaction digest. An unreachable HSM is only a warning: requests fail closed later.
+fn self_test(entry: &KeyEntry, key: &oryx_proto::antelope::PublicKey) -> Result<(), String> {
+    use oryx_proto::antelope::Checksum256;
+    let mut preimage = b"oryx signer self-test v1\0".to_vec();
+    preimage.extend_from_slice(key.to_string().as_bytes());
+    preimage.extend_from_slice(&crate::clock::now_secs().0.to_le_bytes());
+    let digest = Checksum256::hash(&preimage);
+    for _ in 0..SELF_TEST_SIGNATURES {
+        match entry.sign(&digest, SignOptions::default()) {
+            Ok(_) => {}
+            Err(crate::signing::SignError::DoesNotVerify { .. }) => {
+                return Err(format!(
+                    "key {key}: its backend signs with a different key: check the key's backend and label in the config"
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(%key, "self-test signature failed: {e}; requests for this key will be refused until the backend recovers");
+                return Ok(());
+            }
+        }
+    }
+    if let Some(q) = entry.sign_time.quantiles() {
+        tracing::info!(%key, p50_ms = q.p50.as_secs_f64() * 1e3, max_ms = q.p99.as_secs_f64() * 1e3, "self-test: key signs");
+    }
+    Ok(())
 }

@@ -1,0 +1,111 @@
+//! Latency windows: the most recent samples of one path and their p50/p99.
+//!
+//! Guards: the signer and the node report the same quantities the same way (nearest rank over
+//! the last [`WINDOW`] samples), so a node can add the signer's signing time to its own round
+//! trip and compare the sum with nodeos's timeout.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many recent samples a window keeps.
+pub const WINDOW: usize = 4096;
+
+/// p50 and p99 of a set of samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// How many samples.
+    pub count: usize,
+}
+
+/// Nearest-rank quantiles of `samples` (sorted in place); `None` when empty.
+pub fn quantiles(samples: &mut [Duration]) -> Option<Quantiles> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+        samples[rank - 1]
+    };
+    Some(Quantiles {
+        p50: at(0.50),
+        p99: at(0.99),
+        count: samples.len(),
+    })
+}
+
+/// The last [`WINDOW`] samples of one path.
+#[derive(Debug, Default)]
+pub struct Window {
+    recent: Mutex<VecDeque<Duration>>,
+}
+
+impl Window {
+    /// Records one sample, dropping the oldest when full.
+    pub fn record(&self, d: Duration) {
+        let mut r = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if r.len() == WINDOW {
+            r.pop_front();
+        }
+        r.push_back(d);
+    }
+
+    /// Quantiles over the window (`None` before the first sample).
+    pub fn quantiles(&self) -> Option<Quantiles> {
+        let mut v: Vec<Duration> = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect();
+        quantiles(&mut v)
+    }
+}
+
+/// Microseconds, saturating at `u32::MAX` (for wire fields).
+pub fn micros_u32(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let mut v: Vec<Duration> = (1..=100).map(ms).collect();
+        let q = quantiles(&mut v).unwrap();
+        assert_eq!((q.p50, q.p99, q.count), (ms(50), ms(99), 100));
+        assert_eq!(quantiles(&mut []), None);
+        let q = quantiles(&mut [ms(7)]).unwrap();
+        assert_eq!((q.p50, q.p99), (ms(7), ms(7)));
+    }
+
+    #[test]
+    fn the_window_keeps_the_most_recent_samples() {
+        let w = Window::default();
+        assert_eq!(w.quantiles(), None);
+        for _ in 0..WINDOW {
+            w.record(ms(100));
+        }
+        for _ in 0..WINDOW {
+            w.record(ms(1));
+        }
+        let q = w.quantiles().unwrap();
+        assert_eq!((q.p99, q.count), (ms(1), WINDOW));
+    }
+}
