@@ -254,7 +254,11 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     assert_eq!(keosd_error(status, &body).0, 4);
     let unknown =
         PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
-    let (status, body) = sign_digest(&mut nodeos, &savanna(base + 50, 1, 0).id().unwrap(), &unknown);
+    let (status, body) = sign_digest(
+        &mut nodeos,
+        &savanna(base + 50, 1, 0).id().unwrap(),
+        &unknown,
+    );
     // (Authorization comes first, so a key nobody may use is not revealed to exist or not.)
     assert_eq!(keosd_error(status, &body).1, "oryx_policy_denied", "{body}");
     let (status, _, body) = post(&mut nodeos, "/v1/wallet/unlock", "[\"default\",\"pw\"]");
@@ -418,4 +422,46 @@ fn the_bridge_reconnects_after_a_signer_restart() {
         metrics.contains("oryx_node_signer_connects_total 2"),
         "{metrics}"
     );
+}
+
+#[test]
+fn the_bench_plays_nodeos_and_prints_floors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let signer = Signer::start(dir.path(), &env_ref);
+    let cfg = write_node_config(dir.path(), &signer.addr);
+    let _bridge = start_bridge(&cfg);
+    let bench = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_oryx-node"))
+            .args([
+                "bench",
+                "-c",
+                cfg.to_str().unwrap(),
+                "--key",
+                &keys[1].to_string(),
+            ])
+            .args(["--requests", "30", "--floor-samples", "10", "--json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // It raises watermarks, so a public chain needs an explicit yes.
+    let refused = bench(&[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--allow-public-chain"));
+    let out = bench(&["--allow-public-chain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sign_digest"]["samples"], 30);
+    for floor in ["bridge_http", "signer_rtt", "signer_sign", "fdatasync"] {
+        assert!(v["floors"][floor]["p50_ms"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    assert!(v["p99_over_floor_sum"].as_f64().unwrap() > 0.0, "{v}");
+    // A second run starts above the first one's watermark by itself.
+    assert!(bench(&["--allow-public-chain"]).status.success());
 }

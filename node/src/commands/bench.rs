@@ -120,7 +120,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let ratio = signed.p99.as_secs_f64() / floor_sum.as_secs_f64();
     let timeout = Duration::from_millis(bridge.nodeos_timeout_ms);
     if args.json {
-        let q = |q: &Quantiles| json!({"p50_ms": ms(q.p50), "p99_ms": ms(q.p99), "samples": q.count});
+        let q =
+            |q: &Quantiles| json!({"p50_ms": ms(q.p50), "p99_ms": ms(q.p99), "samples": q.count});
         println!(
             "{}",
             json!({
@@ -136,12 +137,7 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let mut out = std::io::stdout().lock();
     let row = |out: &mut std::io::StdoutLock<'_>, name: &str, q: &Quantiles| {
-        let _ = writeln!(
-            out,
-            "  {name:<44} {:>8.3} {:>8.3}",
-            ms(q.p50),
-            ms(q.p99)
-        );
+        let _ = writeln!(out, "  {name:<44} {:>8.3} {:>8.3}", ms(q.p50), ms(q.p99));
     };
     let _ = writeln!(
         out,
@@ -191,7 +187,9 @@ fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<()
         serde_json::from_str(&a.body).map_err(|e| format!("height {height}: {e}: {}", a.body))?;
     let sig = Signature::parse(&text).map_err(|e| format!("height {height}: {e}"))?;
     if !sig.recovers_to(&id, key) {
-        return Err(format!("height {height}: the signature does not recover to {key}"));
+        return Err(format!(
+            "height {height}: the signature does not recover to {key}"
+        ));
     }
     Ok(())
 }
