@@ -12,7 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use oryx_proto::antelope::block::BlockHeader;
-use oryx_proto::antelope::{Checksum256, KeyType, Pack, PrivateKey};
+use oryx_proto::antelope::{Checksum256, KeyType, Pack, PrivateKey, Signature};
 use oryx_signer::audit::{AuditLog, AuditRecord};
 use oryx_signer::backend::KeyBackend;
 use oryx_signer::backend::soft::SoftKey;
@@ -73,7 +73,7 @@ fn main() {
         black_box(sign(&key, &digests[i as usize], SignOptions::default()).expect("sign"));
     });
     row(
-        "signing::sign (canonical loop + recovery)",
+        "signing::sign (canonical loop + verification)",
         full,
         Some(("raw sign", raw)),
     );
@@ -84,6 +84,18 @@ fn main() {
         black_box(sig.recover(&digests[0]).expect("recovers"));
     });
     row("signature recovery", recover, Some(("raw sign", raw)));
+    let (r, s_) = (
+        sig.as_bytes()[1..33].try_into().expect("r"),
+        sig.as_bytes()[33..].try_into().expect("s"),
+    );
+    let verify = median(n, |_| {
+        black_box(Signature::from_verified_parts(&public, &digests[0], &r, &s_).expect("verifies"));
+    });
+    row(
+        "verification that finds the recovery id",
+        verify,
+        Some(("recovery", recover)),
+    );
 
     let r1 = SoftKey::new(PrivateKey::from_bytes(KeyType::R1, [7; 32]).expect("key"));
     let r1_raw = median(n, |i| {
@@ -99,6 +111,14 @@ fn main() {
     row(
         "R1 signature recovery",
         r1_recover,
+        Some(("R1 sign", r1_raw)),
+    );
+    let r1_full = median(n, |i| {
+        black_box(sign(&r1, &digests[i as usize], SignOptions::default()).expect("sign"));
+    });
+    row(
+        "signing::sign R1 (sign + verification)",
+        r1_full,
         Some(("R1 sign", r1_raw)),
     );
 

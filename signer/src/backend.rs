@@ -25,7 +25,7 @@ pub struct RawSignature {
     /// s, big-endian (may be high).
     pub s: [u8; 32],
     /// The recovery id for this (r, s) before any low-S flip, when the backend knows it (software
-    /// keys do; HSMs do not). Only a hint: it is verified by recovery like any other guess.
+    /// keys do; HSMs do not). Informational: the signer derives the id itself while verifying.
     pub recid_hint: Option<u8>,
 }
 

@@ -110,19 +110,10 @@ pub fn finish(
 ) -> Result<Signature, SignError> {
     let kind = expected.kind();
     let not_ours = || SignError::DoesNotVerify { expected };
-    let (s, flipped) = low_s(kind, &raw.s).ok_or_else(not_ours)?;
-    let hint = raw
-        .recid_hint
-        .filter(|h| *h < 4)
-        .map(|h| h ^ u8::from(flipped));
-    let candidates = hint.into_iter().chain((0..4).filter(|c| Some(*c) != hint));
-    for recid in candidates {
-        let sig = Signature::from_parts(kind, recid, &raw.r, &s).map_err(|_| not_ours())?;
-        if sig.recovers_to(digest, &expected) {
-            return Ok(sig);
-        }
-    }
-    Err(not_ours())
+    let (s, _flipped) = low_s(kind, &raw.s).ok_or_else(not_ours)?;
+    // One verification that also yields the recovery id (cheaper than trial recoveries:
+    // K1 needed 1.5 recoveries on average without a device hint, R1 the same at 3.5× the cost).
+    Signature::from_verified_parts(&expected, digest, &raw.r, &s).map_err(|_| not_ours())
 }
 
 /// K1 attempts two at a time on a device that can sign in parallel; the first canonical result

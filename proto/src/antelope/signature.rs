@@ -12,6 +12,45 @@ use super::codec::{Pack, Reader, Unpack, write_varuint32};
 use super::keys::{KeyType, PublicKey, decode_check, encode_check};
 use crate::{Error, Result};
 
+/// One ECDSA verification over `$curve` that also yields the recovery id (see
+/// [`Signature::from_verified_parts`]); `None` when the signature does not verify.
+macro_rules! verify_recid {
+    ($curve:ident, $key:expr, $digest:expr, $r:expr, $s:expr) => {{
+        use $curve::elliptic_curve::ff::{Field, PrimeField as _};
+        use $curve::elliptic_curve::ops::MulByGeneratorVartime as _;
+        use $curve::elliptic_curve::point::AffineCoordinates as _;
+        use $curve::{FieldBytes, ProjectivePoint, Scalar};
+        (|| {
+            let q = $curve::ecdsa::VerifyingKey::from_sec1_bytes(&$key.as_bytes()[..]).ok()?;
+            let q = ProjectivePoint::from(*q.as_affine());
+            let r = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(*$r)))?;
+            let s = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(*$s)))?;
+            if r == <Scalar as Field>::ZERO || s == <Scalar as Field>::ZERO {
+                return None;
+            }
+            let z = <Scalar as $curve::elliptic_curve::ops::Reduce<FieldBytes>>::reduce(
+                &FieldBytes::from($digest.0),
+            );
+            let s_inv = Option::<Scalar>::from(s.invert())?;
+            let big_r = ProjectivePoint::mul_by_generator_and_mul_add_vartime(
+                &(z * s_inv),
+                &(r * s_inv),
+                &q,
+            )
+            .to_affine();
+            if big_r == $curve::AffinePoint::IDENTITY {
+                return None;
+            }
+            let x = big_r.x();
+            if <Scalar as $curve::elliptic_curve::ops::Reduce<FieldBytes>>::reduce(&x) != r {
+                return None;
+            }
+            let overflow = x[..] != $r[..];
+            Some(u8::from(bool::from(big_r.y_is_odd())) | (u8::from(overflow) << 1))
+        })()
+    }};
+}
+
 /// The order of secp256k1 divided by two, big-endian (low-S bound).
 const K1_HALF_ORDER: [u8; 32] =
     hex_literal32("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
@@ -64,6 +103,27 @@ impl Signature {
         data[1..33].copy_from_slice(r);
         data[33..].copy_from_slice(s);
         Ok(Signature { kind, data })
+    }
+
+    /// The signature `(r, s)` by `key` over `digest`, with its recovery id found by one ECDSA
+    /// verification instead of up to four recoveries: `R = s⁻¹·(z·G + r·Q)` must have
+    /// `x(R) ≡ r (mod n)`, and then the recovery id is the parity of `y(R)`, plus 2 when
+    /// `x(R) ≥ n`. Recovering with that id gives back `Q` by construction. An error when
+    /// `(r, s)` is not a valid signature by `key` (no canonical or low-S rule is applied here).
+    pub fn from_verified_parts(
+        key: &PublicKey,
+        digest: &Checksum256,
+        r: &[u8; 32],
+        s: &[u8; 32],
+    ) -> Result<Self> {
+        let recid = match key.kind() {
+            KeyType::K1 => verify_recid!(k256, key, digest, r, s),
+            KeyType::R1 => verify_recid!(p256, key, digest, r, s),
+        }
+        .ok_or(Error::Signature(
+            "(r, s) is not a signature by this key over this digest",
+        ))?;
+        Self::from_parts(key.kind(), recid, r, s)
     }
 
     /// The curve.
@@ -265,6 +325,28 @@ mod proptests {
             prop_assert_eq!(sig.recovery_id(), recid);
             // Recovery on arbitrary bytes fails cleanly or yields a key; it never panics.
             let _ = sig.recover_lenient(&Checksum256(r));
+        }
+
+        #[test]
+        fn one_verification_finds_the_recovery_id(r1: bool, secret in prop::array::uniform32(1u8..), digest in prop::array::uniform32(any::<u8>())) {
+            macro_rules! check {
+                ($curve:ident, $kind:expr) => {{
+                    let Ok(sk) = $curve::ecdsa::SigningKey::from_slice(&secret) else { return Ok(()) };
+                    let (sig, id) = sk.sign_prehash_recoverable(&digest);
+                    let bytes = sig.to_bytes();
+                    let (r, s) = (<[u8; 32]>::try_from(&bytes[..32]).unwrap(), <[u8; 32]>::try_from(&bytes[32..]).unwrap());
+                    let key = PublicKey::from_sec1($kind, sk.verifying_key().to_sec1_point(true).as_bytes()).unwrap();
+                    let d = Checksum256(digest);
+                    let found = Signature::from_verified_parts(&key, &d, &r, &s).unwrap();
+                    prop_assert_eq!(found.recovery_id(), id.to_byte());
+                    prop_assert!(found.recovers_to(&d, &key));
+                    let mut other = digest;
+                    other[31] ^= 1;
+                    prop_assert!(Signature::from_verified_parts(&key, &Checksum256(other), &r, &s).is_err());
+                    prop_assert!(Signature::from_verified_parts(&key, &d, &s, &r).is_err());
+                }};
+            }
+            if r1 { check!(p256, KeyType::R1) } else { check!(k256, KeyType::K1) }
         }
 
         #[test]
