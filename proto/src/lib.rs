@@ -4,6 +4,8 @@
 //!   block headers) and the digests the chain checks. Pure functions over bytes and values: no
 //!   I/O, no clocks, no randomness, so they can be trusted, tested against real-chain vectors and
 //!   fuzzed.
+//! - [`blocklog`]: the producer's block log (append-only, crash-safe) and its readers; file I/O at
+//!   the edge, shared by `oryx-node produce` and `oryx inspect blocklog`.
 //! - [`client`]: the mTLS client for that service.
 //! - [`grpc`]: the signer's gRPC service `oryx.v1.Signer` (generated from `oryx/v1/signer.proto`).
 //!
@@ -11,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod antelope;
+pub mod blocklog;
 pub mod client;
 mod error;
 pub mod grpc;
