@@ -210,6 +210,22 @@ impl SignedBlock {
         transaction_mroot(self.header.kind(), &self.transactions)
     }
 
+    /// The digest the producer signed: the block id (Savanna), or the legacy `sig_digest`, which
+    /// needs the chain's blockroot merkle root and pending schedule hash.
+    pub fn signing_digest(
+        &self,
+        legacy_inputs: Option<(&Checksum256, &Checksum256)>,
+    ) -> Result<Checksum256> {
+        match (self.header.kind(), legacy_inputs) {
+            (BlockKind::Savanna, _) => self.header.id(),
+            (BlockKind::Legacy, Some((bm, sh))) => Ok(self.header.legacy_sig_digest(bm, sh)),
+            (BlockKind::Legacy, None) => Err(Error::invalid(
+                "legacy block",
+                "the signed digest needs the blockroot merkle root and the pending schedule hash",
+            )),
+        }
+    }
+
     /// Whether the header's `transaction_mroot` matches the receipts carried.
     pub fn transaction_mroot_matches(&self) -> bool {
         self.computed_transaction_mroot() == self.header.transaction_mroot
