@@ -186,6 +186,7 @@ impl BridgeConfig {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const SIGNER: &str = "[signer]\naddress = \"127.0.0.1:7150\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/node1.pem\"\nkey = \"tls/node1.key\"\n";

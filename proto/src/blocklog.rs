@@ -151,7 +151,11 @@ fn checksum(bytes: &[u8]) -> [u8; 4] {
 pub fn encode_entry(block_bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(block_bytes.len() + 8);
     // Blocks are bounded far below u32::MAX by MAX_BLOCK_BYTES (checked by `append`).
-    out.extend_from_slice(&u32::try_from(block_bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(block_bytes.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
     out.extend_from_slice(block_bytes);
     out.extend_from_slice(&checksum(block_bytes));
     out
@@ -361,9 +365,7 @@ pub struct BlockLog {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 impl BlockLog {
@@ -389,13 +391,12 @@ impl BlockLog {
             sync_dir(dir)?;
         }
         let body = data.get(MAGIC.len()..).unwrap_or_default();
-        let s = scan(body, MAGIC.len() as u64).map_err(|(offset, detail)| {
-            BlockLogError::Corrupt {
+        let s =
+            scan(body, MAGIC.len() as u64).map_err(|(offset, detail)| BlockLogError::Corrupt {
                 path: log_path.display().to_string(),
                 offset,
                 detail,
-            }
-        })?;
+            })?;
         check_continuity(&log_path, &s.entries)?;
         let end = s.end.max(MAGIC.len() as u64);
         if let ScanEnd::Torn(at) = s.how {
@@ -468,25 +469,28 @@ impl BlockLog {
     /// Appends a block that continues the head (durable when this returns).
     pub fn append(&mut self, block: &SignedBlock) -> Result<Head> {
         let head = Head::of(block)?;
-        if let Some(h) = self.head {
-            if head.block_num != h.block_num.wrapping_add(1) || block.header.previous != h.id {
-                return Err(BlockLogError::NotNext {
-                    block_num: head.block_num,
-                    detail: format!(
-                        "the log head is block {} ({}); the block's previous is {} (block {})",
-                        h.block_num,
-                        h.id,
-                        block.header.previous,
-                        num_from_id(&block.header.previous)
-                    ),
-                });
-            }
+        if let Some(h) = self.head
+            && (head.block_num != h.block_num.wrapping_add(1) || block.header.previous != h.id)
+        {
+            return Err(BlockLogError::NotNext {
+                block_num: head.block_num,
+                detail: format!(
+                    "the log head is block {} ({}); the block's previous is {} (block {})",
+                    h.block_num,
+                    h.id,
+                    block.header.previous,
+                    num_from_id(&block.header.previous)
+                ),
+            });
         }
         let bytes = block.packed();
         if bytes.len() > MAX_BLOCK_BYTES as usize {
             return Err(BlockLogError::NotNext {
                 block_num: head.block_num,
-                detail: format!("{} bytes is above the {MAX_BLOCK_BYTES}-byte limit", bytes.len()),
+                detail: format!(
+                    "{} bytes is above the {MAX_BLOCK_BYTES}-byte limit",
+                    bytes.len()
+                ),
             });
         }
         let log_path = self.dir.join(LOG_FILE);
@@ -652,7 +656,9 @@ mod tests {
             assert_eq!(log.head().unwrap().block_num, 4);
             assert!(rec.index_rebuilt && rec.truncated_bytes > 0, "{rec:?}");
             assert_eq!(
-                std::fs::metadata(dir.path().join(INDEX_FILE)).unwrap().len(),
+                std::fs::metadata(dir.path().join(INDEX_FILE))
+                    .unwrap()
+                    .len(),
                 24
             );
             drop(log);

@@ -21,7 +21,9 @@ use oryx_proto::antelope::signed_block::{
     ReceiptTrx, SignedBlock, TransactionReceipt, TransactionStatus, transaction_mroot,
 };
 use oryx_proto::antelope::transaction::{Extension, PackedTransaction};
-use oryx_proto::antelope::{BlockTimestamp, Bytes, Checksum256, Name, PublicKey, Signature, VarUint32};
+use oryx_proto::antelope::{
+    BlockTimestamp, Bytes, Checksum256, Name, PublicKey, Signature, VarUint32,
+};
 use oryx_proto::blocklog::Head;
 
 use super::Mode;
@@ -50,7 +52,7 @@ pub fn legacy_schedule_hash(version: u32, producer: Name, key: &PublicKey) -> Ch
         version,
         producers: vec![ProducerKey {
             producer_name: producer,
-            block_signing_key: key.clone(),
+            block_signing_key: *key,
         }],
     };
     Checksum256::hash(&schedule.packed())
@@ -247,13 +249,16 @@ mod tests {
 
     #[test]
     fn legacy_header_and_pending_file_round_trip() {
-        let key = PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").unwrap();
+        let key =
+            PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").unwrap();
         let name = Name::new("oryxproducer").unwrap();
         let sh = legacy_schedule_hash(3, name, &key);
         let bm = blockroot_merkle_root(&[head().id]);
         assert_eq!(bm, head().id, "one id is its own root");
         let u = Unsigned::build(
-            Mode::Legacy { schedule_version: 3 },
+            Mode::Legacy {
+                schedule_version: 3,
+            },
             name,
             &head(),
             BlockTimestamp(1001),

@@ -145,7 +145,9 @@ impl ProduceConfig {
         if self.max_transactions == 0 {
             return Err("[produce] max_transactions must be at least 1".into());
         }
-        if self.legacy && self.schedule_version == oryx_proto::antelope::block::SAVANNA_SCHEDULE_VERSION {
+        if self.legacy
+            && self.schedule_version == oryx_proto::antelope::block::SAVANNA_SCHEDULE_VERSION
+        {
             return Err("[produce] schedule_version 0x80000000 marks Savanna headers; pick a legacy version".into());
         }
         if self.follow.iter().any(|f| f == &self.block_log) {
@@ -210,7 +212,12 @@ mod tests {
         assert_eq!(oryx_proto::antelope::block::num_from_id(&s.genesis), 1);
         assert_eq!(s.takeover_slots, 6);
         let l = cfg("legacy = true\nschedule_version = 3\n").unwrap();
-        assert_eq!(l.mode, Mode::Legacy { schedule_version: 3 });
+        assert_eq!(
+            l.mode,
+            Mode::Legacy {
+                schedule_version: 3
+            }
+        );
     }
 
     #[test]

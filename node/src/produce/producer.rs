@@ -54,8 +54,15 @@ pub enum Role {
 /// What one attempt to produce did.
 #[derive(Debug)]
 enum Attempt {
-    Produced,
-    Refused { reason: String, message: String },
+    /// Logged; `replayed`: the signer had already signed this identical block for another
+    /// instance (same head, slot and transactions), so that instance is producing.
+    Produced {
+        replayed: bool,
+    },
+    Refused {
+        reason: String,
+        message: String,
+    },
     Failed(String),
 }
 
@@ -230,7 +237,16 @@ impl Producer {
             );
         }
         match self.produce(slot).await {
-            Attempt::Produced => {
+            Attempt::Produced { replayed: true } => {
+                tracing::info!(
+                    block_num = self.head.block_num,
+                    "another instance had this identical block signed first; standing by"
+                );
+                self.role = Role::Standby {
+                    retry_at: slot.saturating_add(self.s.takeover_slots),
+                };
+            }
+            Attempt::Produced { replayed: false } => {
                 if self.role != Role::Active {
                     tracing::info!(head = self.head.block_num, "now the active producer");
                 }
@@ -312,7 +328,7 @@ impl Producer {
             elapsed_us = start.elapsed().as_micros() as u64,
             "produced block"
         );
-        Attempt::Produced
+        Attempt::Produced { replayed }
     }
 
     /// Asks the signer to sign `u` and checks the answer by recovery.
@@ -328,9 +344,9 @@ impl Producer {
                 return Err(Attempt::Failed(e.to_string()));
             }
         };
-        let (bm, sh) = u
-            .legacy_inputs
-            .map_or((Vec::new(), Vec::new()), |(b, s)| (b.0.to_vec(), s.0.to_vec()));
+        let (bm, sh) = u.legacy_inputs.map_or((Vec::new(), Vec::new()), |(b, s)| {
+            (b.0.to_vec(), s.0.to_vec())
+        });
         let req = grpc::SignBlockRequest {
             chain_id: self.s.chain_id.0.to_vec(),
             public_key: self.s.key.to_string(),
@@ -406,7 +422,10 @@ impl Producer {
     fn verify(&self, block: &SignedBlock) -> Result<(), String> {
         let h = &block.header;
         if h.producer != self.s.producer {
-            return Err(format!("produced by {}, not {}", h.producer, self.s.producer));
+            return Err(format!(
+                "produced by {}, not {}",
+                h.producer, self.s.producer
+            ));
         }
         if h.previous != self.head.id {
             return Err(format!(
@@ -429,10 +448,7 @@ impl Producer {
             .signing_digest(inputs.as_ref().map(|(a, b)| (a, b)))
             .map_err(|e| e.to_string())?;
         if !block.producer_signature.recovers_to(&digest, &self.s.key) {
-            return Err(format!(
-                "its signature does not recover to {}",
-                self.s.key
-            ));
+            return Err(format!("its signature does not recover to {}", self.s.key));
         }
         Ok(())
     }
@@ -532,7 +548,7 @@ impl Producer {
                         block_num = self.head.block_num,
                         id = %self.head.id,
                         from = %dir.display(),
-                        "logged a block the signer had already signed (its producer stopped before logging it)"
+                        "logged a block the signer had already signed at this height, from a pending file (its instance may have stopped before logging it)"
                     );
                     return;
                 }

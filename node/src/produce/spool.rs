@@ -155,7 +155,9 @@ impl Spool {
             Ok(()) => {}
             // Another instance sharing the spool moved it first.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(file = %path.display(), "spool: cannot move the file to {sub}/: {e}"),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "spool: cannot move the file to {sub}/: {e}")
+            }
         }
     }
 }

@@ -141,8 +141,16 @@ mod tests {
     fn sizes_zero_to_nine_match_the_references() {
         for n in 0..=9u8 {
             let leaves: Vec<Checksum256> = (0..n).map(leaf).collect();
-            assert_eq!(merkle(&leaves), reference_savanna(&leaves), "savanna, {n} leaves");
-            assert_eq!(legacy_merkle(&leaves), reference_legacy(&leaves), "legacy, {n} leaves");
+            assert_eq!(
+                merkle(&leaves),
+                reference_savanna(&leaves),
+                "savanna, {n} leaves"
+            );
+            assert_eq!(
+                legacy_merkle(&leaves),
+                reference_legacy(&leaves),
+                "legacy, {n} leaves"
+            );
         }
         // The side bits make the two differ (a left leaf with its top bit set).
         let two = [Checksum256([0xff; 32]), Checksum256([0; 32])];

@@ -60,7 +60,12 @@ impl Unpack for TransactionStatus {
             2 => TransactionStatus::HardFail,
             3 => TransactionStatus::Delayed,
             4 => TransactionStatus::Expired,
-            b => return Err(Error::invalid("transaction status", format!("unknown value {b}"))),
+            b => {
+                return Err(Error::invalid(
+                    "transaction status",
+                    format!("unknown value {b}"),
+                ));
+            }
         })
     }
 }

@@ -42,9 +42,8 @@ impl InspectBlocklog {
             .as_deref()
             .map(Checksum256::from_hex)
             .transpose()?;
-        let (entries, end) = blocklog::read_all(&self.dir).map_err(|e| {
-            CliError::Other(format!("{}: {e}", self.dir.display()))
-        })?;
+        let (entries, end) = blocklog::read_all(&self.dir)
+            .map_err(|e| CliError::Other(format!("{}: {e}", self.dir.display())))?;
         let mut problems: Vec<String> = Vec::new();
         let mut blocks = Vec::with_capacity(entries.len());
         // Legacy blockroot leaves: the first block's parent, then each block id.
@@ -88,9 +87,9 @@ impl InspectBlocklog {
                 (None, Some(_), _) => problems.push(format!(
                     "block {num}: the producer signature does not recover"
                 )),
-                (Some(k), Some(_), Some(want)) if k != want => problems.push(format!(
-                    "block {num}: signed by {k}, not by {want}"
-                )),
+                (Some(k), Some(_), Some(want)) if k != want => {
+                    problems.push(format!("block {num}: signed by {k}, not by {want}"))
+                }
                 _ => {}
             }
             blocks.push(json!({
