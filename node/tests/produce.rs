@@ -149,6 +149,7 @@ fn node_config(
     key: &PublicKey,
     spool: &Path,
     follow: &[&Path],
+    extra: &str,
 ) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let tls = signer.dir.join("tls");
@@ -159,7 +160,7 @@ fn node_config(
     let text = format!(
         "[signer]\naddress = \"{addr}\"\nca_cert = \"{tls}/ca.pem\"\ncert = \"{tls}/node1.pem\"\nkey = \"{tls}/node1.key\"\n\n\
          [produce]\nchain_id = \"eos\"\nproducer = \"oryxproducer\"\npublic_key = \"{key}\"\n\
-         block_log = \"blocks\"\nspool = \"{spool}\"\nfollow = [{follow}]\ntakeover_slots = 4\n",
+         block_log = \"blocks\"\nspool = \"{spool}\"\nfollow = [{follow}]\ntakeover_slots = 4\n{extra}",
         addr = signer.addr,
         tls = tls.display(),
         spool = spool.display(),
@@ -272,10 +273,19 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// `oryx inspect blocklog DIR --verify --key KEY --json`.
 fn inspect_verify(dir: &Path, key: &PublicKey) -> Result<serde_json::Value, String> {
+    inspect_verify_with(dir, key, &[])
+}
+
+fn inspect_verify_with(
+    dir: &Path,
+    key: &PublicKey,
+    extra: &[&str],
+) -> Result<serde_json::Value, String> {
     let out = Command::new(oryx_bin())
         .args(["inspect", "blocklog"])
         .arg(dir)
         .args(["--verify", "--key", &key.to_string(), "--json"])
+        .args(extra)
         .output()
         .unwrap();
     if out.status.success() {
@@ -311,7 +321,7 @@ async fn produces_blocks_with_spooled_transactions() {
     .unwrap();
 
     let ndir = tmp.path().join("node");
-    let cfg = node_config(&ndir, &signer, &key, &spool, &[]);
+    let cfg = node_config(&ndir, &signer, &key, &spool, &[], "");
     let mut node = Node::start(&cfg, Arc::new(Mutex::new(Vec::new())));
     wait_until("the first five transactions in blocks", || {
         let got: HashSet<_> = included_ids(&blocks(&ndir)).into_iter().collect();
@@ -398,8 +408,22 @@ async fn failover_one_block_per_height() {
     for s in &spools {
         std::fs::create_dir_all(s).unwrap();
     }
-    let acfg = node_config(&adir, &signer, &key, &spools[0], &[&bdir.join("blocks")]);
-    let bcfg = node_config(&bdir, &signer, &key, &spools[1], &[&adir.join("blocks")]);
+    let acfg = node_config(
+        &adir,
+        &signer,
+        &key,
+        &spools[0],
+        &[&bdir.join("blocks")],
+        "",
+    );
+    let bcfg = node_config(
+        &bdir,
+        &signer,
+        &key,
+        &spools[1],
+        &[&adir.join("blocks")],
+        "",
+    );
     let dirs = [adir.clone(), bdir.clone()];
     let mut want = HashSet::new();
     spool_some(&signer, &key, &spools, "start", &mut want).await;
@@ -494,4 +518,66 @@ async fn failover_one_block_per_height() {
     for d in &dirs {
         inspect_verify(&d.join("blocks"), &key).unwrap();
     }
+}
+
+/// Legacy headers: the configured schedule version, the legacy `sig_digest` (blockroot merkle
+/// root and pending schedule hash sent with the header) signed and verified, legacy merkle roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_headers_are_signed_and_verify() {
+    use oryx_proto::antelope::block::BlockKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, true);
+    let key = first_key(&sdir);
+    let signer = Signer::start(&sdir, &[]);
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut want = HashSet::new();
+    for i in 0..3 {
+        let p = signed_trx(&signer, &key, &format!("legacy-{i}")).await;
+        want.insert(p.id().unwrap());
+        spool_put(&spool, &format!("{i:03}"), &p, i == 0);
+    }
+    let ndir = tmp.path().join("node");
+    let cfg = node_config(
+        &ndir,
+        &signer,
+        &key,
+        &spool,
+        &[],
+        "legacy = true\nschedule_version = 3\n",
+    );
+    let mut node = Node::start(&cfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("legacy blocks with the transactions", || {
+        let chain = blocks(&ndir);
+        chain.len() >= 5 && want.is_subset(&included_ids(&chain).into_iter().collect())
+    });
+    node.stop();
+    let chain = blocks(&ndir);
+    for (_, b) in &chain {
+        assert_eq!(b.header.kind(), BlockKind::Legacy);
+        assert_eq!(b.header.schedule_version, 3);
+        assert!(b.transaction_mroot_matches());
+    }
+    let hash = oryx_node::produce::assemble::legacy_schedule_hash(
+        3,
+        Name::new("oryxproducer").unwrap(),
+        &key,
+    );
+    assert!(
+        node.log_contains(&hash.to_string()),
+        "the node logs the schedule hash"
+    );
+    let dir = ndir.join("blocks");
+    let v = inspect_verify_with(&dir, &key, &["--schedule-hash", &hash.to_string()]).unwrap();
+    assert_eq!(v["verified"], true);
+    let err = inspect_verify(&dir, &key).unwrap_err();
+    assert!(err.contains("--schedule-hash"), "{err}");
+    let wrong = Checksum256([1; 32]).to_string();
+    let err = inspect_verify_with(&dir, &key, &["--schedule-hash", &wrong]).unwrap_err();
+    assert!(
+        err.contains("not by") || err.contains("does not recover"),
+        "{err}"
+    );
 }
