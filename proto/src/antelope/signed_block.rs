@@ -305,6 +305,55 @@ mod tests {
         assert_eq!(receipt(p).digest(), Checksum256::hash(&r));
     }
 
+    /// EOS mainnet block 692518 (2018, legacy): one transaction, so its transaction_mroot is
+    /// that receipt's digest; the header rebuilt from get_block's fields has the block's id.
+    #[test]
+    fn eos_block_692518_receipt_digest_is_its_transaction_mroot() {
+        let p: PackedTransaction = serde_json::from_str(
+            r#"{"signatures": ["SIG_K1_KgBxkQ81TCi3CYGziCds3BiR2fQd7rFc9j2Z21LoUPwK4ut7GWt2315ioQbcutE9mPs8yQj2xYjQZ16Mj3SRhLMko63CiB"],
+                "compression": "none", "packed_context_free_data": "",
+                "packed_trx": "11b3185bd48f4ef64b02000000000100a6823403ea3055000000572d3ccdcd01000000000000003000000000a8ed32322300000000000000300000000000b0967a102700000000000004454f530000000002313100"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.id().unwrap().to_string(),
+            "da7adfcd313217bbf7e63c06cf00110ccfc00ed1bda188ba3542a4cbf859203a"
+        );
+        let r = TransactionReceipt {
+            status: TransactionStatus::Executed,
+            cpu_usage_us: 577,
+            net_usage_words: VarUint32(16),
+            trx: ReceiptTrx::Packed(p),
+        };
+        let mroot = Checksum256::from_hex(
+            "0ec26e7b29e8e26b6a823b50be28b9562161cf68da7aa5afa7a30c317b2c5ac3",
+        )
+        .unwrap();
+        assert_eq!(r.digest(), mroot);
+        assert_eq!(transaction_mroot(BlockKind::Legacy, &[r]), mroot);
+        let header = BlockHeader {
+            timestamp: BlockTimestamp::parse("2018-06-07T04:21:42.500").unwrap(),
+            producer: Name::new("creazyracoon").unwrap(),
+            confirmed: 0,
+            previous: Checksum256::from_hex(
+                "000a9125abad882e6a7937f5e0d394ac8a2180d3ce6365d762f187047d402fcc",
+            )
+            .unwrap(),
+            transaction_mroot: mroot,
+            action_mroot: Checksum256::from_hex(
+                "33acf64ae2257fdf126816d4cf9741c33926f9c7672b72d5159ae7d0776291ee",
+            )
+            .unwrap(),
+            schedule_version: 44,
+            new_producers: None,
+            header_extensions: vec![],
+        };
+        assert_eq!(
+            header.id().unwrap().to_string(),
+            "000a912638bdb6d094b6af9ae0251f85cecbc4a48f25538e8ee9cd03e518d2b8"
+        );
+    }
+
     #[test]
     fn receipt_round_trips_both_variants() {
         for rc in [
