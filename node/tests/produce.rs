@@ -16,13 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
+use oryx_node::produce::Mode;
+use oryx_node::produce::assemble::Unsigned;
 use oryx_proto::antelope::actions::PermissionLevel;
 use oryx_proto::antelope::signed_block::SignedBlock;
 use oryx_proto::antelope::transaction::{Action, Compression, PackedTransaction, Transaction};
 use oryx_proto::antelope::{
-    Bytes, Checksum256, Name, Pack, PublicKey, Signature, TimePointSec, VarUint32,
+    BlockTimestamp, Bytes, Checksum256, Name, Pack, PublicKey, Signature, TimePointSec, VarUint32,
 };
-use oryx_proto::blocklog;
+use oryx_proto::blocklog::{self, Head};
 use oryx_proto::grpc;
 
 /// Guards against a hang, not a performance threshold.
@@ -375,14 +377,40 @@ async fn produces_blocks_with_spooled_transactions() {
     let err = inspect_verify(&ndir.join("blocks"), &other).unwrap_err();
     assert!(err.contains("not by"), "{err}");
 
-    // A restart restores the head from the log and builds on it.
-    let head = chain.last().unwrap().1.header.id().unwrap();
+    // A crash after the signer signed but before the block was logged: the block is in the
+    // pending file and the signer's watermark, not in the log. On restart the node restores
+    // its head from the log, replays the identical request (the signer answers with the
+    // stored signature), logs that block, and builds on it.
+    let head = Head::of(&chain.last().unwrap().1).unwrap();
+    let orphan = Unsigned::build(
+        Mode::Savanna,
+        Name::new("oryxproducer").unwrap(),
+        &head,
+        BlockTimestamp(now_slot() + 2),
+        vec![],
+        None,
+    );
+    orphan.write_pending(&ndir.join("blocks")).unwrap();
+    let mut c = signer.client("node1").await;
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: orphan.header.packed(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let n = chain.len();
     node.restart();
     wait_until("blocks after the restart", || blocks(&ndir).len() >= n + 3);
     node.stop();
+    assert!(node.log_contains("logged a block the signer had already signed"));
     let after = blocks(&ndir);
-    assert_eq!(after[n].1.header.previous, head);
+    assert_eq!(
+        after[n].1.header, orphan.header,
+        "the signed-but-unlogged block"
+    );
+    assert_eq!(after[n + 1].1.header.previous, orphan.header.id().unwrap());
     inspect_verify(&ndir.join("blocks"), &other).unwrap_err();
     inspect_verify(&ndir.join("blocks"), &key).unwrap();
 }
