@@ -216,3 +216,54 @@ fn check(tx: &SpoolTx, timestamp: BlockTimestamp, chain_id: &Checksum256) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use oryx_proto::antelope::Pack as _;
+    use oryx_proto::antelope::transaction::{Compression, Transaction};
+
+    const ACTIVATE: &str = "06e10b5e02005132b41600000000010000000000ea30550000002a9bed3232010000000000ea305500000000a8ed3232201a99a59d87e06e09ec5b028a9cbb7749b4a5ad8819004365d02dc4379a8b724100";
+
+    fn unsigned() -> PackedTransaction {
+        let trx = Transaction::decode(&hex::decode(ACTIVATE).unwrap()).unwrap();
+        PackedTransaction::new(&trx, &[], vec![], Compression::None).unwrap()
+    }
+
+    #[test]
+    fn bad_files_are_rejected_and_included_ones_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let p = unsigned();
+        std::fs::write(dir.path().join("1-garbage.bin"), b"\x01\x02").unwrap();
+        std::fs::write(dir.path().join("2-unsigned.hex"), hex::encode(p.packed())).unwrap();
+        std::fs::write(
+            dir.path().join("3-known.json"),
+            serde_json::to_vec(&p).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".4-partial.json.tmp"), b"{").unwrap();
+        std::fs::write(dir.path().join("5-notes.txt"), b"ignored").unwrap();
+        let chain = Checksum256([1; 32]);
+        // The ACTIVATE transaction expired in 2020; with no signature it is refused either way.
+        let got = spool.take(10, BlockTimestamp(0), &chain, &HashSet::new());
+        assert!(got.is_empty());
+        let rejected: HashSet<String> = std::fs::read_dir(dir.path().join(REJECTED))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(rejected.contains("1-garbage.bin") && rejected.contains("2-unsigned.hex"));
+        // The JSON copy has the same transaction as the hex one: refused as a duplicate.
+        assert!(rejected.contains("3-known.json"), "{rejected:?}");
+        // Files that are not transactions, or still being written, stay.
+        assert!(dir.path().join(".4-partial.json.tmp").exists());
+        assert!(dir.path().join("5-notes.txt").exists());
+
+        // A transaction the chain already has leaves the spool as included.
+        std::fs::write(dir.path().join("6-known.bin"), p.packed()).unwrap();
+        let known: HashSet<_> = [p.id().unwrap()].into();
+        assert!(spool.take(10, BlockTimestamp(0), &chain, &known).is_empty());
+        assert!(dir.path().join(INCLUDED).join("6-known.bin").exists());
+    }
+}
