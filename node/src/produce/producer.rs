@@ -80,6 +80,7 @@ pub struct Producer {
     waiting: BTreeMap<u32, Entry>,
     role: Role,
     schedule_hash: Checksum256,
+    /// Consecutive slots the signer was unreachable.
     unreachable: u64,
     warned: HashSet<String>,
 }
@@ -266,10 +267,16 @@ impl Producer {
                     };
                 }
             }
+            // While the signer is unreachable, one line per doubling of the outage, not one
+            // per slot.
+            Attempt::Failed(why) if self.unreachable > 1 && !self.unreachable.is_power_of_two() => {
+                tracing::debug!(slot, "no block this slot: {why}");
+            }
             Attempt::Failed(why) => {
                 tracing::warn!(
                     block_num = self.head.block_num.saturating_add(1),
                     slot,
+                    failed_slots = self.unreachable.max(1),
                     "no block this slot: {why}"
                 );
             }
