@@ -10,8 +10,10 @@ pub mod chain;
 pub mod checksum;
 pub mod codec;
 pub mod keys;
+pub mod merkle;
 pub mod name;
 pub mod signature;
+pub mod signed_block;
 pub mod time;
 pub mod transaction;
 

@@ -4,6 +4,8 @@
 //!   block headers) and the digests the chain checks. Pure functions over bytes and values: no
 //!   I/O, no clocks, no randomness, so they can be trusted, tested against real-chain vectors and
 //!   fuzzed.
+//! - [`blocklog`]: the producer's block log (append-only, crash-safe) and its readers; file I/O at
+//!   the edge, shared by `oryx-node produce` and `oryx inspect blocklog`.
 //! - [`client`]: the mTLS client for that service.
 //! - [`stats`]: latency windows (p50/p99 of recent samples) the signer and the node share.
 //! - [`grpc`]: the signer's gRPC service `oryx.v1.Signer` (generated from `oryx/v1/signer.proto`).
@@ -12,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod antelope;
+pub mod blocklog;
 pub mod client;
 mod error;
 pub mod grpc;

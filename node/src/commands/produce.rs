@@ -1,6 +1,9 @@
-//! `oryx-node produce -c FILE`: the block assembler loop.
+//! `oryx-node produce -c FILE`: the block assembler loop (see [`crate::produce::producer`]).
 
-use crate::commands::ConfigArg;
+use crate::commands::{ConfigArg, runtime};
+use crate::config::Config;
+use crate::produce::producer::Producer;
+use crate::upstream::Upstream;
 
 /// Arguments of `produce`.
 #[derive(Debug, clap::Args)]
@@ -9,10 +12,41 @@ pub struct Args {
     config: ConfigArg,
 }
 
-/// Runs the producer loop.
+/// Runs the producer loop until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<(), String> {
-    Err(format!(
-        "produce ({}): the block assembler is not built yet",
-        args.config.config.display()
-    ))
+    let path = &args.config.config;
+    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let produce = cfg.produce.as_ref().ok_or_else(|| {
+        format!(
+            "{}: no [produce] section: add one with chain_id, producer, public_key and block_log",
+            path.display()
+        )
+    })?;
+    let settings = produce.settings()?;
+    let tls = cfg.client_tls()?;
+    runtime()?.block_on(async move {
+        let upstream = Upstream::start(&cfg.signer.address, tls);
+        let mut producer = Producer::open(settings, upstream)?;
+        producer.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}; stop with SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }

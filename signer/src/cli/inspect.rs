@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::CliError;
 
 pub mod block;
+pub mod blocklog;
 pub mod sig;
 pub mod tx;
 
@@ -16,6 +17,8 @@ pub enum Inspect {
     Tx(tx::InspectTx),
     /// A block header (or signed block header) in hex.
     Block(block::InspectBlock),
+    /// A block log written by `oryx-node produce`: list its blocks, or `--verify` it.
+    Blocklog(blocklog::InspectBlocklog),
     /// A signature over a digest: which key made it, and whether nodes accept it.
     Sig(sig::InspectSig),
 }
@@ -27,6 +30,7 @@ impl Inspect {
             Inspect::Tx(c) => c.run(),
             Inspect::Block(c) => c.run(),
             Inspect::Sig(c) => c.run(),
+            Inspect::Blocklog(c) => c.run(),
         }
     }
 }

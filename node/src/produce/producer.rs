@@ -1,0 +1,566 @@
+//! The producer loop: one block per 500 ms slot, signed by the signer, verified, logged.
+//!
+//! Failover between instances of one producer (same key, same signer):
+//!
+//! - Every instance runs this loop. An *active* instance produces at every slot. The signer lets
+//!   only one block per height through (its watermark), so when two instances are active one of
+//!   them is refused `DOUBLE_SIGN`; the loser logs a WARN with the reason and becomes *standby*.
+//! - A standby follows the other instances' block logs (`follow`, standing in for p2p): each new
+//!   block is adopted as head only if it links to the head, its transaction merkle root matches
+//!   and its signature recovers to the producer key. Adopted blocks are appended to this
+//!   instance's own log byte for byte, so every log holds the same chain.
+//! - When no block has arrived for `takeover_slots` slots (the active instance died or lost the
+//!   signer), the standby tries to produce; the signer decides who wins.
+//! - If an instance dies after the signer signed its block but before the block reached its
+//!   log, the height would be lost (the watermark refuses any other block there). Each instance
+//!   therefore records a block in `pending.bin` before asking for a signature; on a refusal (and
+//!   at start-up) an instance replays a pending block that builds on its head, its own or a
+//!   followed one, and the signer answers an identical request with the stored signature.
+//!
+//! Guards: nothing is appended to the log that does not verify by recovery to the configured
+//! key; spooled transactions leave the spool only once their block is logged.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use oryx_proto::antelope::block::num_from_id;
+use oryx_proto::antelope::signed_block::SignedBlock;
+use oryx_proto::antelope::{BlockTimestamp, Checksum256, Pack as _, Signature};
+use oryx_proto::blocklog::{self, BlockLog, Entry, Head, LogTail};
+use oryx_proto::client::reason;
+use oryx_proto::grpc;
+
+use super::assemble::{self, Unsigned};
+use super::spool::Spool;
+use super::{Mode, Settings};
+use crate::upstream::Upstream;
+
+/// How long one SignBlock may take before the slot is given up.
+const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether this instance produces or waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Produces at every slot.
+    Active,
+    /// Follows the others; tries again at `retry_at` if the chain has gone quiet by then.
+    Standby {
+        /// Earliest slot of the next attempt.
+        retry_at: u32,
+    },
+}
+
+/// What one attempt to produce did.
+#[derive(Debug)]
+enum Attempt {
+    /// Logged; `replayed`: the signer had already signed this identical block for another
+    /// instance (same head, slot and transactions), so that instance is producing.
+    Produced {
+        replayed: bool,
+    },
+    Refused {
+        reason: String,
+        message: String,
+    },
+    Failed(String),
+}
+
+/// The producer's state.
+pub struct Producer {
+    s: Settings,
+    upstream: Upstream,
+    log: BlockLog,
+    head: Head,
+    /// Legacy blockroot leaves: the first block's parent, then every block id up to the head.
+    ids: Vec<Checksum256>,
+    included: HashSet<Checksum256>,
+    spool: Option<Spool>,
+    tails: Vec<LogTail>,
+    waiting: BTreeMap<u32, Entry>,
+    role: Role,
+    schedule_hash: Checksum256,
+    /// Consecutive slots the signer was unreachable.
+    unreachable: u64,
+    warned: HashSet<String>,
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Producer {
+    /// Opens the block log (repairing a torn tail), restores the head from it, opens the spool.
+    pub fn open(s: Settings, upstream: Upstream) -> Result<Producer, String> {
+        let (log, recovery) = BlockLog::open(&s.block_log).map_err(|e| e.to_string())?;
+        if recovery.truncated_bytes > 0 || recovery.index_rebuilt {
+            tracing::warn!(
+                dir = %s.block_log.display(),
+                truncated_bytes = recovery.truncated_bytes,
+                index_rebuilt = recovery.index_rebuilt,
+                "block log repaired after an unclean stop"
+            );
+        }
+        let (entries, _) = blocklog::read_all(&s.block_log).map_err(|e| e.to_string())?;
+        let mut ids = vec![s.genesis];
+        let mut included = HashSet::new();
+        let mut head = Head {
+            block_num: num_from_id(&s.genesis),
+            id: s.genesis,
+            timestamp: BlockTimestamp(0),
+        };
+        if let Some(first) = entries.first()
+            && first.block.header.previous != s.genesis
+        {
+            return Err(format!(
+                "{}: the log starts at a block whose parent is {}, not this chain's genesis {} \
+                 (another chain's log, or a different genesis_id): point block_log at an empty directory",
+                s.block_log.display(),
+                first.block.header.previous,
+                s.genesis
+            ));
+        }
+        for e in &entries {
+            head = Head::of(&e.block).map_err(|e| e.to_string())?;
+            ids.push(head.id);
+            for r in &e.block.transactions {
+                if let Ok(id) = r.trx_id() {
+                    included.insert(id);
+                }
+            }
+        }
+        let spool = s.spool.as_deref().map(Spool::open).transpose()?;
+        let schedule_hash = assemble::legacy_schedule_hash(
+            match s.mode {
+                Mode::Legacy { schedule_version } => schedule_version,
+                Mode::Savanna => 0,
+            },
+            s.producer,
+            &s.key,
+        );
+        let tails = s.follow.iter().map(|d| LogTail::new(d)).collect();
+        Ok(Producer {
+            s,
+            upstream,
+            log,
+            head,
+            ids,
+            included,
+            spool,
+            tails,
+            waiting: BTreeMap::new(),
+            role: Role::Active,
+            schedule_hash,
+            unreachable: 0,
+            warned: HashSet::new(),
+        })
+    }
+
+    /// The head block.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    fn legacy_inputs(&self) -> Option<(Checksum256, Checksum256)> {
+        match self.s.mode {
+            Mode::Savanna => None,
+            Mode::Legacy { .. } => Some((
+                assemble::blockroot_merkle_root(&self.ids),
+                self.schedule_hash,
+            )),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tracing::info!(
+            producer = %self.s.producer,
+            key = %self.s.key,
+            block_log = %self.s.block_log.display(),
+            head = self.head.block_num,
+            head_id = %self.head.id,
+            mode = ?self.s.mode,
+            follow = self.tails.len(),
+            "producer starting"
+        );
+        if let Mode::Legacy { .. } = self.s.mode {
+            tracing::info!(pending_schedule_hash = %self.schedule_hash, "legacy headers: pass this hash to `oryx inspect blocklog --schedule-hash` to verify the log");
+        }
+        let _ = self.upstream.wait_connected(Duration::from_secs(5)).await;
+        self.sync_follow();
+        self.replay_pending().await;
+        tokio::pin!(shutdown);
+        loop {
+            let now = unix_ms();
+            let now_slot = BlockTimestamp::from_unix_ms(now).map_or(0, |t| t.slot());
+            let slot = now_slot
+                .saturating_add(1)
+                .max(self.head.timestamp.slot().saturating_add(1));
+            let wait = BlockTimestamp(slot).to_unix_ms().saturating_sub(now);
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))) => {}
+            }
+            self.step(slot).await;
+        }
+        tracing::info!(head = self.head.block_num, head_id = %self.head.id, "producer stopped");
+    }
+
+    /// One slot: adopt what others produced, then produce if this instance should.
+    pub async fn step(&mut self, slot: u32) {
+        let adopted = self.sync_follow();
+        if adopted > 0 && self.role == Role::Active {
+            tracing::info!(
+                head = self.head.block_num,
+                "another instance is producing; standing by"
+            );
+            self.role = Role::Standby {
+                retry_at: slot.saturating_add(self.s.takeover_slots),
+            };
+        }
+        if let Role::Standby { retry_at } = self.role {
+            let quiet = slot.saturating_sub(self.head.timestamp.slot());
+            if slot < retry_at || quiet <= self.s.takeover_slots {
+                return;
+            }
+            tracing::info!(
+                head = self.head.block_num,
+                quiet_slots = quiet,
+                "no block for {quiet} slots; trying to take over"
+            );
+        }
+        match self.produce(slot).await {
+            Attempt::Produced { replayed: true } => {
+                tracing::info!(
+                    block_num = self.head.block_num,
+                    "another instance had this identical block signed first; standing by"
+                );
+                self.role = Role::Standby {
+                    retry_at: slot.saturating_add(self.s.takeover_slots),
+                };
+            }
+            Attempt::Produced { replayed: false } => {
+                if self.role != Role::Active {
+                    tracing::info!(head = self.head.block_num, "now the active producer");
+                }
+                self.role = Role::Active;
+            }
+            Attempt::Refused { reason, message } => {
+                tracing::warn!(
+                    block_num = self.head.block_num.saturating_add(1),
+                    slot,
+                    reason = %reason,
+                    "the signer refused the block: {message}; standing by and following the other instances"
+                );
+                if reason == "DOUBLE_SIGN" {
+                    self.replay_pending().await;
+                    self.role = Role::Standby {
+                        retry_at: slot.saturating_add(self.s.takeover_slots),
+                    };
+                }
+            }
+            // While the signer is unreachable, one line per doubling of the outage, not one
+            // per slot.
+            Attempt::Failed(why) if self.unreachable > 1 && !self.unreachable.is_power_of_two() => {
+                tracing::debug!(slot, "no block this slot: {why}");
+            }
+            Attempt::Failed(why) => {
+                tracing::warn!(
+                    block_num = self.head.block_num.saturating_add(1),
+                    slot,
+                    failed_slots = self.unreachable.max(1),
+                    "no block this slot: {why}"
+                );
+            }
+        }
+    }
+
+    /// Builds, signs, verifies and logs the block after the head at `slot`.
+    async fn produce(&mut self, slot: u32) -> Attempt {
+        let start = Instant::now();
+        let timestamp = BlockTimestamp(slot);
+        let txs = match &self.spool {
+            Some(sp) => sp.take(
+                self.s.max_transactions,
+                timestamp,
+                &self.s.chain_id,
+                &self.included,
+            ),
+            None => Vec::new(),
+        };
+        let paths: Vec<PathBuf> = txs.iter().map(|t| t.path.clone()).collect();
+        let receipts = txs
+            .into_iter()
+            .map(|t| assemble::receipt(t.trx, self.s.cpu_usage_us))
+            .collect();
+        let unsigned = Unsigned::build(
+            self.s.mode,
+            self.s.producer,
+            &self.head,
+            timestamp,
+            receipts,
+            self.legacy_inputs(),
+        );
+        if let Err(e) = unsigned.write_pending(&self.s.block_log) {
+            return Attempt::Failed(e);
+        }
+        let (signature, replayed) = match self.sign(&unsigned).await {
+            Ok(s) => s,
+            Err(a) => return a,
+        };
+        let n = unsigned.transactions.len();
+        let block = unsigned.sign(signature);
+        if let Err(e) = self.append(&block) {
+            return Attempt::Failed(e);
+        }
+        if let Some(sp) = &self.spool {
+            for p in &paths {
+                sp.retire(p);
+            }
+        }
+        tracing::info!(
+            block_num = self.head.block_num,
+            id = %self.head.id,
+            slot,
+            trx = n,
+            replayed,
+            elapsed_us = start.elapsed().as_micros() as u64,
+            "produced block"
+        );
+        Attempt::Produced { replayed }
+    }
+
+    /// Asks the signer to sign `u` and checks the answer by recovery.
+    async fn sign(&mut self, u: &Unsigned) -> Result<(Signature, bool), Attempt> {
+        let digest = u.digest().map_err(Attempt::Failed)?;
+        let mut client = match self.upstream.client() {
+            Ok(c) => {
+                self.unreachable = 0;
+                c
+            }
+            Err(e) => {
+                self.unreachable += 1;
+                return Err(Attempt::Failed(e.to_string()));
+            }
+        };
+        let (bm, sh) = u.legacy_inputs.map_or((Vec::new(), Vec::new()), |(b, s)| {
+            (b.0.to_vec(), s.0.to_vec())
+        });
+        let req = grpc::SignBlockRequest {
+            chain_id: self.s.chain_id.0.to_vec(),
+            public_key: self.s.key.to_string(),
+            header: u.header.packed(),
+            blockroot_merkle_root: bm,
+            pending_schedule_hash: sh,
+        };
+        let resp = match tokio::time::timeout(SIGN_TIMEOUT, client.sign_block(req)).await {
+            Err(_) => {
+                return Err(Attempt::Failed(format!(
+                    "the signer did not answer within {} ms",
+                    SIGN_TIMEOUT.as_millis()
+                )));
+            }
+            Ok(Err(status)) => {
+                if let Some(r) = reason(&status) {
+                    return Err(Attempt::Refused {
+                        reason: r,
+                        message: status.message().to_string(),
+                    });
+                }
+                self.upstream.observe_failure(&status);
+                return Err(Attempt::Failed(format!(
+                    "signer call failed: {}",
+                    status.message()
+                )));
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let sig = resp
+            .signature
+            .as_ref()
+            .ok_or_else(|| Attempt::Failed("the signer's answer has no signature".into()))
+            .and_then(|s| {
+                Signature::parse(&s.text).map_err(|e| {
+                    Attempt::Failed(format!("the signer's signature does not parse: {e}"))
+                })
+            })?;
+        if resp.digest != digest.0 {
+            return Err(Attempt::Failed(format!(
+                "the signer signed digest {} but this block's digest is {digest}: not logging it",
+                hex::encode(&resp.digest)
+            )));
+        }
+        if !sig.recovers_to(&digest, &self.s.key) {
+            return Err(Attempt::Failed(format!(
+                "the signature does not recover to {} over {digest}: not logging it",
+                self.s.key
+            )));
+        }
+        Ok((sig, resp.replayed))
+    }
+
+    /// Appends a verified block and moves the head.
+    fn append(&mut self, block: &SignedBlock) -> Result<(), String> {
+        let head = self.log.append(block).map_err(|e| e.to_string())?;
+        self.head = head;
+        self.ids.push(head.id);
+        let mut ids = HashSet::new();
+        for r in &block.transactions {
+            if let Ok(id) = r.trx_id() {
+                ids.insert(id);
+            }
+        }
+        if let Some(sp) = &self.spool {
+            sp.retire_ids(&ids);
+        }
+        self.included.extend(ids);
+        Ok(())
+    }
+
+    /// Checks a block from elsewhere before it becomes the head.
+    fn verify(&self, block: &SignedBlock) -> Result<(), String> {
+        let h = &block.header;
+        if h.producer != self.s.producer {
+            return Err(format!(
+                "produced by {}, not {}",
+                h.producer, self.s.producer
+            ));
+        }
+        if h.previous != self.head.id {
+            return Err(format!(
+                "its previous {} is not the head {}",
+                h.previous, self.head.id
+            ));
+        }
+        if h.timestamp <= self.head.timestamp {
+            return Err(format!(
+                "its slot {} is not after the head's {}",
+                h.timestamp.slot(),
+                self.head.timestamp.slot()
+            ));
+        }
+        if !block.transaction_mroot_matches() {
+            return Err("its transaction_mroot does not match its transactions".into());
+        }
+        let inputs = self.legacy_inputs();
+        let digest = block
+            .signing_digest(inputs.as_ref().map(|(a, b)| (a, b)))
+            .map_err(|e| e.to_string())?;
+        if !block.producer_signature.recovers_to(&digest, &self.s.key) {
+            return Err(format!("its signature does not recover to {}", self.s.key));
+        }
+        Ok(())
+    }
+
+    fn warn_once(&mut self, key: String, msg: impl FnOnce() -> String) {
+        if self.warned.insert(key) {
+            tracing::warn!("{}", msg());
+        }
+    }
+
+    /// Reads the followed logs and adopts every block that continues the head. Returns how
+    /// many were adopted.
+    pub fn sync_follow(&mut self) -> usize {
+        for i in 0..self.tails.len() {
+            match self.tails[i].poll() {
+                Ok(entries) => {
+                    for e in entries {
+                        let Ok(n) = e.block.header.block_num() else {
+                            continue;
+                        };
+                        if n > self.head.block_num {
+                            self.waiting.entry(n).or_insert(e);
+                        } else if let Ok(Some(mine)) = self.log.read_raw(n)
+                            && mine != e.bytes
+                        {
+                            let path = self.tails[i].path().display().to_string();
+                            self.warn_once(format!("fork {path} {n}"), || {
+                                format!("{path} has a different block at height {n} than this log: ignoring it (two blocks at one height must never both be signed; check the signer's watermark)")
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let path = self.tails[i].path().display().to_string();
+                    self.warn_once(format!("tail {path}"), || {
+                        format!("cannot follow {path}: {e}")
+                    });
+                }
+            }
+        }
+        let mut adopted = 0;
+        while let Some(e) = self.waiting.remove(&(self.head.block_num.wrapping_add(1))) {
+            match self.verify(&e.block) {
+                Ok(()) => match self.append(&e.block) {
+                    Ok(()) => {
+                        adopted += 1;
+                        tracing::debug!(block_num = self.head.block_num, id = %self.head.id, "adopted a followed block");
+                    }
+                    Err(err) => {
+                        tracing::warn!("cannot log a followed block: {err}");
+                        break;
+                    }
+                },
+                Err(why) => {
+                    let n = self.head.block_num.wrapping_add(1);
+                    self.warn_once(format!("bad {n} {}", e.offset), || {
+                        format!("a followed block at height {n} is not adopted: {why}")
+                    });
+                }
+            }
+        }
+        // Keep the buffer to blocks that may still connect.
+        let head = self.head.block_num;
+        self.waiting.retain(|n, _| *n > head);
+        if self.waiting.len() > 10_000 {
+            self.waiting.clear();
+        }
+        adopted
+    }
+
+    /// Replays a pending block (this instance's or a followed one's) that builds on the head:
+    /// if the signer already signed it, its answer is the stored signature and the block is
+    /// logged instead of lost.
+    async fn replay_pending(&mut self) {
+        let mut dirs = vec![self.s.block_log.clone()];
+        dirs.extend(self.s.follow.iter().cloned());
+        for dir in dirs {
+            let u = match Unsigned::read_pending(&dir) {
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::debug!("pending block unreadable: {e}");
+                    continue;
+                }
+                Some(Ok(u)) => u,
+            };
+            if u.header.previous != self.head.id || u.header.producer != self.s.producer {
+                continue;
+            }
+            match self.sign(&u).await {
+                Ok((sig, _)) => {
+                    let block = u.sign(sig);
+                    if let Err(e) = self.verify(&block).and_then(|()| self.append(&block)) {
+                        tracing::warn!("a replayed pending block was not logged: {e}");
+                        continue;
+                    }
+                    tracing::info!(
+                        block_num = self.head.block_num,
+                        id = %self.head.id,
+                        from = %dir.display(),
+                        "logged a block the signer had already signed at this height, from a pending file (its instance may have stopped before logging it)"
+                    );
+                    return;
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+}

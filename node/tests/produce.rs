@@ -1,0 +1,611 @@
+//! `oryx-node produce` end to end: the real node binary against the real signer binary over
+//! mTLS; block logs read back with the library reader and checked with `oryx inspect blocklog`.
+//!
+//! Build the signer binaries first (`cargo build -p oryx-signer`, same target dir): the harness
+//! finds `oryx-signer` and `oryx` beside this test executable.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+#[path = "../../signer/tests/common/mod.rs"]
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use oryx_node::produce::Mode;
+use oryx_node::produce::assemble::Unsigned;
+use oryx_proto::antelope::actions::PermissionLevel;
+use oryx_proto::antelope::signed_block::SignedBlock;
+use oryx_proto::antelope::transaction::{Action, Compression, PackedTransaction, Transaction};
+use oryx_proto::antelope::{
+    BlockTimestamp, Bytes, Checksum256, Name, Pack, PublicKey, Signature, TimePointSec, VarUint32,
+};
+use oryx_proto::blocklog::{self, Head};
+use oryx_proto::grpc;
+
+/// Guards against a hang, not a performance threshold.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+fn oryx_bin() -> PathBuf {
+    bin().parent().unwrap().join("oryx")
+}
+
+/// A running `oryx-node produce`, its stderr collected line by line.
+struct Node {
+    child: Child,
+    config: PathBuf,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Node {
+    fn start(config: &Path, lines: Arc<Mutex<Vec<String>>>) -> Node {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_oryx-node"))
+            .args(["produce", "-c", config.to_str().unwrap()])
+            .env("RUST_LOG", "oryx_node=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&lines);
+        let tag = config
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let line = strip_ansi(&line);
+                if std::env::var_os("ORYX_TEST_ECHO").is_some() {
+                    eprintln!("[{tag}] {line}");
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Node {
+            child,
+            config: config.to_path_buf(),
+            lines,
+        }
+    }
+
+    fn restart(&mut self) {
+        *self = Node::start(&self.config.clone(), Arc::clone(&self.lines));
+    }
+
+    /// Block numbers this instance had signed first (not replays of another's identical block).
+    fn produced(&self) -> Vec<u32> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("produced block") && l.contains("replayed=false"))
+            .filter_map(|l| field(l, "block_num"))
+            .collect()
+    }
+
+    fn log_contains(&self, needle: &str) -> bool {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn field(line: &str, name: &str) -> Option<u32> {
+    let at = line.find(&format!(" {name}="))?;
+    line[at + name.len() + 2..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Writes an `oryx-node.toml` for one instance in `dir`.
+fn node_config(
+    dir: &Path,
+    signer: &Signer,
+    key: &PublicKey,
+    spool: &Path,
+    follow: &[&Path],
+    extra: &str,
+) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let tls = signer.dir.join("tls");
+    let follow: Vec<String> = follow
+        .iter()
+        .map(|f| format!("\"{}\"", f.display()))
+        .collect();
+    let text = format!(
+        "[signer]\naddress = \"{addr}\"\nca_cert = \"{tls}/ca.pem\"\ncert = \"{tls}/node1.pem\"\nkey = \"{tls}/node1.key\"\n\n\
+         [produce]\nchain_id = \"eos\"\nproducer = \"oryxproducer\"\npublic_key = \"{key}\"\n\
+         block_log = \"blocks\"\nspool = \"{spool}\"\nfollow = [{follow}]\ntakeover_slots = 4\n{extra}",
+        addr = signer.addr,
+        tls = tls.display(),
+        spool = spool.display(),
+        follow = follow.join(", "),
+    );
+    let path = dir.join("oryx-node.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A transaction signed by the signer, unique by `nonce`.
+async fn signed_trx(signer: &Signer, key: &PublicKey, nonce: &str) -> PackedTransaction {
+    let expiration = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600) as u32;
+    let trx = Transaction {
+        expiration: TimePointSec(expiration),
+        ref_block_num: 1,
+        ref_block_prefix: 2,
+        max_net_usage_words: VarUint32(0),
+        max_cpu_usage_ms: 0,
+        delay_sec: VarUint32(0),
+        context_free_actions: vec![],
+        actions: vec![Action {
+            account: Name::new("eosio.null").unwrap(),
+            name: Name::new("nonce").unwrap(),
+            authorization: vec![PermissionLevel {
+                actor: Name::new("oryxproducer").unwrap(),
+                permission: Name::new("active").unwrap(),
+            }],
+            data: Bytes(nonce.to_string().packed()),
+        }],
+        transaction_extensions: vec![],
+    };
+    let mut c = signer.client("node1").await;
+    let r = c
+        .sign_transaction(grpc::SignTransactionRequest {
+            chain_id: eos(),
+            public_key: key.to_string(),
+            transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                trx.packed(),
+            )),
+            context_free_data: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let sig = Signature::parse(&r.signature.unwrap().text).unwrap();
+    PackedTransaction::new(&trx, &[], vec![sig], Compression::None).unwrap()
+}
+
+/// Drops a transaction into the spool the way a relay does: a temporary name, then a rename.
+fn spool_put(spool: &Path, name: &str, p: &PackedTransaction, json: bool) {
+    let tmp = spool.join(format!(".{name}.tmp"));
+    if json {
+        std::fs::write(&tmp, serde_json::to_vec(p).unwrap()).unwrap();
+        std::fs::rename(&tmp, spool.join(format!("{name}.json"))).unwrap();
+    } else {
+        std::fs::write(&tmp, p.packed()).unwrap();
+        std::fs::rename(&tmp, spool.join(format!("{name}.bin"))).unwrap();
+    }
+}
+
+/// Three transactions into every spool, named after `tag`.
+async fn spool_some(
+    signer: &Signer,
+    key: &PublicKey,
+    spools: &[PathBuf],
+    tag: &str,
+    want: &mut HashSet<Checksum256>,
+) {
+    for i in 0..3 {
+        let p = signed_trx(signer, key, &format!("{tag}-{i}")).await;
+        want.insert(p.id().unwrap());
+        for spool in spools {
+            spool_put(spool, &format!("{tag}-{i:03}"), &p, i % 2 == 0);
+        }
+    }
+}
+
+fn blocks(dir: &Path) -> Vec<(Vec<u8>, SignedBlock)> {
+    match blocklog::read_all(&dir.join("blocks")) {
+        Ok((entries, _)) => entries.into_iter().map(|e| (e.bytes, e.block)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn head_num(dir: &Path) -> u32 {
+    blocks(dir)
+        .last()
+        .map_or(0, |(_, b)| b.header.block_num().unwrap())
+}
+
+fn included_ids(blocks: &[(Vec<u8>, SignedBlock)]) -> Vec<Checksum256> {
+    blocks
+        .iter()
+        .flat_map(|(_, b)| b.transactions.iter().map(|r| r.trx_id().unwrap()))
+        .collect()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `oryx inspect blocklog DIR --verify --key KEY --json`.
+fn inspect_verify(dir: &Path, key: &PublicKey) -> Result<serde_json::Value, String> {
+    inspect_verify_with(dir, key, &[])
+}
+
+fn inspect_verify_with(
+    dir: &Path,
+    key: &PublicKey,
+    extra: &[&str],
+) -> Result<serde_json::Value, String> {
+    let out = Command::new(oryx_bin())
+        .args(["inspect", "blocklog"])
+        .arg(dir)
+        .args(["--verify", "--key", &key.to_string(), "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+/// Spooled transactions (JSON and binary, before and during the run) land in verified blocks
+/// with matching merkle roots, leave the spool, and a restart continues from the logged head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produces_blocks_with_spooled_transactions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, true);
+    let key = first_key(&sdir);
+    let signer = Signer::start(&sdir, &[]);
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+
+    let mut want = HashSet::new();
+    for i in 0..5 {
+        let p = signed_trx(&signer, &key, &format!("before-{i}")).await;
+        want.insert(p.id().unwrap());
+        spool_put(&spool, &format!("{i:03}"), &p, i % 2 == 0);
+    }
+    std::fs::write(
+        spool.join("999-garbage.json"),
+        b"{\"not\": \"a transaction\"}",
+    )
+    .unwrap();
+
+    let ndir = tmp.path().join("node");
+    let cfg = node_config(&ndir, &signer, &key, &spool, &[], "");
+    let mut node = Node::start(&cfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("the first five transactions in blocks", || {
+        let got: HashSet<_> = included_ids(&blocks(&ndir)).into_iter().collect();
+        want.is_subset(&got)
+    });
+    for i in 5..7 {
+        let p = signed_trx(&signer, &key, &format!("during-{i}")).await;
+        want.insert(p.id().unwrap());
+        spool_put(&spool, &format!("{i:03}"), &p, i % 2 == 0);
+    }
+    wait_until("the two later transactions in blocks", || {
+        let got: HashSet<_> = included_ids(&blocks(&ndir)).into_iter().collect();
+        want.is_subset(&got)
+    });
+    let before = head_num(&ndir);
+    wait_until("a few more blocks", || head_num(&ndir) >= before + 3);
+    node.stop();
+
+    let chain = blocks(&ndir);
+    let ids = included_ids(&chain);
+    assert_eq!(ids.len(), want.len(), "every transaction exactly once");
+    assert_eq!(ids.iter().copied().collect::<HashSet<_>>(), want);
+    for (_, b) in &chain {
+        assert!(
+            b.transaction_mroot_matches(),
+            "block {:?}",
+            b.header.block_num()
+        );
+        let id = b.header.id().unwrap();
+        assert_eq!(b.producer_signature.recover(&id).unwrap(), key);
+    }
+    // The spool is empty; the files moved to included/, the garbage to rejected/.
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        std::fs::read_dir(spool.join("included")).unwrap().count(),
+        7
+    );
+    assert!(spool.join("rejected/999-garbage.json").exists());
+    assert!(node.log_contains("rejected a transaction file"));
+
+    let v = inspect_verify(&ndir.join("blocks"), &key).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["count"].as_u64().unwrap() as usize, chain.len());
+    // The wrong key fails verification with a reason and a non-zero exit.
+    let other = PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").unwrap();
+    let err = inspect_verify(&ndir.join("blocks"), &other).unwrap_err();
+    assert!(err.contains("not by"), "{err}");
+
+    // A crash after the signer signed but before the block was logged: the block is in the
+    // pending file and the signer's watermark, not in the log. On restart the node restores
+    // its head from the log, replays the identical request (the signer answers with the
+    // stored signature), logs that block, and builds on it.
+    let head = Head::of(&chain.last().unwrap().1).unwrap();
+    let orphan = Unsigned::build(
+        Mode::Savanna,
+        Name::new("oryxproducer").unwrap(),
+        &head,
+        BlockTimestamp(now_slot() + 2),
+        vec![],
+        None,
+    );
+    orphan.write_pending(&ndir.join("blocks")).unwrap();
+    let mut c = signer.client("node1").await;
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: orphan.header.packed(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let n = chain.len();
+    node.restart();
+    wait_until("blocks after the restart", || blocks(&ndir).len() >= n + 3);
+    node.stop();
+    assert!(node.log_contains("logged a block the signer had already signed"));
+    let after = blocks(&ndir);
+    assert_eq!(
+        after[n].1.header, orphan.header,
+        "the signed-but-unlogged block"
+    );
+    assert_eq!(after[n + 1].1.header.previous, orphan.header.id().unwrap());
+    inspect_verify(&ndir.join("blocks"), &other).unwrap_err();
+    inspect_verify(&ndir.join("blocks"), &key).unwrap();
+}
+
+/// Two instances of one producer against one signer (SoftHSM2 key): one wins each height, the
+/// other is refused and stands by following its log; the active one is SIGKILLed, the standby
+/// takes over, the killed one restarts and follows. At the end the two logs hold one chain:
+/// one block per height, identical bytes where both have it, continuous, every block verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_one_block_per_height() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, false);
+    let conf = softhsm_backend(&sdir, "oryx");
+    let key = hsm_key(&sdir, &conf, "producer", false);
+    configure_hsm_keys(&sdir, &[key], "[\"block\", \"transaction\"]", false);
+    let signer = Signer::start(&sdir, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]);
+    // Each instance has its own spool (separate hosts); the relay drops every transaction
+    // into both.
+    let (adir, bdir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let spools = [adir.join("spool"), bdir.join("spool")];
+    for s in &spools {
+        std::fs::create_dir_all(s).unwrap();
+    }
+    let acfg = node_config(
+        &adir,
+        &signer,
+        &key,
+        &spools[0],
+        &[&bdir.join("blocks")],
+        "",
+    );
+    let bcfg = node_config(
+        &bdir,
+        &signer,
+        &key,
+        &spools[1],
+        &[&adir.join("blocks")],
+        "",
+    );
+    let dirs = [adir.clone(), bdir.clone()];
+    let mut want = HashSet::new();
+    spool_some(&signer, &key, &spools, "start", &mut want).await;
+    // A starts first; B starts with a transaction only it has, so its first block differs
+    // from A's at the same height and the signer has to refuse one of them.
+    let a = Node::start(&acfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("A's first blocks", || head_num(&adir) >= 5);
+    let only_b = signed_trx(&signer, &key, "only-b").await;
+    spool_put(&spools[1], "000-only-b", &only_b, true);
+    let b = Node::start(&bcfg, Arc::new(Mutex::new(Vec::new())));
+    let mut nodes = [a, b];
+
+    let top = |dirs: &[PathBuf; 2]| dirs.iter().map(|d| head_num(d)).max().unwrap();
+    wait_until("20 blocks", || top(&dirs) >= 21);
+    wait_until("B's first attempt", || {
+        nodes.iter().any(|n| n.log_contains("DOUBLE_SIGN"))
+    });
+    // The active instance is the one that produced the latest block.
+    let last = |n: &Node| n.produced().last().copied().unwrap_or(0);
+    let active = if last(&nodes[0]) > last(&nodes[1]) {
+        0
+    } else {
+        1
+    };
+    let standby = 1 - active;
+    assert!(
+        nodes.iter().any(
+            |n| n.log_contains("the signer refused the block") && n.log_contains("DOUBLE_SIGN")
+        ),
+        "the instance that lost a height logs the refusal with its reason"
+    );
+    nodes[active].kill();
+    let killed_at = top(&dirs);
+    spool_some(&signer, &key, &spools, "after-kill", &mut want).await;
+    wait_until("the standby takes over and produces 15 blocks", || {
+        nodes[standby]
+            .produced()
+            .iter()
+            .filter(|n| **n > killed_at)
+            .count()
+            >= 15
+    });
+    assert!(nodes[standby].log_contains("trying to take over"));
+    // The killed instance comes back, follows the new active one, and may win heights again.
+    nodes[active].restart();
+    spool_some(&signer, &key, &spools, "after-restart", &mut want).await;
+    let target = (top(&dirs) + 20).max(63);
+    wait_until("20 more blocks, both logs caught up", || {
+        head_num(&dirs[0]) >= target && head_num(&dirs[1]) >= target
+    });
+    for n in &mut nodes {
+        n.stop();
+    }
+
+    // One chain across both logs.
+    let mut by_height: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    for d in &dirs {
+        for (bytes, b) in blocks(d) {
+            let n = b.header.block_num().unwrap();
+            if let Some(other) = by_height.insert(n, bytes.clone()) {
+                assert_eq!(other, bytes, "two different blocks at height {n}");
+            }
+        }
+    }
+    let heights: Vec<u32> = by_height.keys().copied().collect();
+    assert_eq!(heights[0], 2, "the chain starts at block 2");
+    assert!(heights.len() >= 60, "{} heights", heights.len());
+    let mut previous = None;
+    for (i, (n, bytes)) in by_height.iter().enumerate() {
+        assert_eq!(*n, heights[0] + i as u32, "heights are continuous");
+        let b = SignedBlock::decode(bytes).unwrap();
+        let id = b.header.id().unwrap();
+        assert_eq!(b.producer_signature.recover(&id).unwrap(), key, "block {n}");
+        assert!(b.transaction_mroot_matches());
+        if let Some(p) = previous {
+            assert_eq!(b.header.previous, p, "block {n} links to {}", n - 1);
+        }
+        previous = Some(id);
+    }
+    // Every spooled transaction is in the chain exactly once.
+    let all: Vec<(Vec<u8>, SignedBlock)> = by_height
+        .values()
+        .map(|b| (b.clone(), SignedBlock::decode(b).unwrap()))
+        .collect();
+    let ids = included_ids(&all);
+    let unique: HashSet<Checksum256> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "no transaction twice");
+    assert!(
+        want.is_subset(&unique),
+        "every relayed transaction is in the chain"
+    );
+    for d in &dirs {
+        inspect_verify(&d.join("blocks"), &key).unwrap();
+    }
+}
+
+/// Legacy headers: the configured schedule version, the legacy `sig_digest` (blockroot merkle
+/// root and pending schedule hash sent with the header) signed and verified, legacy merkle roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_headers_are_signed_and_verify() {
+    use oryx_proto::antelope::block::BlockKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, true);
+    let key = first_key(&sdir);
+    let signer = Signer::start(&sdir, &[]);
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mut want = HashSet::new();
+    for i in 0..3 {
+        let p = signed_trx(&signer, &key, &format!("legacy-{i}")).await;
+        want.insert(p.id().unwrap());
+        spool_put(&spool, &format!("{i:03}"), &p, i == 0);
+    }
+    let ndir = tmp.path().join("node");
+    let cfg = node_config(
+        &ndir,
+        &signer,
+        &key,
+        &spool,
+        &[],
+        "legacy = true\nschedule_version = 3\n",
+    );
+    let mut node = Node::start(&cfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("legacy blocks with the transactions", || {
+        let chain = blocks(&ndir);
+        chain.len() >= 5 && want.is_subset(&included_ids(&chain).into_iter().collect())
+    });
+    node.stop();
+    let chain = blocks(&ndir);
+    for (_, b) in &chain {
+        assert_eq!(b.header.kind(), BlockKind::Legacy);
+        assert_eq!(b.header.schedule_version, 3);
+        assert!(b.transaction_mroot_matches());
+    }
+    let hash = oryx_node::produce::assemble::legacy_schedule_hash(
+        3,
+        Name::new("oryxproducer").unwrap(),
+        &key,
+    );
+    assert!(
+        node.log_contains(&hash.to_string()),
+        "the node logs the schedule hash"
+    );
+    let dir = ndir.join("blocks");
+    let v = inspect_verify_with(&dir, &key, &["--schedule-hash", &hash.to_string()]).unwrap();
+    assert_eq!(v["verified"], true);
+    let err = inspect_verify(&dir, &key).unwrap_err();
+    assert!(err.contains("--schedule-hash"), "{err}");
+    let wrong = Checksum256([1; 32]).to_string();
+    let err = inspect_verify_with(&dir, &key, &["--schedule-hash", &wrong]).unwrap_err();
+    assert!(
+        err.contains("not by") || err.contains("does not recover"),
+        "{err}"
+    );
+}
