@@ -44,3 +44,14 @@ fn the_unit_runs_the_example_with_the_socket_in_its_runtime_directory() {
     let cfg = deploy("oryx-node.toml");
     assert!(cfg.contains("KEOSD:unix:///run/oryx-node/keosd.sock/v1/wallet/sign_digest"));
 }
+
+#[test]
+fn example_produce_config_parses() {
+    let config =
+        oryx_node::config::Config::parse(&deploy("oryx-node-produce.toml"), Path::new("/etc/oryx"))
+            .unwrap_or_else(|e| panic!("deploy/oryx-node-produce.toml: {e}"));
+    let produce = config.produce.unwrap();
+    assert_eq!(produce.follow.len(), 1);
+    assert_eq!(produce.block_log, Path::new("/var/lib/oryx-node/a/blocks"));
+    assert!(config.bridge.is_none());
+}
