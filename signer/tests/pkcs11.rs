@@ -45,6 +45,8 @@ impl Hsm {
             token_label: TOKEN.into(),
             pin_file: self.dir.join("user.pin"),
             sessions: 2,
+            // Exercises the two-at-a-time K1 path on a real token.
+            parallel_k1_attempts: true,
         }
     }
 

@@ -83,6 +83,7 @@ impl Approve {
             token_label: token_label.clone(),
             pin_file: pin_file.clone(),
             sessions: 1,
+            parallel_k1_attempts: false,
         };
         let provider = Pkcs11Provider::open(&config).map_err(|e| CliError::Other(e.to_string()))?;
         let info = provider
