@@ -415,6 +415,83 @@ async fn produces_blocks_with_spooled_transactions() {
     inspect_verify(&ndir.join("blocks"), &key).unwrap();
 }
 
+/// The signer signs a block but its answer never arrives (here: the node is down, and the signer
+/// is down too when the node comes back). The node must send that identical block again, slot
+/// after slot, until the signer answers with the stored signature: building a different block
+/// at that height would be refused forever, and the chain would halt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_block_is_sent_again_never_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, true);
+    let key = first_key(&sdir);
+    let mut signer = Signer::start(&sdir, &[]);
+    // Pin the port so the restarted signer is where the node looks.
+    let cfg = config_path(&sdir);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{}\"", signer.addr),
+            1,
+        ),
+    )
+    .unwrap();
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let ndir = tmp.path().join("node");
+    let ncfg = node_config(&ndir, &signer, &key, &spool, &[], "");
+    let mut node = Node::start(&ncfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("three blocks", || blocks(&ndir).len() >= 3);
+    node.stop();
+
+    let chain = blocks(&ndir);
+    let n = chain.len();
+    let head = Head::of(&chain.last().unwrap().1).unwrap();
+    let unanswered = Unsigned::build(
+        Mode::Savanna,
+        Name::new("oryxproducer").unwrap(),
+        &head,
+        BlockTimestamp(now_slot() + 1),
+        vec![],
+        None,
+    );
+    unanswered.write_pending(&ndir.join("blocks")).unwrap();
+    let mut c = signer.client("node1").await;
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: unanswered.header.packed(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    signer.kill();
+
+    node.restart();
+    // Several slots with the signer away: every one must keep the pending block.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(blocks(&ndir).len(), n);
+    let _signer = Signer::start(&sdir, &[]);
+    wait_until("blocks after the signer is back", || {
+        blocks(&ndir).len() >= n + 2
+    });
+    node.stop();
+    let after = blocks(&ndir);
+    assert_eq!(
+        after[n].1.header, unanswered.header,
+        "the block the signer had signed"
+    );
+    assert_eq!(
+        after[n + 1].1.header.previous,
+        unanswered.header.id().unwrap()
+    );
+    assert!(node.log_contains("sending the unanswered pending block again"));
+    inspect_verify(&ndir.join("blocks"), &key).unwrap();
+}
+
 /// Two instances of one producer against one signer (SoftHSM2 key): one wins each height, the
 /// other is refused and stands by following its log; the active one is SIGKILLed, the standby
 /// takes over, the killed one restarts and follows. At the end the two logs hold one chain:

@@ -180,8 +180,21 @@ impl Unsigned {
                 f.write_all(&self.encode())?;
                 f.sync_data()
             })
-            .and_then(|()| std::fs::rename(&tmp, &path));
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| sync_dir(dir));
         res.map_err(|e| format!("{}: cannot write the pending block: {e}", path.display()))
+    }
+
+    /// Removes the pending file in `dir` (once its block is logged or definitely refused),
+    /// durably.
+    pub fn remove_pending(dir: &Path) -> Result<(), String> {
+        let path = dir.join(PENDING_FILE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => sync_dir(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| format!("{}: cannot remove the pending block: {e}", path.display()))
     }
 
     /// The pending block in `dir`, if there is a readable one.
@@ -193,6 +206,11 @@ impl Unsigned {
             Err(e) => Some(Err(format!("{}: {e}", path.display()))),
         }
     }
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@
 //! key; spooled transactions leave the spool only once their block is logged.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use oryx_proto::antelope::block::num_from_id;
@@ -285,6 +284,26 @@ impl Producer {
 
     /// Builds, signs, verifies and logs the block after the head at `slot`.
     async fn produce(&mut self, slot: u32) -> Attempt {
+        // A block this instance sent earlier without learning the outcome (a timeout, a lost
+        // connection, a crash) is sent again, identical, before anything new is built at its
+        // height: the signer may have signed it, and then no other block can ever take that
+        // height. The signer answers with the stored signature, or signs it now.
+        match Unsigned::read_pending(&self.s.block_log) {
+            Some(Ok(u))
+                if u.header.previous == self.head.id && u.header.producer == self.s.producer =>
+            {
+                tracing::info!(
+                    block_num = self.head.block_num.saturating_add(1),
+                    slot = u.header.timestamp.slot(),
+                    "sending the unanswered pending block again before building a new one"
+                );
+                return self.finish(u, Instant::now(), None).await;
+            }
+            Some(Err(e)) => {
+                tracing::warn!("ignoring an unreadable pending block: {e}");
+            }
+            _ => {}
+        }
         let start = Instant::now();
         let timestamp = BlockTimestamp(slot);
         let txs = match &self.spool {
@@ -296,7 +315,6 @@ impl Producer {
             ),
             None => Vec::new(),
         };
-        let paths: Vec<PathBuf> = txs.iter().map(|t| t.path.clone()).collect();
         let receipts = txs
             .into_iter()
             .map(|t| assemble::receipt(t.trx, self.s.cpu_usage_us))
@@ -312,19 +330,33 @@ impl Producer {
         if let Err(e) = unsigned.write_pending(&self.s.block_log) {
             return Attempt::Failed(e);
         }
+        self.finish(unsigned, start, Some(slot)).await
+    }
+
+    /// Signs and logs `unsigned` (this instance's pending block), then clears the pending file;
+    /// a definite refusal clears it too. Transport failures and `UNAVAILABLE` keep it, to be
+    /// sent again.
+    async fn finish(&mut self, unsigned: Unsigned, start: Instant, slot: Option<u32>) -> Attempt {
         let (signature, replayed) = match self.sign(&unsigned).await {
             Ok(s) => s,
-            Err(a) => return a,
+            Err(a) => {
+                if let Attempt::Refused { reason, .. } = &a
+                    && reason != "UNAVAILABLE"
+                    && let Err(e) = Unsigned::remove_pending(&self.s.block_log)
+                {
+                    return Attempt::Failed(e);
+                }
+                return a;
+            }
         };
         let n = unsigned.transactions.len();
+        let slot = slot.unwrap_or(unsigned.header.timestamp.slot());
         let block = unsigned.sign(signature);
         if let Err(e) = self.append(&block) {
             return Attempt::Failed(e);
         }
-        if let Some(sp) = &self.spool {
-            for p in &paths {
-                sp.retire(p);
-            }
+        if let Err(e) = Unsigned::remove_pending(&self.s.block_log) {
+            tracing::warn!("{e}");
         }
         tracing::info!(
             block_num = self.head.block_num,
