@@ -163,10 +163,19 @@ pub fn encode_entry(block_bytes: &[u8]) -> Vec<u8> {
 
 /// Parses entries from `data`, whose first byte is at log offset `base` (pure; no I/O).
 ///
-/// A damaged entry at the very end (incomplete, or the last one with a bad checksum or an
-/// undecodable block, or a zero-filled remainder) is a torn tail. A damaged entry followed by
-/// more data is corruption: `Err((offset, detail))`.
-pub fn scan(data: &[u8], base: u64) -> std::result::Result<Scan, (u64, String)> {
+/// `durable_end` is where the last entry the index points at ends (when the index is
+/// readable): everything before it was acknowledged, so any damage there is corruption; from
+/// there on only complete, checked entries count and the first damaged byte starts a torn tail
+/// (an append cut by a crash), whatever it looks like. Without it, the rule is by position: a
+/// damaged entry at the very end (incomplete, a bad checksum on the last entry, a zero-filled
+/// remainder) is a torn tail, a damaged entry followed by more data is corruption. An entry whose
+/// checksum matches but whose block does not decode was written whole, so it is always
+/// corruption, never cut. Corruption is `Err((offset, detail))`.
+pub fn scan(
+    data: &[u8],
+    base: u64,
+    durable_end: Option<u64>,
+) -> std::result::Result<Scan, (u64, String)> {
     let mut entries = Vec::new();
     let mut pos = 0usize;
     let torn = |entries, pos: usize| Scan {
@@ -177,37 +186,44 @@ pub fn scan(data: &[u8], base: u64) -> std::result::Result<Scan, (u64, String)> 
     while pos < data.len() {
         let rest = &data[pos..];
         let offset = base + pos as u64;
-        if rest.iter().all(|b| *b == 0) {
+        // Past the acknowledged end, any damage is the cut append.
+        let unacknowledged = durable_end.is_some_and(|d| offset >= d);
+        if rest.iter().all(|b| *b == 0) || rest.len() < 4 {
             // A crash after the file grew but before the data reached the disk leaves zeros.
-            return Ok(torn(entries, pos));
-        }
-        if rest.len() < 4 {
-            return Ok(torn(entries, pos));
+            return if durable_end.is_some_and(|d| offset < d) {
+                Err((offset, "the log ends before the last indexed entry".into()))
+            } else {
+                Ok(torn(entries, pos))
+            };
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
         if len == 0 || len > MAX_BLOCK_BYTES {
+            if unacknowledged {
+                return Ok(torn(entries, pos));
+            }
             return Err((offset, format!("entry length {len} is impossible")));
         }
         let total = 4 + len as usize + 4;
         if rest.len() < total {
+            if durable_end.is_some_and(|d| offset < d) {
+                return Err((offset, "the last indexed entry is incomplete".into()));
+            }
             return Ok(torn(entries, pos));
         }
         let bytes = &rest[4..4 + len as usize];
         let at_end = rest.len() == total;
         if rest[4 + len as usize..total] != checksum(bytes) {
-            if at_end {
+            if unacknowledged || (durable_end.is_none() && at_end) {
                 return Ok(torn(entries, pos));
             }
             return Err((offset, "checksum mismatch".into()));
         }
-        let block = match SignedBlock::decode(bytes) {
-            Ok(b) => b,
-            Err(e) if at_end => {
-                let _ = e;
-                return Ok(torn(entries, pos));
-            }
-            Err(e) => return Err((offset, format!("block does not decode: {e}"))),
-        };
+        let block = SignedBlock::decode(bytes).map_err(|e| {
+            (
+                offset,
+                format!("a whole entry (checksum good) does not decode as a block: {e}"),
+            )
+        })?;
         entries.push(Entry {
             offset,
             bytes: bytes.to_vec(),
@@ -220,6 +236,22 @@ pub fn scan(data: &[u8], base: u64) -> std::result::Result<Scan, (u64, String)> 
         end: base + pos as u64,
         how: ScanEnd::Clean,
     })
+}
+
+/// Where the last entry the index file points at ends, if the index is readable and agrees
+/// with the log (`log` is the whole file, magic included).
+fn indexed_end(index: Option<&[u8]>, log: &[u8]) -> Option<u64> {
+    let index = index?;
+    if index.is_empty() || index.len() % 8 != 0 {
+        return None;
+    }
+    let last = index.chunks_exact(8).last()?;
+    let offset = u64::from_le_bytes(last.try_into().ok()?);
+    let at = usize::try_from(offset).ok()?;
+    let len = log.get(at..at.checked_add(4)?)?;
+    let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+    let end = at.checked_add(4)?.checked_add(len)?.checked_add(4)?;
+    (offset >= MAGIC.len() as u64 && end <= log.len()).then_some(end as u64)
 }
 
 fn check_continuity(path: &Path, entries: &[Entry]) -> Result<()> {
@@ -273,10 +305,12 @@ pub fn read_all(dir: &Path) -> Result<(Vec<Entry>, ScanEnd)> {
     })?;
     check_magic(&path, &data)?;
     let body = data.get(MAGIC.len()..).unwrap_or_default();
-    let s = scan(body, MAGIC.len() as u64).map_err(|(offset, detail)| BlockLogError::Corrupt {
-        path: path.display().to_string(),
-        offset,
-        detail,
+    let s = scan(body, MAGIC.len() as u64, None).map_err(|(offset, detail)| {
+        BlockLogError::Corrupt {
+            path: path.display().to_string(),
+            offset,
+            detail,
+        }
     })?;
     check_continuity(&path, &s.entries)?;
     Ok((s.entries, s.how))
@@ -288,6 +322,8 @@ pub fn read_all(dir: &Path) -> Result<(Vec<Entry>, ScanEnd)> {
 pub struct LogTail {
     path: PathBuf,
     offset: u64,
+    /// (device, inode) of the file the offset belongs to.
+    file_id: Option<(u64, u64)>,
 }
 
 impl LogTail {
@@ -296,6 +332,7 @@ impl LogTail {
         LogTail {
             path: dir.join(LOG_FILE),
             offset: 0,
+            file_id: None,
         }
     }
 
@@ -311,7 +348,16 @@ impl LogTail {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io(&self.path)(e)),
         };
-        let len = file.metadata().map_err(io(&self.path))?.len();
+        let meta = file.metadata().map_err(io(&self.path))?;
+        let len = meta.len();
+        let id = {
+            use std::os::unix::fs::MetadataExt as _;
+            (meta.dev(), meta.ino())
+        };
+        if self.file_id.replace(id).is_some_and(|old| old != id) {
+            // Another file now (a restore, a replacement): its offsets are not ours.
+            self.offset = 0;
+        }
         if len < self.offset {
             // The writer truncated a torn tail or the log was replaced: start over; the caller
             // skips blocks it already has.
@@ -333,11 +379,12 @@ impl LogTail {
             .map_err(io(&self.path))?;
         let mut data = Vec::new();
         file.read_to_end(&mut data).map_err(io(&self.path))?;
-        let s = scan(&data, self.offset).map_err(|(offset, detail)| BlockLogError::Corrupt {
-            path: self.path.display().to_string(),
-            offset,
-            detail,
-        })?;
+        let s =
+            scan(&data, self.offset, None).map_err(|(offset, detail)| BlockLogError::Corrupt {
+                path: self.path.display().to_string(),
+                offset,
+                detail,
+            })?;
         self.offset = s.end;
         Ok(s.entries)
     }
@@ -362,6 +409,9 @@ pub struct BlockLog {
     end: u64,
     first: Option<u32>,
     head: Option<Head>,
+    /// A write to the index failed: it is no longer appended to until the next `open`.
+    index_stale: bool,
+    index_error: Option<String>,
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -391,12 +441,15 @@ impl BlockLog {
             sync_dir(dir)?;
         }
         let body = data.get(MAGIC.len()..).unwrap_or_default();
-        let s =
-            scan(body, MAGIC.len() as u64).map_err(|(offset, detail)| BlockLogError::Corrupt {
+        let old_index = read_file(&index_path)?;
+        let durable = indexed_end(old_index.as_deref(), &data);
+        let s = scan(body, MAGIC.len() as u64, durable).map_err(|(offset, detail)| {
+            BlockLogError::Corrupt {
                 path: log_path.display().to_string(),
                 offset,
                 detail,
-            })?;
+            }
+        })?;
         check_continuity(&log_path, &s.entries)?;
         let end = s.end.max(MAGIC.len() as u64);
         if let ScanEnd::Torn(at) = s.how {
@@ -406,7 +459,7 @@ impl BlockLog {
         }
         let offsets: Vec<u64> = s.entries.iter().map(|e| e.offset).collect();
         let want: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-        if read_file(&index_path)?.as_deref() != Some(&want[..]) {
+        if old_index.as_deref() != Some(&want[..]) {
             let tmp = dir.join(format!("{INDEX_FILE}.tmp"));
             let mut f = File::create(&tmp).map_err(io(&tmp))?;
             f.write_all(&want).map_err(io(&tmp))?;
@@ -436,6 +489,8 @@ impl BlockLog {
                 end,
                 first,
                 head,
+                index_stale: false,
+                index_error: None,
             },
             recovery,
         ))
@@ -444,6 +499,12 @@ impl BlockLog {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The index write that failed, if one did since `open` (the log itself is intact; the
+    /// next `open` rebuilds the index).
+    pub fn index_error(&self) -> Option<&str> {
+        self.index_error.as_deref()
     }
 
     /// The newest block, if any.
@@ -507,15 +568,22 @@ impl BlockLog {
             return Err(io(&log_path)(e));
         }
         self.end += entry.len() as u64;
-        // The entry is durable; only now may the index point at it. A failure here leaves an
-        // index that `open` rebuilds.
-        self.index
-            .write_all(&offset.to_le_bytes())
-            .and_then(|()| self.index.sync_data())
-            .map_err(io(&index_path))?;
+        // The entry is durable: the block is in the log whatever happens to the index, so the
+        // head moves now (an error here would let the same height be appended twice).
         self.offsets.push(offset);
         self.first.get_or_insert(head.block_num);
         self.head = Some(head);
+        // Only now may the index point at it. After a failed index write the index is left
+        // alone until `open` rebuilds it from the log (the next append would misalign it).
+        if !self.index_stale
+            && let Err(e) = self
+                .index
+                .write_all(&offset.to_le_bytes())
+                .and_then(|()| self.index.sync_data())
+        {
+            self.index_stale = true;
+            self.index_error = Some(format!("{}: {e}", index_path.display()));
+        }
         Ok(head)
     }
 
@@ -603,6 +671,47 @@ mod tests {
             });
         }
         out
+    }
+
+    /// An append cut by a crash past the last indexed entry is cut away whatever it looks like
+    /// (here: a length that reads as zero, then garbage), while a whole entry that does not
+    /// decode is never silently dropped.
+    #[test]
+    fn the_index_marks_what_was_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = chain(3);
+        {
+            let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+            for b in &blocks {
+                log.append(b).unwrap();
+            }
+        }
+        let path = dir.path().join(LOG_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(&[0u8; 4096]);
+        torn.extend_from_slice(&[0x5a; 300]);
+        std::fs::write(&path, &torn).unwrap();
+        let (log, rec) = BlockLog::open(dir.path()).unwrap();
+        assert_eq!(log.len(), 3);
+        assert_eq!(rec.truncated_bytes, 4396);
+        drop(log);
+        assert_eq!(std::fs::read(&path).unwrap(), good);
+
+        // A whole entry (checksum good) that is not a block: corruption, never a torn tail.
+        let mut bad = good.clone();
+        bad.extend_from_slice(&encode_entry(b"not a signed block"));
+        std::fs::write(&path, &bad).unwrap();
+        let err = BlockLog::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("does not decode"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bad, "nothing was cut");
+
+        // Damage inside an acknowledged entry is corruption too, even in the last one.
+        let mut flipped = good.clone();
+        let last = flipped.len() - 10;
+        flipped[last] ^= 0xff;
+        std::fs::write(&path, &flipped).unwrap();
+        assert!(BlockLog::open(dir.path()).is_err());
     }
 
     #[test]
@@ -734,7 +843,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn scan_never_panics(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
-            let _ = scan(&data, 8);
+            let _ = scan(&data, 8, None);
+            let _ = scan(&data, 8, Some(20));
         }
     }
 }

@@ -442,6 +442,11 @@ impl Producer {
     /// Appends a verified block and moves the head.
     fn append(&mut self, block: &SignedBlock) -> Result<(), String> {
         let head = self.log.append(block).map_err(|e| e.to_string())?;
+        if let Some(e) = self.log.index_error().map(str::to_string) {
+            self.warn_once(format!("index {e}"), || {
+                format!("the block log's index could not be written ({e}); the log is intact and the index is rebuilt at the next start")
+            });
+        }
         self.head = head;
         self.ids.push(head.id);
         let mut ids = HashSet::new();

@@ -52,6 +52,7 @@ impl InspectBlocklog {
             .map(|e| vec![e.block.header.previous])
             .unwrap_or_default();
         let mut previous: Option<(u32, Checksum256)> = None;
+        let mut first_signer = None;
         for e in &entries {
             let h = &e.block.header;
             let num = h.block_num()?;
@@ -79,6 +80,18 @@ impl InspectBlocklog {
                     e.block.transactions.len(),
                     e.block.computed_transaction_mroot()
                 ));
+            }
+            // Without --key, every block must at least be signed by the same key as the first.
+            if key.is_none()
+                && let Some(k) = signer
+            {
+                match &first_signer {
+                    None => first_signer = Some(k),
+                    Some(f) if *f != k => problems.push(format!(
+                        "block {num}: signed by {k}, but the log's first block by {f} (pass --key to name the producer key)"
+                    )),
+                    Some(_) => {}
+                }
             }
             match (&signer, digest, &key) {
                 (_, None, _) => problems.push(format!(
