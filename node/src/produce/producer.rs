@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use oryx_proto::antelope::block::num_from_id;
+use oryx_proto::antelope::merkle::LegacyIncrementalMerkle;
 use oryx_proto::antelope::signed_block::SignedBlock;
 use oryx_proto::antelope::{BlockTimestamp, Checksum256, Pack as _, Signature};
 use oryx_proto::blocklog::{self, BlockLog, Entry, Head, LogTail};
@@ -71,8 +72,8 @@ pub struct Producer {
     upstream: Upstream,
     log: BlockLog,
     head: Head,
-    /// Legacy blockroot leaves: the first block's parent, then every block id up to the head.
-    ids: Vec<Checksum256>,
+    /// Blockroot merkle over genesis and every logged block id (legacy headers sign its root).
+    ids: LegacyIncrementalMerkle,
     included: HashSet<Checksum256>,
     spool: Option<Spool>,
     tails: Vec<LogTail>,
@@ -104,7 +105,8 @@ impl Producer {
             );
         }
         let (entries, _) = blocklog::read_all(&s.block_log).map_err(|e| e.to_string())?;
-        let mut ids = vec![s.genesis];
+        let mut ids = LegacyIncrementalMerkle::new();
+        ids.append(s.genesis);
         let mut included = HashSet::new();
         let mut head = Head {
             block_num: num_from_id(&s.genesis),
@@ -124,7 +126,7 @@ impl Producer {
         }
         for e in &entries {
             head = Head::of(&e.block).map_err(|e| e.to_string())?;
-            ids.push(head.id);
+            ids.append(head.id);
             for r in &e.block.transactions {
                 if let Ok(id) = r.trx_id() {
                     included.insert(id);
@@ -171,10 +173,7 @@ impl Producer {
     fn legacy_inputs(&self) -> Option<(Checksum256, Checksum256)> {
         match self.s.mode {
             Mode::Savanna => None,
-            Mode::Legacy { .. } => Some((
-                assemble::blockroot_merkle_root(&self.ids),
-                self.schedule_hash,
-            )),
+            Mode::Legacy { .. } => Some((self.ids.root(), self.schedule_hash)),
         }
     }
 
@@ -448,7 +447,7 @@ impl Producer {
             });
         }
         self.head = head;
-        self.ids.push(head.id);
+        self.ids.append(head.id);
         let mut ids = HashSet::new();
         for r in &block.transactions {
             if let Ok(id) = r.trx_id() {

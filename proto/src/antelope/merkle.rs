@@ -70,6 +70,72 @@ pub fn legacy_merkle(leaves: &[Checksum256]) -> Checksum256 {
     level[0]
 }
 
+/// [`legacy_merkle`] kept up to date one leaf at a time in O(log n) time and space, as Leap's
+/// `incremental_merkle` keeps the blockroot merkle: only the fully built nodes still needed
+/// ("active nodes") are stored; a partial node implies its missing right half equals its left.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegacyIncrementalMerkle {
+    count: u64,
+    active: Vec<Checksum256>,
+}
+
+impl LegacyIncrementalMerkle {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether there are no leaves.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The root (equal to `legacy_merkle` of every leaf appended so far).
+    pub fn root(&self) -> Checksum256 {
+        self.active.last().copied().unwrap_or_default()
+    }
+
+    /// Appends a leaf and returns the new root.
+    pub fn append(&mut self, leaf: Checksum256) -> Checksum256 {
+        let n = self.count + 1;
+        // Depth of a tree over n leaves: log2 of n rounded up to a power of two, plus one.
+        let max_depth = n.next_power_of_two().trailing_zeros() + 1;
+        let mut index = self.count;
+        let mut top = leaf;
+        let mut partial = false;
+        let mut active = self.active.iter();
+        let mut updated = Vec::with_capacity(max_depth as usize);
+        for _ in 1..max_depth {
+            if index & 1 == 0 {
+                // A left node with an implied right: keep it only while it is fully built.
+                if !partial {
+                    updated.push(top);
+                }
+                top = combine(&legacy_left(&top), &legacy_right(&top));
+                partial = true;
+            } else {
+                // A right node under a built left one, which stays needed only if this node
+                // is partial.
+                let left = active.next().copied().unwrap_or_default();
+                if partial {
+                    updated.push(left);
+                }
+                top = combine(&legacy_left(&left), &legacy_right(&top));
+            }
+            index >>= 1;
+        }
+        updated.push(top);
+        self.active = updated;
+        self.count = n;
+        top
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +231,21 @@ mod tests {
         let z = Checksum256::default();
         assert_eq!(legacy_right(&z).0[0], 0x80);
         assert_eq!(legacy_right(&z).0[1..], z.0[1..]);
+    }
+
+    #[test]
+    fn the_incremental_legacy_merkle_matches_the_whole_computation() {
+        let leaves: Vec<Checksum256> = (0..300u32)
+            .map(|i| Checksum256::hash(&i.to_le_bytes()))
+            .collect();
+        let mut inc = LegacyIncrementalMerkle::new();
+        assert_eq!(inc.root(), Checksum256::default());
+        for n in 1..=leaves.len() {
+            let root = inc.append(leaves[n - 1]);
+            assert_eq!(root, legacy_merkle(&leaves[..n]), "{n} leaves");
+            assert_eq!(inc.root(), root);
+            // O(log n) nodes kept.
+            assert!(inc.active.len() <= 64 - (n as u64).leading_zeros() as usize + 1);
+        }
     }
 }
