@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use oryx_proto::antelope::block::BlockKind;
-use oryx_proto::antelope::merkle::legacy_merkle;
+use oryx_proto::antelope::merkle::LegacyIncrementalMerkle;
 use oryx_proto::antelope::{Checksum256, PublicKey};
 use oryx_proto::blocklog::{self, ScanEnd};
 use serde_json::{Value, json};
@@ -47,10 +47,10 @@ impl InspectBlocklog {
         let mut problems: Vec<String> = Vec::new();
         let mut blocks = Vec::with_capacity(entries.len());
         // Legacy blockroot leaves: the first block's parent, then each block id.
-        let mut ids: Vec<Checksum256> = entries
-            .first()
-            .map(|e| vec![e.block.header.previous])
-            .unwrap_or_default();
+        let mut ids = LegacyIncrementalMerkle::new();
+        if let Some(e) = entries.first() {
+            ids.append(e.block.header.previous);
+        }
         let mut previous: Option<(u32, Checksum256)> = None;
         let mut first_signer = None;
         for e in &entries {
@@ -60,7 +60,7 @@ impl InspectBlocklog {
             let digest = match (h.kind(), schedule_hash) {
                 (BlockKind::Savanna, _) => Some(id),
                 (BlockKind::Legacy, Some(sh)) => {
-                    Some(h.legacy_sig_digest(&legacy_merkle(&ids), &sh))
+                    Some(h.legacy_sig_digest(&ids.root(), &sh))
                 }
                 (BlockKind::Legacy, None) => None,
             };
@@ -114,7 +114,7 @@ impl InspectBlocklog {
                 "transactions": e.block.transactions.len(),
                 "signing_key": signer.map(|k| k.to_pub_string()),
             }));
-            ids.push(id);
+            ids.append(id);
             previous = Some((num, id));
         }
         let mut out = json!({
