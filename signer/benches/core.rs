@@ -113,6 +113,21 @@ fn main() {
         r1_recover,
         Some(("R1 sign", r1_raw)),
     );
+    let (r1r, r1s) = (
+        r1_sig.as_bytes()[1..33].try_into().expect("r"),
+        r1_sig.as_bytes()[33..].try_into().expect("s"),
+    );
+    let r1_public = *r1.public_key();
+    let r1_verify = median(n, |_| {
+        black_box(
+            Signature::from_verified_parts(&r1_public, &digests[0], &r1r, &r1s).expect("verifies"),
+        );
+    });
+    row(
+        "R1 verification that finds the recovery id",
+        r1_verify,
+        Some(("R1 recovery", r1_recover)),
+    );
     let r1_full = median(n, |i| {
         black_box(sign(&r1, &digests[i as usize], SignOptions::default()).expect("sign"));
     });

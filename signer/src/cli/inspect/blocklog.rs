@@ -59,9 +59,7 @@ impl InspectBlocklog {
             let id = h.id()?;
             let digest = match (h.kind(), schedule_hash) {
                 (BlockKind::Savanna, _) => Some(id),
-                (BlockKind::Legacy, Some(sh)) => {
-                    Some(h.legacy_sig_digest(&ids.root(), &sh))
-                }
+                (BlockKind::Legacy, Some(sh)) => Some(h.legacy_sig_digest(&ids.root(), &sh)),
                 (BlockKind::Legacy, None) => None,
             };
             let signer = digest.and_then(|d| e.block.producer_signature.recover(&d).ok());
