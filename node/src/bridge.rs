@@ -2,9 +2,12 @@
 //!
 //! Guards: the bridge holds no key and decides nothing. Every signature comes from the signer,
 //! which applies its watermark and policy; every refusal goes back to nodeos in keosd's error
-//! shape. It listens only on a unix socket created mode 0600 (inside a private directory, then
-//! renamed into place, so there is no moment when another user could connect) and, optionally,
-//! on loopback TCP.
+//! shape, and so does an answer without a signature (never a 201 with an empty one). A signer
+//! that stops answering (a call past [`UPSTREAM_DEADLINE`], or a transport failure) costs only
+//! its own connection: it is dropped and the background task reconnects. It listens only on a
+//! unix socket created mode 0600 (inside a private directory, then renamed into place, so there
+//! is no moment when another user could connect; one bridge per socket, by a lock) and,
+//! optionally, on loopback TCP (unauthenticated: any local user can reach it).
 //!
 //! - [`wallet`]: the request and response shapes (pure);
 //! - [`client`]: a keosd client that speaks exactly as nodeos (bench and tests);
@@ -24,11 +27,12 @@ use oryx_proto::grpc;
 use serde_json::Value;
 
 use crate::latency::Latency;
-use crate::upstream::Upstream;
+use crate::upstream::{Connection, Upstream};
 use wallet::{Call, WalletError};
 
 /// How long one call to the signer may take before the bridge gives up on it. nodeos gives up
-/// much sooner; this only bounds what a stuck signer can hold.
+/// much sooner; this only bounds what a stuck signer can hold. A call that outlives it is taken
+/// as a dead connection: the connection is dropped and the background task reconnects.
 pub const UPSTREAM_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long the key list from the signer is reused.
@@ -135,19 +139,46 @@ impl Bridge {
         out.unwrap_or_else(Reply::from)
     }
 
-    fn client(
-        &self,
-        method: &str,
-    ) -> Result<grpc::signer_client::SignerClient<tonic::transport::Channel>, WalletError> {
-        self.upstream.client().map_err(|e| {
+    fn client(&self, method: &str) -> Result<Connection, WalletError> {
+        self.upstream.connection().map_err(|e| {
             self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
             WalletError::unavailable(e.to_string(), method)
         })
     }
 
-    /// Turns a failed call into a keosd error, noting a broken connection.
-    fn failed(&self, status: &tonic::Status, method: &str, what: &str) -> WalletError {
-        if self.upstream.observe_failure(status) {
+    /// Runs one call on `conn` for at most [`UPSTREAM_DEADLINE`]. A call that outlives it is
+    /// treated as a dead connection: the connection is dropped (if it is still the current one)
+    /// so the background task reconnects, instead of every later call hanging on it too.
+    async fn deadline<F: std::future::Future>(
+        &self,
+        conn: &Connection,
+        f: F,
+        method: &str,
+    ) -> Result<F::Output, WalletError> {
+        tokio::time::timeout(UPSTREAM_DEADLINE, f)
+            .await
+            .map_err(|_| {
+                let why = format!(
+                    "the signer did not answer within {} s",
+                    UPSTREAM_DEADLINE.as_secs()
+                );
+                self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                if self.upstream.connection_lost(conn.generation, &why) {
+                    tracing::warn!("{method}: {why}; dropped the connection to reconnect");
+                }
+                WalletError::unavailable(format!("{why}; reconnecting"), method)
+            })
+    }
+
+    /// Turns a failed call on `conn` into a keosd error, noting a broken connection.
+    fn failed(
+        &self,
+        conn: &Connection,
+        status: &tonic::Status,
+        method: &str,
+        what: &str,
+    ) -> WalletError {
+        if self.upstream.observe_failure_on(conn.generation, status) {
             self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("{what}: the signer connection failed: {}", status.message());
             return WalletError::unavailable(
@@ -171,18 +202,21 @@ impl Bridge {
         key: &PublicKey,
     ) -> Result<Reply, WalletError> {
         const M: &str = "sign_digest";
-        let mut client = self.client(M)?;
+        let conn = self.client(M)?;
         let req = grpc::SignDigestRequest {
             chain_id: self.chain.0.to_vec(),
             public_key: key.to_string(),
             digest: digest.0.to_vec(),
         };
         let what = format!("sign_digest {digest} with {key}");
-        let resp = deadline(client.sign_digest(req), M)
+        let mut client = conn.client.clone();
+        let call = client.sign_digest(req);
+        let resp = self
+            .deadline(&conn, call, M)
             .await?
-            .map_err(|s| self.failed(&s, M, &what))?
+            .map_err(|s| self.failed(&conn, &s, M, &what))?
             .into_inner();
-        let sig = resp.signature.map(|s| s.text).unwrap_or_default();
+        let sig = signature_text(resp.signature, &what, M)?;
         self.counters.signed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             block_num = resp.block_num,
@@ -221,10 +255,13 @@ impl Bridge {
         {
             return Ok(keys.clone());
         }
-        let mut client = self.client(M)?;
-        let all = deadline(client.list_keys(grpc::ListKeysRequest {}), M)
+        let conn = self.client(M)?;
+        let mut client = conn.client.clone();
+        let call = client.list_keys(grpc::ListKeysRequest {});
+        let all = self
+            .deadline(&conn, call, M)
             .await?
-            .map_err(|s| self.failed(&s, M, "list keys"))?
+            .map_err(|s| self.failed(&conn, &s, M, "list keys"))?
             .into_inner()
             .keys;
         let keys: Vec<grpc::KeyInfo> = all
@@ -248,7 +285,7 @@ impl Bridge {
         use grpc::sign_transaction_request::Transaction as T;
         const M: &str = "sign_transaction";
         let split = wallet::split_transaction(trx)?;
-        let mut client = self.client(M)?;
+        let conn = self.client(M)?;
         let mut new = Vec::with_capacity(keys.len());
         for key in keys {
             let req = grpc::SignTransactionRequest {
@@ -257,13 +294,18 @@ impl Bridge {
                 transaction: Some(T::Json(split.json.clone())),
                 context_free_data: split.context_free_data.clone(),
             };
-            let resp = deadline(client.sign_transaction(req), M)
+            let what = format!("sign_transaction with {key}");
+            let mut client = conn.client.clone();
+            let call = client.sign_transaction(req);
+            let resp = self
+                .deadline(&conn, call, M)
                 .await?
-                .map_err(|s| self.failed(&s, M, &format!("sign_transaction with {key}")))?
+                .map_err(|s| self.failed(&conn, &s, M, &what))?
                 .into_inner();
+            let sig = signature_text(resp.signature, &what, M)?;
             let id = hex::encode(&resp.transaction_id);
             tracing::info!(transaction = %id, "signed transaction with {key}");
-            new.push(resp.signature.map(|s| s.text).unwrap_or_default());
+            new.push(sig);
         }
         self.counters
             .signed
@@ -314,16 +356,46 @@ impl Bridge {
     }
 }
 
-async fn deadline<F: std::future::Future>(f: F, method: &str) -> Result<F::Output, WalletError> {
-    tokio::time::timeout(UPSTREAM_DEADLINE, f)
-        .await
-        .map_err(|_| {
-            WalletError::unavailable(
-                format!(
-                    "the signer did not answer within {} s",
-                    UPSTREAM_DEADLINE.as_secs()
-                ),
-                method,
-            )
-        })
+/// The signature's text, or a keosd error when the signer's answer has none (nodeos must never
+/// get an empty signature back as a success).
+fn signature_text(
+    sig: Option<grpc::Signature>,
+    what: &str,
+    method: &str,
+) -> Result<String, WalletError> {
+    match sig {
+        Some(s) if !s.text.is_empty() => Ok(s.text),
+        _ => {
+            tracing::error!("{what}: the signer's answer has no signature");
+            Err(WalletError::no_signature(what, method))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_answer_without_a_signature_is_a_wallet_error() {
+        for sig in [
+            None,
+            Some(grpc::Signature {
+                compact: vec![],
+                text: String::new(),
+            }),
+        ] {
+            let e = signature_text(sig, "sign_digest x", "sign_digest").unwrap_err();
+            assert_eq!((e.status, e.code), (500, wallet::WALLET_EXCEPTION));
+            assert!(e.detail.contains("no signature"), "{e:?}");
+            let r = Reply::from(e);
+            assert_ne!(r.status, 201);
+        }
+        let ok = grpc::Signature {
+            compact: vec![1],
+            text: "SIG_K1_x".into(),
+        };
+        assert_eq!(signature_text(Some(ok), "w", "m").unwrap(), "SIG_K1_x");
+    }
 }

@@ -85,6 +85,10 @@ pub struct BridgeConfig {
     /// Unix socket for nodeos (`KEOSD:unix://<path>/v1/wallet/sign_digest`); created mode 0600.
     pub unix_socket: Option<PathBuf>,
     /// Optional loopback TCP listener (`KEOSD:http://127.0.0.1:<port>/v1/wallet/sign_digest`).
+    ///
+    /// It has no authentication: any local user can ask for signatures through it (the
+    /// signer's policy and watermarks still apply). Prefer `unix_socket`, which only its owner
+    /// can open.
     pub listen: Option<SocketAddr>,
     /// nodeos's `keosd-provider-timeout` in milliseconds (5 unless config.ini changes it): the
     /// bridge warns when its measured p99 is above it.

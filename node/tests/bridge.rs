@@ -424,6 +424,108 @@ fn the_bridge_reconnects_after_a_signer_restart() {
     );
 }
 
+/// Sends `sig` (`STOP`, `CONT`) to a process.
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[test]
+fn the_bridge_drops_a_connection_to_a_signer_that_stopped_answering() {
+    // A frozen signer (SIGSTOP) looks like a host that lost power: TCP stays "up", nothing
+    // answers. The bridge must notice, say so on /healthz, and reconnect once it is back.
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let signer = Signer::start(dir.path(), &env_ref);
+    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
+    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
+    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let id = savanna(800, 800, 0).id().unwrap();
+    let (status, body) = sign_digest(&mut nodeos, &id, &keys[0]);
+    assert_eq!(status, 201, "{body}");
+
+    let pid = signer.child.id();
+    signal(pid, "STOP");
+    // The call fails (keepalive or the bridge's deadline, whichever comes first) with keosd's
+    // "no wallet available", and the dead connection is dropped.
+    let (status, body) = sign_digest(&mut nodeos, &savanna(801, 801, 0).id().unwrap(), &keys[0]);
+    let (code, name, _) = keosd_error(status, &body);
+    assert_eq!(
+        (code, name.as_str()),
+        (3_120_006, "wallet_not_available_exception"),
+        "{body}"
+    );
+    wait_healthy(&bridge, 503);
+
+    signal(pid, "CONT");
+    wait_healthy(&bridge, 200);
+    // (The frozen request may have been signed on resume: go above it.)
+    let next = savanna(803, 803, 0).id().unwrap();
+    let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
+    let (_, metrics) = http_get(&bridge.metrics, "/metrics");
+    let connects: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("oryx_node_signer_connects_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(connects >= 2, "{metrics}");
+}
+
+#[test]
+fn a_second_bridge_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let signer = Signer::start(dir.path(), &env_ref);
+    let cfg = write_node_config(dir.path(), &signer.addr);
+    let first = start_bridge(&cfg);
+    let url = format!("unix://{}/v1/wallet/sign_digest", first.unix.display());
+    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let id = savanna(700, 700, 0).id().unwrap();
+    let (status, body) = sign_digest(&mut nodeos, &id, &keys[0]);
+    assert_eq!(status, 201, "{body}");
+    let socket_before = std::fs::symlink_metadata(&first.unix).unwrap();
+
+    // Same config, same unix_socket (its TCP listeners take fresh ports).
+    let out = Command::new(env!("CARGO_BIN_EXE_oryx-node"))
+        .args(["bridge", "-c", cfg.to_str().unwrap()])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("another bridge") && stderr.contains("keosd.sock.lock"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("bridge listening"), "{stdout}");
+
+    // The first bridge's socket is untouched and still answers, on the kept-alive connection
+    // and on a new one.
+    use std::os::unix::fs::MetadataExt as _;
+    let socket_after = std::fs::symlink_metadata(&first.unix).unwrap();
+    assert_eq!(
+        (socket_before.dev(), socket_before.ino()),
+        (socket_after.dev(), socket_after.ino())
+    );
+    let next = savanna(701, 701, 0).id().unwrap();
+    let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
+    let mut fresh = KeosdClient::connect(&url).unwrap();
+    let (status, body) = sign_digest(&mut fresh, &savanna(702, 702, 0).id().unwrap(), &keys[0]);
+    assert_eq!(status, 201, "{body}");
+}
+
 #[test]
 fn the_bench_plays_nodeos_and_prints_floors() {
     let dir = tempfile::tempdir().unwrap();

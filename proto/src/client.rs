@@ -2,9 +2,13 @@
 //! and the tests).
 //!
 //! Guards: the client verifies the signer's certificate against the operator CA and presents its
-//! own certificate; there is no way to build a plaintext client here.
+//! own certificate; there is no way to build a plaintext client here. A dead peer is noticed
+//! within about [`KEEPALIVE_INTERVAL`] + [`KEEPALIVE_TIMEOUT`] (HTTP/2 pings, also while idle),
+//! and neither the TCP connect nor the TLS handshake waits longer than [`CONNECT_TIMEOUT`], so
+//! a signer host that lost power is not waited on for the ~15 minutes TCP takes to give up.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::grpc::signer_client::SignerClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -50,18 +54,33 @@ impl ClientTls {
     }
 }
 
+/// How often an HTTP/2 ping is sent on the connection, busy or idle.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a ping may go unanswered before the connection is declared dead.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest the TCP connect, and then the TLS handshake, may each take (the node also bounds
+/// a whole attempt by it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connects one long-lived channel to the signer at `addr` (`host:port`).
 pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel>, String> {
     let cfg = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&tls.ca_pem))
         .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
-        .domain_name(tls.server_name.clone());
+        .domain_name(tls.server_name.clone())
+        .timeout(CONNECT_TIMEOUT);
     let endpoint = Endpoint::from_shared(format!("https://{addr}"))
         .map_err(|e| format!("signer address {addr}: {e}"))?
         .tls_config(cfg)
         .map_err(|e| format!("TLS config: {e}"))?
         .tcp_nodelay(true)
-        .connect_timeout(std::time::Duration::from_secs(5));
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    // TCP connect and the TLS handshake are each bounded by CONNECT_TIMEOUT here; callers that
+    // must bound the whole attempt (HTTP/2 setup included) wrap this call in a timeout of their
+    // own, as the node's reconnecting task does (this crate has no runtime dependency).
     let channel = endpoint
         .connect()
         .await

@@ -1,12 +1,28 @@
 //! HTTP/1.1 for the bridge: the unix socket nodeos uses, optional loopback TCP, and `/metrics`.
 //!
-//! Guards: bodies are capped at [`MAX_BODY_BYTES`] before they are read; connections are capped
-//! at [`MAX_CONNECTIONS`]; the socket file is created mode 0600 in a private directory and then
-//! renamed into place; a live socket at the path (another bridge) is never taken over.
+//! Guards: bodies are capped at [`MAX_BODY_BYTES`] before they are read; wallet connections are
+//! capped at [`MAX_CONNECTIONS`] and metrics connections at [`MAX_METRICS_CONNECTIONS`]; the
+//! socket file is created mode 0600 in a private directory and then renamed into place; a live
+//! socket at the path is never taken over: every bridge holds an exclusive lock on
+//! `<socket>.lock` for its whole life, so a second bridge on the same path is refused before it
+//! touches the socket, and on shutdown a bridge removes the socket only if it is still the one
+//! it created (same device and inode). The socket's directory must not be writable by other
+//! users (unless sticky) nor owned by another user, or someone else could swap the socket.
+//!
+//! Wallet connections have no idle or header timeout on purpose: nodeos keeps one connection
+//! open for hours and fc's http client fails the next signing if the server closed it while
+//! idle.
+//!
+//! The loopback TCP listener (`listen`) has no authentication: any local user can ask for
+//! signatures through it (the signer's policy and watermarks still apply to every request).
+//! Prefer the unix socket, which only its owner can open.
 
 use std::convert::Infallible;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,42 +40,214 @@ use super::{Bridge, Reply};
 /// Most connections served at once (nodeos keeps one; cleos opens one per command).
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Binds the unix socket at `path`, mode 0600, refusing to take over a live one.
-pub fn bind_unix(path: &Path) -> Result<UnixListener, String> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt as _;
-        if !meta.file_type().is_socket() {
-            return Err(format!(
-                "{} exists and is not a socket: move it away or choose another unix_socket path",
-                path.display()
-            ));
-        }
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "{} is in use by a running process (another bridge?): stop it first",
-                path.display()
-            ));
-        }
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))?;
+/// Most `/metrics` and `/healthz` connections served at once (a scraper and a health check).
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// The bridge's claim on its unix socket: holds `<socket>.lock` locked for as long as it lives,
+/// and on drop removes the socket if it is still the one this bridge created.
+#[derive(Debug)]
+pub struct SocketGuard {
+    path: PathBuf,
+    /// (device, inode) of the socket this bridge created.
+    id: (u64, u64),
+    /// Locked; unlocked by the OS when closed (or when the process dies).
+    _lock: File,
+}
+
+impl SocketGuard {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        // The lock is still held here (fields drop after this), so no other bridge can be
+        // binding the path between the check and the unlink.
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    tracing::warn!("cannot remove the socket {}: {e}", self.path.display());
+                }
+            }
+            Ok(_) => tracing::warn!(
+                "{} is no longer the socket this bridge created: left in place",
+                self.path.display()
+            ),
+            Err(_) => {}
+        }
+    }
+}
+
+/// The lock file beside the socket at `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
+}
+
+/// Binds the unix socket at `path`, mode 0600, refusing to take over a live one. Keep the
+/// returned guard for the life of the process.
+pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketGuard), String> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_dir_mode(parent)?;
     let private = tempdir_in(parent)?;
-    let staged = private.join("keosd.sock");
     let result = (|| {
+        // A directory we just created is owned by our effective uid.
+        let me = std::fs::metadata(&private)
+            .map_err(|e| format!("cannot stat {}: {e}", private.display()))?
+            .uid();
+        check_dir_owner(parent, me)?;
+        let lock = take_lock(&lock_path(path), me)?;
+        remove_stale(path)?;
+        let staged = private.join("keosd.sock");
         let listener = UnixListener::bind(&staged)
             .map_err(|e| format!("cannot bind {}: {e}", staged.display()))?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("cannot chmod {}: {e}", staged.display()))?;
+        let m = std::fs::symlink_metadata(&staged)
+            .map_err(|e| format!("cannot stat {}: {e}", staged.display()))?;
         std::fs::rename(&staged, path)
             .map_err(|e| format!("cannot move the socket to {}: {e}", path.display()))?;
-        Ok(listener)
+        Ok((
+            listener,
+            SocketGuard {
+                path: path.to_path_buf(),
+                id: (m.dev(), m.ino()),
+                _lock: lock,
+            },
+        ))
     })();
     let _ = std::fs::remove_dir_all(&private);
     result
+}
+
+/// Refuses a directory other users may write to without the sticky bit (they could remove or
+/// replace the socket).
+fn check_dir_mode(dir: &Path) -> Result<(), String> {
+    let m = std::fs::metadata(dir).map_err(|e| {
+        format!(
+            "the unix_socket directory {} is unusable: {e}",
+            dir.display()
+        )
+    })?;
+    let mode = m.permissions().mode();
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(format!(
+            "the unix_socket directory {} is writable by other users (mode {:o}) without the \
+             sticky bit, so they could replace the socket: `chmod go-w {}` or choose a private \
+             directory (e.g. /run/oryx, mode 0750)",
+            dir.display(),
+            mode & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a directory owned by another user (other than root): they could replace the socket.
+fn check_dir_owner(dir: &Path, me: u32) -> Result<(), String> {
+    let m = std::fs::metadata(dir).map_err(|e| {
+        format!(
+            "the unix_socket directory {} is unusable: {e}",
+            dir.display()
+        )
+    })?;
+    owner_problem(dir, m.uid(), me).map_or(Ok(()), Err)
+}
+
+/// Why a directory owned by `owner` is unsafe for a bridge running as `me`, if it is.
+fn owner_problem(dir: &Path, owner: u32, me: u32) -> Option<String> {
+    (owner != me && owner != 0).then(|| {
+        format!(
+            "the unix_socket directory {} is owned by uid {owner}, not by this user (uid {me}) \
+             or root, so its owner could replace the socket: `chown` it to the bridge's user or \
+             choose a directory the bridge's user owns",
+            dir.display()
+        )
+    })
+}
+
+/// Opens `lock` (created mode 0600 if missing) and locks it exclusively, or says who holds it.
+fn take_lock(lock: &Path, me: u32) -> Result<File, String> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock.display()))?;
+    // Must be the regular file we opened, ours, not a symlink planted at the name.
+    let opened = f
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?;
+    let named = std::fs::symlink_metadata(lock)
+        .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?;
+    if !named.file_type().is_file()
+        || (opened.dev(), opened.ino()) != (named.dev(), named.ino())
+        || opened.uid() != me
+    {
+        return Err(format!(
+            "the lock file {} is not a regular file owned by this user (uid {me}): remove it",
+            lock.display()
+        ));
+    }
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(format!(
+                "another bridge{who} holds {} and serves this unix_socket: stop it first, or \
+                 give this bridge another unix_socket path",
+                lock.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", lock.display()));
+        }
+    }
+    // Who holds it, for the next bridge's error message (best effort).
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = writeln!(f, "{}", std::process::id());
+    Ok(f)
+}
+
+/// With the lock held: removes a dead socket left at `path` (a crashed bridge); refuses
+/// anything else.
+fn remove_stale(path: &Path) -> Result<(), String> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    use std::os::unix::fs::FileTypeExt as _;
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "{} exists and is not a socket: move it away or choose another unix_socket path",
+            path.display()
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(format!(
+            "{} is in use by a running process that does not hold {} (keosd, or an older \
+             bridge?): stop it first",
+            path.display(),
+            lock_path(path).display()
+        ));
+    }
+    std::fs::remove_file(path)
+        .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
 }
 
 /// A fresh directory, mode 0700, beside the socket path.
@@ -82,8 +270,6 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf, String> {
         parent.display()
     ))
 }
-
-use std::os::unix::fs::DirBuilderExt as _;
 
 /// Serves the wallet API on a unix socket until the task is dropped.
 pub async fn serve_unix(listener: UnixListener, bridge: Arc<Bridge>) {
@@ -180,9 +366,17 @@ fn respond(r: Reply) -> Response<Full<Bytes>> {
 
 /// Serves `/metrics` and `/healthz` (200 while the signer connection is up) on loopback.
 pub async fn serve_metrics(listener: TcpListener, bridge: Arc<Bridge>) {
+    let slots = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                accept_failed(&e).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!("refused a metrics connection: {MAX_METRICS_CONNECTIONS} already open");
             continue;
         };
         let bridge = Arc::clone(&bridge);
@@ -209,6 +403,7 @@ pub async fn serve_metrics(listener: TcpListener, bridge: Arc<Bridge>) {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
+            drop(permit);
         });
     }
 }
@@ -218,4 +413,114 @@ pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, String> {
     TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn private_dir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn a_second_bind_on_the_same_path_is_refused_and_leaves_the_first_alone() {
+        let d = private_dir();
+        let path = d.path().join("keosd.sock");
+        let (_l, guard) = bind_unix(&path).unwrap();
+        let id = std::fs::symlink_metadata(&path).unwrap().ino();
+        let e = bind_unix(&path).unwrap_err();
+        assert!(e.contains("another bridge") && e.contains(".lock"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert_eq!(std::fs::symlink_metadata(&path).unwrap().ino(), id);
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        drop(guard);
+        assert!(std::fs::symlink_metadata(&path).is_err(), "removed on drop");
+        // Once released, the path can be bound again.
+        let (_l2, _g2) = bind_unix(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn on_shutdown_a_socket_someone_else_put_there_is_left_in_place() {
+        let d = private_dir();
+        let path = d.path().join("keosd.sock");
+        let (l, guard) = bind_unix(&path).unwrap();
+        drop(l);
+        // Someone replaced the socket meanwhile (an operator, a test harness, ...).
+        std::fs::remove_file(&path).unwrap();
+        let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let id = std::fs::symlink_metadata(&path).unwrap().ino();
+        drop(guard);
+        assert_eq!(std::fs::symlink_metadata(&path).unwrap().ino(), id);
+        drop(other);
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_live_unlocked_one_is_not() {
+        let d = private_dir();
+        let path = d.path().join("keosd.sock");
+        // Live, but not a bridge (no lock): refused, kept.
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let e = bind_unix(&path).unwrap_err();
+        assert!(e.contains("in use by a running process"), "{e}");
+        assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+        // Dead (its owner crashed): replaced.
+        drop(live);
+        let (_l, _g) = bind_unix(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn a_directory_others_can_write_to_is_refused_unless_sticky() {
+        let d = private_dir();
+        let shared = d.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = bind_unix(&shared.join("keosd.sock")).unwrap_err();
+        assert!(
+            e.contains("writable by other users") && e.contains("chmod go-w"),
+            "{e}"
+        );
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(bind_unix(&shared.join("keosd.sock")).is_err());
+        // Sticky (like /tmp): others cannot remove or rename our socket.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let (_l, _g) = bind_unix(&shared.join("keosd.sock")).unwrap();
+    }
+
+    #[test]
+    fn a_directory_owned_by_another_user_is_refused() {
+        let d = private_dir();
+        let me = std::fs::metadata(d.path()).unwrap().uid();
+        assert!(check_dir_owner(d.path(), me).is_ok());
+        let dir = Path::new("/srv/x");
+        assert_eq!(owner_problem(dir, 1000, 1000), None);
+        assert_eq!(
+            owner_problem(dir, 0, 1000),
+            None,
+            "root's directories are fine"
+        );
+        let e = owner_problem(dir, 1001, 1000).unwrap();
+        assert!(
+            e.contains("owned by uid 1001") && e.contains("chown"),
+            "{e}"
+        );
+        assert!(owner_problem(dir, 1001, 0).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_symlink_planted_as_the_lock_file_is_refused() {
+        let d = private_dir();
+        let path = d.path().join("keosd.sock");
+        let target = d.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, lock_path(&path)).unwrap();
+        let e = bind_unix(&path).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+    }
 }

@@ -148,6 +148,21 @@ impl WalletError {
         )
     }
 
+    /// The signer answered without a signature (a signer bug or a version mismatch): nodeos
+    /// must get an error, never an empty signature.
+    pub fn no_signature(what: &str, method: &str) -> Self {
+        Self::new(
+            WALLET_EXCEPTION,
+            "wallet_exception",
+            "Invalid wallet operation",
+            format!(
+                "{what}: the signer's answer carries no signature; check that oryx-node and \
+                 oryx-signer are the same version and look at the signer's log"
+            ),
+            method,
+        )
+    }
+
     /// A refusal from the signer, named by its `oryx-reason`.
     pub fn refused(reason: Option<&str>, message: &str, method: &str) -> Self {
         let reason = reason.unwrap_or("UNSPECIFIED");

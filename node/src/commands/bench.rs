@@ -195,19 +195,58 @@ fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<()
 }
 
 fn fsync_floor(dir: &std::path::Path, samples: u32) -> Result<Quantiles, String> {
-    let path = dir.join(format!(".oryx-node-bench-{}", std::process::id()));
-    let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut v = Vec::new();
-    for i in 0..samples {
-        use std::io::{Seek as _, SeekFrom};
-        let t0 = Instant::now();
-        f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-        f.write_all(&[i as u8; 64]).map_err(|e| e.to_string())?;
-        f.sync_data().map_err(|e| e.to_string())?;
-        v.push(t0.elapsed());
-    }
+    let (mut f, path) = create_scratch(dir)?;
+    let mut measure = || -> Result<Vec<Duration>, String> {
+        let mut v = Vec::new();
+        for i in 0..samples {
+            use std::io::{Seek as _, SeekFrom};
+            let t0 = Instant::now();
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.write_all(&[i as u8; 64])
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.sync_data()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            v.push(t0.elapsed());
+        }
+        Ok(v)
+    };
+    let measured = measure();
+    // Removed whatever happened: the file is ours (created exclusively), nothing else's.
     let _ = std::fs::remove_file(&path);
-    quantiles(&mut v).ok_or_else(|| "no samples".into())
+    quantiles(&mut measured?).ok_or_else(|| "no samples".into())
+}
+
+/// A new file in `dir`, created exclusively (`O_CREAT|O_EXCL`, mode 0600): an existing file or
+/// a symlink planted at the name (e.g. by another user in /tmp) is never opened or followed.
+fn create_scratch(dir: &std::path::Path) -> Result<(std::fs::File, std::path::PathBuf), String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut last = None;
+    for n in 0..100u32 {
+        let path = dir.join(format!(".oryx-node-bench-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(path),
+            Err(e) => {
+                return Err(format!(
+                    "cannot create a scratch file {} for the fsync measurement: {e}; \
+                     choose a writable --fsync-dir",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "cannot create a scratch file in {} for the fsync measurement: names up to {} exist; \
+         remove stale .oryx-node-bench-* files or choose another --fsync-dir",
+        dir.display(),
+        last.map_or_else(String::new, |p| p.display().to_string())
+    ))
 }
 
 /// (mTLS round trip, the signer's signing time for `key`).
@@ -245,4 +284,31 @@ fn signer_floors(
         };
         Ok((rtt, sign))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_fsync_file_never_follows_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let planted = dir
+            .path()
+            .join(format!(".oryx-node-bench-{}-0", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let q = fsync_floor(dir.path(), 3).unwrap();
+        assert_eq!(q.count, 3);
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        // The planted link is left alone; our own file is gone.
+        assert!(std::fs::symlink_metadata(&planted).is_ok());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
 }

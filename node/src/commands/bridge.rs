@@ -2,6 +2,9 @@
 //!
 //! Prints `bridge listening on unix://PATH` / `bridge listening on http://ADDR` and
 //! `metrics on ADDR` on stdout once each listener is up (scripts and tests wait for them).
+//!
+//! Guards: one bridge per unix socket (a second one is refused while the first holds
+//! `<socket>.lock`), and on shutdown only the socket this bridge created is removed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,8 +42,12 @@ pub fn run(args: Args) -> Result<(), String> {
     runtime()?.block_on(async {
         let upstream = Upstream::start(&cfg.signer.address, tls);
         let bridge = Bridge::new(upstream, chain, timeout);
+        // Held until the end: the lock on `<socket>.lock`, and on drop the socket's removal
+        // (only if it is still the one this bridge created).
+        let mut socket_guard = None;
         if let Some(p) = &b.unix_socket {
-            let l = http::bind_unix(p)?;
+            let (l, guard) = http::bind_unix(p)?;
+            socket_guard = Some(guard);
             println!("bridge listening on unix://{}", p.display());
             tokio::spawn(http::serve_unix(l, Arc::clone(&bridge)));
         }
@@ -59,9 +66,7 @@ pub fn run(args: Args) -> Result<(), String> {
         tokio::spawn(startup_probe(Arc::clone(&bridge)));
         tokio::spawn(watch_latency(Arc::clone(&bridge)));
         shutdown_signal().await;
-        if let Some(p) = &b.unix_socket {
-            let _ = std::fs::remove_file(p);
-        }
+        drop(socket_guard);
         tracing::info!("bridge stopped");
         Ok(())
     })
