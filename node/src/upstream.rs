@@ -102,12 +102,6 @@ impl<C: Clone> Slot<C> {
         }
     }
 
-    /// Drops whatever connection is current (callers that do not know the generation).
-    fn lose_current(&mut self, why: &str) -> bool {
-        self.last_error = why.to_string();
-        self.current.take().is_some()
-    }
-
     /// A connection attempt failed (nothing is installed meanwhile).
     fn attempt_failed(&mut self, why: String) {
         self.last_error = why;
@@ -165,18 +159,6 @@ impl Upstream {
             return false;
         }
         self.connection_lost(generation, status.message());
-        true
-    }
-
-    /// Looks at a failed call on a connection of unknown generation (see
-    /// [`Upstream::observe_failure_on`], which cannot drop a newer connection by mistake).
-    pub fn observe_failure(&self, status: &tonic::Status) -> bool {
-        if !is_transport_failure(status) {
-            return false;
-        }
-        if self.inner.slot_mut().lose_current(status.message()) {
-            self.inner.wake.notify_one();
-        }
         true
     }
 
@@ -348,7 +330,7 @@ mod tests {
         let gens: Vec<u64> = (0..5)
             .map(|_| {
                 let g = s.install(());
-                s.lose_current("x");
+                s.lose(g, "x");
                 g
             })
             .collect();

@@ -372,7 +372,10 @@ impl Producer {
     /// Asks the signer to sign `u` and checks the answer by recovery.
     async fn sign(&mut self, u: &Unsigned) -> Result<(Signature, bool), Attempt> {
         let digest = u.digest().map_err(Attempt::Failed)?;
-        let mut client = match self.upstream.client() {
+        let crate::upstream::Connection {
+            generation,
+            mut client,
+        } = match self.upstream.connection() {
             Ok(c) => {
                 self.unreachable = 0;
                 c
@@ -394,10 +397,14 @@ impl Producer {
         };
         let resp = match tokio::time::timeout(SIGN_TIMEOUT, client.sign_block(req)).await {
             Err(_) => {
-                return Err(Attempt::Failed(format!(
+                // A signer that stopped answering: drop this connection (if it is still the
+                // current one) so the next slot gets a fresh one.
+                let why = format!(
                     "the signer did not answer within {} ms",
                     SIGN_TIMEOUT.as_millis()
-                )));
+                );
+                self.upstream.connection_lost(generation, &why);
+                return Err(Attempt::Failed(why));
             }
             Ok(Err(status)) => {
                 if let Some(r) = reason(&status) {
@@ -406,7 +413,7 @@ impl Producer {
                         message: status.message().to_string(),
                     });
                 }
-                self.upstream.observe_failure(&status);
+                self.upstream.observe_failure_on(generation, &status);
                 return Err(Attempt::Failed(format!(
                     "signer call failed: {}",
                     status.message()
