@@ -114,7 +114,8 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let http = quantiles(&mut http).ok_or("no samples")?;
     let fsync = fsync_floor(&args.fsync_dir, args.floor_samples)?;
-    let (rtt, sign) = signer_floors(&cfg, &key, args.floor_samples)?;
+    let SignerFloors { rtt, direct, sign } =
+        signer_floors(&cfg, &key, &chain, args.floor_samples, height)?;
 
     let floor_sum = http.p50 + rtt.p50 + sign.p50 + 2 * fsync.p50;
     let ratio = signed.p99.as_secs_f64() / floor_sum.as_secs_f64();
@@ -128,6 +129,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 "key": key.to_string(),
                 "sign_digest": q(&signed),
                 "floors": {"bridge_http": q(&http), "signer_rtt": q(&rtt), "signer_sign": q(&sign), "fdatasync": q(&fsync)},
+                "sign_digest_direct": q(&direct),
                 "floor_sum_ms": ms(floor_sum),
                 "p99_over_floor_sum": ratio,
                 "nodeos_timeout_ms": bridge.nodeos_timeout_ms,
@@ -147,6 +149,7 @@ pub fn run(args: Args) -> Result<(), String> {
         args.requests, "", "p50 ms", "p99 ms"
     );
     row(&mut out, "sign_digest via the bridge", &signed);
+    row(&mut out, "SignDigest direct to the signer (no bridge)", &direct);
     let _ = writeln!(out, "floors:");
     row(&mut out, "bridge HTTP round trip (list_wallets)", &http);
     row(&mut out, "signer mTLS gRPC round trip (Status)", &rtt);
@@ -249,12 +252,24 @@ fn create_scratch(dir: &std::path::Path) -> Result<(std::fs::File, std::path::Pa
     ))
 }
 
-/// (mTLS round trip, the signer's signing time for `key`).
+/// What the bench measures straight at the signer.
+struct SignerFloors {
+    /// `Status` round trips.
+    rtt: Quantiles,
+    /// `SignDigest` sent straight to the signer (no bridge), same key, next heights.
+    direct: Quantiles,
+    /// The signer's own signing time for the key.
+    sign: Quantiles,
+}
+
+/// Round trips, direct `SignDigest`s from `height + 1` on, and the signer's signing time.
 fn signer_floors(
     cfg: &Config,
     key: &PublicKey,
+    chain: &Checksum256,
     samples: u32,
-) -> Result<(Quantiles, Quantiles), String> {
+    mut height: u32,
+) -> Result<SignerFloors, String> {
     let tls = cfg.client_tls()?;
     runtime()?.block_on(async {
         let mut c = oryx_proto::client::connect(&cfg.signer.address, &tls).await?;
@@ -267,6 +282,20 @@ fn signer_floors(
             v.push(t0.elapsed());
         }
         let rtt = quantiles(&mut v).ok_or("no samples")?;
+        let mut v = Vec::new();
+        for _ in 0..samples {
+            height += 1;
+            let t0 = Instant::now();
+            c.sign_digest(grpc::SignDigestRequest {
+                chain_id: chain.0.to_vec(),
+                public_key: key.to_string(),
+                digest: block_id(height).0.to_vec(),
+            })
+            .await
+            .map_err(|s| format!("SignDigest at height {height}: {}", s.message()))?;
+            v.push(t0.elapsed());
+        }
+        let direct = quantiles(&mut v).ok_or("no samples")?;
         let keys = c
             .list_keys(grpc::ListKeysRequest {})
             .await
@@ -282,7 +311,7 @@ fn signer_floors(
             p99: Duration::from_micros(info.sign_p99_us.into()),
             count: info.sign_samples as usize,
         };
-        Ok((rtt, sign))
+        Ok(SignerFloors { rtt, direct, sign })
     })
 }
 

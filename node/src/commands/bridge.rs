@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use oryx_proto::grpc;
 
 use crate::bridge::{Bridge, http};
-use crate::commands::{ConfigArg, runtime};
+use crate::commands::{ConfigArg, local_runtime};
 use crate::config::Config;
 use crate::latency::quantiles;
 use crate::upstream::Upstream;
@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let chain = b.chain()?;
     let tls = cfg.client_tls()?;
     let timeout = Duration::from_millis(b.nodeos_timeout_ms);
-    runtime()?.block_on(async {
+    local_runtime()?.block_on(async {
         let upstream = Upstream::start(&cfg.signer.address, tls);
         let bridge = Bridge::new(upstream, chain, timeout);
         // Held until the end: the lock on `<socket>.lock`, and on drop the socket's removal
