@@ -13,19 +13,10 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-chain=0261640fa4c4b1243f429b3bc69f18050bfc8b87645a218cc3b337ee34d8fa81   # private: bench raises watermarks
 port=$(free_port)
-$bin/oryx-signer init "$dir/signer" --chain $chain --listen "127.0.0.1:$port" --metrics 127.0.0.1:0 >/dev/null
-mkdir -p "$dir/tokens"
-export SOFTHSM2_CONF=$dir/softhsm2.conf
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$dir/tokens" > "$SOFTHSM2_CONF"
-softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 12345678 >/dev/null
-module=$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -1)
-printf '1234\n' > "$dir/signer/secrets/pin"
-cfg=$dir/signer/oryx-signer.toml
-printf '\n[backends.hsm]\ntype = "pkcs11"\nmodule = "%s"\ntoken_label = "bench"\npin_file = "secrets/pin"\nsessions = 4\n' "$module" >> "$cfg"
-k1=$($bin/oryx-signer keys generate -c "$cfg" --backend hsm --label k1 --json | sed 's/.*"public_key":"\([^"]*\)".*/\1/')
-r1=$($bin/oryx-signer keys generate -c "$cfg" --backend hsm --label r1 --r1 --json | sed 's/.*"public_key":"\([^"]*\)".*/\1/')
+source deploy/softhsm-signer.sh
+softhsm_signer "$bin" "$dir" "127.0.0.1:$port"
+chain=$SIGNER_CHAIN
 for k in "$k1" "$r1"; do
   printf '\n[[keys]]\npublic_key = "%s"\nbackend = "hsm"\nchains = ["main"]\nblind_digest = true\n' "$k" >> "$cfg"
 done

@@ -149,13 +149,16 @@ impl Bridge {
     /// Runs one call on `conn` for at most [`UPSTREAM_DEADLINE`]. A call that outlives it is
     /// treated as a dead connection: the connection is dropped (if it is still the current one)
     /// so the background task reconnects, instead of every later call hanging on it too.
-    async fn deadline<F: std::future::Future>(
+    /// One call on `conn` under [`UPSTREAM_DEADLINE`]: its answer, or a keosd error (a call
+    /// that outlives the deadline, or a transport failure, also drops the connection).
+    async fn call<T>(
         &self,
         conn: &Connection,
-        f: F,
+        f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
         method: &str,
-    ) -> Result<F::Output, WalletError> {
-        tokio::time::timeout(UPSTREAM_DEADLINE, f)
+        what: &str,
+    ) -> Result<T, WalletError> {
+        let out = tokio::time::timeout(UPSTREAM_DEADLINE, f)
             .await
             .map_err(|_| {
                 let why = format!(
@@ -167,7 +170,9 @@ impl Bridge {
                     tracing::warn!("{method}: {why}; dropped the connection to reconnect");
                 }
                 WalletError::unavailable(format!("{why}; reconnecting"), method)
-            })
+            })?;
+        out.map(tonic::Response::into_inner)
+            .map_err(|s| self.failed(conn, &s, method, what))
     }
 
     /// Turns a failed call on `conn` into a keosd error, noting a broken connection.
@@ -211,11 +216,7 @@ impl Bridge {
         let what = format!("sign_digest {digest} with {key}");
         let mut client = conn.client.clone();
         let call = client.sign_digest(req);
-        let resp = self
-            .deadline(&conn, call, M)
-            .await?
-            .map_err(|s| self.failed(&conn, &s, M, &what))?
-            .into_inner();
+        let resp = self.call(&conn, call, M, &what).await?;
         let sig = signature_text(resp.signature, &what, M)?;
         self.counters.signed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
@@ -258,12 +259,7 @@ impl Bridge {
         let conn = self.client(M)?;
         let mut client = conn.client.clone();
         let call = client.list_keys(grpc::ListKeysRequest {});
-        let all = self
-            .deadline(&conn, call, M)
-            .await?
-            .map_err(|s| self.failed(&conn, &s, M, "list keys"))?
-            .into_inner()
-            .keys;
+        let all = self.call(&conn, call, M, "list keys").await?.keys;
         let keys: Vec<grpc::KeyInfo> = all
             .into_iter()
             .filter(|k| k.chain_ids.iter().any(|c| c[..] == self.chain.0[..]))
@@ -297,11 +293,7 @@ impl Bridge {
             let what = format!("sign_transaction with {key}");
             let mut client = conn.client.clone();
             let call = client.sign_transaction(req);
-            let resp = self
-                .deadline(&conn, call, M)
-                .await?
-                .map_err(|s| self.failed(&conn, &s, M, &what))?
-                .into_inner();
+            let resp = self.call(&conn, call, M, &what).await?;
             let sig = signature_text(resp.signature, &what, M)?;
             let id = hex::encode(&resp.transaction_id);
             tracing::info!(transaction = %id, "signed transaction with {key}");

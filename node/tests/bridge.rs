@@ -160,6 +160,55 @@ fn setup(dir: &Path) -> (Vec<(String, String)>, Vec<PublicKey>) {
     (env, keys)
 }
 
+/// A signer (SoftHSM2 K1 and P-256 keys, its port pinned so it can restart in place) with a
+/// bridge in front of it. Fields drop in order: bridge, signer, then the directory.
+struct Rig {
+    bridge: Bridge,
+    signer: Signer,
+    keys: Vec<PublicKey>,
+    env: Vec<(String, String)>,
+    cfg: PathBuf,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, keys) = setup(dir.path());
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let signer = Signer::start(dir.path(), &env_ref);
+    signer.pin_port();
+    let cfg = write_node_config(dir.path(), &signer.addr);
+    let bridge = start_bridge(&cfg);
+    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
+    Rig {
+        bridge,
+        signer,
+        keys,
+        env,
+        cfg,
+        url,
+        dir,
+    }
+}
+
+impl Rig {
+    /// nodeos's connection to the bridge.
+    fn nodeos(&self) -> KeosdClient {
+        KeosdClient::connect(&self.url).unwrap()
+    }
+
+    /// Starts the signer again in the same directory (same port).
+    fn restart_signer(&mut self) {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        self.signer = Signer::start(self.dir.path(), &env);
+    }
+}
+
 fn transfer_trx(i: u32) -> Transaction {
     let alice = Name::new("alice").unwrap();
     let data = Transfer {
@@ -191,13 +240,9 @@ fn transfer_trx(i: u32) -> Transaction {
 
 #[test]
 fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge() {
-    let dir = tempfile::tempdir().unwrap();
-    let (env, keys) = setup(dir.path());
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let signer = Signer::start(dir.path(), &env_ref);
-    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
-    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
-    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let r = rig();
+    let (bridge, keys, url) = (&r.bridge, &r.keys[..], &r.url);
+    let mut nodeos = r.nodeos();
     assert_eq!(nodeos.path, "/v1/wallet/sign_digest");
 
     // The socket is the operator's alone.
@@ -212,7 +257,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     let (status, _, body) = post(&mut nodeos, "/v1/wallet/get_public_keys", "");
     assert_eq!(status, 201, "{body}");
     let listed: Vec<String> = serde_json::from_str(&body).unwrap();
-    for k in &keys {
+    for k in keys {
         let want = k.to_legacy_string().unwrap_or_else(|| k.to_string());
         assert!(listed.contains(&want), "{want} not in {listed:?}");
     }
@@ -298,7 +343,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
         assert_eq!(sigs.len(), 2, "{body}");
         assert_eq!(signed["actions"], obj["actions"]);
         let digest = trx.signing_digest(&chain, &[]);
-        for (s, k) in sigs.iter().zip(&keys) {
+        for (s, k) in sigs.iter().zip(keys) {
             let s = Signature::parse(s.as_str().unwrap()).unwrap();
             assert_eq!(&s.recover(&digest).unwrap(), k);
         }
@@ -326,7 +371,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     }
 
     // At startup the bridge added the signer's self-tested signing time to its round trip.
-    for k in &keys {
+    for k in keys {
         let prefix = format!("key {k} (pkcs11): signer signs in p50 ");
         let printed = (0..500).any(|_| {
             let found = bridge
@@ -373,30 +418,14 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
 
 #[test]
 fn the_bridge_reconnects_after_a_signer_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (env, keys) = setup(dir.path());
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let mut signer = Signer::start(dir.path(), &env_ref);
-    // Pin the port so the restarted signer is where the bridge looks.
-    let cfg = config_path(dir.path());
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replacen(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"{}\"", signer.addr),
-            1,
-        ),
-    )
-    .unwrap();
-    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
-    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
-    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let mut r = rig();
+    let mut nodeos = r.nodeos();
+    let keys = r.keys.clone();
     let id = savanna(500, 500, 0).id().unwrap();
     let (status, first) = sign_digest(&mut nodeos, &id, &keys[0]);
     assert_eq!(status, 201, "{first}");
 
-    signer.kill();
+    r.signer.kill();
     // nodeos hears keosd's "no wallet available", promptly, on the same connection.
     let (status, body) = sign_digest(&mut nodeos, &savanna(501, 501, 0).id().unwrap(), &keys[0]);
     let (code, name, _) = keosd_error(status, &body);
@@ -405,10 +434,10 @@ fn the_bridge_reconnects_after_a_signer_restart() {
         (3_120_006, "wallet_not_available_exception"),
         "{body}"
     );
-    wait_healthy(&bridge, 503);
+    wait_healthy(&r.bridge, 503);
 
-    let _signer = Signer::start(dir.path(), &env_ref);
-    wait_healthy(&bridge, 200);
+    r.restart_signer();
+    wait_healthy(&r.bridge, 200);
     // The watermark survived the restart: the retry of the signed block gets the same
     // signature, the next height is signed.
     let (status, again) = sign_digest(&mut nodeos, &id, &keys[0]);
@@ -417,7 +446,7 @@ fn the_bridge_reconnects_after_a_signer_restart() {
     let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
     assert_eq!(status, 201, "{body}");
     assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
-    let (_, metrics) = http_get(&bridge.metrics, "/metrics");
+    let (_, metrics) = http_get(&r.bridge.metrics, "/metrics");
     assert!(
         metrics.contains("oryx_node_signer_connects_total 2"),
         "{metrics}"
@@ -438,18 +467,14 @@ fn signal(pid: u32, sig: &str) {
 fn the_bridge_drops_a_connection_to_a_signer_that_stopped_answering() {
     // A frozen signer (SIGSTOP) looks like a host that lost power: TCP stays "up", nothing
     // answers. The bridge must notice, say so on /healthz, and reconnect once it is back.
-    let dir = tempfile::tempdir().unwrap();
-    let (env, keys) = setup(dir.path());
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let signer = Signer::start(dir.path(), &env_ref);
-    let bridge = start_bridge(&write_node_config(dir.path(), &signer.addr));
-    let url = format!("unix://{}/v1/wallet/sign_digest", bridge.unix.display());
-    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let r = rig();
+    let (bridge, keys) = (&r.bridge, &r.keys[..]);
+    let mut nodeos = r.nodeos();
     let id = savanna(800, 800, 0).id().unwrap();
     let (status, body) = sign_digest(&mut nodeos, &id, &keys[0]);
     assert_eq!(status, 201, "{body}");
 
-    let pid = signer.child.id();
+    let pid = r.signer.child.id();
     signal(pid, "STOP");
     // The call fails (keepalive or the bridge's deadline, whichever comes first) with keosd's
     // "no wallet available", and the dead connection is dropped.
@@ -481,14 +506,9 @@ fn the_bridge_drops_a_connection_to_a_signer_that_stopped_answering() {
 
 #[test]
 fn a_second_bridge_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let (env, keys) = setup(dir.path());
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let signer = Signer::start(dir.path(), &env_ref);
-    let cfg = write_node_config(dir.path(), &signer.addr);
-    let first = start_bridge(&cfg);
-    let url = format!("unix://{}/v1/wallet/sign_digest", first.unix.display());
-    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    let r = rig();
+    let (first, keys, cfg) = (&r.bridge, &r.keys[..], &r.cfg);
+    let mut nodeos = r.nodeos();
     let id = savanna(700, 700, 0).id().unwrap();
     let (status, body) = sign_digest(&mut nodeos, &id, &keys[0]);
     assert_eq!(status, 201, "{body}");
@@ -521,19 +541,15 @@ fn a_second_bridge_on_the_same_socket_is_refused_and_the_first_keeps_serving() {
     let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
     assert_eq!(status, 201, "{body}");
     assert_eq!(sig(&body).recover(&next).unwrap(), keys[0]);
-    let mut fresh = KeosdClient::connect(&url).unwrap();
+    let mut fresh = r.nodeos();
     let (status, body) = sign_digest(&mut fresh, &savanna(702, 702, 0).id().unwrap(), &keys[0]);
     assert_eq!(status, 201, "{body}");
 }
 
 #[test]
 fn the_bench_plays_nodeos_and_prints_floors() {
-    let dir = tempfile::tempdir().unwrap();
-    let (env, keys) = setup(dir.path());
-    let env_ref: Vec<(&str, &str)> = env.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let signer = Signer::start(dir.path(), &env_ref);
-    let cfg = write_node_config(dir.path(), &signer.addr);
-    let _bridge = start_bridge(&cfg);
+    let r = rig();
+    let (keys, cfg) = (&r.keys[..], &r.cfg);
     let bench = |extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_oryx-node"))
             .args([

@@ -273,6 +273,32 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// A block the signer has signed but the node never logged (its answer was lost, or the node
+/// died first): built on the head of `ndir`'s log, left in its pending file, signed directly.
+async fn signed_but_unlogged(signer: &Signer, key: &PublicKey, ndir: &Path) -> Unsigned {
+    let chain = blocks(ndir);
+    let head = Head::of(&chain.last().unwrap().1).unwrap();
+    let block = Unsigned::build(
+        Mode::Savanna,
+        Name::new("oryxproducer").unwrap(),
+        &head,
+        BlockTimestamp(now_slot() + 2),
+        vec![],
+        None,
+    );
+    block.write_pending(&ndir.join("blocks")).unwrap();
+    let mut c = signer.client("node1").await;
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: block.header.packed(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    block
+}
+
 /// `oryx inspect blocklog DIR --verify --key KEY --json`.
 fn inspect_verify(dir: &Path, key: &PublicKey) -> Result<serde_json::Value, String> {
     inspect_verify_with(dir, key, &[])
@@ -381,25 +407,7 @@ async fn produces_blocks_with_spooled_transactions() {
     // pending file and the signer's watermark, not in the log. On restart the node restores
     // its head from the log, replays the identical request (the signer answers with the
     // stored signature), logs that block, and builds on it.
-    let head = Head::of(&chain.last().unwrap().1).unwrap();
-    let orphan = Unsigned::build(
-        Mode::Savanna,
-        Name::new("oryxproducer").unwrap(),
-        &head,
-        BlockTimestamp(now_slot() + 2),
-        vec![],
-        None,
-    );
-    orphan.write_pending(&ndir.join("blocks")).unwrap();
-    let mut c = signer.client("node1").await;
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: orphan.header.packed(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let orphan = signed_but_unlogged(&signer, &key, &ndir).await;
     let n = chain.len();
     node.restart();
     wait_until("blocks after the restart", || blocks(&ndir).len() >= n + 3);
@@ -427,18 +435,7 @@ async fn an_unanswered_block_is_sent_again_never_replaced() {
     init(&sdir, true);
     let key = first_key(&sdir);
     let mut signer = Signer::start(&sdir, &[]);
-    // Pin the port so the restarted signer is where the node looks.
-    let cfg = config_path(&sdir);
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replacen(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"{}\"", signer.addr),
-            1,
-        ),
-    )
-    .unwrap();
+    signer.pin_port();
     let spool = tmp.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
     let ndir = tmp.path().join("node");
@@ -447,27 +444,8 @@ async fn an_unanswered_block_is_sent_again_never_replaced() {
     wait_until("three blocks", || blocks(&ndir).len() >= 3);
     node.stop();
 
-    let chain = blocks(&ndir);
-    let n = chain.len();
-    let head = Head::of(&chain.last().unwrap().1).unwrap();
-    let unanswered = Unsigned::build(
-        Mode::Savanna,
-        Name::new("oryxproducer").unwrap(),
-        &head,
-        BlockTimestamp(now_slot() + 1),
-        vec![],
-        None,
-    );
-    unanswered.write_pending(&ndir.join("blocks")).unwrap();
-    let mut c = signer.client("node1").await;
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: unanswered.header.packed(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let n = blocks(&ndir).len();
+    let unanswered = signed_but_unlogged(&signer, &key, &ndir).await;
     signer.kill();
 
     node.restart();

@@ -149,7 +149,11 @@ pub fn run(args: Args) -> Result<(), String> {
         args.requests, "", "p50 ms", "p99 ms"
     );
     row(&mut out, "sign_digest via the bridge", &signed);
-    row(&mut out, "SignDigest direct to the signer (no bridge)", &direct);
+    row(
+        &mut out,
+        "SignDigest direct to the signer (no bridge)",
+        &direct,
+    );
     let _ = writeln!(out, "floors:");
     row(&mut out, "bridge HTTP round trip (list_wallets)", &http);
     row(&mut out, "signer mTLS gRPC round trip (Status)", &rtt);

@@ -151,6 +151,19 @@ impl Signer {
         .unwrap()
     }
 
+    /// Writes the address it listens on into its config, so a restart in the same directory
+    /// comes back on the same port (where clients look for it).
+    pub fn pin_port(&self) {
+        let cfg = config_path(&self.dir);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let pinned = text.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"{}\"", self.addr),
+            1,
+        );
+        std::fs::write(&cfg, pinned).unwrap();
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
