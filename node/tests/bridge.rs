@@ -335,7 +335,7 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
             .map(|k| k.to_legacy_string().unwrap_or_else(|| k.to_string()))
             .collect();
         let req = json!([obj, key_strings, EOS]).to_string();
-        let mut cleos = KeosdClient::connect(&url).unwrap();
+        let mut cleos = KeosdClient::connect(url).unwrap();
         let (status, _, body) = post(&mut cleos, "/v1/wallet/sign_transaction", &req);
         assert_eq!(status, 201, "{body}");
         let signed: Value = serde_json::from_str(&body).unwrap();
@@ -485,10 +485,10 @@ fn the_bridge_drops_a_connection_to_a_signer_that_stopped_answering() {
         (3_120_006, "wallet_not_available_exception"),
         "{body}"
     );
-    wait_healthy(&bridge, 503);
+    wait_healthy(bridge, 503);
 
     signal(pid, "CONT");
-    wait_healthy(&bridge, 200);
+    wait_healthy(bridge, 200);
     // (The frozen request may have been signed on resume: go above it.)
     let next = savanna(803, 803, 0).id().unwrap();
     let (status, body) = sign_digest(&mut nodeos, &next, &keys[0]);
