@@ -309,7 +309,7 @@ impl Bridge {
     }
 
     /// `/metrics` text.
-    pub fn render_metrics(&self) -> String {
+    fn metrics_text(&self) -> String {
         let mut out = String::new();
         self.latency.render(
             "oryx_node_bridge_sign_digest_seconds",
@@ -360,6 +360,20 @@ fn signature_text(
         _ => {
             tracing::error!("{what}: the signer's answer has no signature");
             Err(WalletError::no_signature(what, method))
+        }
+    }
+}
+
+impl crate::observe::Observed for Bridge {
+    fn render_metrics(&self) -> String {
+        self.metrics_text()
+    }
+
+    fn health(&self) -> Result<(), String> {
+        if self.upstream.is_connected() {
+            Ok(())
+        } else {
+            Err("signer unreachable".into())
         }
     }
 }

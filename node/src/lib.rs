@@ -3,6 +3,7 @@
 //! - [`bridge`]: the keosd wallet API for unmodified nodeos and cleos, forwarding to the signer
 //!   over one long-lived mTLS connection ([`upstream`]). It holds no key.
 //! - [`produce`]: the content-aware block assembler that hands the signer whole headers.
+//! - [`observe`]: `/metrics` and `/healthz` for either daemon.
 //! - [`latency`]: the node's own end-to-end latency, compared with nodeos's timeout.
 //!
 //! Guards: nothing here ever holds a private key; everything the node sends the signer can be
@@ -13,5 +14,6 @@ pub mod bridge;
 pub mod commands;
 pub mod config;
 pub mod latency;
+pub mod observe;
 pub mod produce;
 pub mod upstream;

@@ -349,7 +349,18 @@ async fn produces_blocks_with_spooled_transactions() {
     .unwrap();
 
     let ndir = tmp.path().join("node");
-    let cfg = node_config(&ndir, &signer, &key, &spool, &[], "");
+    let metrics = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let cfg = node_config(
+        &ndir,
+        &signer,
+        &key,
+        &spool,
+        &[],
+        &format!("\n[observability]\nlisten = \"{metrics}\"\n"),
+    );
     let mut node = Node::start(&cfg, Arc::new(Mutex::new(Vec::new())));
     wait_until("the first five transactions in blocks", || {
         let got: HashSet<_> = included_ids(&blocks(&ndir)).into_iter().collect();
@@ -364,6 +375,22 @@ async fn produces_blocks_with_spooled_transactions() {
         let got: HashSet<_> = included_ids(&blocks(&ndir)).into_iter().collect();
         want.is_subset(&got)
     });
+    // The producer shows what it did on /metrics.
+    let (_, text) = http_get(&metrics, "/metrics");
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+    };
+    assert!(
+        value("oryx_node_blocks_total{how=\"produced\"}") >= 2,
+        "{text}"
+    );
+    assert!(value("oryx_node_head_block_num") >= 3, "{text}");
+    assert_eq!(value("oryx_node_active"), 1, "{text}");
+    assert_eq!(value("oryx_node_signer_connected"), 1, "{text}");
+    assert!(value("oryx_node_sign_block_seconds_count") >= 2, "{text}");
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
     let before = head_num(&ndir);
     wait_until("a few more blocks", || head_num(&ndir) >= before + 3);
     node.stop();

@@ -444,18 +444,6 @@ fn import(cfg: &std::path::Path, file: &std::path::Path) -> std::process::Output
         .unwrap()
 }
 
-/// GET on the metrics port.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_metrics_and_watermark_interchange() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
-//! HTTP/1.1 for the bridge: the unix socket nodeos uses, optional loopback TCP, and `/metrics`.
+//! HTTP/1.1 for the bridge: the unix socket nodeos uses and optional loopback TCP.
 //!
 //! Guards: bodies are capped at [`MAX_BODY_BYTES`] before they are read; wallet connections are
-//! capped at [`MAX_CONNECTIONS`] and metrics connections at [`MAX_METRICS_CONNECTIONS`]; the
+//! capped at [`MAX_CONNECTIONS`] (metrics: [`crate::observe`]); the
 //! socket file is created mode 0600 in a private directory and then renamed into place; a live
 //! socket at the path is never taken over: every bridge holds an exclusive lock on
 //! `<socket>.lock` for its whole life, so a second bridge on the same path is refused before it
@@ -39,9 +39,6 @@ use super::{Bridge, Reply};
 
 /// Most connections served at once (nodeos keeps one; cleos opens one per command).
 pub const MAX_CONNECTIONS: usize = 64;
-
-/// Most `/metrics` and `/healthz` connections served at once (a scraper and a health check).
-pub const MAX_METRICS_CONNECTIONS: usize = 16;
 
 /// The bridge's claim on its unix socket: holds `<socket>.lock` locked for as long as it lives,
 /// and on drop removes the socket if it is still the one this bridge created.
@@ -362,50 +359,6 @@ fn respond(r: Reply) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("application/json"),
     );
     resp
-}
-
-/// Serves `/metrics` and `/healthz` (200 while the signer connection is up) on loopback.
-pub async fn serve_metrics(listener: TcpListener, bridge: Arc<Bridge>) {
-    let slots = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                accept_failed(&e).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!("refused a metrics connection: {MAX_METRICS_CONNECTIONS} already open");
-            continue;
-        };
-        let bridge = Arc::clone(&bridge);
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let bridge = Arc::clone(&bridge);
-                async move {
-                    let (status, body) = match req.uri().path() {
-                        "/metrics" => (StatusCode::OK, bridge.render_metrics()),
-                        "/healthz" if bridge.upstream().is_connected() => {
-                            (StatusCode::OK, "ok\n".to_string())
-                        }
-                        "/healthz" => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "signer unreachable\n".to_string(),
-                        ),
-                        _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
-                    };
-                    let mut resp = Response::new(Full::new(Bytes::from(body)));
-                    *resp.status_mut() = status;
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-            drop(permit);
-        });
-    }
 }
 
 /// Binds a TCP listener, for the wallet API or metrics.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use oryx_proto::grpc;
 
 use crate::bridge::{Bridge, http};
-use crate::commands::{ConfigArg, local_runtime};
+use crate::commands::{ConfigArg, local_runtime, shutdown_signal};
 use crate::config::Config;
 use crate::latency::quantiles;
 use crate::upstream::Upstream;
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> Result<(), String> {
             let l = http::bind_tcp(o.listen).await?;
             let at = l.local_addr().map_err(|e| e.to_string())?;
             println!("metrics on {at}");
-            tokio::spawn(http::serve_metrics(l, Arc::clone(&bridge)));
+            tokio::spawn(crate::observe::serve(l, Arc::clone(&bridge) as _));
         }
         tokio::spawn(startup_probe(Arc::clone(&bridge)));
         tokio::spawn(watch_latency(Arc::clone(&bridge)));
@@ -70,21 +70,6 @@ pub fn run(args: Args) -> Result<(), String> {
         tracing::info!("bridge stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Round trips measured at startup.

@@ -1,6 +1,6 @@
 //! `oryx-node produce -c FILE`: the block assembler loop (see [`crate::produce::producer`]).
 
-use crate::commands::{ConfigArg, runtime};
+use crate::commands::{ConfigArg, runtime, shutdown_signal};
 use crate::config::Config;
 use crate::produce::producer::Producer;
 use crate::upstream::Upstream;
@@ -27,26 +27,13 @@ pub fn run(args: Args) -> Result<(), String> {
     runtime()?.block_on(async move {
         let upstream = Upstream::start(&cfg.signer.address, tls);
         let mut producer = Producer::open(settings, upstream)?;
+        if let Some(o) = &cfg.observability {
+            let l = crate::bridge::http::bind_tcp(o.listen).await?;
+            let at = l.local_addr().map_err(|e| e.to_string())?;
+            println!("metrics on {at}");
+            tokio::spawn(crate::observe::serve(l, producer.stats() as _));
+        }
         producer.run(shutdown_signal()).await;
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}; stop with SIGINT");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }

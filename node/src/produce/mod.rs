@@ -18,6 +18,7 @@ use serde::Deserialize;
 pub mod assemble;
 pub mod producer;
 pub mod spool;
+pub mod stats;
 
 /// `[produce]` in `oryx-node.toml`.
 #[derive(Debug, Deserialize)]

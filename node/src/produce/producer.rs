@@ -21,6 +21,8 @@
 //! key; spooled transactions leave the spool only once their block is logged.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use oryx_proto::antelope::block::num_from_id;
@@ -33,6 +35,7 @@ use oryx_proto::grpc;
 
 use super::assemble::{self, Unsigned};
 use super::spool::Spool;
+use super::stats::ProduceStats;
 use super::{Mode, Settings};
 use crate::upstream::Upstream;
 
@@ -83,6 +86,7 @@ pub struct Producer {
     /// Consecutive slots the signer was unreachable.
     unreachable: u64,
     warned: HashSet<String>,
+    stats: Arc<ProduceStats>,
 }
 
 fn unix_ms() -> i64 {
@@ -143,6 +147,10 @@ impl Producer {
             &s.key,
         );
         let tails = s.follow.iter().map(|d| LogTail::new(d)).collect();
+        let stats = Arc::new(ProduceStats::new(upstream.clone()));
+        stats
+            .head
+            .store(u64::from(head.block_num), Ordering::Relaxed);
         Ok(Producer {
             s,
             upstream,
@@ -157,7 +165,13 @@ impl Producer {
             schedule_hash,
             unreachable: 0,
             warned: HashSet::new(),
+            stats,
         })
+    }
+
+    /// The counters `/metrics` shows.
+    pub fn stats(&self) -> Arc<ProduceStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The head block.
@@ -214,6 +228,13 @@ impl Producer {
 
     /// One slot: adopt what others produced, then produce if this instance should.
     pub async fn step(&mut self, slot: u32) {
+        self.step_inner(slot).await;
+        self.stats
+            .active
+            .store(self.role == Role::Active, Ordering::Relaxed);
+    }
+
+    async fn step_inner(&mut self, slot: u32) {
         let adopted = self.sync_follow();
         if adopted > 0 && self.role == Role::Active {
             tracing::info!(
@@ -235,7 +256,15 @@ impl Producer {
                 "no block for {quiet} slots; trying to take over"
             );
         }
-        match self.produce(slot).await {
+        let attempt = self.produce(slot).await;
+        let counter = match &attempt {
+            Attempt::Produced { replayed: true } => &self.stats.replayed,
+            Attempt::Produced { replayed: false } => &self.stats.produced,
+            Attempt::Refused { .. } => &self.stats.refused,
+            Attempt::Failed(_) => &self.stats.failed_slots,
+        };
+        ProduceStats::bump(counter);
+        match attempt {
             Attempt::Produced { replayed: true } => {
                 tracing::info!(
                     block_num = self.head.block_num,
@@ -395,6 +424,7 @@ impl Producer {
             blockroot_merkle_root: bm,
             pending_schedule_hash: sh,
         };
+        let asked = Instant::now();
         let resp = match tokio::time::timeout(SIGN_TIMEOUT, client.sign_block(req)).await {
             Err(_) => {
                 // A signer that stopped answering: drop this connection (if it is still the
@@ -419,7 +449,10 @@ impl Producer {
                     status.message()
                 )));
             }
-            Ok(Ok(r)) => r.into_inner(),
+            Ok(Ok(r)) => {
+                self.stats.sign_block.record(asked.elapsed());
+                r.into_inner()
+            }
         };
         let sig = resp
             .signature
@@ -454,6 +487,9 @@ impl Producer {
             });
         }
         self.head = head;
+        self.stats
+            .head
+            .store(u64::from(head.block_num), Ordering::Relaxed);
         self.ids.append(head.id);
         let mut ids = HashSet::new();
         for r in &block.transactions {
@@ -545,6 +581,7 @@ impl Producer {
                 Ok(()) => match self.append(&e.block) {
                     Ok(()) => {
                         adopted += 1;
+                        ProduceStats::bump(&self.stats.adopted);
                         tracing::debug!(block_num = self.head.block_num, id = %self.head.id, "adopted a followed block");
                     }
                     Err(err) => {
