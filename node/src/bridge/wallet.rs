@@ -536,4 +536,50 @@ mod tests {
         assert_eq!(out["signatures"], json!(["SIG_K1_x", "SIG_K1_y"]));
         assert_eq!(out["context_free_data"], json!(["00ff"]));
     }
+
+    proptest::proptest! {
+        /// Whatever arrives on the socket, parsing answers with a call or a keosd error; it
+        /// never panics (nodeos, cleos, or anything else that reaches the socket).
+        #[test]
+        fn parsing_never_panics(
+            method in proptest::sample::select(vec![
+                "sign_digest", "sign_transaction", "get_public_keys", "list_wallets", "unlock", "x",
+            ]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            text in "\\PC{0,200}",
+        ) {
+            let path = format!("/v1/wallet/{method}");
+            for b in [&body[..], text.as_bytes()] {
+                if let Err(e) = parse(&path, b) {
+                    proptest::prop_assert!(e.status == 500 || e.status == 404);
+                    let v: Value = serde_json::from_str(&e.body()).unwrap();
+                    proptest::prop_assert!(v["error"]["details"][0]["message"].is_string());
+                }
+            }
+        }
+
+        /// Structurally plausible bodies with random field values: never a panic either.
+        #[test]
+        fn plausible_bodies_never_panic(
+            a in "\\PC{0,80}",
+            b in "\\PC{0,80}",
+            n in proptest::prelude::any::<i64>(),
+        ) {
+            for body in [
+                json!([a, b]),
+                json!([n, b]),
+                json!([{"actions": [{"data": a}]}, [b], a]),
+                json!([{"signatures": n, "context_free_data": [a]}, [K1], D]),
+                json!([{"context_free_data": [a, n]}, [K1], D]),
+            ] {
+                let text = body.to_string();
+                let _ = parse("/v1/wallet/sign_digest", text.as_bytes());
+                if let Ok(Call::SignTransaction { transaction, .. }) =
+                    parse("/v1/wallet/sign_transaction", text.as_bytes())
+                {
+                    let _ = split_transaction(&transaction);
+                }
+            }
+        }
+    }
 }
