@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::block::num_from_id;
-use super::transaction::Transaction;
+use super::transaction::{Action, Transaction};
 use super::{Checksum256, TimePoint, TimePointSec};
 use crate::{Error, Result};
 
@@ -289,6 +289,28 @@ impl TaposSource {
             })
     }
 
+    /// A transaction of `actions` referencing this block and expiring `expire_in` seconds
+    /// after its time (no resource limits, no delay, no context-free actions or extensions).
+    pub fn transaction(
+        &self,
+        actions: Vec<Action>,
+        expire_in: u32,
+        max_secs: u32,
+    ) -> Result<Transaction> {
+        let tapos = self.tapos();
+        Ok(Transaction {
+            expiration: self.expiration(expire_in, max_secs)?,
+            ref_block_num: tapos.ref_block_num,
+            ref_block_prefix: tapos.ref_block_prefix,
+            max_net_usage_words: Default::default(),
+            max_cpu_usage_ms: 0,
+            delay_sec: Default::default(),
+            context_free_actions: Vec::new(),
+            actions,
+            transaction_extensions: Vec::new(),
+        })
+    }
+
     /// Sets a transaction's `expiration`, `ref_block_num` and `ref_block_prefix`.
     pub fn apply(&self, trx: &mut Transaction, expire_in: u32, max_secs: u32) -> Result<()> {
         let expiration = self.expiration(expire_in, max_secs)?;
@@ -422,6 +444,11 @@ mod tests {
         )
         .expect("decodes");
         let expected = trx.clone();
+        assert_eq!(
+            src.transaction(trx.actions.clone(), 6, MAX_TRANSACTION_LIFETIME_SECS),
+            Ok(expected.clone()),
+            "rebuilds the real transaction from its actions and the block it references"
+        );
         trx.ref_block_num = 0;
         trx.ref_block_prefix = 0;
         src.apply(&mut trx, 6, MAX_TRANSACTION_LIFETIME_SECS)

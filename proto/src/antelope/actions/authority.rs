@@ -5,6 +5,8 @@
 //! and the system contract would refuse, with a message naming the rule, so an operator is told
 //! before signing an `updateauth` or `regproducer2` that could never execute.
 
+use std::cmp::Ordering;
+
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 
@@ -84,36 +86,63 @@ impl Authority {
     /// such an entry can never contribute and is almost certainly a mistake in what is signed.
     pub fn validate(&self) -> Result<()> {
         if self.threshold == 0 {
-            return Err(bad_authority("threshold must be above zero".into()));
+            return Err(bad_authority(
+                "threshold must be above zero: set it to the weight that must sign".into(),
+            ));
         }
         let entries = self.keys.len() + self.accounts.len() + self.waits.len();
         if entries > MAX_AUTHORITY_ENTRIES {
             return Err(bad_authority(format!(
-                "{entries} entries, at most {MAX_AUTHORITY_ENTRIES} allowed"
+                "{entries} entries, at most {MAX_AUTHORITY_ENTRIES} allowed: remove some"
             )));
         }
         let mut packed_prev: Option<Vec<u8>> = None;
         for (i, k) in self.keys.iter().enumerate() {
             let packed = k.key.packed();
-            if packed_prev.as_ref().is_some_and(|prev| *prev >= packed) {
-                return Err(bad_authority(format!(
-                    "keys[{i}] ({}) is a duplicate or out of order: keys must be unique and sorted ascending",
-                    k.key
-                )));
+            match packed_prev.as_ref().map(|prev| prev.cmp(&packed)) {
+                Some(Ordering::Equal) => {
+                    return Err(bad_authority(format!(
+                        "keys[{i}] ({}) repeats keys[{}]: keys must be unique; list each key once",
+                        k.key,
+                        i - 1
+                    )));
+                }
+                Some(Ordering::Greater) => {
+                    return Err(bad_authority(format!(
+                        "keys[{i}] ({}) is out of order: keys must be sorted ascending by their \
+                         packed bytes (type byte, then key bytes), as cleos sorts them",
+                        k.key
+                    )));
+                }
+                _ => {}
             }
             if k.weight == 0 {
-                return Err(bad_authority(format!("keys[{i}] ({}) has weight 0", k.key)));
+                return Err(bad_authority(format!(
+                    "keys[{i}] ({}) has weight 0: remove it or give it a weight of at least 1",
+                    k.key
+                )));
             }
             packed_prev = Some(packed);
         }
         for (i, pair) in self.accounts.windows(2).enumerate() {
-            if pair[0].permission >= pair[1].permission {
-                return Err(bad_authority(format!(
-                    "accounts[{}] ({}) is a duplicate or out of order: accounts must be unique and sorted \
-                     ascending by actor, then permission",
-                    i + 1,
-                    pair[1].permission
-                )));
+            match pair[0].permission.cmp(&pair[1].permission) {
+                Ordering::Equal => {
+                    return Err(bad_authority(format!(
+                        "accounts[{}] ({}) repeats accounts[{i}]: accounts must be unique; list \
+                         each permission once",
+                        i + 1,
+                        pair[1].permission
+                    )));
+                }
+                Ordering::Greater => {
+                    return Err(bad_authority(format!(
+                        "accounts[{}] ({}) is out of order: accounts must be sorted ascending by \
+                         actor, then permission",
+                        i + 1,
+                        pair[1].permission
+                    )));
+                }
+                Ordering::Less => {}
             }
         }
         if let Some((i, a)) = self
@@ -123,32 +152,46 @@ impl Authority {
             .find(|(_, a)| a.weight == 0)
         {
             return Err(bad_authority(format!(
-                "accounts[{i}] ({}) has weight 0",
+                "accounts[{i}] ({}) has weight 0: remove it or give it a weight of at least 1",
                 a.permission
             )));
         }
         if self.waits.first().is_some_and(|w| w.wait_sec == 0) {
-            return Err(bad_authority("waits[0] has wait_sec 0".into()));
+            return Err(bad_authority(
+                "waits[0] has wait_sec 0: a wait must be at least 1 second; remove it".into(),
+            ));
         }
         for (i, pair) in self.waits.windows(2).enumerate() {
-            if pair[0].wait_sec >= pair[1].wait_sec {
-                return Err(bad_authority(format!(
-                    "waits[{}] (wait_sec {}) is a duplicate or out of order: waits must be sorted ascending",
-                    i + 1,
-                    pair[1].wait_sec
-                )));
+            match pair[0].wait_sec.cmp(&pair[1].wait_sec) {
+                Ordering::Equal => {
+                    return Err(bad_authority(format!(
+                        "waits[{}] (wait_sec {}) repeats waits[{i}]: waits must be unique; merge \
+                         their weights",
+                        i + 1,
+                        pair[1].wait_sec
+                    )));
+                }
+                Ordering::Greater => {
+                    return Err(bad_authority(format!(
+                        "waits[{}] (wait_sec {}) is out of order: waits must be sorted ascending",
+                        i + 1,
+                        pair[1].wait_sec
+                    )));
+                }
+                Ordering::Less => {}
             }
         }
         if let Some((i, w)) = self.waits.iter().enumerate().find(|(_, w)| w.weight == 0) {
             return Err(bad_authority(format!(
-                "waits[{i}] (wait_sec {}) has weight 0",
+                "waits[{i}] (wait_sec {}) has weight 0: remove it or give it a weight of at least 1",
                 w.wait_sec
             )));
         }
         let total = self.total_weight();
         if total < u64::from(self.threshold) {
             return Err(bad_authority(format!(
-                "total weight {total} is below the threshold {}: the authority can never be satisfied",
+                "total weight {total} is below the threshold {}: the authority can never be \
+                 satisfied; lower the threshold or add weight",
                 self.threshold
             )));
         }
@@ -591,19 +634,32 @@ mod tests {
     #[test]
     fn validate_refuses_what_the_chain_refuses() {
         type Mutation = fn(&mut Authority);
-        let cases: [(&str, Mutation); 12] = [
+        let cases: [(&str, Mutation); 13] = [
             ("threshold must be above zero", |a| a.threshold = 0),
             ("below the threshold", |a| a.threshold = 8),
-            ("keys[1]", |a| a.keys.reverse()),
-            ("keys[1]", |a| a.keys[1] = a.keys[0].clone()),
-            ("keys[0]", |a| a.keys[0].weight = 0),
-            ("accounts[1]", |a| a.accounts.swap(0, 1)),
-            ("accounts[2]", |a| a.accounts[2] = a.accounts[1].clone()),
-            ("accounts[2]", |a| a.accounts[2].weight = 0),
+            ("keys[1] (", |a| a.keys.reverse()),
+            ("is out of order: keys must be sorted", |a| a.keys.reverse()),
+            ("repeats keys[0]", |a| a.keys[1] = a.keys[0].clone()),
+            ("has weight 0: remove it", |a| a.keys[0].weight = 0),
+            ("is out of order: accounts must be sorted", |a| {
+                a.accounts.swap(0, 1)
+            }),
+            ("accounts[2] (alice@owner) repeats accounts[1]", |a| {
+                a.accounts[2] = a.accounts[1].clone()
+            }),
+            ("accounts[2] (bob@active) has weight 0", |a| {
+                a.accounts[2].weight = 0
+            }),
             ("waits[0] has wait_sec 0", |a| a.waits[0].wait_sec = 0),
-            ("waits[1]", |a| a.waits[1].wait_sec = 10),
-            ("waits[1]", |a| a.waits.reverse()),
-            ("waits[1]", |a| a.waits[1].weight = 0),
+            ("waits[1] (wait_sec 10) repeats waits[0]", |a| {
+                a.waits[1].wait_sec = 10
+            }),
+            ("waits[1] (wait_sec 10) is out of order", |a| {
+                a.waits.reverse()
+            }),
+            ("waits[1] (wait_sec 20) has weight 0", |a| {
+                a.waits[1].weight = 0
+            }),
         ];
         for (expected, mutate) in cases {
             let mut a = valid();

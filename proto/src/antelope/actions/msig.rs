@@ -554,6 +554,56 @@ mod tests {
         assert!(unpinned.to_action().is_err());
     }
 
+    /// The groundwork of an owner rotation through eosio.msig, end to end in pure code: TaPoS
+    /// from a carried get_block answer, a guarded updateauth, a proposal of it, and an approval
+    /// pinned to the proposed transaction's id.
+    #[test]
+    fn owner_rotation_proposal_flow() {
+        use crate::antelope::actions::{Authority, HeldAuthority, UpdateAuth};
+        use crate::antelope::keys::PublicKey;
+        use crate::antelope::tapos::{MAX_PROPOSAL_LIFETIME_SECS, TaposSource};
+        let new_key =
+            PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").expect("key");
+        let rotate = UpdateAuth {
+            account: n("alice"),
+            permission: n("owner"),
+            parent: Name(0),
+            auth: Authority::single_key(new_key),
+            authorized_by: None,
+        };
+        let held = HeldAuthority {
+            keys: vec![new_key],
+            accounts: vec![],
+        };
+        let action = rotate
+            .to_action(level("alice@owner"), &held)
+            .expect("guarded");
+        let src = TaposSource::from_get_block(
+            r#"{"id": "0000000213588be25132b4167ced6df22b5439e376d5a20284190bb94a43e3e8", "block_num": 2, "timestamp": "2020-01-01T00:00:00.500"}"#,
+        )
+        .expect("block");
+        let trx = src
+            .transaction(vec![action], 7 * 24 * 3600, MAX_PROPOSAL_LIFETIME_SECS)
+            .expect("trx");
+        assert_eq!(trx.expiration.to_string(), "2020-01-08T00:00:00");
+        let p = Propose::build(
+            n("custody"),
+            n("rotowner"),
+            vec![level("alice@owner")],
+            &trx,
+        )
+        .expect("proposal");
+        assert_eq!(p.transaction(), Ok(trx.clone()));
+        let approve = p.approve(level("alice@owner"));
+        assert_eq!(approve.proposal_hash, Some(trx.id()));
+        // The same rotation to a key nobody holds is never built.
+        assert!(
+            rotate
+                .to_action(level("alice@owner"), &HeldAuthority::default())
+                .is_err()
+        );
+    }
+
     #[test]
     fn propose_refuses_what_could_never_execute() {
         let trx = Transaction::decode(&hex::decode(REAL_TRX).expect("hex")).expect("decodes");
