@@ -14,6 +14,7 @@ pub mod merkle;
 pub mod name;
 pub mod signature;
 pub mod signed_block;
+pub mod tapos;
 pub mod time;
 pub mod transaction;
 

@@ -17,6 +17,7 @@ pub mod key;
 mod output;
 pub mod remote;
 pub mod sign_digest;
+pub mod tapos;
 
 pub use output::print;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Approvals(approvals::Approvals),
     /// Approve a request with your own key, online or offline.
     Approve(approve::Approve),
+    /// TaPoS fields and expiration from a carried get_info/get_block JSON answer.
+    Tapos(tapos::Tapos),
 }
 
 /// A command's failure: one line for the operator.
@@ -91,6 +94,7 @@ pub fn run(cli: &Cli) -> Result<Value, CliError> {
         Command::SignDigest(cmd) => cmd.run(cli.json),
         Command::Approvals(cmd) => cmd.run(),
         Command::Approve(cmd) => cmd.run(),
+        Command::Tapos(cmd) => cmd.run(),
     }
 }
 

@@ -213,3 +213,79 @@ fn bad_input_is_one_line_and_never_echoes_a_key() {
     ]);
     assert!(!err.contains(&bad_wif[4..30]), "{err}");
 }
+
+/// Block 2 of leap v5.0.3's deep-mind chain, which the ACTIVATE_TRX above references
+/// (ref_block_num 2, ref_block_prefix 380908113).
+const LEAP_BLOCK_2_ID: &str = "0000000213588be25132b4167ced6df22b5439e376d5a20284190bb94a43e3e8";
+const LEAP_BLOCK_3_ID: &str = "00000003ffc4d414883accbbe91f60218a47d4c1e1914fd6ebcc2051150df719";
+
+fn get_info() -> Value {
+    serde_json::json!({
+        "server_version": "d133c641",
+        "chain_id": TESTER_CHAIN,
+        "head_block_num": 3,
+        "head_block_id": LEAP_BLOCK_3_ID,
+        "head_block_time": "2020-01-01T00:00:01.500",
+        "last_irreversible_block_num": 2,
+        "last_irreversible_block_id": LEAP_BLOCK_2_ID,
+    })
+}
+
+#[test]
+fn tapos_from_carried_json() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let info = dir.path().join("info.json");
+    std::fs::write(&info, get_info().to_string()).expect("write");
+    let path = info.to_str().expect("path");
+
+    let v = json(&["tapos", path]);
+    assert_eq!(v["chain_id"], TESTER_CHAIN);
+    assert_eq!(v["ref_block_num"], 2);
+    assert_eq!(v["ref_block_prefix"], 380_908_113u32);
+    assert_eq!(v["ref_block_id"], LEAP_BLOCK_2_ID);
+    assert_eq!(v["expiration"], "2020-01-01T01:00:01");
+    // The very fields of a real transaction that references block 2.
+    let trx = oryx_proto::antelope::transaction::Transaction::decode(
+        &hex::decode(ACTIVATE_TRX).expect("hex"),
+    )
+    .expect("decodes");
+    assert_eq!(v["ref_block_num"], trx.ref_block_num);
+    assert_eq!(v["ref_block_prefix"], trx.ref_block_prefix);
+
+    let head = json(&["tapos", path, "--head", "--expire-in", "60"]);
+    assert_eq!(head["ref_block_num"], 3);
+    assert_eq!(head["ref_block_prefix"], 0xbbcc_3a88u32);
+    assert_eq!(head["expiration"], "2020-01-01T00:01:01");
+
+    let text = oryx(&["tapos", path]).1;
+    assert!(text.contains("ref_block_prefix: 380908113"), "{text}");
+
+    // get_block works too, and carries no chain id.
+    let block = dir.path().join("block.json");
+    std::fs::write(
+        &block,
+        serde_json::json!({"id": LEAP_BLOCK_2_ID, "block_num": 2, "timestamp": "2020-01-01T00:00:00.500", "ref_block_prefix": 380_908_113u32}).to_string(),
+    )
+    .expect("write");
+    let b = json(&["tapos", block.to_str().expect("path"), "--expire-in", "6"]);
+    assert_eq!(b["chain_id"], Value::Null);
+    assert_eq!(b["expiration"], trx.expiration.to_string());
+
+    // Lifetime bounds: nodeos refuses more than an hour; a proposal may live longer.
+    let err = fails(&["tapos", path, "--expire-in", "3601"]);
+    assert!(err.contains("max_transaction_lifetime"), "{err}");
+    let long = json(&["tapos", path, "--msig", "--expire-in", "86400"]);
+    assert_eq!(long["expiration"], "2020-01-02T00:00:01");
+    fails(&["tapos", path, "--expire-in", "0"]);
+
+    // An edited answer is refused.
+    let mut edited = get_info();
+    edited["last_irreversible_block_num"] = serde_json::json!(1);
+    std::fs::write(&info, edited.to_string()).expect("write");
+    let err = fails(&["tapos", path]);
+    assert!(err.contains("encodes block 2"), "{err}");
+    fails(&[
+        "tapos",
+        dir.path().join("missing.json").to_str().expect("path"),
+    ]);
+}

@@ -45,8 +45,8 @@ pub mod system;
 pub mod token;
 
 pub use authority::{
-    Authority, BlockSigningAuthority, BlockSigningAuthorityV0, KeyWeight, PermissionLevelWeight,
-    WaitWeight,
+    Authority, BlockSigningAuthority, BlockSigningAuthorityV0, HeldAuthority, KeyWeight,
+    PermissionLevelWeight, WaitWeight,
 };
 pub use msig::{Approve, Cancel, Exec, Propose, Unapprove};
 pub use permission::PermissionLevel;
@@ -64,6 +64,22 @@ fn binary_extension<T: Unpack>(r: &mut Reader<'_>) -> Result<Option<T>> {
         Ok(None)
     } else {
         T::unpack(r).map(Some)
+    }
+}
+
+/// An action calling `account::name`, authorized by `authorization`, with `data` packed: what
+/// the builders of the action modules return.
+fn action_of<T: Pack>(
+    account: Name,
+    name: Name,
+    authorization: Vec<PermissionLevel>,
+    data: &T,
+) -> crate::antelope::transaction::Action {
+    crate::antelope::transaction::Action {
+        account,
+        name,
+        authorization,
+        data: crate::antelope::codec::Bytes(data.packed()),
     }
 }
 
@@ -255,11 +271,11 @@ impl SystemAction {
     }
 
     /// Refuses actions that decode but that the chain or system contract would reject: an
-    /// invalid `updateauth` authority (see [`Authority::validate`]), an invalid `regproducer2`
+    /// invalid `updateauth` (see [`UpdateAuth::validate`]), an invalid `regproducer2`
     /// authority or over-long producer URL, or a `voteproducer` breaking the voting rules.
     pub fn validate(&self) -> Result<()> {
         match self {
-            SystemAction::UpdateAuth(a) => a.auth.validate(),
+            SystemAction::UpdateAuth(a) => a.validate(),
             SystemAction::RegProducer(a) => a.validate(),
             SystemAction::RegProducer2(a) => a.validate(),
             SystemAction::VoteProducer(a) => a.validate(),

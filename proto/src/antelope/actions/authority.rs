@@ -5,6 +5,8 @@
 //! and the system contract would refuse, with a message naming the rule, so an operator is told
 //! before signing an `updateauth` or `regproducer2` that could never execute.
 
+use std::cmp::Ordering;
+
 use serde::de::{self, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 
@@ -84,36 +86,63 @@ impl Authority {
     /// such an entry can never contribute and is almost certainly a mistake in what is signed.
     pub fn validate(&self) -> Result<()> {
         if self.threshold == 0 {
-            return Err(bad_authority("threshold must be above zero".into()));
+            return Err(bad_authority(
+                "threshold must be above zero: set it to the weight that must sign".into(),
+            ));
         }
         let entries = self.keys.len() + self.accounts.len() + self.waits.len();
         if entries > MAX_AUTHORITY_ENTRIES {
             return Err(bad_authority(format!(
-                "{entries} entries, at most {MAX_AUTHORITY_ENTRIES} allowed"
+                "{entries} entries, at most {MAX_AUTHORITY_ENTRIES} allowed: remove some"
             )));
         }
         let mut packed_prev: Option<Vec<u8>> = None;
         for (i, k) in self.keys.iter().enumerate() {
             let packed = k.key.packed();
-            if packed_prev.as_ref().is_some_and(|prev| *prev >= packed) {
-                return Err(bad_authority(format!(
-                    "keys[{i}] ({}) is a duplicate or out of order: keys must be unique and sorted ascending",
-                    k.key
-                )));
+            match packed_prev.as_ref().map(|prev| prev.cmp(&packed)) {
+                Some(Ordering::Equal) => {
+                    return Err(bad_authority(format!(
+                        "keys[{i}] ({}) repeats keys[{}]: keys must be unique; list each key once",
+                        k.key,
+                        i - 1
+                    )));
+                }
+                Some(Ordering::Greater) => {
+                    return Err(bad_authority(format!(
+                        "keys[{i}] ({}) is out of order: keys must be sorted ascending by their \
+                         packed bytes (type byte, then key bytes), as cleos sorts them",
+                        k.key
+                    )));
+                }
+                _ => {}
             }
             if k.weight == 0 {
-                return Err(bad_authority(format!("keys[{i}] ({}) has weight 0", k.key)));
+                return Err(bad_authority(format!(
+                    "keys[{i}] ({}) has weight 0: remove it or give it a weight of at least 1",
+                    k.key
+                )));
             }
             packed_prev = Some(packed);
         }
         for (i, pair) in self.accounts.windows(2).enumerate() {
-            if pair[0].permission >= pair[1].permission {
-                return Err(bad_authority(format!(
-                    "accounts[{}] ({}) is a duplicate or out of order: accounts must be unique and sorted \
-                     ascending by actor, then permission",
-                    i + 1,
-                    pair[1].permission
-                )));
+            match pair[0].permission.cmp(&pair[1].permission) {
+                Ordering::Equal => {
+                    return Err(bad_authority(format!(
+                        "accounts[{}] ({}) repeats accounts[{i}]: accounts must be unique; list \
+                         each permission once",
+                        i + 1,
+                        pair[1].permission
+                    )));
+                }
+                Ordering::Greater => {
+                    return Err(bad_authority(format!(
+                        "accounts[{}] ({}) is out of order: accounts must be sorted ascending by \
+                         actor, then permission",
+                        i + 1,
+                        pair[1].permission
+                    )));
+                }
+                Ordering::Less => {}
             }
         }
         if let Some((i, a)) = self
@@ -123,32 +152,46 @@ impl Authority {
             .find(|(_, a)| a.weight == 0)
         {
             return Err(bad_authority(format!(
-                "accounts[{i}] ({}) has weight 0",
+                "accounts[{i}] ({}) has weight 0: remove it or give it a weight of at least 1",
                 a.permission
             )));
         }
         if self.waits.first().is_some_and(|w| w.wait_sec == 0) {
-            return Err(bad_authority("waits[0] has wait_sec 0".into()));
+            return Err(bad_authority(
+                "waits[0] has wait_sec 0: a wait must be at least 1 second; remove it".into(),
+            ));
         }
         for (i, pair) in self.waits.windows(2).enumerate() {
-            if pair[0].wait_sec >= pair[1].wait_sec {
-                return Err(bad_authority(format!(
-                    "waits[{}] (wait_sec {}) is a duplicate or out of order: waits must be sorted ascending",
-                    i + 1,
-                    pair[1].wait_sec
-                )));
+            match pair[0].wait_sec.cmp(&pair[1].wait_sec) {
+                Ordering::Equal => {
+                    return Err(bad_authority(format!(
+                        "waits[{}] (wait_sec {}) repeats waits[{i}]: waits must be unique; merge \
+                         their weights",
+                        i + 1,
+                        pair[1].wait_sec
+                    )));
+                }
+                Ordering::Greater => {
+                    return Err(bad_authority(format!(
+                        "waits[{}] (wait_sec {}) is out of order: waits must be sorted ascending",
+                        i + 1,
+                        pair[1].wait_sec
+                    )));
+                }
+                Ordering::Less => {}
             }
         }
         if let Some((i, w)) = self.waits.iter().enumerate().find(|(_, w)| w.weight == 0) {
             return Err(bad_authority(format!(
-                "waits[{i}] (wait_sec {}) has weight 0",
+                "waits[{i}] (wait_sec {}) has weight 0: remove it or give it a weight of at least 1",
                 w.wait_sec
             )));
         }
         let total = self.total_weight();
         if total < u64::from(self.threshold) {
             return Err(bad_authority(format!(
-                "total weight {total} is below the threshold {}: the authority can never be satisfied",
+                "total weight {total} is below the threshold {}: the authority can never be \
+                 satisfied; lower the threshold or add weight",
                 self.threshold
             )));
         }
@@ -162,6 +205,61 @@ impl Authority {
         let waits = self.waits.iter().map(|w| u64::from(w.weight));
         keys.chain(accounts).chain(waits).sum()
     }
+
+    /// Whether the holders of `held` alone reach the threshold, without waiting out any delay.
+    ///
+    /// Counts the weight of every key in `held.keys` and every permission level in
+    /// `held.accounts` named exactly (an `alice@owner` holder is *not* counted for an
+    /// `alice@active` entry, although the chain would accept it): the guard may refuse an
+    /// authority the team could in fact satisfy, never the reverse. Waits never count, since a
+    /// lock-out that can only be lifted by a delayed transaction is still a lock-out for a
+    /// ceremony.
+    pub fn satisfiable_by(&self, held: &HeldAuthority) -> bool {
+        self.held_weight(held) >= u64::from(self.threshold) && self.threshold > 0
+    }
+
+    /// Weight the holders of `held` contribute (keys and exactly named accounts; no waits).
+    pub fn held_weight(&self, held: &HeldAuthority) -> u64 {
+        let keys = self
+            .keys
+            .iter()
+            .filter(|k| held.keys.contains(&k.key))
+            .map(|k| u64::from(k.weight));
+        let accounts = self
+            .accounts
+            .iter()
+            .filter(|a| held.accounts.contains(&a.permission))
+            .map(|a| u64::from(a.weight));
+        keys.chain(accounts).sum()
+    }
+
+    /// [`Authority::validate`], then the lock-out guard: refuses an authority that `held` could
+    /// not satisfy, naming the weight the team would have and the weight it needs.
+    pub fn validate_for(&self, held: &HeldAuthority) -> Result<()> {
+        self.validate()?;
+        if !self.satisfiable_by(held) {
+            return Err(bad_authority(format!(
+                "lock-out: the keys and accounts the team holds carry weight {} but the threshold \
+                 is {}: add a held key or account, raise its weight, or lower the threshold",
+                self.held_weight(held),
+                self.threshold
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a team can sign with: its keys, and the permissions of other accounts it controls.
+/// The input of the lock-out guard ([`Authority::satisfiable_by`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeldAuthority {
+    /// Public keys whose private keys the team controls (in its HSMs).
+    #[serde(default)]
+    pub keys: Vec<PublicKey>,
+    /// Permission levels of other accounts the team can satisfy.
+    #[serde(default)]
+    pub accounts: Vec<PermissionLevel>,
 }
 
 impl Pack for KeyWeight {
@@ -536,19 +634,32 @@ mod tests {
     #[test]
     fn validate_refuses_what_the_chain_refuses() {
         type Mutation = fn(&mut Authority);
-        let cases: [(&str, Mutation); 12] = [
+        let cases: [(&str, Mutation); 13] = [
             ("threshold must be above zero", |a| a.threshold = 0),
             ("below the threshold", |a| a.threshold = 8),
-            ("keys[1]", |a| a.keys.reverse()),
-            ("keys[1]", |a| a.keys[1] = a.keys[0].clone()),
-            ("keys[0]", |a| a.keys[0].weight = 0),
-            ("accounts[1]", |a| a.accounts.swap(0, 1)),
-            ("accounts[2]", |a| a.accounts[2] = a.accounts[1].clone()),
-            ("accounts[2]", |a| a.accounts[2].weight = 0),
+            ("keys[1] (", |a| a.keys.reverse()),
+            ("is out of order: keys must be sorted", |a| a.keys.reverse()),
+            ("repeats keys[0]", |a| a.keys[1] = a.keys[0].clone()),
+            ("has weight 0: remove it", |a| a.keys[0].weight = 0),
+            ("is out of order: accounts must be sorted", |a| {
+                a.accounts.swap(0, 1)
+            }),
+            ("accounts[2] (alice@owner) repeats accounts[1]", |a| {
+                a.accounts[2] = a.accounts[1].clone()
+            }),
+            ("accounts[2] (bob@active) has weight 0", |a| {
+                a.accounts[2].weight = 0
+            }),
             ("waits[0] has wait_sec 0", |a| a.waits[0].wait_sec = 0),
-            ("waits[1]", |a| a.waits[1].wait_sec = 10),
-            ("waits[1]", |a| a.waits.reverse()),
-            ("waits[1]", |a| a.waits[1].weight = 0),
+            ("waits[1] (wait_sec 10) repeats waits[0]", |a| {
+                a.waits[1].wait_sec = 10
+            }),
+            ("waits[1] (wait_sec 10) is out of order", |a| {
+                a.waits.reverse()
+            }),
+            ("waits[1] (wait_sec 20) has weight 0", |a| {
+                a.waits[1].weight = 0
+            }),
         ];
         for (expected, mutate) in cases {
             let mut a = valid();
@@ -648,6 +759,212 @@ mod tests {
             .validate()
             .is_err()
         );
+    }
+
+    fn held(keys: &[&str], accounts: &[&str]) -> HeldAuthority {
+        HeldAuthority {
+            keys: keys.iter().map(|k| key(k)).collect(),
+            accounts: accounts.iter().map(|a| perm(a)).collect(),
+        }
+    }
+
+    #[test]
+    fn lockout_guard_table() {
+        // valid(): threshold 3; two keys, three accounts and two waits, each of weight 1.
+        let cases: [(&[&str], &[&str], bool); 8] = [
+            (&[DEV_KEY, ALICE_KEY], &["bob@active"], true),
+            (&[DEV_KEY], &["alice@active", "alice@owner"], true),
+            (&[DEV_KEY, ALICE_KEY], &[], false),
+            // Waits never count, even though keys + waits would reach 3.
+            (&[DEV_KEY], &["bob@active"], false),
+            (&[], &[], false),
+            // Only exactly named permissions count: bob@owner is not bob@active.
+            (&[DEV_KEY, ALICE_KEY], &["bob@owner"], false),
+            // Holding things the authority does not name adds nothing.
+            (
+                &[DEV_KEY],
+                &["carol@active", "dave@active", "erin@active"],
+                false,
+            ),
+            (&[], &["alice@active", "alice@owner", "bob@active"], true),
+        ];
+        let a = valid();
+        for (keys, accounts, expected) in cases {
+            let h = held(keys, accounts);
+            assert_eq!(a.satisfiable_by(&h), expected, "{keys:?} {accounts:?}");
+            assert_eq!(
+                a.validate_for(&h).is_ok(),
+                expected,
+                "{keys:?} {accounts:?}"
+            );
+        }
+        let err = a
+            .validate_for(&held(&[DEV_KEY], &[]))
+            .expect_err("locked out")
+            .to_string();
+        assert!(
+            err.contains("lock-out") && err.contains("weight 1") && err.contains("threshold is 3"),
+            "{err}"
+        );
+        // An invalid authority is refused for its own reason, before the guard.
+        let mut bad = valid();
+        bad.keys.reverse();
+        let err = bad
+            .validate_for(&held(&[DEV_KEY, ALICE_KEY], &["bob@active"]))
+            .expect_err("unsorted")
+            .to_string();
+        assert!(err.contains("sorted"), "{err}");
+        // A heavy single key satisfies a threshold alone.
+        let heavy = Authority {
+            threshold: 2,
+            keys: vec![kw(DEV_KEY, 2)],
+            ..Authority::default()
+        };
+        assert!(heavy.satisfiable_by(&held(&[DEV_KEY], &[])));
+        assert!(!Authority::default().satisfiable_by(&held(&[DEV_KEY], &[])));
+    }
+
+    #[test]
+    fn held_authority_json() {
+        let h: HeldAuthority = serde_json::from_value(
+            json!({"keys": [DEV_KEY], "accounts": [{"actor": "bob", "permission": "active"}]}),
+        )
+        .expect("parses");
+        assert_eq!(h, held(&[DEV_KEY], &["bob@active"]));
+        assert!(serde_json::from_value::<HeldAuthority>(json!({"key": [DEV_KEY]})).is_err());
+    }
+
+    /// A fixed pool of distinct, sorted keys and permission levels for the property tests.
+    fn pool() -> (Vec<PublicKey>, Vec<PermissionLevel>) {
+        use crate::antelope::keys::{KeyType, PrivateKey};
+        let mut keys: Vec<PublicKey> = (1u8..=8)
+            .map(|i| {
+                let secret = crate::antelope::Checksum256::hash(&[i]).0;
+                PrivateKey::from_bytes(KeyType::K1, secret)
+                    .expect("a sha256 output is a valid scalar")
+                    .public_key()
+            })
+            .collect();
+        keys.sort_by_key(|k| k.packed());
+        let accounts = [
+            "alice@active",
+            "alice@owner",
+            "bob@active",
+            "carol@active",
+            "dave@custody",
+        ]
+        .iter()
+        .map(|p| perm(p))
+        .collect();
+        (keys, accounts)
+    }
+
+    fn build(
+        key_mask: u8,
+        acct_mask: u8,
+        weights: &[u16; 16],
+        waits: &[u32],
+        threshold_frac: f64,
+    ) -> Authority {
+        let (pool_keys, pool_accounts) = pool();
+        let keys: Vec<KeyWeight> = pool_keys
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| key_mask & (1 << i) != 0)
+            .map(|(i, key)| KeyWeight {
+                key,
+                weight: weights[i],
+            })
+            .collect();
+        let accounts: Vec<PermissionLevelWeight> = pool_accounts
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| acct_mask & (1 << i) != 0)
+            .map(|(i, permission)| PermissionLevelWeight {
+                permission,
+                weight: weights[8 + i],
+            })
+            .collect();
+        let mut w: Vec<u32> = waits.to_vec();
+        w.sort_unstable();
+        w.dedup();
+        let waits: Vec<WaitWeight> = w
+            .into_iter()
+            .map(|wait_sec| WaitWeight {
+                wait_sec,
+                weight: 1,
+            })
+            .collect();
+        let mut a = Authority {
+            threshold: 1,
+            keys,
+            accounts,
+            waits,
+        };
+        let total = a.total_weight();
+        // At least 1, at most the total (which fits in u32: at most 13 * 65535 + waits).
+        let t = ((total as f64 * threshold_frac) as u64).clamp(1, total.max(1));
+        a.threshold = u32::try_from(t).unwrap_or(1);
+        a
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+        /// Any authority built sorted, unique, with non-zero weights and a reachable threshold
+        /// validates, survives a pack round trip, and is satisfiable by holding everything it
+        /// names (when its waits are not needed).
+        #[test]
+        fn random_valid_authority_validates(
+            key_mask: u8,
+            acct_mask in 0u8..32,
+            weights in proptest::array::uniform16(1u16..),
+            waits in proptest::collection::vec(1u32..1_000_000, 0..4),
+            frac in 0.0f64..1.0,
+        ) {
+            let a = build(key_mask, acct_mask, &weights, &waits, frac);
+            proptest::prop_assume!(!a.keys.is_empty() || !a.accounts.is_empty() || !a.waits.is_empty());
+            proptest::prop_assert_eq!(a.validate(), Ok(()));
+            proptest::prop_assert_eq!(Authority::unpack_exact(&a.packed()), Ok(a.clone()));
+            let everything = HeldAuthority {
+                keys: a.keys.iter().map(|k| k.key).collect(),
+                accounts: a.accounts.iter().map(|p| p.permission).collect(),
+            };
+            let without_waits = a.total_weight() - a.waits.len() as u64;
+            proptest::prop_assert_eq!(
+                a.satisfiable_by(&everything),
+                without_waits >= u64::from(a.threshold)
+            );
+            proptest::prop_assert!(!a.satisfiable_by(&HeldAuthority::default()));
+        }
+
+        /// Reversing two or more distinct keys breaks the order the chain requires.
+        #[test]
+        fn shuffled_keys_are_refused(
+            key_mask: u8,
+            weights in proptest::array::uniform16(1u16..),
+            swap_a: usize,
+            swap_b: usize,
+        ) {
+            let mut a = build(key_mask, 0, &weights, &[], 0.5);
+            proptest::prop_assume!(a.keys.len() >= 2);
+            let (i, j) = (swap_a % a.keys.len(), swap_b % a.keys.len());
+            proptest::prop_assume!(i != j);
+            a.keys.swap(i, j);
+            let err = a.validate().expect_err("unsorted").to_string();
+            proptest::prop_assert!(err.contains("sorted ascending"), "{}", err);
+        }
+
+        /// Zeroing any weight is refused, naming the entry.
+        #[test]
+        fn zero_weight_is_refused(key_mask in 1u8.., weights in proptest::array::uniform16(1u16..), at: usize) {
+            let mut a = build(key_mask, 0, &weights, &[], 0.0);
+            let at = at % a.keys.len();
+            a.keys[at].weight = 0;
+            let err = a.validate().expect_err("zero weight").to_string();
+            let expected = format!("keys[{at}]");
+            proptest::prop_assert!(err.contains(&expected), "{}", err);
+        }
     }
 
     #[test]

@@ -4,13 +4,42 @@
 //! spans exactly the rest of the action data, so the bytes an approver is shown as "the proposed
 //! transaction" are the bytes the contract stores. Decoding those bytes into a readable
 //! transaction belongs to `transaction.rs` ([`Propose::transaction`]); here they are kept verbatim.
+//!
+//! The builders ([`Propose::build`], [`Approve::with_hash`], and `to_action` on each action)
+//! produce ready-to-sign [`Action`]s authorized exactly as the contract checks
+//! (`require_auth(proposer)`, `require_auth(level)`, `require_auth(executer)`,
+//! `require_auth(canceler)`), and an `approve` that always carries `proposal_hash`: the
+//! contract's `assert_sha256` over the stored packed transaction, so an approval cannot count
+//! for a proposal that was cancelled and re-proposed with other content under the same name.
 
 use super::permission::PermissionLevel;
-use crate::Result;
+use super::{APPROVE, CANCEL, EOSIO_MSIG, EXEC, PROPOSE, UNAPPROVE, action_of};
 use crate::antelope::checksum::Checksum256;
 use crate::antelope::codec::{Bytes, Pack, Reader, Unpack};
 use crate::antelope::name::Name;
-use crate::antelope::transaction::Transaction;
+use crate::antelope::transaction::{Action, Transaction};
+use crate::{Error, Result};
+
+/// The `proposal_hash` `eosio.msig::approve` checks: `sha256` of the packed proposed
+/// transaction, exactly the bytes the contract stored (which is also that transaction's id).
+pub fn proposal_hash(packed_trx: &[u8]) -> Checksum256 {
+    Checksum256::hash(packed_trx)
+}
+
+fn bad_msig(detail: String) -> Error {
+    Error::invalid("eosio.msig", detail)
+}
+
+/// Refuses an authorizer that is not `actor`: the contract's `require_auth(actor)` would fail.
+fn check_actor(role: &str, actor: Name, auth: &PermissionLevel) -> Result<()> {
+    if auth.actor != actor {
+        return Err(bad_msig(format!(
+            "the {role} is {actor} but the action would be authorized by {auth}: authorize it \
+             with a permission of {actor}"
+        )));
+    }
+    Ok(())
+}
 
 /// `eosio.msig::propose`: stores a transaction for the `requested` permissions to approve.
 ///
@@ -40,6 +69,71 @@ impl Propose {
     /// The proposed transaction, decoded by the transaction module.
     pub fn transaction(&self) -> Result<Transaction> {
         Transaction::unpack_exact(&self.trx.0)
+    }
+}
+
+impl Propose {
+    /// Builds a `propose` of `trx`, refusing what the contract would refuse or could never
+    /// execute: no requested approvals, a requested level named twice (the second could never
+    /// approve), a transaction without actions, or one with context-free actions (`exec`
+    /// refuses them).
+    pub fn build(
+        proposer: Name,
+        proposal_name: Name,
+        requested: Vec<PermissionLevel>,
+        trx: &Transaction,
+    ) -> Result<Self> {
+        if requested.is_empty() {
+            return Err(bad_msig(
+                "no requested approvals: name the permission levels that must approve".into(),
+            ));
+        }
+        for (i, level) in requested.iter().enumerate() {
+            if requested[..i].contains(level) {
+                return Err(bad_msig(format!(
+                    "requested[{i}] ({level}) is named twice: list each approver once"
+                )));
+            }
+        }
+        if trx.actions.is_empty() {
+            return Err(bad_msig(
+                "the proposed transaction has no actions: there would be nothing to execute".into(),
+            ));
+        }
+        if !trx.context_free_actions.is_empty() {
+            return Err(bad_msig(
+                "the proposed transaction has context-free actions, which eosio.msig::exec \
+                 refuses: move them out of the proposal"
+                    .into(),
+            ));
+        }
+        Ok(Propose {
+            proposer,
+            proposal_name,
+            requested,
+            trx: Bytes(trx.packed()),
+        })
+    }
+
+    /// The `proposal_hash` an `approve` of this proposal must carry.
+    pub fn proposal_hash(&self) -> Checksum256 {
+        proposal_hash(&self.trx.0)
+    }
+
+    /// The `approve` of this proposal by `level`, carrying its `proposal_hash`.
+    pub fn approve(&self, level: PermissionLevel) -> Approve {
+        Approve::with_hash(
+            self.proposer,
+            self.proposal_name,
+            level,
+            self.proposal_hash(),
+        )
+    }
+
+    /// `eosio.msig::propose`, authorized by `authorizer` (a permission of the proposer).
+    pub fn to_action(&self, authorizer: PermissionLevel) -> Result<Action> {
+        check_actor("proposer", self.proposer, &authorizer)?;
+        Ok(action_of(EOSIO_MSIG, PROPOSE, vec![authorizer], self))
     }
 }
 
@@ -120,6 +214,37 @@ pub struct Approve {
 
 action_codec!(Approve, "approve" { proposer, proposal_name, level } ext proposal_hash);
 
+impl Approve {
+    /// An approval that only counts if the stored proposal's packed transaction hashes to
+    /// `proposal_hash` (see [`proposal_hash`]).
+    pub fn with_hash(
+        proposer: Name,
+        proposal_name: Name,
+        level: PermissionLevel,
+        proposal_hash: Checksum256,
+    ) -> Self {
+        Approve {
+            proposer,
+            proposal_name,
+            level,
+            proposal_hash: Some(proposal_hash),
+        }
+    }
+
+    /// `eosio.msig::approve`, authorized by `level` itself (`require_auth(level)`). Refuses an
+    /// approval without `proposal_hash`: Oryx never approves content it has not pinned.
+    pub fn to_action(&self) -> Result<Action> {
+        if self.proposal_hash.is_none() {
+            return Err(bad_msig(
+                "approve without proposal_hash: build it with Approve::with_hash or \
+                 Propose::approve so it only counts for the reviewed transaction"
+                    .into(),
+            ));
+        }
+        Ok(action_of(EOSIO_MSIG, APPROVE, vec![self.level], self))
+    }
+}
+
 /// `eosio.msig::unapprove`: withdraws `level`'s approval.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +258,13 @@ pub struct Unapprove {
 }
 
 action_codec!(Unapprove, "unapprove" { proposer, proposal_name, level });
+
+impl Unapprove {
+    /// `eosio.msig::unapprove`, authorized by `level` itself (`require_auth(level)`).
+    pub fn to_action(&self) -> Action {
+        action_of(EOSIO_MSIG, UNAPPROVE, vec![self.level], self)
+    }
+}
 
 /// `eosio.msig::exec`: executes an approved proposal.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -148,6 +280,14 @@ pub struct Exec {
 
 action_codec!(Exec, "exec" { proposer, proposal_name, executer });
 
+impl Exec {
+    /// `eosio.msig::exec`, authorized by `authorizer` (a permission of the executer).
+    pub fn to_action(&self, authorizer: PermissionLevel) -> Result<Action> {
+        check_actor("executer", self.executer, &authorizer)?;
+        Ok(action_of(EOSIO_MSIG, EXEC, vec![authorizer], self))
+    }
+}
+
 /// `eosio.msig::cancel`: deletes a proposal.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +301,15 @@ pub struct Cancel {
 }
 
 action_codec!(Cancel, "cancel" { proposer, proposal_name, canceler });
+
+impl Cancel {
+    /// `eosio.msig::cancel`, authorized by `authorizer` (a permission of the canceler). Only the
+    /// proposer may cancel before the proposed transaction expires; anyone may after.
+    pub fn to_action(&self, authorizer: PermissionLevel) -> Result<Action> {
+        check_actor("canceler", self.canceler, &authorizer)?;
+        Ok(action_of(EOSIO_MSIG, CANCEL, vec![authorizer], self))
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -298,6 +447,185 @@ mod tests {
         assert_eq!(serde_json::from_value::<Approve>(v).expect("parses"), with);
         // A partial hash is malformed.
         assert!(Approve::unpack_exact(&with.packed()[..40]).is_err());
+    }
+
+    /// The id of shared vectors tx-1df1c2ab06533303 (REAL_TRX), as nodeos reported it.
+    const REAL_TRX_ID: &str = "1df1c2ab06533303d4172d84dd42b5e5ed8297f65fa0214b0a4f439788d47b47";
+
+    #[test]
+    fn proposal_hash_is_what_the_contract_hashes() {
+        let trx = Transaction::decode(&hex::decode(REAL_TRX).expect("hex")).expect("decodes");
+        let requested = vec![level("bob@active"), level("eosio@active")];
+        let p = Propose::build(n("alice"), n("myprop"), requested.clone(), &trx).expect("builds");
+        let action = p
+            .to_action(level("alice@active"))
+            .expect("proposer authorizes");
+        // The contract reads proposer, proposal_name and requested from the action data, then
+        // stores every remaining byte as `packed_transaction` and later checks
+        // `assert_sha256(packed_transaction, proposal_hash)`.
+        let mut r = Reader::new(&action.data.0);
+        Name::unpack(&mut r).expect("proposer");
+        Name::unpack(&mut r).expect("proposal_name");
+        assert_eq!(Vec::<PermissionLevel>::unpack(&mut r), Ok(requested));
+        let stored = r.rest();
+        assert_eq!(hex::encode(stored), REAL_TRX);
+        let expected = Checksum256::from_hex(REAL_TRX_ID).expect("hex");
+        assert_eq!(proposal_hash(stored), expected);
+        assert_eq!(p.proposal_hash(), expected);
+        assert_eq!(trx.id(), expected);
+        let approve = p.approve(level("bob@active"));
+        assert_eq!(approve.proposal_hash, Some(expected));
+        let packed = approve.to_action().expect("builds").data.0;
+        assert_eq!(&packed[packed.len() - 32..], expected.as_bytes());
+    }
+
+    #[test]
+    fn builders_authorize_as_the_contract_requires() {
+        use crate::antelope::SystemAction;
+        let trx = Transaction::decode(&hex::decode(REAL_TRX).expect("hex")).expect("decodes");
+        let p = Propose::build(n("alice"), n("myprop"), vec![level("bob@active")], &trx)
+            .expect("builds");
+        let approve = p.approve(level("bob@active"));
+        let unapprove = Unapprove {
+            proposer: n("alice"),
+            proposal_name: n("myprop"),
+            level: level("bob@active"),
+        };
+        let exec = Exec {
+            proposer: n("alice"),
+            proposal_name: n("myprop"),
+            executer: n("carol"),
+        };
+        let cancel = Cancel {
+            proposer: n("alice"),
+            proposal_name: n("myprop"),
+            canceler: n("alice"),
+        };
+        let built = [
+            (
+                p.to_action(level("alice@active")),
+                SystemAction::Propose(p.clone()),
+                "alice@active",
+            ),
+            (
+                approve.to_action(),
+                SystemAction::Approve(approve.clone()),
+                "bob@active",
+            ),
+            (
+                Ok(unapprove.to_action()),
+                SystemAction::Unapprove(unapprove.clone()),
+                "bob@active",
+            ),
+            (
+                exec.to_action(level("carol@active")),
+                SystemAction::Exec(exec.clone()),
+                "carol@active",
+            ),
+            (
+                cancel.to_action(level("alice@owner")),
+                SystemAction::Cancel(cancel.clone()),
+                "alice@owner",
+            ),
+        ];
+        for (action, expected, auth) in built {
+            let action = action.expect("builds");
+            assert_eq!(action.account, n("eosio.msig"));
+            assert_eq!(action.authorization, vec![level(auth)]);
+            // Round trip: the action data decodes, canonically, to what was built.
+            assert_eq!(action.system_action(), Some(Ok(expected.clone())));
+            assert_eq!(action.name, expected.name());
+            assert_eq!(action.data.0, expected.pack_data());
+        }
+        // Wrong authorizers are refused with the role named.
+        for (err, role) in [
+            (p.to_action(level("bob@active")), "proposer"),
+            (exec.to_action(level("alice@active")), "executer"),
+            (cancel.to_action(level("bob@active")), "canceler"),
+        ] {
+            let msg = err.expect_err(role).to_string();
+            assert!(msg.contains(role), "{msg}");
+        }
+        // An approve without a pinned hash is never built.
+        let unpinned = Approve {
+            proposal_hash: None,
+            ..approve
+        };
+        assert!(unpinned.to_action().is_err());
+    }
+
+    /// The groundwork of an owner rotation through eosio.msig, end to end in pure code: TaPoS
+    /// from a carried get_block answer, a guarded updateauth, a proposal of it, and an approval
+    /// pinned to the proposed transaction's id.
+    #[test]
+    fn owner_rotation_proposal_flow() {
+        use crate::antelope::actions::{Authority, HeldAuthority, UpdateAuth};
+        use crate::antelope::keys::PublicKey;
+        use crate::antelope::tapos::{MAX_PROPOSAL_LIFETIME_SECS, TaposSource};
+        let new_key =
+            PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").expect("key");
+        let rotate = UpdateAuth {
+            account: n("alice"),
+            permission: n("owner"),
+            parent: Name(0),
+            auth: Authority::single_key(new_key),
+            authorized_by: None,
+        };
+        let held = HeldAuthority {
+            keys: vec![new_key],
+            accounts: vec![],
+        };
+        let action = rotate
+            .to_action(level("alice@owner"), &held)
+            .expect("guarded");
+        let src = TaposSource::from_get_block(
+            r#"{"id": "0000000213588be25132b4167ced6df22b5439e376d5a20284190bb94a43e3e8", "block_num": 2, "timestamp": "2020-01-01T00:00:00.500"}"#,
+        )
+        .expect("block");
+        let trx = src
+            .transaction(vec![action], 7 * 24 * 3600, MAX_PROPOSAL_LIFETIME_SECS)
+            .expect("trx");
+        assert_eq!(trx.expiration.to_string(), "2020-01-08T00:00:00");
+        let p = Propose::build(
+            n("custody"),
+            n("rotowner"),
+            vec![level("alice@owner")],
+            &trx,
+        )
+        .expect("proposal");
+        assert_eq!(p.transaction(), Ok(trx.clone()));
+        let approve = p.approve(level("alice@owner"));
+        assert_eq!(approve.proposal_hash, Some(trx.id()));
+        // The same rotation to a key nobody holds is never built.
+        assert!(
+            rotate
+                .to_action(level("alice@owner"), &HeldAuthority::default())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn propose_refuses_what_could_never_execute() {
+        let trx = Transaction::decode(&hex::decode(REAL_TRX).expect("hex")).expect("decodes");
+        let build = |requested: Vec<PermissionLevel>, trx: &Transaction| {
+            Propose::build(n("alice"), n("myprop"), requested, trx)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(build(vec![], &trx).contains("no requested approvals"));
+        assert!(
+            build(vec![level("bob@active"), level("bob@active")], &trx).contains("requested[1]")
+        );
+        let empty = Transaction {
+            actions: vec![],
+            ..trx.clone()
+        };
+        assert!(build(vec![level("bob@active")], &empty).contains("no actions"));
+        let cfa = Transaction {
+            context_free_actions: trx.actions.clone(),
+            ..trx
+        };
+        assert!(build(vec![level("bob@active")], &cfa).contains("context-free"));
     }
 
     #[test]

@@ -3,11 +3,21 @@
 //!
 //! Guards: permission changes are the most dangerous thing a producer signs, so every field —
 //! including the optional `authorized_by` binary extension — is decoded and shown, never skipped.
+//! The builders ([`UpdateAuth::to_action`], [`RegProducer::to_action`],
+//! [`RegProducer2::to_action`]) refuse what the chain or system contract would refuse, and an
+//! `updateauth` that would lock the team out of the account
+//! ([`Authority::validate_for`]), before anything exists to sign.
 
-use super::authority::{Authority, BlockSigningAuthority};
+use super::authority::{Authority, BlockSigningAuthority, HeldAuthority};
+use super::permission::PermissionLevel;
+use super::{EOSIO, REGPRODUCER, REGPRODUCER2, UPDATEAUTH, action_of};
 use crate::antelope::keys::PublicKey;
 use crate::antelope::name::Name;
+use crate::antelope::transaction::Action;
 use crate::{Error, Result};
+
+const OWNER: Name = super::name("owner");
+const ACTIVE: Name = super::name("active");
 
 /// Longest producer URL the system contract accepts is 511 bytes (`url.size() < 512`).
 pub const MAX_PRODUCER_URL_LEN: usize = 511;
@@ -156,6 +166,124 @@ impl RegProducer2 {
     }
 }
 
+impl RegProducer {
+    /// `eosio::regproducer`, authorized by `authorizer` (a permission of the producer: the
+    /// contract checks `require_auth(producer)`), after [`RegProducer::validate`].
+    pub fn to_action(&self, authorizer: PermissionLevel) -> Result<Action> {
+        self.validate()?;
+        check_self_authorized("regproducer", self.producer, &authorizer)?;
+        Ok(action_of(EOSIO, REGPRODUCER, vec![authorizer], self))
+    }
+}
+
+impl RegProducer2 {
+    /// `eosio::regproducer2`, authorized by `authorizer` (a permission of the producer), after
+    /// [`RegProducer2::validate`]: an invalid block-signing authority is never built.
+    pub fn to_action(&self, authorizer: PermissionLevel) -> Result<Action> {
+        self.validate()?;
+        check_self_authorized("regproducer2", self.producer, &authorizer)?;
+        Ok(action_of(EOSIO, REGPRODUCER2, vec![authorizer], self))
+    }
+}
+
+fn check_self_authorized(
+    what: &'static str,
+    account: Name,
+    authorizer: &PermissionLevel,
+) -> Result<()> {
+    if authorizer.actor != account {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "{account} must authorize its own {what}, not {authorizer}: authorize it with a \
+                 permission of {account}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl UpdateAuth {
+    /// Refuses what nodeos's native `updateauth` refuses without looking at chain state: an
+    /// empty or reserved (`eosio.`) permission name, a permission that is its own parent,
+    /// `owner` with a parent, `active` with a parent other than `owner`, any other permission
+    /// without a parent, or an invalid authority ([`Authority::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Error::invalid("updateauth", detail);
+        if self.permission == Name(0) {
+            return Err(bad(
+                "the permission name is empty: name the permission to set".into(),
+            ));
+        }
+        if self.permission.to_string().starts_with("eosio.") {
+            return Err(bad(format!(
+                "permission {} starts with `eosio.`, which is reserved: choose another name",
+                self.permission
+            )));
+        }
+        if self.permission == self.parent {
+            return Err(bad(format!(
+                "permission {} cannot be its own parent",
+                self.permission
+            )));
+        }
+        if self.permission == OWNER {
+            if self.parent != Name(0) {
+                return Err(bad(format!(
+                    "owner has no parent, got {}: give an empty parent",
+                    self.parent
+                )));
+            }
+        } else if self.parent == Name(0) {
+            return Err(bad(format!(
+                "only owner may have an empty parent: give {} a parent",
+                self.permission
+            )));
+        } else if self.permission == ACTIVE && self.parent != OWNER {
+            return Err(bad(format!(
+                "active's parent must stay owner, got {}",
+                self.parent
+            )));
+        }
+        self.auth.validate()
+    }
+
+    /// `eosio::updateauth`, authorized by `authorizer`, after [`UpdateAuth::validate`] and the
+    /// lock-out guard ([`Authority::validate_for`] with what the team `held`s).
+    ///
+    /// The chain accepts the permission itself or any ancestor as authorizer; offline only the
+    /// permission, its parent and `owner` are known to be such, so others are refused. When
+    /// `authorized_by` is set, the system contract requires exactly that permission, so it must
+    /// equal the authorizer's.
+    pub fn to_action(&self, authorizer: PermissionLevel, held: &HeldAuthority) -> Result<Action> {
+        self.validate()?;
+        self.auth.validate_for(held)?;
+        let bad = |detail: String| Error::invalid("updateauth", detail);
+        if authorizer.actor != self.account {
+            return Err(bad(format!(
+                "{} must authorize changes to its own permissions, not {authorizer}",
+                self.account
+            )));
+        }
+        let p = authorizer.permission;
+        if p != self.permission && p != self.parent && p != OWNER {
+            return Err(bad(format!(
+                "{authorizer} is not {}@{}, its parent or owner: authorize with one of those",
+                self.account, self.permission
+            )));
+        }
+        if let Some(by) = self.authorized_by
+            && by != p
+        {
+            return Err(bad(format!(
+                "authorized_by is {by} but the action is authorized by {authorizer}: make them \
+                 the same permission"
+            )));
+        }
+        Ok(action_of(EOSIO, UPDATEAUTH, vec![authorizer], self))
+    }
+}
+
 impl VoteProducer {
     /// Refuses what `voteproducer` would: producers and a proxy at once, a proxy to oneself,
     /// more than 30 producers, or producers not sorted strictly ascending.
@@ -230,6 +358,170 @@ mod tests {
             },
             authorized_by: None,
         }
+    }
+
+    /// The whole packed transaction REAL_UPDATEAUTH came from (tx-1df1c2ab06533303).
+    const REAL_UPDATEAUTH_TRX: &str = "07e10b5e0400c2ba60b100000000010000000000ea30550040cbdaa86c52d5010000000000855c3400000000a8ed3232310000000000855c34000000008090b1ca00000000a8ed32320100000000010000000000ea305500000000a8ed323201000000";
+
+    fn lvl(s: &str) -> PermissionLevel {
+        s.parse().expect("valid level")
+    }
+
+    fn holds(accounts: &[&str], keys: &[PublicKey]) -> HeldAuthority {
+        HeldAuthority {
+            keys: keys.to_vec(),
+            accounts: accounts.iter().map(|a| lvl(a)).collect(),
+        }
+    }
+
+    #[test]
+    fn updateauth_builder_rebuilds_the_real_action() {
+        use crate::antelope::SystemAction;
+        use crate::antelope::transaction::Transaction;
+        let trx =
+            Transaction::decode(&hex::decode(REAL_UPDATEAUTH_TRX).expect("hex")).expect("decodes");
+        let built = real_updateauth()
+            .to_action(lvl("alice@active"), &holds(&["eosio@active"], &[]))
+            .expect("builds");
+        assert_eq!(built, trx.actions[0]);
+        assert_eq!(
+            SystemAction::decode(built.account, built.name, &built.data.0),
+            Some(Ok(SystemAction::UpdateAuth(real_updateauth())))
+        );
+    }
+
+    #[test]
+    fn updateauth_builder_refuses() {
+        type Edit = fn(&mut UpdateAuth);
+        let cases: [(&str, Edit); 9] = [
+            ("permission name is empty", |u| u.permission = Name(0)),
+            ("reserved", |u| u.permission = n("eosio.code")),
+            ("its own parent", |u| u.parent = u.permission),
+            ("owner has no parent", |u| u.permission = n("owner")),
+            ("only owner may have an empty parent", |u| {
+                u.parent = Name(0)
+            }),
+            ("active's parent must stay owner", |u| {
+                u.permission = n("active");
+                u.parent = n("test2");
+            }),
+            ("threshold must be above zero", |u| u.auth.threshold = 0),
+            ("below the threshold", |u| u.auth.threshold = 2),
+            ("authorized_by is owner", |u| {
+                u.authorized_by = Some(n("owner"))
+            }),
+        ];
+        let held = holds(&["eosio@active"], &[]);
+        for (expected, edit) in cases {
+            let mut u = real_updateauth();
+            edit(&mut u);
+            let err = u
+                .to_action(lvl("alice@active"), &held)
+                .expect_err(expected)
+                .to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
+        }
+        // Lock-out: the team does not hold eosio@active, the only entry.
+        let err = real_updateauth()
+            .to_action(lvl("alice@active"), &holds(&["alice@active"], &[key()]))
+            .expect_err("locked out")
+            .to_string();
+        assert!(err.contains("lock-out"), "{err}");
+        // Authorizers: another account, or a permission not known to be an ancestor.
+        for auth in ["bob@active", "alice@test5"] {
+            assert!(
+                real_updateauth().to_action(lvl(auth), &held).is_err(),
+                "{auth}"
+            );
+        }
+        for auth in ["alice@test1", "alice@active", "alice@owner"] {
+            assert!(
+                real_updateauth().to_action(lvl(auth), &held).is_ok(),
+                "{auth}"
+            );
+        }
+        // Rotating owner to a new key the team holds.
+        let owner = UpdateAuth {
+            account: n("alice"),
+            permission: n("owner"),
+            parent: Name(0),
+            auth: Authority::single_key(key()),
+            authorized_by: Some(n("owner")),
+        };
+        let action = owner
+            .to_action(lvl("alice@owner"), &holds(&[], &[key()]))
+            .expect("builds");
+        assert_eq!(
+            action.system_action(),
+            Some(Ok(crate::antelope::SystemAction::UpdateAuth(owner.clone())))
+        );
+        assert!(
+            owner
+                .to_action(lvl("alice@owner"), &HeldAuthority::default())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn regproducer_builders() {
+        use crate::antelope::SystemAction;
+        let r2 = RegProducer2 {
+            producer: n("alice"),
+            producer_authority: BlockSigningAuthority::V0(BlockSigningAuthorityV0 {
+                threshold: 1,
+                keys: vec![KeyWeight {
+                    key: key(),
+                    weight: 1,
+                }],
+            }),
+            url: "https://example.com".into(),
+            location: 0,
+        };
+        let action = r2.to_action(lvl("alice@active")).expect("builds");
+        assert_eq!(
+            (action.account, action.name),
+            (n("eosio"), n("regproducer2"))
+        );
+        assert_eq!(action.authorization, vec![lvl("alice@active")]);
+        assert_eq!(
+            SystemAction::decode(action.account, action.name, &action.data.0),
+            Some(Ok(SystemAction::RegProducer2(r2.clone())))
+        );
+        assert!(r2.to_action(lvl("bob@active")).is_err());
+        let mut dup = r2.clone();
+        dup.producer_authority = BlockSigningAuthority::V0(BlockSigningAuthorityV0 {
+            threshold: 1,
+            keys: vec![
+                KeyWeight {
+                    key: key(),
+                    weight: 1,
+                },
+                KeyWeight {
+                    key: key(),
+                    weight: 1,
+                },
+            ],
+        });
+        assert!(dup.to_action(lvl("alice@active")).is_err());
+        let mut long = r2.clone();
+        long.url = "x".repeat(MAX_PRODUCER_URL_LEN + 1);
+        assert!(long.to_action(lvl("alice@active")).is_err());
+
+        let r1 = RegProducer {
+            producer: n("alice"),
+            producer_key: key(),
+            url: String::new(),
+            location: 0,
+        };
+        let action = r1.to_action(lvl("alice@active")).expect("builds");
+        assert_eq!(
+            SystemAction::decode(action.account, action.name, &action.data.0),
+            Some(Ok(SystemAction::RegProducer(r1.clone())))
+        );
+        assert!(r1.to_action(lvl("eosio@active")).is_err());
     }
 
     #[test]
