@@ -285,6 +285,30 @@ impl Pipeline {
         )
     }
 
+    /// Audits a request whose chain id or key field does not even decode (so there is no
+    /// chain or key to name): the principal passed mTLS, so the attempt is on record.
+    pub fn audit_undecodable(&self, principal: &str, kind: RequestKind, message: &str) {
+        let record = AuditRecord {
+            reason: Some(format!("{}: {message}", Reason::Malformed.as_str())),
+            policy_version: Some(self.authz.version()),
+            ..AuditRecord::new(
+                sanitize_principal(principal),
+                format!("sign_{}", kind.as_str()),
+                "refused",
+            )
+        };
+        if let Err(e) = self.audit.append(record) {
+            tracing::error!(error = %e, "audit log write failed for a malformed request");
+        }
+        self.metrics.observe(kind, "refused", 0);
+        tracing::warn!(
+            principal,
+            kind = kind.as_str(),
+            reason = "MALFORMED",
+            "refused: {message}"
+        );
+    }
+
     /// SignDigest: a blind digest. A Savanna block id (Savanna chain) carries its block number;
     /// anything else is guarded by the wall-clock slot only.
     pub fn sign_digest(

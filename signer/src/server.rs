@@ -44,6 +44,25 @@ impl std::fmt::Debug for SignerService {
 }
 
 impl SignerService {
+    /// The request's decoded fields, or its MALFORMED refusal, audited first: the principal
+    /// passed mTLS, so even an undecodable attempt is on record.
+    async fn decoded<T>(
+        &self,
+        who: &str,
+        kind: RequestKind,
+        fields: Result<T, Status>,
+    ) -> Result<T, Status> {
+        match fields {
+            Ok(t) => Ok(t),
+            Err(status) => {
+                let pipeline = self.pipeline.clone();
+                let (who, message) = (who.to_string(), status.message().to_string());
+                detached(move || pipeline.audit_undecodable(&who, kind, &message)).await?;
+                Err(status)
+            }
+        }
+    }
+
     /// Builds the service.
     pub fn new(
         pipeline: Arc<Pipeline>,
@@ -228,27 +247,30 @@ impl Signer for SignerService {
     ) -> Result<Response<grpc::SignResponse>, Status> {
         let who = principal(&req)?;
         let r = req.into_inner();
-        let legacy = match (
-            r.blockroot_merkle_root.is_empty(),
-            r.pending_schedule_hash.is_empty(),
-        ) {
-            (true, true) => None,
-            (false, false) => Some((
-                checksum("blockroot_merkle_root", &r.blockroot_merkle_root)?,
-                checksum("pending_schedule_hash", &r.pending_schedule_hash)?,
-            )),
-            _ => {
-                return Err(malformed(
-                    "give both blockroot_merkle_root and pending_schedule_hash, or neither",
-                ));
-            }
-        };
-        let block = BlockRequest {
-            chain_id: checksum("chain_id", &r.chain_id)?,
-            key: public_key(&r.public_key)?,
-            header: r.header,
-            legacy,
-        };
+        let fields = (|| {
+            let legacy = match (
+                r.blockroot_merkle_root.is_empty(),
+                r.pending_schedule_hash.is_empty(),
+            ) {
+                (true, true) => None,
+                (false, false) => Some((
+                    checksum("blockroot_merkle_root", &r.blockroot_merkle_root)?,
+                    checksum("pending_schedule_hash", &r.pending_schedule_hash)?,
+                )),
+                _ => {
+                    return Err(malformed(
+                        "give both blockroot_merkle_root and pending_schedule_hash, or neither",
+                    ));
+                }
+            };
+            Ok(BlockRequest {
+                chain_id: checksum("chain_id", &r.chain_id)?,
+                key: public_key(&r.public_key)?,
+                header: r.header,
+                legacy,
+            })
+        })();
+        let block = self.decoded(&who, RequestKind::Block, fields).await?;
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.sign_block(&who, &block)).await?;
         out.map(|o| Response::new(sign_response(o)))
@@ -262,8 +284,9 @@ impl Signer for SignerService {
         use grpc::sign_transaction_request::Transaction as T;
         let who = principal(&req)?;
         let r = req.into_inner();
-        let chain_id = checksum("chain_id", &r.chain_id)?;
-        let key = public_key(&r.public_key)?;
+        let fields =
+            checksum("chain_id", &r.chain_id).and_then(|c| Ok((c, public_key(&r.public_key)?)));
+        let (chain_id, key) = self.decoded(&who, RequestKind::Transaction, fields).await?;
         let cfd: Vec<Bytes> = r.context_free_data.into_iter().map(Bytes).collect();
         let decoded: Result<(Transaction, Vec<Bytes>), String> = match r.transaction {
             Some(T::PackedTrx(b)) => Transaction::decode(&b)
@@ -301,9 +324,14 @@ impl Signer for SignerService {
     ) -> Result<Response<grpc::SignResponse>, Status> {
         let who = principal(&req)?;
         let r = req.into_inner();
-        let chain_id = checksum("chain_id", &r.chain_id)?;
-        let key = public_key(&r.public_key)?;
-        let digest = checksum("digest", &r.digest)?;
+        let fields = (|| {
+            Ok((
+                checksum("chain_id", &r.chain_id)?,
+                public_key(&r.public_key)?,
+                checksum("digest", &r.digest)?,
+            ))
+        })();
+        let (chain_id, key, digest) = self.decoded(&who, RequestKind::Digest, fields).await?;
         let savanna = self.savanna_chains.contains(&chain_id);
         let pipeline = self.pipeline.clone();
         let out =

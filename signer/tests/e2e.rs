@@ -263,6 +263,52 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
         .expect("refusal audited");
     assert_eq!(entry["decision"], "refused");
     assert!(entry["reason"].as_str().unwrap().contains("POLICY_DENIED"));
+
+    // Fields that do not even decode (a 31-byte chain id, an unparsable key): refused as
+    // MALFORMED, and on record too, though there is no chain or key to name.
+    let e = c
+        .sign_digest(grpc::SignDigestRequest {
+            chain_id: vec![0; 31],
+            public_key: key.to_string(),
+            digest: vec![0; 32],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"));
+    let e = c
+        .sign_transaction(grpc::SignTransactionRequest {
+            chain_id: eos(),
+            public_key: "PUB_K1_nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"));
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let malformed: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| {
+            e["principal"] == "intruder"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("MALFORMED"))
+        })
+        .collect();
+    assert_eq!(malformed.len(), 2, "{audit}");
+    assert_eq!(malformed[0]["kind"], "sign_digest");
+    assert!(
+        malformed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("chain_id must be 32 bytes")
+    );
+    assert_eq!(malformed[1]["kind"], "sign_transaction");
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
