@@ -85,6 +85,8 @@ pub struct Producer {
     schedule_hash: Checksum256,
     /// Consecutive slots the signer was unreachable.
     unreachable: u64,
+    /// Consecutive slots refused for a reason other than DOUBLE_SIGN.
+    refusals: u64,
     warned: HashSet<String>,
     stats: Arc<ProduceStats>,
 }
@@ -164,6 +166,7 @@ impl Producer {
             role: Role::Active,
             schedule_hash,
             unreachable: 0,
+            refusals: 0,
             warned: HashSet::new(),
             stats,
         })
@@ -275,23 +278,37 @@ impl Producer {
                 };
             }
             Attempt::Produced { replayed: false } => {
+                self.refusals = 0;
                 if self.role != Role::Active {
                     tracing::info!(head = self.head.block_num, "now the active producer");
                 }
                 self.role = Role::Active;
             }
-            Attempt::Refused { reason, message } => {
+            Attempt::Refused { reason, message } if reason == "DOUBLE_SIGN" => {
+                self.refusals = 0;
                 tracing::warn!(
                     block_num = self.head.block_num.saturating_add(1),
                     slot,
                     reason = %reason,
                     "the signer refused the block: {message}; standing by and following the other instances"
                 );
-                if reason == "DOUBLE_SIGN" {
-                    self.replay_pending().await;
-                    self.role = Role::Standby {
-                        retry_at: slot.saturating_add(self.s.takeover_slots),
-                    };
+                self.replay_pending().await;
+                self.role = Role::Standby {
+                    retry_at: slot.saturating_add(self.s.takeover_slots),
+                };
+            }
+            // Any other refusal (policy, configuration) repeats every slot until the operator
+            // fixes it: one line per doubling, not two a second.
+            Attempt::Refused { reason, message } => {
+                self.refusals += 1;
+                if self.refusals.is_power_of_two() {
+                    tracing::warn!(
+                        block_num = self.head.block_num.saturating_add(1),
+                        slot,
+                        reason = %reason,
+                        refused_slots = self.refusals,
+                        "the signer refused the block: {message}; no block until that is fixed"
+                    );
                 }
             }
             // While the signer is unreachable, one line per doubling of the outage, not one
