@@ -103,16 +103,34 @@ pub const MAX_INPUT_BYTES: u64 = 4 << 20;
 
 /// Reads a whole input file, refusing anything larger than [`MAX_INPUT_BYTES`].
 pub(crate) fn read_input(path: &Path) -> Result<String, CliError> {
-    use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| CliError::io(path, e))?;
+    read_capped(file, &path.display().to_string(), |e| CliError::io(path, e))
+}
+
+/// The file named by `arg`, or standard input when it is `-`, capped like [`read_input`].
+pub(crate) fn read_input_or_stdin(arg: &str) -> Result<String, CliError> {
+    if arg != "-" {
+        return read_input(Path::new(arg));
+    }
+    read_capped(std::io::stdin().lock(), "stdin", |e| {
+        CliError::Other(format!("stdin: {e}"))
+    })
+}
+
+/// Reads at most [`MAX_INPUT_BYTES`] from `r` (named `what` in errors).
+fn read_capped(
+    r: impl std::io::Read,
+    what: &str,
+    io_error: impl FnOnce(std::io::Error) -> CliError,
+) -> Result<String, CliError> {
+    use std::io::Read as _;
     let mut text = String::new();
-    file.take(MAX_INPUT_BYTES + 1)
+    r.take(MAX_INPUT_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| CliError::io(path, e))?;
+        .map_err(io_error)?;
     if text.len() as u64 > MAX_INPUT_BYTES {
         return Err(CliError::Other(format!(
-            "{}: larger than {MAX_INPUT_BYTES} bytes",
-            path.display()
+            "{what}: larger than {MAX_INPUT_BYTES} bytes"
         )));
     }
     Ok(text)

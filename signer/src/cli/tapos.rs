@@ -6,8 +6,6 @@
 //! [`oryx_proto::antelope::tapos::TaposSource`]), and the lifetime is bounded by what nodeos
 //! accepts (3600 s) unless the transaction is an `eosio.msig` proposal (`--msig`).
 
-use std::path::Path;
-
 use clap::Args;
 use oryx_proto::antelope::chain::chain_name;
 use oryx_proto::antelope::tapos::{
@@ -16,7 +14,7 @@ use oryx_proto::antelope::tapos::{
 };
 use serde_json::{Value, json};
 
-use crate::cli::{CliError, read_input};
+use crate::cli::{CliError, read_input_or_stdin};
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -40,14 +38,7 @@ pub struct Tapos {
 impl Tapos {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let text = if self.input == "-" {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
-                .map_err(|e| CliError::Other(format!("stdin: {e}")))?;
-            s
-        } else {
-            read_input(Path::new(&self.input))?
-        };
+        let text = read_input_or_stdin(&self.input)?;
         let which = if self.head {
             RefBlock::Head
         } else {

@@ -13,7 +13,7 @@ use oryx_proto::antelope::transaction::{Action, PackedTransaction, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, Signature, SystemAction, Unpack};
 use serde_json::{Value, json};
 
-use crate::cli::{CliError, read_input};
+use crate::cli::{CliError, read_input_or_stdin};
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -38,13 +38,8 @@ pub struct Loaded {
 
 /// Reads INPUT as described in the module docs.
 pub fn load(input: &str) -> Result<Loaded, CliError> {
-    let text = if input == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
-            .map_err(|e| CliError::Other(format!("stdin: {e}")))?;
-        s
-    } else if Path::new(input).is_file() {
-        read_input(Path::new(input))?
+    let text = if input == "-" || Path::new(input).is_file() {
+        read_input_or_stdin(input)?
     } else {
         input.to_string()
     };
