@@ -654,9 +654,13 @@ impl Pipeline {
             // answer waits for both.
             Ok((outcome, Some(reservation))) => std::thread::scope(|s| {
                 let commit = s.spawn(|| self.watermarks.commit(reservation, &outcome.signature));
-                let audited = self.finish(&p, Ok(outcome), position);
+                let audited = self.finish_counted(&p, Ok(outcome), position, false);
                 match (commit.join(), audited) {
-                    (Ok(Ok(stored)), Ok(o)) if stored == o.signature => Ok(o),
+                    (Ok(Ok(stored)), Ok(o)) if stored == o.signature => {
+                        let latency_us = p.started.elapsed().as_micros() as u64;
+                        self.metrics.observe(p.kind, "signed", latency_us);
+                        Ok(o)
+                    }
                     // An identical request committed first: everyone gets that one signature.
                     (Ok(Ok(stored)), Ok(o)) => self.finish(
                         &p,
@@ -680,7 +684,11 @@ impl Pipeline {
                         Err(refused(Reason::Internal, "watermark commit panicked")),
                         position,
                     ),
-                    (Ok(Ok(_)), Err(r)) => Err(r),
+                    (Ok(Ok(_)), Err(r)) => {
+                        let latency_us = p.started.elapsed().as_micros() as u64;
+                        self.metrics.observe(p.kind, "failed", latency_us);
+                        Err(r)
+                    }
                 }
             }),
         }
@@ -799,6 +807,18 @@ impl Pipeline {
         result: Result<Outcome, Refused>,
         position: Option<Position>,
     ) -> Result<Outcome, Refused> {
+        self.finish_counted(p, result, position, true)
+    }
+
+    /// [`Self::finish`]; `count: false` leaves the metrics to the caller (a request whose audit
+    /// entry is written before its final outcome is known is counted once, by that outcome).
+    fn finish_counted(
+        &self,
+        p: &Prepared<'_>,
+        result: Result<Outcome, Refused>,
+        position: Option<Position>,
+        count: bool,
+    ) -> Result<Outcome, Refused> {
         let latency_us = p.started.elapsed().as_micros() as u64;
         let (decision, reason, signature) = match &result {
             Ok(o) if o.replayed => ("replayed", None, Some(o.signature.to_string())),
@@ -825,7 +845,13 @@ impl Pipeline {
             )
         };
         let audited = self.audit.append(record);
-        self.metrics.observe(p.kind, decision, latency_us);
+        if count {
+            self.metrics.observe(
+                p.kind,
+                if audited.is_ok() { decision } else { "failed" },
+                latency_us,
+            );
+        }
         match (&result, audited) {
             (_, Err(e)) => {
                 tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");

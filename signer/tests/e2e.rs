@@ -365,6 +365,30 @@ async fn double_sign_protection_over_the_wire() {
     }
     assert_eq!(ok, 1, "exactly one of 16 conflicting headers is signed");
 
+    // 8 concurrent identical requests at a new height: one signature for all of them, and the
+    // metrics count each request once.
+    let blocks = |text: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("oryx_requests_total{kind=\"block\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let metrics = signer.metrics.clone().unwrap();
+    let before = blocks(&http_get(&metrics, "/metrics").1);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut c = signer.client("node1").await;
+        tasks.push(tokio::spawn(async move {
+            sign_block(&mut c, &key, &savanna(n + 2, n + 2, 0)).await
+        }));
+    }
+    let mut sigs = std::collections::HashSet::new();
+    for t in tasks {
+        sigs.insert(sig_of(&t.await.unwrap().unwrap().signature).to_string());
+    }
+    assert_eq!(sigs.len(), 1, "identical requests share one signature");
+    assert_eq!(blocks(&http_get(&metrics, "/metrics").1) - before, 8);
+
     // Bad input: clear refusals, and the signer keeps serving.
     let e = c
         .sign_block(grpc::SignBlockRequest {
