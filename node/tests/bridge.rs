@@ -99,14 +99,15 @@ fn start_bridge(cfg: &Path) -> Bridge {
     }
 }
 
+/// Waits for `/healthz` to answer `want` (a guard against a hang, not a performance bound).
 fn wait_healthy(b: &Bridge, want: u16) {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if http_get(&b.metrics, "/healthz").0 == want {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    panic!("bridge /healthz never became {want}");
+    panic!("bridge /healthz never became {want} within 60 s");
 }
 
 fn sig(body: &str) -> Signature {
