@@ -12,35 +12,6 @@ use oryx_proto::antelope::chain::parse_chain_id;
 use oryx_proto::client::ClientTls;
 use serde::Deserialize;
 
-/// Why a configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or has unknown keys.
-    #[error("{path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// What the parser said.
-        message: String,
-    },
-    /// A value is wrong.
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-}
-
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,17 +80,13 @@ pub struct Observability {
 }
 
 impl Config {
-    /// Reads and checks `path`; relative paths are taken from the file's directory.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+    /// Reads and checks `path`; relative paths are taken from the file's directory. The error
+    /// names the file and says what is wrong.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        })
+        Self::parse(&text, base).map_err(|message| format!("{}: {message}", path.display()))
     }
 
     /// Parses and checks TOML text; relative paths are taken from `base`.

@@ -53,7 +53,7 @@ pub struct Args {
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<(), String> {
-    let cfg = Config::load(&args.config.config).map_err(|e| e.to_string())?;
+    let cfg = Config::load(&args.config.config)?;
     let bridge = cfg
         .bridge
         .as_ref()

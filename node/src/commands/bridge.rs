@@ -29,7 +29,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs the bridge until SIGINT/SIGTERM.
 pub fn run(args: Args) -> Result<(), String> {
-    let cfg = Config::load(&args.config.config).map_err(|e| e.to_string())?;
+    let cfg = Config::load(&args.config.config)?;
     let Some(b) = &cfg.bridge else {
         return Err(format!(
             "{}: no [bridge] section: add one with chain_id and unix_socket (see deploy/oryx-node.toml)",

@@ -15,7 +15,7 @@ pub struct Args {
 /// Runs the producer loop until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<(), String> {
     let path = &args.config.config;
-    let cfg = Config::load(path).map_err(|e| e.to_string())?;
+    let cfg = Config::load(path)?;
     let produce = cfg.produce.as_ref().ok_or_else(|| {
         format!(
             "{}: no [produce] section: add one with chain_id, producer, public_key and block_log",

@@ -16,7 +16,6 @@ use oryx_proto::antelope::block::{
     extension_id,
 };
 use oryx_proto::antelope::codec::{Pack, Reader, Unpack};
-use oryx_proto::antelope::merkle::legacy_merkle;
 use oryx_proto::antelope::signed_block::{
     ReceiptTrx, SignedBlock, TransactionReceipt, TransactionStatus, transaction_mroot,
 };
@@ -56,12 +55,6 @@ pub fn legacy_schedule_hash(version: u32, producer: Name, key: &PublicKey) -> Ch
         }],
     };
     Checksum256::hash(&schedule.packed())
-}
-
-/// The blockroot merkle root a legacy block is signed with: the legacy merkle root of the ids of
-/// every block before it, starting with the parent of the first block (genesis).
-pub fn blockroot_merkle_root(ids_before: &[Checksum256]) -> Checksum256 {
-    legacy_merkle(ids_before)
 }
 
 /// A block before it is signed, with what the signer needs besides the header.
@@ -271,7 +264,8 @@ mod tests {
             PublicKey::parse("EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV").unwrap();
         let name = Name::new("oryxproducer").unwrap();
         let sh = legacy_schedule_hash(3, name, &key);
-        let bm = blockroot_merkle_root(&[head().id]);
+        // The blockroot merkle the producer keeps, over the head's id alone.
+        let bm = oryx_proto::antelope::merkle::LegacyIncrementalMerkle::new().append(head().id);
         assert_eq!(bm, head().id, "one id is its own root");
         let u = Unsigned::build(
             Mode::Legacy {
