@@ -289,6 +289,7 @@ impl Bridge {
                 public_key: key.to_string(),
                 transaction: Some(T::Json(split.json.clone())),
                 context_free_data: split.context_free_data.clone(),
+                msig_proposals: vec![],
             };
             let what = format!("sign_transaction with {key}");
             let mut client = conn.client.clone();

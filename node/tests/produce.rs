@@ -208,6 +208,7 @@ async fn signed_trx(signer: &Signer, key: &PublicKey, nonce: &str) -> PackedTran
                 trx.packed(),
             )),
             context_free_data: vec![],
+            msig_proposals: vec![],
         })
         .await
         .unwrap()

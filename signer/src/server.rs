@@ -209,6 +209,8 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
         approved_by: r.approvals.iter().map(|a| a.approver.to_string()).collect(),
         state: state.into(),
         signature,
+        msig_proposals: Vec::new(),
+        audit: None,
     }
 }
 
@@ -313,6 +315,7 @@ impl Signer for SignerService {
                 digest: o.digest.0.to_vec(),
                 transaction_id: id.0.to_vec(),
                 signature: Some(signature_msg(&o)),
+                audit: None,
             })
         })
         .map_err(|e| to_status(&e))
@@ -391,6 +394,30 @@ impl Signer for SignerService {
         let out = detached(move || pipeline.cancel_approval(&who, &id)).await?;
         out.map(|r| Response::new(approval_msg(r)))
             .map_err(|e| to_status(&e))
+    }
+
+    async fn generate_key(
+        &self,
+        req: Request<grpc::GenerateKeyRequest>,
+    ) -> Result<Response<grpc::GenerateKeyResponse>, Status> {
+        principal(&req)?;
+        Err(Status::unimplemented("GenerateKey is not built yet"))
+    }
+
+    async fn retire_key(
+        &self,
+        req: Request<grpc::RetireKeyRequest>,
+    ) -> Result<Response<grpc::RetireKeyResponse>, Status> {
+        principal(&req)?;
+        Err(Status::unimplemented("RetireKey is not built yet"))
+    }
+
+    async fn sign_transcript(
+        &self,
+        req: Request<grpc::SignTranscriptRequest>,
+    ) -> Result<Response<grpc::SignTranscriptResponse>, Status> {
+        principal(&req)?;
+        Err(Status::unimplemented("SignTranscript is not built yet"))
     }
 
     async fn status(

@@ -38,6 +38,7 @@ async fn request(c: &mut SignerClient<Channel>, key: &PublicKey, trx: &Transacti
                 trx.packed(),
             )),
             context_free_data: vec![],
+            msig_proposals: vec![],
         })
         .await
         .unwrap_err();

@@ -92,6 +92,7 @@ async fn exercise(signer: &Signer, key: &PublicKey) {
                 public_key: key.to_string(),
                 transaction: Some(t),
                 context_free_data: vec![],
+                msig_proposals: vec![],
             })
             .await
             .unwrap()
@@ -620,6 +621,7 @@ async fn an_hsm_outage_is_unavailable_and_recovers() {
                 trx.packed(),
             )),
             context_free_data: vec![],
+            msig_proposals: vec![],
         };
         async move { c.sign_transaction(req).await }
     };

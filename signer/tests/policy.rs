@@ -54,6 +54,7 @@ async fn sign_trx(
             trx.packed(),
         )),
         context_free_data: vec![],
+        msig_proposals: vec![],
     })
     .await
     .map(|r| r.into_inner())

@@ -296,6 +296,7 @@ impl Bench {
                                     ),
                                 ),
                                 context_free_data: vec![],
+                                msig_proposals: vec![],
                             })
                             .await
                             .map_err(|e| format!("SignTransaction: {}", e.message()))?;
