@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod asset;
 pub mod block;
+pub mod carried;
 pub mod chain;
 pub mod checksum;
 pub mod codec;

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 pub mod approvals;
 pub mod approve;
+pub mod ceremony;
 pub mod inspect;
 pub mod key;
 mod output;
@@ -55,6 +56,9 @@ pub enum Command {
     Approve(approve::Approve),
     /// TaPoS fields and expiration from a carried get_info/get_block JSON answer.
     Tapos(tapos::Tapos),
+    /// Key rotation and multisig ceremonies with a signed transcript.
+    #[command(subcommand)]
+    Ceremony(ceremony::Ceremony),
 }
 
 /// A command's failure: one line for the operator.
@@ -95,6 +99,7 @@ pub fn run(cli: &Cli) -> Result<Value, CliError> {
         Command::Approvals(cmd) => cmd.run(),
         Command::Approve(cmd) => cmd.run(),
         Command::Tapos(cmd) => cmd.run(),
+        Command::Ceremony(cmd) => cmd.run(),
     }
 }
 

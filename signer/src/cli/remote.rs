@@ -31,11 +31,21 @@ pub struct SignerArgs {
 }
 
 impl SignerArgs {
-    /// Runs `f` with a connected client.
+    /// Runs `f` with a connected client; a refusal becomes one line naming its reason.
     pub fn call<T>(
         &self,
         f: impl AsyncFnOnce(&mut SignerClient<Channel>) -> Result<T, tonic::Status>,
     ) -> Result<T, CliError> {
+        self.try_call(f)?.map_err(|s| refusal(&s))
+    }
+
+    /// Runs `f` with a connected client and hands back the signer's status untouched (for
+    /// callers that act on a refusal, such as NEEDS_APPROVALS); `Err` only when the signer
+    /// cannot be reached.
+    pub fn try_call<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut SignerClient<Channel>) -> Result<T, tonic::Status>,
+    ) -> Result<Result<T, tonic::Status>, CliError> {
         let tls = ClientTls::from_files(&self.ca, &self.cert, &self.cert_key, &self.server_name)
             .map_err(CliError::Other)?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -44,12 +54,15 @@ impl SignerArgs {
             .map_err(|e| CliError::Other(e.to_string()))?;
         rt.block_on(async {
             let mut client = connect(&self.signer, &tls).await.map_err(CliError::Other)?;
-            f(&mut client).await.map_err(|s| {
-                let reason = crate::client::reason(&s)
-                    .map(|r| format!(" [{r}]"))
-                    .unwrap_or_default();
-                CliError::Other(format!("signer refused{reason}: {}", s.message()))
-            })
+            Ok(f(&mut client).await)
         })
     }
+}
+
+/// A refusal as one line: `signer refused [REASON]: message`.
+pub fn refusal(s: &tonic::Status) -> CliError {
+    let reason = crate::client::reason(s)
+        .map(|r| format!(" [{r}]"))
+        .unwrap_or_default();
+    CliError::Other(format!("signer refused{reason}: {}", s.message()))
 }

@@ -80,8 +80,47 @@ fn from_json(text: &str) -> Result<Loaded, CliError> {
         .as_object_mut()
         .ok_or_else(|| CliError::Other("JSON input must be an object".into()))?;
     if obj.contains_key("packed_trx") {
-        let packed: PackedTransaction = serde_json::from_value(v).map_err(json_err)?;
-        return from_packed(&packed);
+        // A signed transaction file of `oryx ceremony` carries both forms: the packed one is
+        // authoritative, and the expanded one must say the same.
+        let packed_fields = [
+            "signatures",
+            "compression",
+            "packed_context_free_data",
+            "packed_trx",
+        ];
+        let packed: serde_json::Map<String, Value> = obj
+            .iter()
+            .filter(|(k, _)| packed_fields.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let expanded = obj.contains_key("actions");
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !expanded && !packed_fields.contains(&k.as_str()))
+        {
+            return Err(CliError::Other(format!(
+                "unknown field `{k}` in a packed transaction"
+            )));
+        }
+        let packed: PackedTransaction =
+            serde_json::from_value(Value::Object(packed)).map_err(json_err)?;
+        let loaded = from_packed(&packed)?;
+        if expanded {
+            for k in ["compression", "packed_context_free_data", "packed_trx"] {
+                obj.remove(k);
+            }
+            let plain = from_json(&v.to_string())?;
+            if plain.trx != loaded.trx
+                || plain.context_free_data != loaded.context_free_data
+                || plain.signatures != loaded.signatures
+            {
+                return Err(CliError::Other(
+                    "the expanded transaction and packed_trx in this file differ: refusing it"
+                        .into(),
+                ));
+            }
+        }
+        return Ok(loaded);
     }
     let signatures: Vec<Signature> = match obj.remove("signatures") {
         Some(s) => serde_json::from_value(s).map_err(json_err)?,

@@ -1,0 +1,283 @@
+//! `oryx ceremony …`: key rotation and multisig ceremonies run from the air-gapped side, each in
+//! its own directory with a hash-chained, audit-key-signed transcript.
+//!
+//! - `rotate-producer start|resume|finish`: a new producer key generated in the HSM,
+//!   `regproducer`/`regproducer2` signed (with approvals), the old key retired once the chain
+//!   shows the new one, its watermarks handed to the successor.
+//! - `rotate-auth start|resume`: `updateauth` of owner/active to a new key or authority, refused
+//!   before anything is signed when it is malformed or would lock the team out.
+//! - `msig propose|approve|unapprove|exec|cancel|resume`: eosio.msig actions signed with a
+//!   custody key.
+//! - `verify FILE`, `show FILE`: check a transcript; summarize it.
+//!
+//! Guards: see [`session`] (resumable, idempotent, one ceremony per directory) and
+//! [`transcript`] (tamper evidence). `--dry-run` contacts nothing that changes state: it
+//! prints each transaction that would be signed and writes nothing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use oryx_proto::antelope::chain::parse_chain_id;
+use oryx_proto::antelope::tapos::{
+    DEFAULT_EXPIRE_IN_SECS, MAX_TRANSACTION_LIFETIME_SECS, RefBlock, TaposSource,
+};
+use oryx_proto::antelope::transaction::{Action, Transaction};
+use oryx_proto::antelope::{Checksum256, KeyType, PrivateKey, PublicKey, TimePoint};
+use oryx_proto::grpc;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::remote::SignerArgs;
+use super::{CliError, read_input};
+
+pub mod msig;
+pub mod rotate_auth;
+pub mod rotate_producer;
+pub mod session;
+pub mod show;
+pub mod steps;
+pub mod transcript;
+pub mod verify;
+
+/// Ceremony commands.
+#[derive(Debug, Subcommand)]
+pub enum Ceremony {
+    /// Rotate a block producer's signing key: generate, regproducer, retire the old key.
+    #[command(subcommand)]
+    RotateProducer(rotate_producer::RotateProducer),
+    /// Rotate an account's owner or active authority (updateauth) with the lock-out guard.
+    #[command(subcommand)]
+    RotateAuth(rotate_auth::RotateAuth),
+    /// eosio.msig actions signed with a custody key.
+    #[command(subcommand)]
+    Msig(msig::Msig),
+    /// Check a transcript: chain, audit-key signatures, digests and signatures of every step.
+    Verify(verify::Verify),
+    /// A transcript's steps, readable.
+    Show(show::Show),
+}
+
+impl Ceremony {
+    /// Runs the subcommand.
+    pub fn run(&self) -> Result<Value, CliError> {
+        match self {
+            Ceremony::RotateProducer(c) => c.run(),
+            Ceremony::RotateAuth(c) => c.run(),
+            Ceremony::Msig(c) => c.run(),
+            Ceremony::Verify(c) => c.run(),
+            Ceremony::Show(c) => c.run(),
+        }
+    }
+}
+
+fn other(msg: impl Into<String>) -> CliError {
+    CliError::Other(msg.into())
+}
+
+/// The signer connection, which every step but a dry run needs.
+pub(crate) fn need_signer(signer: &Option<SignerArgs>) -> Result<&SignerArgs, CliError> {
+    signer.as_ref().ok_or_else(|| {
+        other(
+            "this step talks to the signer: give --ca, --cert and --cert-key (or ORYX_CA, \
+             ORYX_CERT, ORYX_CERT_KEY) and --signer",
+        )
+    })
+}
+
+/// What every transaction-building command takes: the chain and the carried TaPoS answer.
+#[derive(Debug, Clone, Args)]
+pub struct TxArgs {
+    /// Chain id in hex, or a known chain: eos, jungle4, kylin, wax, telos.
+    #[arg(long)]
+    pub chain_id: String,
+    /// The carried JSON answer of /v1/chain/get_info (or get_block) to take TaPoS from, as for
+    /// `oryx tapos` (the last irreversible block is referenced).
+    #[arg(long)]
+    pub tapos: PathBuf,
+    /// Seconds from the answer's time until the transaction expires (at most 3600: approvals
+    /// must be collected and the transaction pushed within it).
+    #[arg(long, default_value_t = DEFAULT_EXPIRE_IN_SECS)]
+    pub expire_in: u32,
+}
+
+/// TaPoS as a ceremony records it among its parameters (so a resumed run builds the same
+/// transaction without the carried file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaposParams {
+    /// The referenced block.
+    pub block_id: Checksum256,
+    /// Its number.
+    pub block_num: u32,
+    /// The time the expiration counts from.
+    pub time: TimePoint,
+    /// Lifetime in seconds.
+    pub expire_in: u32,
+}
+
+impl TxArgs {
+    /// The chain id and TaPoS, checked: the answer's chain (get_info) must be `--chain-id`, and
+    /// the transaction must not be expired already by this host's clock.
+    pub fn resolve(&self) -> Result<(Checksum256, TaposParams), CliError> {
+        let chain_id = parse_chain_id(&self.chain_id)?;
+        let text = read_input(&self.tapos)?;
+        let src = TaposSource::from_json(&text, RefBlock::LastIrreversible)?;
+        if let Some(c) = src.chain_id
+            && c != chain_id
+        {
+            return Err(other(format!(
+                "{}: the answer is from chain {c}, not --chain-id {chain_id}",
+                self.tapos.display()
+            )));
+        }
+        let p = TaposParams {
+            block_id: src.block_id,
+            block_num: src.block_num,
+            time: src.time,
+            expire_in: self.expire_in,
+        };
+        let expiration = src.expiration(self.expire_in, MAX_TRANSACTION_LIFETIME_SECS)?;
+        let now = crate::clock::now_secs();
+        if expiration <= now {
+            return Err(other(format!(
+                "{}: a transaction referencing it expires at {expiration}, but it is {now} \
+                 already: carry a fresh get_info answer (or check this host's clock)",
+                self.tapos.display()
+            )));
+        }
+        Ok((chain_id, p))
+    }
+}
+
+impl TaposParams {
+    /// A transaction of `actions` with this TaPoS and expiration.
+    pub fn transaction(&self, actions: Vec<Action>) -> Result<Transaction, CliError> {
+        let src = TaposSource {
+            chain_id: None,
+            block_id: self.block_id,
+            block_num: self.block_num,
+            time: self.time,
+        };
+        Ok(src.transaction(actions, self.expire_in, MAX_TRANSACTION_LIFETIME_SECS)?)
+    }
+}
+
+/// The stand-in for a key a dry run does not generate: a fixed, well-known key that no HSM
+/// holds, shown as a placeholder.
+pub fn placeholder_key(kind: KeyType) -> Result<PublicKey, CliError> {
+    let secret = Checksum256::hash(b"oryx ceremony dry-run placeholder key").0;
+    Ok(PrivateKey::from_bytes(kind, secret)?.public_key())
+}
+
+/// Parses `K1`/`R1`.
+pub fn key_type(text: &str) -> Result<KeyType, CliError> {
+    match text.to_ascii_uppercase().as_str() {
+        "K1" => Ok(KeyType::K1),
+        "R1" => Ok(KeyType::R1),
+        _ => Err(other(format!("--key-type {text:?}: give K1 or R1"))),
+    }
+}
+
+/// A transaction decoded for a dry run's or a summary's reader.
+pub fn describe(trx: &Transaction, chain_id: &Checksum256) -> Value {
+    let loaded = super::inspect::tx::Loaded {
+        trx: trx.clone(),
+        context_free_data: vec![],
+        signatures: vec![],
+    };
+    super::inspect::tx::describe(&loaded, chain_id)
+}
+
+/// What a command prints after a run: its status, the transcript's head and any next steps.
+pub(crate) fn report(mut status: Value, sealed: Value) -> Value {
+    if let Some(obj) = status.as_object_mut() {
+        obj.insert("transcript".into(), sealed);
+    }
+    status
+}
+
+/// ListKeys: every key the signer holds.
+pub(crate) fn list_keys(signer: &SignerArgs) -> Result<Vec<grpc::KeyInfo>, CliError> {
+    signer.call(async move |c| {
+        c.list_keys(grpc::ListKeysRequest {})
+            .await
+            .map(|r| r.into_inner().keys)
+    })
+}
+
+/// GenerateKey, checking the answer: the key carries `label`, and when `successor_of` is
+/// given, the signer reports that same predecessor.
+pub(crate) fn generate_key(
+    signer: &SignerArgs,
+    req: grpc::GenerateKeyRequest,
+) -> Result<steps::KeyGenerated, CliError> {
+    let sent = req.clone();
+    let resp = signer.call(async move |c| c.generate_key(req).await.map(|r| r.into_inner()))?;
+    let info = resp
+        .key
+        .ok_or_else(|| other("GenerateKey answered without a key"))?;
+    let public_key = PublicKey::parse(&info.public_key)?;
+    if !info.label.is_empty() && info.label != sent.label {
+        return Err(other(format!(
+            "GenerateKey answered with a key labelled {:?}, not {:?}",
+            info.label, sent.label
+        )));
+    }
+    let successor_of = if sent.successor_of.is_empty() {
+        None
+    } else {
+        let old = PublicKey::parse(&sent.successor_of)?;
+        if !resp.successor_of.is_empty() && PublicKey::parse(&resp.successor_of)? != old {
+            return Err(other(format!(
+                "label {:?} on backend {} already holds {public_key}, the successor of {}, not \
+                 of {old}: choose another label",
+                sent.label, sent.backend, resp.successor_of
+            )));
+        }
+        Some(old)
+    };
+    Ok(steps::KeyGenerated {
+        backend: sent.backend,
+        label: sent.label,
+        key_type: sent.key_type,
+        public_key,
+        successor_of,
+        existing: resp.existing,
+        audit: session::audit_pos(resp.audit),
+    })
+}
+
+/// The usual ending of a run that signed (or waits for) one transaction.
+pub(crate) fn finish_signing(
+    s: &mut session::Session,
+    signer: &SignerArgs,
+    tx: &str,
+    state: session::SignState,
+    next: Vec<String>,
+) -> Result<Value, CliError> {
+    let status = match state {
+        session::SignState::Waiting(v) => v,
+        session::SignState::Signed(signed) => {
+            let out = s.write_signed(tx)?;
+            json!({
+                "status": "signed",
+                "transaction": tx,
+                "signature": signed.signature.to_string(),
+                "signed_by": signed.public_key.to_string(),
+                "approved_by": signed.approved_by.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "file": s.dir.join(&out.file).display().to_string(),
+                "next": next,
+            })
+        }
+    };
+    let sealed = s.seal(signer)?;
+    Ok(report(status, sealed))
+}
+
+/// How to push a signed transaction file from the online host.
+pub(crate) fn push_hint(file: &str) -> String {
+    format!(
+        "online host: `cleos push transaction --skip-sign {file}` or \
+         `curl -d @{file} $NODE/v1/chain/send_transaction`"
+    )
+}
