@@ -74,16 +74,6 @@ fn other(msg: impl Into<String>) -> CliError {
     CliError::Other(msg.into())
 }
 
-/// The signer connection, which every step but a dry run needs.
-pub(crate) fn need_signer(signer: &Option<SignerArgs>) -> Result<&SignerArgs, CliError> {
-    signer.as_ref().ok_or_else(|| {
-        other(
-            "this step talks to the signer: give --ca, --cert and --cert-key (or ORYX_CA, \
-             ORYX_CERT, ORYX_CERT_KEY) and --signer",
-        )
-    })
-}
-
 /// What every transaction-building command takes: the chain and the carried TaPoS answer.
 #[derive(Debug, Clone, Args)]
 pub struct TxArgs {

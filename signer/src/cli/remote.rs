@@ -18,13 +18,13 @@ pub struct SignerArgs {
     pub signer: String,
     /// Operator CA certificate (PEM).
     #[arg(long, env = "ORYX_CA")]
-    pub ca: PathBuf,
+    pub ca: Option<PathBuf>,
     /// This client's certificate (PEM).
     #[arg(long, env = "ORYX_CERT")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
     /// This client's private key (PEM).
     #[arg(long = "cert-key", env = "ORYX_CERT_KEY")]
-    pub cert_key: PathBuf,
+    pub cert_key: Option<PathBuf>,
     /// Name in the signer's certificate.
     #[arg(long, default_value = "localhost")]
     pub server_name: String,
@@ -46,7 +46,16 @@ impl SignerArgs {
         &self,
         f: impl AsyncFnOnce(&mut SignerClient<Channel>) -> Result<T, tonic::Status>,
     ) -> Result<Result<T, tonic::Status>, CliError> {
-        let tls = ClientTls::from_files(&self.ca, &self.cert, &self.cert_key, &self.server_name)
+        // Optional for clap so that commands which only sometimes reach the signer (offline
+        // approvals, dry runs) parse without them; required here.
+        let (Some(ca), Some(cert), Some(cert_key)) = (&self.ca, &self.cert, &self.cert_key) else {
+            return Err(CliError::Other(
+                "this command talks to the signer: give --ca, --cert and --cert-key (or ORYX_CA, \
+                 ORYX_CERT and ORYX_CERT_KEY)"
+                    .into(),
+            ));
+        };
+        let tls = ClientTls::from_files(ca, cert, cert_key, &self.server_name)
             .map_err(CliError::Other)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

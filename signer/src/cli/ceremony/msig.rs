@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::session::Session;
 use super::steps::TxData;
-use super::{TaposParams, TxArgs, describe, finish_signing, need_signer, push_hint};
+use super::{TaposParams, TxArgs, describe, finish_signing, push_hint};
 use crate::cli::CliError;
 use crate::cli::remote::SignerArgs;
 
@@ -74,7 +74,7 @@ pub struct Common {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// Arguments of `propose`.
@@ -184,7 +184,7 @@ pub struct Resume {
     #[arg(long = "approval")]
     pub approvals: Vec<PathBuf>,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// The action, as the ceremony's parameters record it.
@@ -454,7 +454,7 @@ impl Common {
                 "proposals_reviewed": proposals,
             }));
         }
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let value = serde_json::to_value(&p).map_err(|e| other(e.to_string()))?;
         let kind = format!("msig-{}", p.msig.name());
         let mut s = Session::start(&self.dir, &kind, value)?;
@@ -474,7 +474,7 @@ const KINDS: &[&str] = &[
 impl Resume {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let mut s = Session::open(&self.dir, KINDS)?;
         let p: Params = s.params()?;
         advance(&mut s, signer, &p, &self.approvals)

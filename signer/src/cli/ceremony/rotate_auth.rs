@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use super::session::Session;
 use super::steps::{self, AuthorityChange, KeyGenerated, TxData};
 use super::{
-    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, list_keys, need_signer,
+    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, list_keys,
     placeholder_key, push_hint,
 };
 use crate::cli::remote::SignerArgs;
@@ -114,7 +114,7 @@ pub struct Start {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// Arguments of `resume`.
@@ -127,7 +127,7 @@ pub struct Resume {
     #[arg(long = "approval")]
     pub approvals: Vec<PathBuf>,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// The new authority, as given.
@@ -318,7 +318,7 @@ impl Start {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
         let p = self.params()?;
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let infos = list_keys(signer)?;
         let signer_keys = infos
             .iter()
@@ -380,7 +380,7 @@ impl Start {
 impl Resume {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let mut s = Session::open(&self.dir, &[KIND])?;
         let p: Params = s.params()?;
         advance(&mut s, signer, &p, &self.approvals)

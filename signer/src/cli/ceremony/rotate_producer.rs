@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 use super::session::Session;
 use super::steps::{self, Handover, KeyGenerated, OnChain, Output, Retired, TxData};
 use super::{
-    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, need_signer,
-    placeholder_key, push_hint, report,
+    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, placeholder_key,
+    push_hint, report,
 };
 use crate::cli::remote::SignerArgs;
 use crate::cli::{CliError, read_input};
@@ -109,7 +109,7 @@ pub struct Start {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// Arguments of `resume`.
@@ -122,7 +122,7 @@ pub struct Resume {
     #[arg(long = "approval")]
     pub approvals: Vec<PathBuf>,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// Arguments of `finish`.
@@ -136,7 +136,7 @@ pub struct Finish {
     #[arg(long)]
     pub carried: PathBuf,
     #[command(flatten)]
-    pub(crate) signer: Option<SignerArgs>,
+    pub(crate) signer: SignerArgs,
 }
 
 /// What `start` records as the ceremony's parameters.
@@ -234,7 +234,7 @@ impl Start {
                 "then": format!("finish: RetireKey({}) with the new key as successor", params.old_key),
             }));
         }
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let value = serde_json::to_value(&params).map_err(|e| other(e.to_string()))?;
         let mut s = Session::start(&self.dir, KIND, value)?;
         advance(&mut s, signer, &params, &[])
@@ -244,7 +244,7 @@ impl Start {
 impl Resume {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let mut s = Session::open(&self.dir, &[KIND])?;
         let params: Params = s.params()?;
         advance(&mut s, signer, &params, &self.approvals)
@@ -297,7 +297,7 @@ fn advance(
 impl Finish {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
-        let signer = need_signer(&self.signer)?;
+        let signer = &self.signer;
         let mut s = Session::open(&self.dir, &[KIND])?;
         let p: Params = s.params()?;
         if s.get::<Output>(steps::OUTPUT, Some(TX))?.is_none() {
