@@ -1,0 +1,838 @@
+//! Ceremonies end to end: the `oryx ceremony` CLI against the real `oryx-signer` binary over
+//! mTLS, keys on a SoftHSM2 token.
+//!
+//! - producer-key rotation under a 2-of-3 approvals policy: the new key exists only on the
+//!   token, regproducer decodes and its signature verifies by recovery and with
+//!   `@wharfkit/antelope`; after `finish` the old key is refused (KEY_RETIRED) and a block at the
+//!   hand-over height with the new key is refused (DOUBLE_SIGN); resuming never generates a
+//!   second key; the transcript verifies and fails after a one-byte edit;
+//! - owner rotation: unsorted keys, weight below threshold and lock-out are refused before
+//!   anything is signed;
+//! - msig: propose, then approve under 2 custody approvals (one approval releases nothing).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{
+    Checksum256, KeyType, Pack, PrivateKey, PublicKey, Signature, TimePointSec,
+};
+use oryx_proto::grpc;
+use oryx_signer::client::reason;
+use serde_json::{Value, json};
+
+const PRODUCER: &str = "oryxproducer";
+
+/// Runs `oryx … --json`; Ok(stdout JSON) or Err(stderr).
+fn oryx(args: &[String]) -> Result<Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// An approver's software key, in a key file.
+struct Approver {
+    key: PrivateKey,
+    file: PathBuf,
+}
+
+fn approver(dir: &Path, i: usize) -> Approver {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).unwrap();
+    let key = PrivateKey::from_bytes(KeyType::K1, secret).unwrap();
+    let file = dir.join(format!("approver{i}.key"));
+    std::fs::write(&file, key.to_pvt_string().as_str()).unwrap();
+    Approver { key, file }
+}
+
+/// A signer on a SoftHSM2 token with: the producer's block key, the account key that signs
+/// transactions, the transcript (audit) key; `node1` is an admin; the policy is `rules`
+/// (with `{OLD}`, `{ACCT}` and `{A0}`..`{A2}` replaced).
+struct Setup {
+    dir: tempfile::TempDir,
+    signer: Signer,
+    conf: PathBuf,
+    old: PublicKey,
+    acct: PublicKey,
+    audit: PublicKey,
+    approvers: Vec<Approver>,
+}
+
+impl Setup {
+    fn new(rules: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        init(d, false);
+        let conf = softhsm_backend(d, "ceremony");
+        let old = hsm_key(d, &conf, "producer-1", false);
+        let acct = hsm_key(d, &conf, "account", false);
+        let audit = hsm_key(d, &conf, "transcripts", false);
+        let approvers: Vec<Approver> = (0..3).map(|i| approver(d, i)).collect();
+        let cfg = config_path(d);
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "path = \"audit/audit.jsonl\"",
+            &format!("path = \"audit/audit.jsonl\"\nsigning_key = \"{audit}\""),
+        );
+        std::fs::write(
+            &cfg,
+            format!("admins = [\"node1\"]\npolicy = \"policy.toml\"\n{text}"),
+        )
+        .unwrap();
+        for (k, chains) in [(old, "[\"main\"]"), (acct, "[\"main\"]"), (audit, "[]")] {
+            append_config(
+                d,
+                &format!("[[keys]]\npublic_key = \"{k}\"\nbackend = \"hsm\"\nchains = {chains}\n"),
+            );
+        }
+        let mut policy = rules
+            .replace("{OLD}", &old.to_string())
+            .replace("{ACCT}", &acct.to_string());
+        for (i, a) in approvers.iter().enumerate() {
+            policy = policy.replace(&format!("{{A{i}}}"), &a.key.public_key().to_string());
+        }
+        std::fs::write(
+            d.join("policy.toml"),
+            format!("version = \"ceremony-1\"\n{policy}"),
+        )
+        .unwrap();
+        let signer = Signer::start(d, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]);
+        Setup {
+            dir,
+            signer,
+            conf,
+            old,
+            acct,
+            audit,
+            approvers,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The mTLS flags of principal node1.
+    fn conn(&self) -> Vec<String> {
+        let t = self.path("tls");
+        let p = |f: &str| t.join(f).display().to_string();
+        vec![
+            "--signer".into(),
+            self.signer.addr.clone(),
+            "--ca".into(),
+            p("ca.pem"),
+            "--cert".into(),
+            p("node1.pem"),
+            "--cert-key".into(),
+            p("node1.key"),
+        ]
+    }
+
+    /// `oryx ARGS… <connection flags>`.
+    fn oryx(&self, args: &[String]) -> Result<Value, String> {
+        let mut all = args.to_vec();
+        all.extend(self.conn());
+        oryx(&all)
+    }
+
+    /// A carried get_info answer whose head time is now (so the transaction is not expired).
+    fn get_info(&self) -> PathBuf {
+        let lib = 7_000_000u32;
+        let id = |n: u32, fill: u8| {
+            let mut b = [fill; 32];
+            b[..4].copy_from_slice(&n.to_be_bytes());
+            hex::encode(b)
+        };
+        let now = oryx_signer::clock::now_secs();
+        let v = json!({
+            "server_version": "test", "chain_id": EOS,
+            "head_block_num": lib + 3, "head_block_id": id(lib + 3, 0x33),
+            "last_irreversible_block_num": lib, "last_irreversible_block_id": id(lib, 0x5a),
+            "head_block_time": format!("{now}.000"), "head_block_producer": PRODUCER,
+        });
+        let p = self.path("get_info.json");
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    }
+
+    fn tx_args(&self) -> Vec<String> {
+        vec![
+            "--chain-id".into(),
+            "eos".into(),
+            "--tapos".into(),
+            self.get_info().display().to_string(),
+            "--expire-in".into(),
+            "1800".into(),
+        ]
+    }
+
+    /// `oryx approve --offline` by approver `i` on the ceremony's request file.
+    fn offline_approval(&self, i: usize, request: &str) -> PathBuf {
+        let out = self.path(&format!("approval{i}.json"));
+        oryx(&s(&[
+            "approve",
+            "--offline",
+            "--request",
+            request,
+            "--key-file",
+            self.approvers[i].file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+        .unwrap();
+        out
+    }
+
+    /// `oryx approve ID` online by approver `i`.
+    fn online_approval(&self, i: usize, id: &str) -> Value {
+        self.oryx(&s(&[
+            "approve",
+            id,
+            "--key-file",
+            self.approvers[i].file.to_str().unwrap(),
+        ]))
+        .unwrap()
+    }
+
+    fn token_labels(&self) -> Vec<(String, String)> {
+        let cfg = config_path(self.dir.path());
+        let out = run(
+            &["keys", "list", "-c", cfg.to_str().unwrap(), "--json"],
+            &[("SOFTHSM2_CONF", self.conf.to_str().unwrap())],
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["label"].as_str().unwrap().to_string(),
+                    r["public_key"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Kinds of the signer's audit entries.
+    fn audit_kinds(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.signer.audit_path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap_or_default().to_string(),
+                    e["decision"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Runs `tests/js/wharfkit-check.mjs` (@wharfkit/antelope) on `input`, as tests/src/wharfkit.rs
+/// does for the workspace tests.
+fn wharfkit(input: &Value) -> Value {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
+    if !js.join("node_modules/@wharfkit/antelope").is_dir() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&js)
+            .status()
+            .expect("npm is required for the wharfkit cross-check")
+            .success();
+        assert!(ok, "npm ci failed");
+    }
+    let mut child = Command::new("node")
+        .arg(js.join("wharfkit-check.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is required for the wharfkit cross-check");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn sign_block(
+    signer: &Signer,
+    key: &PublicKey,
+    n: u32,
+    variant: u8,
+) -> Result<grpc::SignResponse, tonic::Status> {
+    let mut c = signer.client("node1").await;
+    c.sign_block(grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: savanna(n, n, variant).packed(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+/// A signed transaction file: decoded both ways, the same; its signature recovers to `key`.
+fn check_signed_file(path: &Path, key: &PublicKey) -> (Transaction, Signature, Value) {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let packed = Transaction::decode(&hex::decode(v["packed_trx"].as_str().unwrap()).unwrap())
+        .expect("packed_trx decodes");
+    let mut expanded = v.clone();
+    for k in [
+        "signatures",
+        "context_free_data",
+        "compression",
+        "packed_context_free_data",
+        "packed_trx",
+    ] {
+        expanded.as_object_mut().unwrap().remove(k);
+    }
+    let expanded: Transaction = serde_json::from_value(expanded).expect("expanded decodes");
+    assert_eq!(expanded, packed, "both forms are the same transaction");
+    assert_eq!(v["compression"], "none");
+    let sigs = v["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1);
+    let sig = Signature::parse(sigs[0].as_str().unwrap()).unwrap();
+    let chain = Checksum256::from_hex(EOS).unwrap();
+    let digest = packed.signing_digest(&chain, &[]);
+    assert_eq!(sig.recover(&digest).unwrap(), *key, "signed by {key}");
+    // `oryx inspect tx` reads the file as well (both forms, checked against each other).
+    let shown = oryx(&s(&[
+        "inspect",
+        "tx",
+        "--chain-id",
+        "eos",
+        path.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(shown["signatures"][0]["public_key"], key.to_string());
+    (packed, sig, v)
+}
+
+fn verify_transcript(file: &Path, audit: &PublicKey) -> Value {
+    oryx(&s(&[
+        "ceremony",
+        "verify",
+        file.to_str().unwrap(),
+        "--audit-key",
+        &audit.to_string(),
+    ]))
+    .unwrap_or_else(|e| panic!("verify: {e}"))
+}
+
+/// Flips one hex digit inside entry `seq`'s data and checks verify names that entry.
+fn edit_one_byte_fails(file: &Path, seq: usize) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let t: Value = serde_json::from_str(&text).unwrap();
+    let digest = t["entries"][seq]["data"]["signing_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at = text.find(&digest).unwrap() + 10;
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    let edited = file.with_file_name("edited.json");
+    std::fs::write(&edited, &bytes).unwrap();
+    let e = oryx(&s(&["ceremony", "verify", edited.to_str().unwrap()])).unwrap_err();
+    assert!(
+        e.contains(&format!("entry {seq} (transaction)")),
+        "names the entry: {e}"
+    );
+}
+
+const PRODUCER_RULES: &str = r#"
+[[rule]]
+name = "blocks"
+principals = ["node1"]
+keys = ["{OLD}"]
+kinds = ["block"]
+
+[[rule]]
+name = "regproducer"
+principals = ["node1"]
+keys = ["{ACCT}"]
+kinds = ["transaction"]
+actions = ["eosio::regproducer@oryxproducer@active"]
+approvals = { threshold = 2, approvers = ["{A0}", "{A1}", "{A2}"], set = "producers" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_key_rotation_with_approvals() {
+    let x = Setup::new(PRODUCER_RULES);
+    let cdir = x.path("rotation");
+    let cdir_s = cdir.display().to_string();
+    let base = now_slot();
+    let n = base + 3;
+    for h in base..=n {
+        sign_block(&x.signer, &x.old, h, 0).await.unwrap();
+    }
+
+    let mut start = s(&[
+        "ceremony",
+        "rotate-producer",
+        "start",
+        "--dir",
+        &cdir_s,
+        "--producer",
+        PRODUCER,
+        "--old-key",
+        &x.old.to_string(),
+        "--backend",
+        "hsm",
+        "--label",
+        "producer-2",
+        "--signing-key",
+        &x.acct.to_string(),
+        "--url",
+        "https://oryx.invalid",
+        "--location",
+        "276",
+    ]);
+    start.extend(x.tx_args());
+
+    // Dry run: prints the transaction with a placeholder key; generates, signs, writes nothing.
+    let mut dry = start.clone();
+    dry.push("--dry-run".into());
+    let d = oryx(&dry).unwrap();
+    assert!(
+        d["new_key"].as_str().unwrap().contains("PLACEHOLDER"),
+        "{d}"
+    );
+    assert_eq!(
+        d["would_sign"][0]["decoded"]["actions"][0]["name"],
+        "regproducer"
+    );
+    assert!(!cdir.exists(), "a dry run writes nothing");
+    assert!(!x.token_labels().iter().any(|(l, _)| l == "producer-2"));
+
+    // An earlier run generated the key but its answer was lost (interrupted): the ceremony
+    // finds that key again by its label instead of generating a second one.
+    let mut c = x.signer.client("node1").await;
+    let lost = c
+        .generate_key(grpc::GenerateKeyRequest {
+            backend: "hsm".into(),
+            label: "producer-2".into(),
+            key_type: "K1".into(),
+            successor_of: x.old.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let new = PublicKey::parse(&lost.key.unwrap().public_key).unwrap();
+
+    let w = x.oryx(&start).unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+    assert_eq!(
+        w["new_key"],
+        new.to_string(),
+        "the same key, found by label"
+    );
+    let id = w["request_id"].as_str().unwrap().to_string();
+    // Running start again changes nothing (idempotent) and still waits.
+    let again = x.oryx(&start).unwrap();
+    assert_eq!(again["request_id"], id.as_str());
+    // Other parameters on the same directory are refused.
+    let mut other = start.clone();
+    let i = other.iter().position(|a| a == "producer-2").unwrap();
+    other[i] = "producer-9".into();
+    let e = x.oryx(&other).unwrap_err();
+    assert!(e.contains("other parameters") && e.contains("label"), "{e}");
+
+    // One approval (online) releases nothing.
+    let r = x.online_approval(0, &id);
+    assert_eq!(r["state"], "pending");
+    let still = x
+        .oryx(&s(&[
+            "ceremony",
+            "rotate-producer",
+            "resume",
+            "--dir",
+            &cdir_s,
+        ]))
+        .unwrap();
+    assert_eq!(still["status"], "waiting-for-approvals");
+    assert!(!cdir.join("regproducer.json").exists());
+
+    // The second, offline: from the request file, carried back and submitted by resume.
+    let request = cdir.join("request-regproducer.json");
+    let a1 = x.offline_approval(1, request.to_str().unwrap());
+    let done = x
+        .oryx(&s(&[
+            "ceremony",
+            "rotate-producer",
+            "resume",
+            "--dir",
+            &cdir_s,
+            "--approval",
+            a1.to_str().unwrap(),
+        ]))
+        .unwrap();
+    assert_eq!(done["status"], "signed", "{done}");
+
+    // The key exists only on the token: listed there once; the registry holds no private
+    // material.
+    let labels = x.token_labels();
+    let on_token: Vec<_> = labels.iter().filter(|(l, _)| l == "producer-2").collect();
+    assert_eq!(on_token.len(), 1, "one key labelled producer-2: {labels:?}");
+    assert_eq!(on_token[0].1, new.to_string());
+    let registry = std::fs::read_to_string(x.path("state/keys.json")).unwrap();
+    assert!(registry.contains(&new.to_string()));
+    for secret_marker in ["PVT_", "\"private", "\"secret", "\"d\""] {
+        assert!(!registry.contains(secret_marker), "{registry}");
+    }
+
+    // regproducer decodes, carries the new key and verifies by recovery and with wharfkit.
+    let (trx, sig, _) = check_signed_file(&cdir.join("regproducer.json"), &x.acct);
+    let chain = Checksum256::from_hex(EOS).unwrap();
+    let out = wharfkit(&json!({"transactions": [{
+        "chain_id": EOS,
+        "packed_trx": hex::encode(trx.packed()),
+        "context_free_data": [],
+        "id": trx.id().to_string(),
+        "sig_digest": trx.signing_digest(&chain, &[]).to_string(),
+        "signatures": [sig.to_string()],
+        "public_keys": [x.acct.to_string()],
+    }]}));
+    let r = &out["transactions"][0];
+    assert_eq!(r["ok"], true, "{r}");
+    let fields = &r["actions_decoded"][0]["fields"];
+    assert_eq!(
+        PublicKey::parse(fields["producer_key"].as_str().unwrap()).unwrap(),
+        new,
+        "{r}"
+    );
+    assert_eq!(fields["producer"], PRODUCER);
+
+    // finish refuses an answer that does not show the new key yet.
+    let carried = |key: &PublicKey| {
+        let p = x.path("get_producers.json");
+        std::fs::write(
+            &p,
+            json!({"rows": [{"owner": PRODUCER, "total_votes": "1.0", "producer_key": key.to_legacy_string().unwrap(),
+                "is_active": 1, "url": "https://oryx.invalid", "unpaid_blocks": 0,
+                "last_claim_time": "2024-01-01T00:00:00.000", "location": 276}],
+                "total_producer_vote_weight": "1.0", "more": ""})
+            .to_string(),
+        )
+        .unwrap();
+        p
+    };
+    let finish = |p: &Path| {
+        x.oryx(&s(&[
+            "ceremony",
+            "rotate-producer",
+            "finish",
+            "--dir",
+            &cdir_s,
+            "--carried",
+            p.to_str().unwrap(),
+        ]))
+    };
+    let e = finish(&carried(&x.old)).unwrap_err();
+    assert!(e.contains("not the new key"), "{e}");
+    sign_block(&x.signer, &x.old, n + 1, 0)
+        .await
+        .expect("the old key still signs until finish");
+    let f = finish(&carried(&new)).unwrap();
+    assert_eq!(f["status"], "complete", "{f}");
+    assert_eq!(f["handovers"][0]["block_num"], n + 1);
+    // finish again: harmless.
+    finish(&carried(&new)).unwrap();
+
+    let e = sign_block(&x.signer, &x.old, n + 2, 0).await.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("KEY_RETIRED"), "{e:?}");
+    let e = sign_block(&x.signer, &new, n + 1, 9).await.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{e:?}");
+    sign_block(&x.signer, &new, n + 2, 0)
+        .await
+        .expect("the new key signs above the hand-over");
+
+    // The transcript verifies (and names the audit key); one edited byte fails.
+    let transcript = cdir.join("transcript.json");
+    let v = verify_transcript(&transcript, &x.audit);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["kind"], "rotate-producer");
+    let steps: Vec<String> = serde_json::from_value(v["steps"].clone()).unwrap();
+    for want in [
+        "key-generated: found existing",
+        "transaction: regproducer",
+        "approval-requested",
+        "approval-submitted",
+        "signed: regproducer",
+        "output: wrote regproducer.json",
+        "on-chain",
+        "retired",
+    ] {
+        assert!(steps.iter().any(|l| l.contains(want)), "{want}: {steps:#?}");
+    }
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
+    let tx_seq = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["step"] == "transaction")
+        .unwrap();
+    edit_one_byte_fails(&transcript, tx_seq);
+    // Only one key was ever generated under the label; every ceremony call is audited.
+    let kinds = x.audit_kinds();
+    assert!(kinds.iter().any(|(k, _)| k == "sign_transcript"));
+    assert!(kinds.iter().any(|(k, _)| k == "retire_key"));
+}
+
+const OWNER_RULES: &str = r#"
+[[rule]]
+name = "owner"
+principals = ["node1"]
+keys = ["{ACCT}"]
+kinds = ["transaction"]
+actions = ["eosio::updateauth@oryxproducer@owner"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_rotation_refuses_bad_authorities_before_signing() {
+    let x = Setup::new(OWNER_RULES);
+    // The chain: owner and active are the account key (held by the signer).
+    let outsider = approver(x.dir.path(), 9).key.public_key();
+    let current = x.path("get_account.json");
+    let auth = |k: &PublicKey| json!({"threshold": 1, "keys": [{"key": k.to_string(), "weight": 1}], "accounts": [], "waits": []});
+    std::fs::write(
+        &current,
+        json!({"account_name": PRODUCER, "permissions": [
+            {"perm_name": "active", "parent": "owner", "required_auth": auth(&x.acct)},
+            {"perm_name": "owner", "parent": "", "required_auth": auth(&x.acct)}]})
+        .to_string(),
+    )
+    .unwrap();
+    let cdir = x.path("owner");
+    let rotate = |extra: &[String]| {
+        let mut a = s(&[
+            "ceremony",
+            "rotate-auth",
+            "start",
+            "--dir",
+            cdir.to_str().unwrap(),
+            "--account",
+            PRODUCER,
+            "--permission",
+            "owner",
+            "--current",
+            current.to_str().unwrap(),
+            "--signing-key",
+            &x.acct.to_string(),
+        ]);
+        a.extend(x.tx_args());
+        a.extend(extra.iter().cloned());
+        x.oryx(&a)
+    };
+    let authority_file = |name: &str, v: Value| {
+        let p = x.path(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        vec!["--authority".to_string(), p.display().to_string()]
+    };
+    let mut keys = [x.acct, x.old];
+    keys.sort_by_key(|k| k.packed());
+    let kw = |k: &PublicKey, w: u16| json!({"key": k.to_string(), "weight": w});
+
+    let unsorted = authority_file(
+        "unsorted.json",
+        json!({"threshold": 1, "keys": [kw(&keys[1], 1), kw(&keys[0], 1)]}),
+    );
+    let e = rotate(&unsorted).unwrap_err();
+    assert!(e.contains("out of order"), "{e}");
+    let weak = authority_file(
+        "weak.json",
+        json!({"threshold": 3, "keys": [kw(&keys[0], 1), kw(&keys[1], 1)]}),
+    );
+    let e = rotate(&weak).unwrap_err();
+    assert!(e.contains("below the threshold"), "{e}");
+    let e = rotate(&s(&["--new-key", &outsider.to_string()])).unwrap_err();
+    assert!(e.contains("lock-out"), "{e}");
+    let e = rotate(&s(&["--new-key", &outsider.to_string(), "--dry-run"])).unwrap_err();
+    assert!(e.contains("lock-out"), "a dry run checks the same: {e}");
+    // Nothing was written or signed.
+    assert!(!cdir.exists());
+    assert!(
+        !x.audit_kinds()
+            .iter()
+            .any(|(k, d)| k == "sign_transaction" && d == "signed"),
+        "{:?}",
+        x.audit_kinds()
+    );
+
+    // A held 2-of-2 passes: signed, verifiable.
+    let good = authority_file(
+        "good.json",
+        json!({"threshold": 2, "keys": [kw(&keys[0], 1), kw(&keys[1], 1)]}),
+    );
+    let d = rotate(&[good.clone(), s(&["--dry-run"])].concat()).unwrap();
+    assert_eq!(
+        d["would_sign"][0]["decoded"]["actions"][0]["name"],
+        "updateauth"
+    );
+    assert!(!cdir.exists());
+    let done = rotate(&good).unwrap();
+    assert_eq!(done["status"], "signed", "{done}");
+    let (trx, _, _) = check_signed_file(&cdir.join("updateauth.json"), &x.acct);
+    assert_eq!(
+        trx.actions[0].authorization[0].to_string(),
+        "oryxproducer@owner"
+    );
+    let v = verify_transcript(&cdir.join("transcript.json"), &x.audit);
+    assert_eq!(v["kind"], "rotate-auth");
+}
+
+const MSIG_RULES: &str = r#"
+[[rule]]
+name = "propose"
+principals = ["node1"]
+keys = ["{ACCT}"]
+kinds = ["transaction"]
+actions = ["eosio.msig::propose@oryxcustody1@active"]
+
+[[rule]]
+name = "approve"
+principals = ["node1"]
+keys = ["{ACCT}"]
+kinds = ["transaction"]
+actions = ["eosio.msig::approve@oryxcustody1@active"]
+approvals = { threshold = 2, approvers = ["{A0}", "{A1}", "{A2}"], set = "custodians" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msig_propose_and_approve_under_custody_approvals() {
+    let x = Setup::new(MSIG_RULES);
+    let expires = TimePointSec(oryx_signer::clock::now_secs().0 + 7 * 24 * 3600);
+    let proposed = x.path("proposed.json");
+    std::fs::write(
+        &proposed,
+        json!({"expiration": expires.to_string(), "ref_block_num": 0, "ref_block_prefix": 0,
+            "actions": [{"account": "eosio.token", "name": "transfer",
+                "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+                "data": {"from": "oryxcustody1", "to": "exchangeacct", "quantity": "10.0000 EOS", "memo": "payout"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let common = |dir: &str| {
+        let mut a = s(&[
+            "--dir",
+            x.path(dir).to_str().unwrap(),
+            "--signing-key",
+            &x.acct.to_string(),
+        ]);
+        a.extend(x.tx_args());
+        a
+    };
+    let mut propose = s(&[
+        "ceremony",
+        "msig",
+        "propose",
+        "--proposer",
+        "oryxcustody1",
+        "--proposal-name",
+        "payout",
+        "--requested",
+        "oryxcustody1@active",
+        "--trx",
+        proposed.to_str().unwrap(),
+    ]);
+    propose.extend(common("propose"));
+    let p = x.oryx(&propose).unwrap();
+    assert_eq!(p["status"], "signed", "{p}");
+    check_signed_file(&x.path("propose/propose.json"), &x.acct);
+
+    let mut approve = s(&[
+        "ceremony",
+        "msig",
+        "approve",
+        "--proposer",
+        "oryxcustody1",
+        "--proposal-name",
+        "payout",
+        "--level",
+        "oryxcustody1@active",
+        "--proposal",
+        proposed.to_str().unwrap(),
+    ]);
+    approve.extend(common("approve"));
+    let w = x.oryx(&approve).unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+    let id = w["request_id"].as_str().unwrap().to_string();
+    let resume = s(&[
+        "ceremony",
+        "msig",
+        "resume",
+        "--dir",
+        x.path("approve").to_str().unwrap(),
+    ]);
+    // One approval: no signature.
+    let request = x.path("approve/request-approve.json");
+    let a0 = x.offline_approval(0, request.to_str().unwrap());
+    let one = x
+        .oryx(&[resume.clone(), s(&["--approval", a0.to_str().unwrap()])].concat())
+        .unwrap();
+    assert_eq!(one["status"], "waiting-for-approvals", "{one}");
+    assert!(!x.path("approve/approve.json").exists());
+    // A forged approval file (another request's digest) is refused before it is submitted.
+    let forged = x.path("forged.json");
+    let other_digest = Checksum256::hash(b"another request");
+    let sig = oryx_signer::signing::sign(
+        &oryx_signer::backend::soft::SoftKey::new(x.approvers[2].key.clone()),
+        &other_digest,
+        Default::default(),
+    )
+    .unwrap()
+    .signature;
+    std::fs::write(
+        &forged,
+        json!({"id": id, "signature": sig.to_string()}).to_string(),
+    )
+    .unwrap();
+    let e = x
+        .oryx(&[resume.clone(), s(&["--approval", forged.to_str().unwrap()])].concat())
+        .unwrap_err();
+    assert!(e.contains("does not come from an approver"), "{e}");
+    // The second: signed.
+    x.online_approval(1, &id);
+    let done = x.oryx(&resume).unwrap();
+    assert_eq!(done["status"], "signed", "{done}");
+    let (trx, _, _) = check_signed_file(&x.path("approve/approve.json"), &x.acct);
+    let proposal_trx: Transaction =
+        serde_json::from_str(&std::fs::read_to_string(&proposed).unwrap()).unwrap();
+    match trx.actions[0].system_action() {
+        Some(Ok(oryx_proto::antelope::SystemAction::Approve(a))) => {
+            assert_eq!(
+                a.proposal_hash,
+                Some(proposal_trx.id()),
+                "pinned to the proposal"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let v = verify_transcript(&x.path("approve/transcript.json"), &x.audit);
+    assert_eq!(v["kind"], "msig-approve");
+}
