@@ -333,15 +333,20 @@ fn check_signed_file(path: &Path, key: &PublicKey) -> (Transaction, Signature, V
     (packed, sig, v)
 }
 
-fn verify_transcript(file: &Path, audit: &PublicKey) -> Value {
-    oryx(&s(&[
+/// `oryx ceremony verify` with the audit key and the signer's audit log.
+fn verify_transcript(file: &Path, audit: &PublicKey, signer: &Signer) -> Value {
+    let v = oryx(&s(&[
         "ceremony",
         "verify",
         file.to_str().unwrap(),
         "--audit-key",
         &audit.to_string(),
+        "--audit-log",
+        signer.audit_path().to_str().unwrap(),
     ]))
-    .unwrap_or_else(|e| panic!("verify: {e}"))
+    .unwrap_or_else(|e| panic!("verify: {e}"));
+    assert!(v["audit_positions_checked"].as_u64().unwrap() >= 2, "{v}");
+    v
 }
 
 /// Flips one hex digit inside entry `seq`'s data and checks verify names that entry.
@@ -574,7 +579,7 @@ async fn producer_key_rotation_with_approvals() {
 
     // The transcript verifies (and names the audit key); one edited byte fails.
     let transcript = cdir.join("transcript.json");
-    let v = verify_transcript(&transcript, &x.audit);
+    let v = verify_transcript(&transcript, &x.audit, &x.signer);
     assert_eq!(v["ok"], true);
     assert_eq!(v["kind"], "rotate-producer");
     let steps: Vec<String> = serde_json::from_value(v["steps"].clone()).unwrap();
@@ -702,7 +707,7 @@ async fn owner_rotation_refuses_bad_authorities_before_signing() {
         trx.actions[0].authorization[0].to_string(),
         "oryxproducer@owner"
     );
-    let v = verify_transcript(&cdir.join("transcript.json"), &x.audit);
+    let v = verify_transcript(&cdir.join("transcript.json"), &x.audit, &x.signer);
     assert_eq!(v["kind"], "rotate-auth");
 }
 
@@ -833,6 +838,6 @@ async fn msig_propose_and_approve_under_custody_approvals() {
         }
         other => panic!("{other:?}"),
     }
-    let v = verify_transcript(&x.path("approve/transcript.json"), &x.audit);
+    let v = verify_transcript(&x.path("approve/transcript.json"), &x.audit, &x.signer);
     assert_eq!(v["kind"], "msig-approve");
 }
