@@ -13,20 +13,11 @@ use serde_json::Value;
 use super::actions::{Authority, BlockSigningAuthority};
 use super::keys::PublicKey;
 use super::name::Name;
+use super::tapos::parse_object;
 use crate::{Error, Result};
 
 fn bad(what: &'static str, detail: impl Into<String>) -> Error {
     Error::invalid(what, detail)
-}
-
-fn parse_object(text: &str, what: &'static str) -> Result<Value> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| Error::Json(format!("{what}: {e}: give the node's JSON answer verbatim")))?;
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(bad(what, "expected a JSON object"))
-    }
 }
 
 /// Which answer a producer row came from.

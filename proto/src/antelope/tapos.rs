@@ -133,7 +133,8 @@ fn check_num(what: &'static str, key: &str, id: &Checksum256, num: u32) -> Resul
     Ok(())
 }
 
-fn parse_object(text: &str, what: &'static str) -> Result<Value> {
+/// Parses a node's JSON answer, which must be an object (`what` names it in errors).
+pub(crate) fn parse_object(text: &str, what: &'static str) -> Result<Value> {
     let v: Value = serde_json::from_str(text)
         .map_err(|e| Error::Json(format!("{what}: {e}: give the node's JSON answer verbatim")))?;
     if v.is_object() {

@@ -70,8 +70,53 @@ impl Ceremony {
     }
 }
 
-fn other(msg: impl Into<String>) -> CliError {
+/// A failure explained in one line.
+pub(crate) fn other(msg: impl Into<String>) -> CliError {
     CliError::Other(msg.into())
+}
+
+/// The steps a ceremony kind runs from its recorded parameters (each skipped when recorded).
+pub(crate) type Advance<P> =
+    fn(&mut session::Session, &SignerArgs, &P, &[PathBuf]) -> Result<Value, CliError>;
+
+/// Starts (or continues, with the same parameters) the ceremony `kind` in `dir` and runs it.
+pub(crate) fn start<P: Serialize>(
+    dir: &std::path::Path,
+    kind: &str,
+    params: &P,
+    signer: &SignerArgs,
+    advance: Advance<P>,
+) -> Result<Value, CliError> {
+    let value = serde_json::to_value(params).map_err(|e| other(e.to_string()))?;
+    let mut s = session::Session::start(dir, kind, value)?;
+    advance(&mut s, signer, params, &[])
+}
+
+/// Arguments of every `resume`.
+#[derive(Debug, Args)]
+pub struct Resume {
+    /// The ceremony directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// An approval file from `oryx approve --offline` to submit (repeatable).
+    #[arg(long = "approval")]
+    pub approvals: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+}
+
+impl Resume {
+    /// Opens the ceremony in `--dir` (one of `kinds`) and continues it from its last recorded
+    /// step with its recorded parameters.
+    pub(crate) fn run_with<P: serde::de::DeserializeOwned>(
+        &self,
+        kinds: &[&str],
+        advance: Advance<P>,
+    ) -> Result<Value, CliError> {
+        let mut s = session::Session::open(&self.dir, kinds)?;
+        let p: P = s.params()?;
+        advance(&mut s, &self.signer, &p, &self.approvals)
+    }
 }
 
 /// What every transaction-building command takes: the chain and the carried TaPoS answer.

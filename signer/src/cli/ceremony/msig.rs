@@ -17,15 +17,12 @@ use oryx_proto::antelope::{Bytes, Checksum256, Name, Pack, PermissionLevel, Publ
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::other;
 use super::session::Session;
 use super::steps::TxData;
 use super::{TaposParams, TxArgs, describe, finish_signing, push_hint};
 use crate::cli::CliError;
 use crate::cli::remote::SignerArgs;
-
-fn other(msg: impl Into<String>) -> CliError {
-    CliError::Other(msg.into())
-}
 
 /// eosio.msig ceremonies.
 #[derive(Debug, Subcommand)]
@@ -41,14 +38,14 @@ pub enum Msig {
     /// eosio.msig::cancel.
     Cancel(Box<Cancel>),
     /// Continue any msig ceremony from its last recorded step.
-    Resume(Resume),
+    Resume(super::Resume),
 }
 
 impl Msig {
     /// Runs the subcommand.
     pub fn run(&self) -> Result<Value, CliError> {
         let (common, action) = match self {
-            Msig::Resume(r) => return r.run(),
+            Msig::Resume(r) => return r.run_with(KINDS, advance),
             Msig::Propose(c) => (&c.common, c.action()?),
             Msig::Approve(c) => (&c.common, c.action()?),
             Msig::Unapprove(c) => (&c.common, c.action()),
@@ -77,15 +74,22 @@ pub struct Common {
     pub(crate) signer: SignerArgs,
 }
 
-/// Arguments of `propose`.
+/// Which proposal.
 #[derive(Debug, Args)]
-pub struct Propose {
+pub struct ProposalId {
     /// The proposer.
     #[arg(long)]
     pub proposer: Name,
     /// The proposal's name.
     #[arg(long)]
     pub proposal_name: Name,
+}
+
+/// Arguments of `propose`.
+#[derive(Debug, Args)]
+pub struct Propose {
+    #[command(flatten)]
+    pub(crate) id: ProposalId,
     /// A permission level whose approval is requested (ACTOR@PERMISSION, repeatable).
     #[arg(long = "requested", required = true)]
     pub requested: Vec<PermissionLevel>,
@@ -103,12 +107,8 @@ pub struct Propose {
 /// Arguments of `approve`.
 #[derive(Debug, Args)]
 pub struct Approve {
-    /// The proposer.
-    #[arg(long)]
-    pub proposer: Name,
-    /// The proposal's name.
-    #[arg(long)]
-    pub proposal_name: Name,
+    #[command(flatten)]
+    pub(crate) id: ProposalId,
     /// The approving permission level (ACTOR@PERMISSION); it authorizes the approve.
     #[arg(long)]
     pub level: PermissionLevel,
@@ -123,12 +123,8 @@ pub struct Approve {
 /// Arguments of `unapprove`.
 #[derive(Debug, Args)]
 pub struct Unapprove {
-    /// The proposer.
-    #[arg(long)]
-    pub proposer: Name,
-    /// The proposal's name.
-    #[arg(long)]
-    pub proposal_name: Name,
+    #[command(flatten)]
+    pub(crate) id: ProposalId,
     /// The permission level withdrawing its approval; it authorizes the unapprove.
     #[arg(long)]
     pub level: PermissionLevel,
@@ -139,12 +135,8 @@ pub struct Unapprove {
 /// Arguments of `exec`.
 #[derive(Debug, Args)]
 pub struct Exec {
-    /// The proposer.
-    #[arg(long)]
-    pub proposer: Name,
-    /// The proposal's name.
-    #[arg(long)]
-    pub proposal_name: Name,
+    #[command(flatten)]
+    pub(crate) id: ProposalId,
     /// The account executing (and paying).
     #[arg(long)]
     pub executer: Name,
@@ -158,12 +150,8 @@ pub struct Exec {
 /// Arguments of `cancel`.
 #[derive(Debug, Args)]
 pub struct Cancel {
-    /// The proposer.
-    #[arg(long)]
-    pub proposer: Name,
-    /// The proposal's name.
-    #[arg(long)]
-    pub proposal_name: Name,
+    #[command(flatten)]
+    pub(crate) id: ProposalId,
     /// The account cancelling (the proposer, or anyone once the proposal expired).
     #[arg(long)]
     pub canceler: Name,
@@ -172,19 +160,6 @@ pub struct Cancel {
     pub permission: Name,
     #[command(flatten)]
     pub(crate) common: Common,
-}
-
-/// Arguments of `resume`.
-#[derive(Debug, Args)]
-pub struct Resume {
-    /// The ceremony directory.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// An approval file from `oryx approve --offline` to submit (repeatable).
-    #[arg(long = "approval")]
-    pub approvals: Vec<PathBuf>,
-    #[command(flatten)]
-    pub(crate) signer: SignerArgs,
 }
 
 /// The action, as the ceremony's parameters record it.
@@ -369,21 +344,21 @@ impl Propose {
     fn action(&self) -> Result<MsigAction, CliError> {
         let trx = load_proposal(&self.trx, None)?;
         Ok(MsigAction::Propose {
-            proposer: self.proposer,
-            proposal_name: self.proposal_name,
+            proposer: self.id.proposer,
+            proposal_name: self.id.proposal_name,
             requested: self.requested.clone(),
             trx: Bytes(trx.packed()),
-            authorizer: PermissionLevel::new(self.proposer, self.permission),
+            authorizer: PermissionLevel::new(self.id.proposer, self.permission),
         })
     }
 }
 
 impl Approve {
     fn action(&self) -> Result<MsigAction, CliError> {
-        let trx = load_proposal(&self.proposal, Some(self.proposal_name))?;
+        let trx = load_proposal(&self.proposal, Some(self.id.proposal_name))?;
         Ok(MsigAction::Approve {
-            proposer: self.proposer,
-            proposal_name: self.proposal_name,
+            proposer: self.id.proposer,
+            proposal_name: self.id.proposal_name,
             level: self.level,
             proposal: Bytes(trx.packed()),
         })
@@ -393,8 +368,8 @@ impl Approve {
 impl Unapprove {
     fn action(&self) -> MsigAction {
         MsigAction::Unapprove {
-            proposer: self.proposer,
-            proposal_name: self.proposal_name,
+            proposer: self.id.proposer,
+            proposal_name: self.id.proposal_name,
             level: self.level,
         }
     }
@@ -403,8 +378,8 @@ impl Unapprove {
 impl Exec {
     fn action(&self) -> MsigAction {
         MsigAction::Exec {
-            proposer: self.proposer,
-            proposal_name: self.proposal_name,
+            proposer: self.id.proposer,
+            proposal_name: self.id.proposal_name,
             executer: self.executer,
             authorizer: PermissionLevel::new(self.executer, self.permission),
         }
@@ -414,8 +389,8 @@ impl Exec {
 impl Cancel {
     fn action(&self) -> MsigAction {
         MsigAction::Cancel {
-            proposer: self.proposer,
-            proposal_name: self.proposal_name,
+            proposer: self.id.proposer,
+            proposal_name: self.id.proposal_name,
             canceler: self.canceler,
             authorizer: PermissionLevel::new(self.canceler, self.permission),
         }
@@ -454,11 +429,8 @@ impl Common {
                 "proposals_reviewed": proposals,
             }));
         }
-        let signer = &self.signer;
-        let value = serde_json::to_value(&p).map_err(|e| other(e.to_string()))?;
         let kind = format!("msig-{}", p.msig.name());
-        let mut s = Session::start(&self.dir, &kind, value)?;
-        advance(&mut s, signer, &p, &[])
+        super::start(&self.dir, &kind, &p, &self.signer, advance)
     }
 }
 
@@ -470,16 +442,6 @@ const KINDS: &[&str] = &[
     "msig-exec",
     "msig-cancel",
 ];
-
-impl Resume {
-    /// Runs the command.
-    pub fn run(&self) -> Result<Value, CliError> {
-        let signer = &self.signer;
-        let mut s = Session::open(&self.dir, KINDS)?;
-        let p: Params = s.params()?;
-        advance(&mut s, signer, &p, &self.approvals)
-    }
-}
 
 fn advance(
     s: &mut Session,

@@ -21,6 +21,7 @@ use oryx_proto::grpc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::other;
 use super::session::Session;
 use super::steps::{self, AuthorityChange, KeyGenerated, TxData};
 use super::{
@@ -35,17 +36,13 @@ pub const KIND: &str = "rotate-auth";
 /// The transaction's name (`updateauth.json`).
 const TX: &str = "updateauth";
 
-fn other(msg: impl Into<String>) -> CliError {
-    CliError::Other(msg.into())
-}
-
 /// Authority rotation.
 #[derive(Debug, Subcommand)]
 pub enum RotateAuth {
     /// Start (or continue, with the same parameters) a rotation in a new directory.
     Start(Box<Start>),
     /// Continue from the last recorded step.
-    Resume(Resume),
+    Resume(super::Resume),
 }
 
 impl RotateAuth {
@@ -53,7 +50,7 @@ impl RotateAuth {
     pub fn run(&self) -> Result<Value, CliError> {
         match self {
             RotateAuth::Start(c) => c.run(),
-            RotateAuth::Resume(c) => c.run(),
+            RotateAuth::Resume(c) => c.run_with(&[KIND], advance),
         }
     }
 }
@@ -113,19 +110,6 @@ pub struct Start {
     /// write nothing (ListKeys is still asked, for the lock-out guard).
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub(crate) signer: SignerArgs,
-}
-
-/// Arguments of `resume`.
-#[derive(Debug, Args)]
-pub struct Resume {
-    /// The ceremony directory.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// An approval file from `oryx approve --offline` to submit (repeatable).
-    #[arg(long = "approval")]
-    pub approvals: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) signer: SignerArgs,
 }
@@ -371,19 +355,7 @@ impl Start {
                 "would_sign": [{"transaction": TX, "signing_key": p.signing_key.to_string(), "decoded": describe(&trx, &p.chain_id)}],
             }));
         }
-        let value = serde_json::to_value(&p).map_err(|e| other(e.to_string()))?;
-        let mut s = Session::start(&self.dir, KIND, value)?;
-        advance(&mut s, signer, &p, &[])
-    }
-}
-
-impl Resume {
-    /// Runs the command.
-    pub fn run(&self) -> Result<Value, CliError> {
-        let signer = &self.signer;
-        let mut s = Session::open(&self.dir, &[KIND])?;
-        let p: Params = s.params()?;
-        advance(&mut s, signer, &p, &self.approvals)
+        super::start(&self.dir, KIND, &p, signer, advance)
     }
 }
 

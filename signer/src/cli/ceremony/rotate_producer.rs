@@ -26,6 +26,7 @@ use oryx_proto::grpc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::other;
 use super::session::Session;
 use super::steps::{self, Handover, KeyGenerated, OnChain, Output, Retired, TxData};
 use super::{
@@ -40,17 +41,13 @@ pub const KIND: &str = "rotate-producer";
 /// The transaction's name in the transcript and the output file (`regproducer.json`).
 const TX: &str = "regproducer";
 
-fn other(msg: impl Into<String>) -> CliError {
-    CliError::Other(msg.into())
-}
-
 /// Producer-key rotation.
 #[derive(Debug, Subcommand)]
 pub enum RotateProducer {
     /// Start (or continue, with the same parameters) a rotation in a new directory.
     Start(Box<Start>),
     /// Continue a rotation from its last recorded step.
-    Resume(Resume),
+    Resume(super::Resume),
     /// Retire the old key once the chain shows the new one.
     Finish(Finish),
 }
@@ -60,7 +57,7 @@ impl RotateProducer {
     pub fn run(&self) -> Result<Value, CliError> {
         match self {
             RotateProducer::Start(c) => c.run(),
-            RotateProducer::Resume(c) => c.run(),
+            RotateProducer::Resume(c) => c.run_with(&[KIND], advance),
             RotateProducer::Finish(c) => c.run(),
         }
     }
@@ -108,19 +105,6 @@ pub struct Start {
     /// Print the transaction that would be signed; generate, sign and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    #[command(flatten)]
-    pub(crate) signer: SignerArgs,
-}
-
-/// Arguments of `resume`.
-#[derive(Debug, Args)]
-pub struct Resume {
-    /// The ceremony directory.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// An approval file from `oryx approve --offline` to submit (repeatable).
-    #[arg(long = "approval")]
-    pub approvals: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) signer: SignerArgs,
 }
@@ -234,20 +218,7 @@ impl Start {
                 "then": format!("finish: RetireKey({}) with the new key as successor", params.old_key),
             }));
         }
-        let signer = &self.signer;
-        let value = serde_json::to_value(&params).map_err(|e| other(e.to_string()))?;
-        let mut s = Session::start(&self.dir, KIND, value)?;
-        advance(&mut s, signer, &params, &[])
-    }
-}
-
-impl Resume {
-    /// Runs the command.
-    pub fn run(&self) -> Result<Value, CliError> {
-        let signer = &self.signer;
-        let mut s = Session::open(&self.dir, &[KIND])?;
-        let params: Params = s.params()?;
-        advance(&mut s, signer, &params, &self.approvals)
+        super::start(&self.dir, KIND, &params, &self.signer, advance)
     }
 }
 

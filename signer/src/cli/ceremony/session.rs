@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::other;
 use super::steps::{self, ApprovalRequested, ApprovalSubmitted, Output, Signed, TxData};
 use super::transcript::{AuditPos, HeadSignature, Transcript, head_digest};
 use crate::cli::remote::{SignerArgs, refusal};
@@ -28,10 +29,6 @@ use crate::cli::{CliError, read_input};
 /// The transcript's file name in a ceremony directory.
 pub const TRANSCRIPT: &str = "transcript.json";
 const LOCK: &str = ".lock";
-
-fn other(msg: impl Into<String>) -> CliError {
-    CliError::Other(msg.into())
-}
 
 /// Now, as transcripts print it.
 fn now() -> String {
