@@ -53,14 +53,17 @@ async fn request(c: &mut SignerClient<Channel>, key: &PublicKey, trx: &Transacti
         .to_string()
 }
 
-/// The binding digest the signer reports for a request.
-async fn binding_of(c: &mut SignerClient<Channel>, id: &str) -> Checksum256 {
-    let r = c
-        .get_approval(grpc::GetApprovalRequest { id: id.into() })
+/// The request as the signer reports it.
+async fn get(c: &mut SignerClient<Channel>, id: &str) -> grpc::ApprovalRequest {
+    c.get_approval(grpc::GetApprovalRequest { id: id.into() })
         .await
         .unwrap()
-        .into_inner();
-    Checksum256(r.binding_digest.try_into().unwrap())
+        .into_inner()
+}
+
+/// The binding digest the signer reports for a request.
+async fn binding_of(c: &mut SignerClient<Channel>, id: &str) -> Checksum256 {
+    Checksum256(get(c, id).await.binding_digest.try_into().unwrap())
 }
 
 fn approval(approver: &SoftKey, digest: &Checksum256) -> String {
@@ -719,11 +722,7 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
         .to_str()
         .unwrap()
         .to_string();
-    let pending = c
-        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
+    let pending = get(&mut c, &id).await;
     assert_eq!(pending.state, "pending");
     assert_eq!(
         pending.msig_proposals,
@@ -807,11 +806,7 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
         ],
     );
     assert_eq!(submitted["approvals"], "1 of 2");
-    let r = c
-        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = get(&mut c, &id).await;
     assert_eq!(
         (r.state.as_str(), r.signature.is_none(), r.audit.is_none()),
         ("pending", true, true)
@@ -835,11 +830,7 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
         )
     );
     // GetApproval keeps returning it.
-    let again = c
-        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = get(&mut c, &id).await;
     assert_eq!(again.audit, Some(audit));
 
     // Without an approvals rule the signer still wants the proposal; with it, it signs at once
