@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use oryx_proto::antelope::actions::msig::{is_approve, pinned_proposals};
 use oryx_proto::antelope::chain::chain_name;
 use oryx_proto::antelope::transaction::{Action, Transaction};
-use oryx_proto::antelope::{Asset, Checksum256, PublicKey, Symbol, SystemAction};
+use oryx_proto::antelope::{Asset, Checksum256, Pack, PublicKey, Symbol, SystemAction};
 
 use crate::counters::{Charge, Counters};
+use crate::pattern::ActionPattern;
 use crate::policy::{ContextFree, Extensions, Policy, Rule};
 use crate::request::{Body, Context, Request};
 
@@ -263,6 +265,7 @@ fn check(
     if let Body::Transaction {
         trx,
         has_context_free_data,
+        msig_proposals,
     } = &req.body
     {
         check_transaction(
@@ -274,6 +277,9 @@ fn check(
             counters,
             &mut charges,
         )?;
+        if let Some(patterns) = &rule.msig_proposed_actions {
+            check_msig_proposals(patterns, trx, msig_proposals)?;
+        }
     }
     if let Some(rate) = rule.rate {
         let used = counters.requests(
@@ -453,6 +459,51 @@ fn check_transaction(
                     key: req.key,
                     amount,
                 });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `msig_proposed_actions`: the proposals the transaction's approves pin must be the ones given
+/// (checked again here, so the policy never rests on the caller's pairing), and every action of
+/// every one must match a pattern.
+fn check_msig_proposals(
+    patterns: &[ActionPattern],
+    trx: &Transaction,
+    proposals: &[Transaction],
+) -> Result<(), Refusal> {
+    let packed: Vec<Vec<u8>> = proposals.iter().map(Pack::packed).collect();
+    pinned_proposals(trx, &packed)
+        .map_err(|e| refuse("msig_proposed_actions", format!("approved proposals: {e}")))?;
+    let approves = trx
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| is_approve(a));
+    for ((index, approve), proposal) in approves.zip(proposals) {
+        let proposed = proposal
+            .context_free_actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a, true, i))
+            .chain(
+                proposal
+                    .actions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (a, false, i)),
+            );
+        for (action, context_free, i) in proposed {
+            if !patterns.iter().any(|p| p.allows(action)) {
+                return Err(refuse(
+                    "msig_proposed_actions",
+                    format!(
+                        "{} approves a proposal whose {} is not allowed by msig_proposed_actions",
+                        describe(approve, false, index),
+                        describe(action, context_free, i)
+                    ),
+                ));
             }
         }
     }

@@ -31,8 +31,10 @@
 //!
 //! Other transaction settings: `updateauth = { accounts = [..], permissions = [..] }`,
 //! `linkauth = { accounts = [..] }`, `regproducer = { held_keys_only = true }`,
-//! `only = "claimrewards" | "voteproducer"`. Unknown fields are errors everywhere; transaction
-//! settings on a rule whose `kinds` lacks `transaction` are errors too.
+//! `only = "claimrewards" | "voteproducer"`,
+//! `msig_proposed_actions = ["eosio::updateauth@custody1@owner", "eosio.token::transfer"]` (only on
+//! a rule whose `actions` allow `eosio.msig::approve`). Unknown fields are errors everywhere;
+//! transaction settings on a rule whose `kinds` lacks `transaction` are errors too.
 //!
 //! # Semantics
 //!
@@ -58,6 +60,14 @@
 //!     `linkauth`/`unlinkauth` need a `linkauth` table naming the account.
 //!   - `regproducer`/`regproducer2` with `held_keys_only`: every producer key is in
 //!     [`Context::held_keys`].
+//!
+//!   - `eosio.msig::approve` with `msig_proposed_actions`: [`Body::Transaction`] carries the
+//!     proposed transaction of each approve, in action order; each must be the one its
+//!     approve's `proposal_hash` pins (checked again here), and every action (and context-free
+//!     action) of every proposal must match a `msig_proposed_actions` pattern (allow semantics,
+//!     as for `actions`), else `Deny` naming the approve and the proposed action. Without
+//!     `msig_proposed_actions` the rule may approve any proposal (linted); the signer still
+//!     refuses an approve whose proposal it was not given.
 //!
 //!   Context-free actions (or context-free data) refuse the transaction unless
 //!   `context_free_actions = "allow_listed"`; a context-free action has no authorization, so it

@@ -2,8 +2,9 @@
 //!
 //! Guards: the operator → config boundary. A wildcard, an owner or permission change that needs
 //! no approvals, an approver set with no spare approver, a key that signs both blocks and
-//! transactions, or a rule that can never be reached is reported by `oryx-signer policy check`
-//! before the policy goes live.
+//! transactions, an `eosio.msig::approve` that may approve any proposal (no
+//! `msig_proposed_actions`), or a rule that can never be reached is reported by
+//! `oryx-signer policy check` before the policy goes live.
 
 use std::fmt;
 
@@ -29,6 +30,9 @@ pub enum LintKind {
     KeyForBlocksAndTransactions,
     /// An earlier rule's scope covers this one's: it is never reached.
     Shadowed,
+    /// `eosio.msig::approve` allowed without `msig_proposed_actions`: the key may approve any
+    /// proposal.
+    MsigApproveUnconstrained,
 }
 
 /// One warning.
@@ -116,6 +120,27 @@ impl Policy {
                 warn(
                     LintKind::Wildcard,
                     format!("actions pattern {p} contains \"*\""),
+                );
+            }
+            let proposed = rule.msig_proposed_actions.as_deref().unwrap_or_default();
+            for p in proposed.iter().filter(|p| p.has_wildcard()) {
+                warn(
+                    LintKind::Wildcard,
+                    format!("msig_proposed_actions pattern {p} contains \"*\""),
+                );
+            }
+            if rule.msig_proposed_actions.is_none()
+                && rule.kinds.contains(&Kind::Transaction)
+                && let Some(p) = rule
+                    .actions
+                    .iter()
+                    .find(|p| could_name(p, "eosio.msig", "approve"))
+            {
+                warn(
+                    LintKind::MsigApproveUnconstrained,
+                    format!(
+                        "{p} lets this rule approve any eosio.msig proposal: set msig_proposed_actions to the actions a proposal may contain"
+                    ),
                 );
             }
             if rule.approvals.is_none() && rule.kinds.contains(&Kind::Transaction) {

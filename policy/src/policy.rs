@@ -198,6 +198,9 @@ pub struct Rule {
     pub regproducer: Option<RegProducerLimits>,
     /// The one action this rule may sign.
     pub only: Option<Only>,
+    /// What the proposals an `eosio.msig::approve` approves may contain: every action of
+    /// every proposed transaction must match one of these; `None` = unconstrained (linted).
+    pub msig_proposed_actions: Option<Vec<ActionPattern>>,
     /// Approvals required after every other constraint passed.
     pub approvals: Option<Approvals>,
 }
@@ -271,6 +274,8 @@ struct RawRule {
     regproducer: Option<Spanned<RawRegProducer>>,
     #[serde(default)]
     only: Option<Spanned<String>>,
+    #[serde(default)]
+    msig_proposed_actions: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     approvals: Option<Spanned<RawApprovals>>,
 }
@@ -541,7 +546,7 @@ fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
     // Transaction-only settings must not sit on a rule that never sees a transaction: the
     // operator would believe they constrain something.
     if !kinds.contains(&Kind::Transaction) {
-        let tx_only: [(&str, Option<usize>); 11] = [
+        let tx_only: [(&str, Option<usize>); 12] = [
             ("actions", r.actions.as_ref().map(|s| cx.line(s))),
             ("deny_actions", r.deny_actions.as_ref().map(|s| cx.line(s))),
             (
@@ -565,6 +570,10 @@ fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
             ("linkauth", r.linkauth.as_ref().map(|s| cx.line(s))),
             ("regproducer", r.regproducer.as_ref().map(|s| cx.line(s))),
             ("only", r.only.as_ref().map(|s| cx.line(s))),
+            (
+                "msig_proposed_actions",
+                r.msig_proposed_actions.as_ref().map(|s| cx.line(s)),
+            ),
         ];
         if let Some((field, at)) = tx_only.iter().find(|(_, at)| at.is_some()) {
             return Err(PolicyError::Invalid {
@@ -685,6 +694,21 @@ fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
             message: "a transaction rule must list the `actions` it allows (or set `only`)".into(),
         });
     }
+    let msig_proposed_actions = match &r.msig_proposed_actions {
+        None => None,
+        Some(list) => {
+            let msig = Name::new("eosio.msig").unwrap_or_default();
+            let approve = Name::new("approve").unwrap_or_default();
+            if !actions.iter().any(|p| p.names(msig, approve)) {
+                return Err(cx.err(
+                    list,
+                    "msig_proposed_actions constrains what eosio.msig::approve may approve, but \
+                     no `actions` pattern of this rule allows eosio.msig::approve",
+                ));
+            }
+            Some(cx.patterns(&r.msig_proposed_actions, "msig_proposed_actions")?)
+        }
+    };
     let approvals = match &r.approvals {
         None => None,
         Some(a) => {
@@ -744,6 +768,7 @@ fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
         linkauth,
         regproducer,
         only,
+        msig_proposed_actions,
         approvals,
     })
 }

@@ -43,6 +43,10 @@ pub enum Body {
         trx: Transaction,
         /// Whether context-free data is part of the signing digest.
         has_context_free_data: bool,
+        /// The proposed transaction of each `eosio.msig::approve` in `trx.actions`, in action
+        /// order. The signer has checked that each hashes to its approve's `proposal_hash`
+        /// (the policy checks it again, see `msig_proposed_actions`).
+        msig_proposals: Vec<Transaction>,
     },
 }
 

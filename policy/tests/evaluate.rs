@@ -177,10 +177,10 @@ fn table() {
         ("deny wins over allow", request("ops2", key(1), "eos", tx(trx(vec![transfer(&["custody1@owner"], "custody1", "bob", "1.0000 EOS")]))), Some("deny-wins"), Expect::Deny("matches deny_actions")),
         // Context-free actions, extensions, unknown data.
         ("cfa denied by default", request("ops4", key(1), "eos", tx(cfa(trx(vec![send("1.0000 EOS")]), vec![action("app", "log", &[], vec![])]))), Some("cfa-default"), Expect::Deny("1 context-free action(s) and the rule denies them")),
-        ("cfd denied by default", request("ops4", key(1), "eos", Body::Transaction { trx: trx(vec![send("1.0000 EOS")]), has_context_free_data: true }), Some("cfa-default"), Expect::Deny("context-free data")),
+        ("cfd denied by default", request("ops4", key(1), "eos", Body::Transaction { trx: trx(vec![send("1.0000 EOS")]), has_context_free_data: true, msig_proposals: vec![] }), Some("cfa-default"), Expect::Deny("context-free data")),
         ("extension denied by default", request("ops4", key(1), "eos", tx(with_extension(trx(vec![send("1.0000 EOS")])))), Some("cfa-default"), Expect::Deny("1 extension(s)")),
         ("unknown data denied by default", request("ops4", key(1), "eos", tx(trx(vec![action("app", "log", ACTIVE, vec![7])]))), Some("cfa-default"), Expect::Deny("not a system action Oryx decodes")),
-        ("listed cfa allowed", request("ops3", key(1), "eos", Body::Transaction { trx: cfa(trx(vec![send("1.0000 EOS")]), vec![action("app", "log", &[], vec![7])]), has_context_free_data: true }), Some("cfa-allowed"), Expect::Allow),
+        ("listed cfa allowed", request("ops3", key(1), "eos", Body::Transaction { trx: cfa(trx(vec![send("1.0000 EOS")]), vec![action("app", "log", &[], vec![7])]), has_context_free_data: true, msig_proposals: vec![] }), Some("cfa-allowed"), Expect::Allow),
         ("unlisted cfa refused", request("ops3", key(1), "eos", tx(cfa(trx(vec![send("1.0000 EOS")]), vec![action("app", "other", &[], vec![])]))), Some("cfa-allowed"), Expect::Deny("context-free action #0 app::other: not allowed")),
         ("cfa needs a pattern without authorization", request("ops3", key(1), "eos", tx(cfa(trx(vec![send("1.0000 EOS")]), vec![action("eosio.token", "transfer", &[], vec![])]))), Some("cfa-allowed"), Expect::Deny("context-free action #0 eosio.token::transfer: not allowed")),
         ("cfa with an authorization", request("ops3", key(1), "eos", tx(cfa(trx(vec![send("1.0000 EOS")]), vec![action("app", "log", ACTIVE, vec![])]))), Some("cfa-allowed"), Expect::Deny("cannot carry an authorization")),
@@ -486,4 +486,86 @@ actions = ["eosio.token::transfer"]
     );
     assert_eq!(d.rule.as_deref(), Some("broad"));
     assert_eq!(d.verdict, Verdict::Allow);
+}
+
+/// `msig_proposed_actions`: a key that may approve eosio.msig proposals approves only proposals
+/// whose every action matches; the proposals must be the ones the approves pin.
+#[test]
+fn msig_proposed_actions_constrain_what_a_key_approves() {
+    use oryx_proto::antelope::actions::Propose;
+    let k1 = key(1);
+    let p = Policy::parse(&format!(
+        r#"
+version = "msig-1"
+[[rule]]
+name = "custody-approvals"
+principals = ["ops"]
+keys = ["{k1}"]
+kinds = ["transaction"]
+actions = ["eosio.msig::approve@custody1@active"]
+msig_proposed_actions = ["eosio::updateauth@alice@owner", "eosio.token::transfer"]
+"#
+    ))
+    .unwrap();
+    let approve_of = |proposal: &Transaction| {
+        Propose::build(
+            n("proposer1"),
+            n("rotate"),
+            vec!["custody1@active".parse().unwrap()],
+            proposal,
+        )
+        .unwrap()
+        .approve("custody1@active".parse().unwrap())
+        .to_action()
+        .unwrap()
+    };
+    let body = |proposal: &Transaction, given: Vec<Transaction>| Body::Transaction {
+        trx: trx(vec![approve_of(proposal)]),
+        has_context_free_data: false,
+        msig_proposals: given,
+    };
+    let decide = |b: Body| {
+        p.evaluate(
+            &request("ops", k1, "eos", b),
+            &context(),
+            &MemoryCounters::new(),
+        )
+        .verdict
+    };
+    let deny = |b: Body| match decide(b) {
+        Verdict::Deny(r) => r,
+        v => panic!("expected a denial, got {v:?}"),
+    };
+
+    let rotate = trx(vec![updateauth(&["alice@owner"], "alice", "owner", "")]);
+    assert_eq!(decide(body(&rotate, vec![rotate.clone()])), Verdict::Allow);
+    let pay = trx(vec![transfer(
+        &["alice@active"],
+        "alice",
+        "bob",
+        "1.0000 EOS",
+    )]);
+    assert_eq!(decide(body(&pay, vec![pay.clone()])), Verdict::Allow);
+
+    // A proposed action outside the list is named.
+    let link = trx(vec![
+        updateauth(&["alice@owner"], "alice", "owner", ""),
+        linkauth(&["alice@active"], "alice"),
+    ]);
+    let r = deny(body(&link, vec![link.clone()]));
+    assert!(
+        r.starts_with("rule custody-approvals: action #0 eosio.msig::approve (custody1@active) approves a proposal whose action #1 eosio::linkauth (alice@active) is not allowed by msig_proposed_actions"),
+        "{r}"
+    );
+    // The authorization is part of the pattern.
+    let active = trx(vec![updateauth(&["alice@active"], "alice", "owner", "")]);
+    assert!(
+        deny(body(&active, vec![active.clone()]))
+            .contains("action #0 eosio::updateauth (alice@active)")
+    );
+    // The proposal must be given, and be the one the approve pins.
+    assert!(
+        deny(body(&rotate, vec![])).contains("1 eosio.msig::approve action(s) but 0 proposal(s)")
+    );
+    assert!(deny(body(&link, vec![rotate.clone()])).contains("pins proposal_hash"));
 }

@@ -210,6 +210,23 @@ fn semantic_errors_name_the_rule_and_line() {
             "duplicate rule name",
         ),
         (
+            with_rule("msig_proposed_actions = [\"eosio::updateauth\"]\n"),
+            9,
+            "no `actions` pattern of this rule allows eosio.msig::approve",
+        ),
+        (
+            with_rule("msig_proposed_actions = []\n")
+                .replace("eosio.token::transfer", "eosio.msig::approve"),
+            9,
+            "`msig_proposed_actions` must not be empty",
+        ),
+        (
+            with_rule("msig_proposed_actions = [\"eosio::update*\"]\n")
+                .replace("eosio.token::transfer", "eosio.msig::approve"),
+            9,
+            "msig_proposed_actions: action \"update*\"",
+        ),
+        (
             with_rule("").replace("[\"ops\"]", "[]"),
             5,
             "`principals` must not be empty",
@@ -277,6 +294,28 @@ fn lints() {
             )
         )),
         vec![LintKind::Wildcard; 3]
+    );
+    // eosio.msig::approve without msig_proposed_actions: any proposal could be approved.
+    let approver = |rest: &str| {
+        kinds(&format!(
+            "{v}{}",
+            rule(
+                "a",
+                "[\"ops\"]",
+                &one,
+                "[\"transaction\"]",
+                &format!("actions = [\"eosio.msig::approve@c@active\"]\n{rest}")
+            )
+        ))
+    };
+    assert_eq!(approver(""), vec![LintKind::MsigApproveUnconstrained]);
+    assert_eq!(
+        approver("msig_proposed_actions = [\"eosio::updateauth@c@owner\"]"),
+        vec![]
+    );
+    assert_eq!(
+        approver("msig_proposed_actions = [\"eosio::*\"]"),
+        vec![LintKind::Wildcard]
     );
     // updateauth without approvals; linkauth on owner; owner permission.
     assert_eq!(

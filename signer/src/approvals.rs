@@ -7,6 +7,16 @@
 //! transaction, key or chain. Only keys in the request's approver set count, each once; expired
 //! or cancelled requests accept nothing; every state change is durable (written to a temporary
 //! file, fsynced, renamed, directory fsynced) before it is acknowledged.
+//!
+//! eosio.msig approvals: when the transaction approves an eosio.msig proposal, the request also
+//! stores the proposed transaction (`msig_proposals`). An approver's signature covers the
+//! binding digest, which commits to the transaction's signing digest, hence to the approve
+//! action's bytes, hence to its `proposal_hash`; and the chain counts the approve only if the
+//! stored proposal hashes to that `proposal_hash`. So once an approver has checked that
+//! `sha256(proposal) == proposal_hash` for every approve (the signer checks it when the request
+//! arrives; `oryx approve` checks it again before signing and refuses on any difference), the
+//! approver's signature is a sign-off on the proposed transaction itself, not just on an
+//! opaque "approve proposal X" — nothing else could be executed under that approval.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -15,6 +25,8 @@ use std::sync::Mutex;
 
 use oryx_proto::antelope::{Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec};
 use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditEntryRef;
 
 /// Domain separator of the binding digest.
 const BINDING_DOMAIN: &[u8] = b"oryx approval v1\0";
@@ -100,6 +112,14 @@ pub struct PendingRequest {
     pub approvals: Vec<Approval>,
     /// State.
     pub state: State,
+    /// `pack(transaction)` of the proposal each `eosio.msig::approve` of `packed_trx` approves,
+    /// in action order (see the module docs: approvers review these). Absent in request files
+    /// written before proposals travelled with approves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub msig_proposals: Vec<Bytes>,
+    /// Where the signing decision is in the audit log, once signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditEntryRef>,
 }
 
 impl PendingRequest {
@@ -289,6 +309,7 @@ impl ApprovalStore {
         key: PublicKey,
         packed_trx: Bytes,
         context_free_data: Vec<Bytes>,
+        msig_proposals: Vec<Bytes>,
         signing_digest: Checksum256,
         threshold: u32,
         approvers: Vec<PublicKey>,
@@ -316,6 +337,8 @@ impl ApprovalStore {
             expires: TimePointSec(now.0.saturating_add(ttl_secs)),
             approvals: Vec::new(),
             state: State::Pending,
+            msig_proposals,
+            audit: None,
         };
         let _one_writer = self
             .lock
@@ -356,21 +379,28 @@ impl ApprovalStore {
         ))
     }
 
-    /// Marks a request signed (after the signature was made and before it is released).
+    /// Marks a request signed (after the signature was made and audited at `audit`, before it
+    /// is released).
     pub fn mark_signed(
         &self,
         id: &str,
         signature: Signature,
+        audit: Option<AuditEntryRef>,
     ) -> Result<PendingRequest, ApprovalError> {
-        self.set_state(id, State::Signed { signature })
+        self.set_state(id, State::Signed { signature }, audit)
     }
 
     /// Cancels a pending request.
     pub fn cancel(&self, id: &str, by: &str) -> Result<PendingRequest, ApprovalError> {
-        self.set_state(id, State::Cancelled { by: by.into() })
+        self.set_state(id, State::Cancelled { by: by.into() }, None)
     }
 
-    fn set_state(&self, id: &str, state: State) -> Result<PendingRequest, ApprovalError> {
+    fn set_state(
+        &self,
+        id: &str,
+        state: State,
+        audit: Option<AuditEntryRef>,
+    ) -> Result<PendingRequest, ApprovalError> {
         let _one_writer = self
             .lock
             .lock()
@@ -383,6 +413,7 @@ impl ApprovalStore {
             });
         }
         req.state = state;
+        req.audit = audit;
         self.write(&req)?;
         Ok(req)
     }
@@ -421,6 +452,7 @@ mod tests {
                 Checksum256([1; 32]),
                 *signer.public_key(),
                 Bytes(vec![1, 2, 3]),
+                vec![],
                 vec![],
                 Checksum256([9; 32]),
                 2,
@@ -515,6 +547,36 @@ mod tests {
             .unwrap();
         assert_eq!(again.approvals.len(), 2);
         assert_eq!(s.store.list().unwrap().len(), 1);
+    }
+
+    /// Request files written before proposals and audit positions were stored still load, and
+    /// marking one signed records where the signature is in the audit log.
+    #[test]
+    fn older_request_files_load_and_signing_records_the_audit_position() {
+        let s = setup();
+        let path = s.store.path(&s.req.id).unwrap();
+        // Without proposals, a request is written exactly as before (no new fields)...
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let fields = v.as_object().unwrap();
+        assert!(!fields.contains_key("msig_proposals") && !fields.contains_key("audit"));
+        // ...and such a file loads.
+        let old = s.store.get(&s.req.id).unwrap();
+        assert_eq!((old.msig_proposals.len(), old.audit.as_ref()), (0, None));
+
+        let signature = approver_sign(&s.approvers[0], &s.req.binding_digest);
+        let at = AuditEntryRef {
+            seq: 7,
+            hash: "ab".repeat(32),
+        };
+        s.store
+            .mark_signed(&s.req.id, signature, Some(at.clone()))
+            .unwrap();
+        let again = ApprovalStore::open(s.store.dir.clone())
+            .unwrap()
+            .get(&s.req.id)
+            .unwrap();
+        assert_eq!(again.state, State::Signed { signature });
+        assert_eq!(again.audit, Some(at));
     }
 
     #[test]

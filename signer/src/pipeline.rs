@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use oryx_proto::antelope::actions::msig::pinned_proposals;
 use oryx_proto::antelope::block::{BlockHeader, BlockKind, num_from_id};
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec};
 
 use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
-use crate::audit::{AuditLog, AuditRecord, Position};
+use crate::audit::{AuditEntryRef, AuditLog, AuditRecord, Position};
 use crate::authz::{Authorization, Authorizer};
 use crate::backend::KeyBackend;
 use crate::config::RequestKind;
@@ -90,7 +91,7 @@ fn refused(reason: Reason, message: impl Into<String>) -> Refused {
 }
 
 /// A successful answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// What was signed.
     pub digest: Checksum256,
@@ -102,6 +103,8 @@ pub struct Outcome {
     pub block_num: u32,
     /// The slot (0 when unknown).
     pub slot: u32,
+    /// Where the decision is in the audit log (set once it is recorded there).
+    pub audit: Option<AuditEntryRef>,
 }
 
 /// A key the pipeline may use.
@@ -239,6 +242,12 @@ impl Pipeline {
     }
 
     /// SignTransaction: the digest over the transaction and its context-free data.
+    ///
+    /// `msig_proposals` are `pack(transaction)` of the proposals the transaction's
+    /// `eosio.msig::approve` actions approve, in action order. An approve is never signed blind:
+    /// each must carry a `proposal_hash` equal to sha256 of its proposal, and the proposals go to
+    /// the policy and to approvers; anything missing, extra or different is refused MALFORMED
+    /// (audited, nothing signed).
     pub fn sign_transaction(
         &self,
         principal: &str,
@@ -246,23 +255,33 @@ impl Pipeline {
         key: PublicKey,
         trx: &Transaction,
         cfd: &[Bytes],
+        msig_proposals: &[Bytes],
     ) -> Result<(Outcome, Checksum256), Refused> {
         let started = Instant::now();
         let digest = trx.signing_digest(&chain_id, cfd);
-        let outcome = self.run(Prepared {
+        let mut p = Prepared {
             principal,
             kind: RequestKind::Transaction,
             cfd: cfd.to_vec(),
-            body: Some(oryx_policy::Body::Transaction {
-                trx: trx.clone(),
-                has_context_free_data: !cfd.is_empty(),
-            }),
+            body: None,
             chain_id,
             key,
             digest,
             watermark: None,
             started,
-        })?;
+        };
+        let proposals = match pinned_proposals(trx, msig_proposals) {
+            Ok(proposals) => proposals,
+            Err(e) => {
+                return Err(self.refuse_prepared(&p, refused(Reason::Malformed, e.to_string())));
+            }
+        };
+        p.body = Some(oryx_policy::Body::Transaction {
+            trx: trx.clone(),
+            has_context_free_data: !cfd.is_empty(),
+            msig_proposals: proposals,
+        });
+        let outcome = self.run(p)?;
         Ok((outcome, trx.id()))
     }
 
@@ -376,8 +395,14 @@ impl Pipeline {
         approvers: Vec<PublicKey>,
         set: String,
     ) -> Refused {
-        let (Some(store), Some(oryx_policy::Body::Transaction { trx, .. })) =
-            (&self.approvals, &p.body)
+        let (
+            Some(store),
+            Some(oryx_policy::Body::Transaction {
+                trx,
+                msig_proposals,
+                ..
+            }),
+        ) = (&self.approvals, &p.body)
         else {
             return refused(
                 Reason::PolicyDenied,
@@ -404,6 +429,8 @@ impl Pipeline {
             p.key,
             Bytes(trx.packed()),
             p.cfd.clone(),
+            // Canonical (checked by `pinned_proposals`): these are the bytes the approves pin.
+            msig_proposals.iter().map(|t| Bytes(t.packed())).collect(),
             p.digest,
             threshold,
             approvers,
@@ -548,6 +575,8 @@ impl Pipeline {
                     "the stored transaction does not match its digest",
                 ));
             }
+            let msig_proposals = pinned_proposals(&trx, &req.msig_proposals)
+                .map_err(|e| refused(Reason::Internal, format!("stored proposals: {e}")))?;
             let request = oryx_policy::Request {
                 principal: req.requester.clone(),
                 key: req.key,
@@ -556,6 +585,7 @@ impl Pipeline {
                 body: oryx_policy::Body::Transaction {
                     trx: trx.clone(),
                     has_context_free_data: !req.context_free_data.is_empty(),
+                    msig_proposals,
                 },
             };
             let charges = match self.authz.authorize(&request) {
@@ -579,11 +609,12 @@ impl Pipeline {
                 replayed: false,
                 block_num: 0,
                 slot: 0,
+                audit: None,
             })
         })();
         let outcome = self.finish(&p, signed, None)?;
         self.approval_store()?
-            .mark_signed(&req.id, outcome.signature)
+            .mark_signed(&req.id, outcome.signature, outcome.audit)
             .map_err(approval_refusal)
     }
 
@@ -631,7 +662,12 @@ impl Pipeline {
             watermark: None,
             started,
         };
-        self.finish(&p, Err(r), None)
+        self.refuse_prepared(&p, r)
+    }
+
+    /// Audits and returns a refusal decided before the pipeline ran.
+    fn refuse_prepared(&self, p: &Prepared<'_>, r: Refused) -> Refused {
+        self.finish(p, Err(r), None)
             .err()
             .unwrap_or_else(|| refused(Reason::Internal, "refusal lost"))
     }
@@ -653,7 +689,8 @@ impl Pipeline {
             // independent writes to different files, so both are made durable at once; the
             // answer waits for both.
             Ok((outcome, Some(reservation))) => std::thread::scope(|s| {
-                let commit = s.spawn(|| self.watermarks.commit(reservation, &outcome.signature));
+                let signature = outcome.signature;
+                let commit = s.spawn(move || self.watermarks.commit(reservation, &signature));
                 let audited = self.finish_counted(&p, Ok(outcome), position, false);
                 match (commit.join(), audited) {
                     (Ok(Ok(stored)), Ok(o)) if stored == o.signature => {
@@ -746,6 +783,7 @@ impl Pipeline {
                 replayed: false,
                 block_num: 0,
                 slot: 0,
+                audit: None,
             };
             return Ok((outcome, None));
         };
@@ -772,6 +810,7 @@ impl Pipeline {
                     replayed: true,
                     block_num,
                     slot,
+                    audit: None,
                 };
                 return Ok((outcome, None));
             }
@@ -796,6 +835,7 @@ impl Pipeline {
             replayed: false,
             block_num,
             slot,
+            audit: None,
         };
         Ok((outcome, Some(reservation)))
     }
@@ -852,7 +892,7 @@ impl Pipeline {
                 latency_us,
             );
         }
-        match (&result, audited) {
+        match (result, audited) {
             (_, Err(e)) => {
                 tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");
                 // A record the log refuses is the signer's bug; a write failure is an outage.
@@ -862,13 +902,16 @@ impl Pipeline {
                 };
                 Err(refused(reason, format!("audit log: {e}")))
             }
-            (Ok(o), Ok(_)) => {
-                tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, "signed");
-                result
+            (Ok(o), Ok(entry)) => {
+                tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, audit = %entry, "signed");
+                Ok(Outcome {
+                    audit: Some(entry),
+                    ..o
+                })
             }
             (Err(r), Ok(_)) => {
                 tracing::warn!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), reason = r.reason.as_str(), detail = %r.message, elapsed_us = latency_us, "refused");
-                result
+                Err(r)
             }
         }
     }

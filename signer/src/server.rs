@@ -209,8 +209,16 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
         approved_by: r.approvals.iter().map(|a| a.approver.to_string()).collect(),
         state: state.into(),
         signature,
-        msig_proposals: Vec::new(),
-        audit: None,
+        msig_proposals: r.msig_proposals.into_iter().map(|b| b.0).collect(),
+        audit: r.audit.map(audit_ref),
+    }
+}
+
+/// An audit position on the wire.
+fn audit_ref(a: crate::audit::AuditEntryRef) -> grpc::AuditRef {
+    grpc::AuditRef {
+        seq: a.seq,
+        hash: a.hash,
     }
 }
 
@@ -290,6 +298,7 @@ impl Signer for SignerService {
             checksum("chain_id", &r.chain_id).and_then(|c| Ok((c, public_key(&r.public_key)?)));
         let (chain_id, key) = self.decoded(&who, RequestKind::Transaction, fields).await?;
         let cfd: Vec<Bytes> = r.context_free_data.into_iter().map(Bytes).collect();
+        let proposals: Vec<Bytes> = r.msig_proposals.into_iter().map(Bytes).collect();
         let decoded: Result<(Transaction, Vec<Bytes>), String> = match r.transaction {
             Some(T::PackedTrx(b)) => Transaction::decode(&b)
                 .map(|t| (t, cfd))
@@ -304,7 +313,9 @@ impl Signer for SignerService {
         };
         let pipeline = self.pipeline.clone();
         let out = detached(move || match decoded {
-            Ok((trx, cfd)) => pipeline.sign_transaction(&who, chain_id, key, &trx, &cfd),
+            Ok((trx, cfd)) => {
+                pipeline.sign_transaction(&who, chain_id, key, &trx, &cfd, &proposals)
+            }
             Err(m) => {
                 Err(pipeline.refuse_malformed(&who, RequestKind::Transaction, chain_id, key, m))
             }
@@ -315,7 +326,7 @@ impl Signer for SignerService {
                 digest: o.digest.0.to_vec(),
                 transaction_id: id.0.to_vec(),
                 signature: Some(signature_msg(&o)),
-                audit: None,
+                audit: o.audit.map(audit_ref),
             })
         })
         .map_err(|e| to_status(&e))

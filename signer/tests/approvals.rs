@@ -1,14 +1,16 @@
 //! Shared custody end to end, over mTLS with a SoftHSM2-held key: a transfer that needs 2 of 3
 //! approvals is stored; the first approval releases nothing, the second signs, a third is
 //! harmless; forged approvals (wrong key, wrong request, wrong chain) are rejected and audited;
-//! an expired or cancelled request cannot be approved.
+//! an expired or cancelled request cannot be approved. eosio.msig: an approve is signed only
+//! with its proposal, which custodians review, the policy constrains, and `oryx approve` checks.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::*;
-use oryx_proto::antelope::transaction::Transaction;
-use oryx_proto::antelope::{Checksum256, KeyType, Pack, PublicKey, Signature};
+use oryx_proto::antelope::actions::{Approve, Authority, HeldAuthority, Propose, UpdateAuth};
+use oryx_proto::antelope::transaction::{Action, Compression, PackedTransaction, Transaction};
+use oryx_proto::antelope::{Bytes, Checksum256, KeyType, Name, Pack, PublicKey, Signature};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::approvals::binding_digest;
@@ -51,14 +53,17 @@ async fn request(c: &mut SignerClient<Channel>, key: &PublicKey, trx: &Transacti
         .to_string()
 }
 
-/// The binding digest the signer reports for a request.
-async fn binding_of(c: &mut SignerClient<Channel>, id: &str) -> Checksum256 {
-    let r = c
-        .get_approval(grpc::GetApprovalRequest { id: id.into() })
+/// The request as the signer reports it.
+async fn get(c: &mut SignerClient<Channel>, id: &str) -> grpc::ApprovalRequest {
+    c.get_approval(grpc::GetApprovalRequest { id: id.into() })
         .await
         .unwrap()
-        .into_inner();
-    Checksum256(r.binding_digest.try_into().unwrap())
+        .into_inner()
+}
+
+/// The binding digest the signer reports for a request.
+async fn binding_of(c: &mut SignerClient<Channel>, id: &str) -> Checksum256 {
+    Checksum256(get(c, id).await.binding_digest.try_into().unwrap())
 }
 
 fn approval(approver: &SoftKey, digest: &Checksum256) -> String {
@@ -297,10 +302,15 @@ fn oryx(signer: &Signer, args: &[&str]) -> serde_json::Value {
     oryx_env(signer, args, &[])
 }
 
-/// The same, with extra environment variables (e.g. `SOFTHSM2_CONF` for a token-held key).
-fn oryx_env(signer: &Signer, args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
+/// Runs the `oryx` CLI as principal `node1`, with extra environment variables, and returns
+/// what it did (for commands expected to fail).
+fn oryx_output(
+    signer: &Signer,
+    args: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> std::process::Output {
     let tls = signer.dir.join("tls");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
         .args(args)
         .arg("--json")
         .env("ORYX_SIGNER", &signer.addr)
@@ -309,7 +319,12 @@ fn oryx_env(signer: &Signer, args: &[&str], env: &[(&str, &std::path::Path)]) ->
         .env("ORYX_CERT_KEY", tls.join("node1.key"))
         .envs(env.iter().copied())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The same, with extra environment variables (e.g. `SOFTHSM2_CONF` for a token-held key).
+fn oryx_env(signer: &Signer, args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
+    let out = oryx_output(signer, args, env);
     assert!(
         out.status.success(),
         "oryx {args:?}: {}",
@@ -370,8 +385,9 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
     let mut tampered = shown.clone();
     tampered["binding_digest"] = serde_json::json!("00".repeat(32));
     std::fs::write(&req_file, tampered.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_oryx"))
-        .args([
+    let out = oryx_output(
+        &signer,
+        &[
             "approve",
             "--offline",
             "--request",
@@ -380,10 +396,14 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
             key_files[1].to_str().unwrap(),
             "--out",
             dir.path().join("x.json").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+        &[],
+    );
     assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not match the transaction"),
+        "{out:?}"
+    );
 
     // Online: the second approval signs.
     let done = oryx(
@@ -451,4 +471,399 @@ async fn an_approver_key_on_a_pkcs11_token() {
         .unwrap()
         .into_inner();
     assert_eq!(r.state, "cancelled");
+}
+
+// ---- eosio.msig approvals -------------------------------------------------------------------
+
+/// A transaction on the custody account's behalf expiring in 2030.
+fn wrapper(actions: Vec<Action>, n: u16) -> Transaction {
+    Transaction {
+        actions,
+        ref_block_num: n,
+        ..transfer("2030-01-01T00:00:00", 0)
+    }
+}
+
+/// The proposal custodians approve: rotate oryxprodacct's owner key.
+fn rotate_owner(new_key: PublicKey) -> Transaction {
+    let update = UpdateAuth {
+        account: Name::new("oryxprodacct").unwrap(),
+        permission: Name::new("owner").unwrap(),
+        parent: Name(0),
+        auth: Authority::single_key(new_key),
+        authorized_by: None,
+    };
+    let held = HeldAuthority {
+        keys: vec![new_key],
+        accounts: vec![],
+    };
+    wrapper(
+        vec![
+            update
+                .to_action("oryxprodacct@owner".parse().unwrap(), &held)
+                .unwrap(),
+        ],
+        1,
+    )
+}
+
+/// `propose` of `proposal` by oryxprodacct, asking oryxcustody1@active.
+fn proposal_of(proposal: &Transaction, name: &str) -> Propose {
+    Propose::build(
+        Name::new("oryxprodacct").unwrap(),
+        Name::new(name).unwrap(),
+        vec![CUSTODY.parse().unwrap()],
+        proposal,
+    )
+    .unwrap()
+}
+
+const CUSTODY: &str = "oryxcustody1@active";
+
+/// The custody key's approve of `propose`, in a transaction of its own.
+fn approve_trx(propose: &Propose, n: u16) -> Transaction {
+    wrapper(
+        vec![
+            propose
+                .approve(CUSTODY.parse().unwrap())
+                .to_action()
+                .unwrap(),
+        ],
+        n,
+    )
+}
+
+async fn sign_msig(
+    c: &mut SignerClient<Channel>,
+    key: &PublicKey,
+    transaction: grpc::sign_transaction_request::Transaction,
+    proposals: Vec<Vec<u8>>,
+) -> Result<grpc::SignTransactionResponse, tonic::Status> {
+    c.sign_transaction(grpc::SignTransactionRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        transaction: Some(transaction),
+        context_free_data: vec![],
+        msig_proposals: proposals,
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
+fn packed(trx: &Transaction) -> grpc::sign_transaction_request::Transaction {
+    grpc::sign_transaction_request::Transaction::PackedTrx(trx.packed())
+}
+
+/// The refusal's reason and message.
+fn refusal(r: Result<grpc::SignTransactionResponse, tonic::Status>) -> (String, String) {
+    let e = r.unwrap_err();
+    (reason(&e).unwrap_or_default(), e.message().to_string())
+}
+
+/// The audit log line at `audit.seq`, checked to carry `audit.hash`.
+fn audit_line(signer: &Signer, audit: &grpc::AuditRef) -> serde_json::Value {
+    let text = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let line: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["seq"] == audit.seq)
+        .unwrap();
+    assert_eq!(
+        line["hash"],
+        audit.hash.as_str(),
+        "the AuditRef names that line"
+    );
+    line
+}
+
+/// A signer with a soft custody key: principal `node1` may have it approve eosio.msig
+/// proposals whose actions are an owner rotation of oryxprodacct or a token transfer, with 2 of
+/// 3 custodians' approvals; principal `intruder` may have it approve anything, without approvals
+/// (the signer still insists on seeing the proposal).
+fn msig_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let approvers: Vec<SoftKey> = (0..3)
+        .map(|i| SoftKey::generate(if i == 1 { KeyType::R1 } else { KeyType::K1 }).unwrap())
+        .collect();
+    let set: Vec<String> = approvers
+        .iter()
+        .map(|a| format!("\"{}\"", a.public_key()))
+        .collect();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "version = \"msig-1\"\n\
+             [[rule]]\nname = \"custody-approvals\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"transaction\"]\n\
+             actions = [\"eosio.msig::approve@{CUSTODY}\"]\n\
+             msig_proposed_actions = [\"eosio::updateauth@oryxprodacct@owner\", \"eosio.token::transfer\"]\n\
+             approvals = {{ threshold = 2, approvers = [{}], set = \"custodians\" }}\n\
+             [[rule]]\nname = \"unguarded\"\nprincipals = [\"intruder\"]\nkeys = [\"{key}\"]\nkinds = [\"transaction\"]\n\
+             actions = [\"eosio.msig::approve@{CUSTODY}\", \"eosio.token::transfer\"]\n",
+            set.join(", ")
+        ),
+    )
+    .unwrap();
+    run(&["policy", "check", policy.to_str().unwrap()], &[]);
+    let cfg = config_path(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = &text[..text.find("[[allow]]").unwrap()];
+    std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
+    let signer = Signer::start(dir.path(), &[]);
+    (dir, signer, key, approvers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
+    let (dir, signer, key, approvers) = msig_signer();
+    let mut c = signer.client("node1").await;
+    let chain = Checksum256(eos().try_into().unwrap());
+
+    let proposed = rotate_owner(*approvers[0].public_key());
+    let propose = proposal_of(&proposed, "rotowner");
+    let trx = approve_trx(&propose, 10);
+
+    // Refusals, each audited, nothing signed: no proposal; a proposal the approve does not pin;
+    // an approve without proposal_hash; a proposal given with no approve.
+    let (r, m) = refusal(sign_msig(&mut c, &key, packed(&trx), vec![]).await);
+    assert_eq!(r, "MALFORMED", "{m}");
+    assert!(
+        m.contains("1 eosio.msig::approve action(s) but 0 proposal(s)"),
+        "{m}"
+    );
+    let other = rotate_owner(*approvers[1].public_key());
+    let (r, m) = refusal(sign_msig(&mut c, &key, packed(&trx), vec![other.packed()]).await);
+    assert_eq!(r, "MALFORMED", "{m}");
+    assert!(m.contains("pins proposal_hash"), "{m}");
+    let unpinned = Approve {
+        proposal_hash: None,
+        ..propose.approve(CUSTODY.parse().unwrap())
+    };
+    let unpinned = wrapper(
+        vec![Action {
+            account: Name::new("eosio.msig").unwrap(),
+            name: Name::new("approve").unwrap(),
+            authorization: vec![CUSTODY.parse().unwrap()],
+            data: Bytes(unpinned.packed()),
+        }],
+        11,
+    );
+    let (r, m) = refusal(sign_msig(&mut c, &key, packed(&unpinned), vec![proposed.packed()]).await);
+    assert_eq!(r, "MALFORMED", "{m}");
+    assert!(m.contains("has no proposal_hash"), "{m}");
+    let (r, m) = refusal(
+        sign_msig(
+            &mut c,
+            &key,
+            packed(&transfer("2030-01-01T00:00:00", 12)),
+            vec![proposed.packed()],
+        )
+        .await,
+    );
+    assert_eq!(r, "MALFORMED", "{m}");
+    assert!(m.contains("no eosio.msig::approve"), "{m}");
+    // The same checks for a whole packed_transaction (zlib).
+    let whole = PackedTransaction::new(&trx, &[], vec![], Compression::Zlib).unwrap();
+    let (r, _) = refusal(
+        sign_msig(
+            &mut c,
+            &key,
+            grpc::sign_transaction_request::Transaction::PackedTransaction(whole.packed()),
+            vec![],
+        )
+        .await,
+    );
+    assert_eq!(r, "MALFORMED");
+    // A proposal with an action outside msig_proposed_actions: denied, naming the action.
+    let link = wrapper(
+        vec![
+            proposed.actions[0].clone(),
+            Action {
+                account: Name::new("eosio").unwrap(),
+                name: Name::new("linkauth").unwrap(),
+                ..proposed.actions[0].clone()
+            },
+        ],
+        2,
+    );
+    let bad = proposal_of(&link, "widen");
+    let (r, m) = refusal(
+        sign_msig(
+            &mut c,
+            &key,
+            packed(&approve_trx(&bad, 13)),
+            vec![link.packed()],
+        )
+        .await,
+    );
+    assert_eq!(r, "POLICY_DENIED", "{m}");
+    assert!(
+        m.contains("custody-approvals")
+            && m.contains("action #1 eosio::linkauth (oryxprodacct@owner) is not allowed by msig_proposed_actions"),
+        "{m}"
+    );
+
+    // With its proposal (here as transaction JSON): stored for the custodians.
+    let e = sign_msig(
+        &mut c,
+        &key,
+        grpc::sign_transaction_request::Transaction::Json(serde_json::to_string(&trx).unwrap()),
+        vec![proposed.packed()],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("NEEDS_APPROVALS"), "{e:?}");
+    let id = e
+        .metadata()
+        .get("oryx-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pending = get(&mut c, &id).await;
+    assert_eq!(pending.state, "pending");
+    assert_eq!(
+        pending.msig_proposals,
+        vec![proposed.packed()],
+        "custodians review the proposal"
+    );
+    let signing_digest = trx.signing_digest(&chain, &[]);
+    let binding = binding_digest(&chain, &key, &signing_digest, &id);
+    assert_eq!(pending.binding_digest, binding.0.to_vec());
+
+    // `oryx approvals show` decodes the proposal beside the approve.
+    let shown = oryx(&signer, &["approvals", "show", &id]);
+    let shown_proposal = &shown["msig_proposals"][0];
+    assert_eq!(shown_proposal["approve_action"], 0);
+    assert_eq!(
+        shown_proposal["approve"]["data"]["proposal_name"],
+        "rotowner"
+    );
+    assert_eq!(shown_proposal["proposal_hash"], proposed.id().to_string());
+    assert_eq!(
+        shown_proposal["transaction"]["actions"][0]["name"],
+        "updateauth"
+    );
+    assert_eq!(
+        shown_proposal["transaction"]["actions"][0]["data"]["auth"]["keys"][0]["key"],
+        approvers[0].public_key().to_string()
+    );
+
+    // Offline, a request file whose proposal was tampered with (or dropped) is refused.
+    let key_file = dir.path().join("approver0.key");
+    std::fs::write(
+        &key_file,
+        approvers[0].private_key().to_pvt_string().as_str(),
+    )
+    .unwrap();
+    let offline = |request: &serde_json::Value| {
+        let req_file = dir.path().join("request.json");
+        std::fs::write(&req_file, request.to_string()).unwrap();
+        let out_file = dir.path().join("approval.json");
+        let args = [
+            "approve",
+            "--offline",
+            "--request",
+            req_file.to_str().unwrap(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+            "--out",
+            out_file.to_str().unwrap(),
+        ];
+        oryx_output(&signer, &args, &[])
+    };
+    let mut tampered = shown.clone();
+    tampered["msig_proposals"][0]["packed_trx"] = serde_json::json!(hex::encode(other.packed()));
+    let mut dropped = shown.clone();
+    dropped.as_object_mut().unwrap().remove("msig_proposals");
+    for (bad, why) in [
+        (&tampered, "pins proposal_hash"),
+        (&dropped, "but 0 proposal(s)"),
+    ] {
+        let out = offline(bad);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(why) && err.contains("do not match the approves: refusing to approve"),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("approval.json").exists(),
+        "nothing was signed"
+    );
+
+    // The untampered file is approved offline and submitted: one approval releases nothing.
+    assert!(offline(&shown).status.success());
+    let submitted = oryx(
+        &signer,
+        &[
+            "approvals",
+            "submit",
+            dir.path().join("approval.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(submitted["approvals"], "1 of 2");
+    let r = get(&mut c, &id).await;
+    assert_eq!(
+        (r.state.as_str(), r.signature.is_none(), r.audit.is_none()),
+        ("pending", true, true)
+    );
+
+    // The second custodian's approval signs, with the custody key, over the transaction.
+    let r = approve(&mut c, &id, approval(&approvers[1], &binding))
+        .await
+        .unwrap();
+    assert_eq!(r.state, "signed");
+    let sig = Signature::parse(&r.signature.unwrap().text).unwrap();
+    assert_eq!(sig.recover(&signing_digest).unwrap(), key);
+    let audit = r.audit.unwrap();
+    let line = audit_line(&signer, &audit);
+    assert_eq!(
+        (&line["kind"], &line["decision"], &line["signature"]),
+        (
+            &serde_json::json!("sign_transaction"),
+            &serde_json::json!("signed"),
+            &serde_json::json!(sig.to_string())
+        )
+    );
+    // GetApproval keeps returning it.
+    let again = get(&mut c, &id).await;
+    assert_eq!(again.audit, Some(audit));
+
+    // Without an approvals rule the signer still wants the proposal; with it, it signs at once
+    // and says where in the audit log.
+    let mut direct = signer.client("intruder").await;
+    let anything = approve_trx(&bad, 14);
+    let (r, _) = refusal(sign_msig(&mut direct, &key, packed(&anything), vec![]).await);
+    assert_eq!(r, "MALFORMED");
+    let signed = sign_msig(&mut direct, &key, packed(&anything), vec![link.packed()])
+        .await
+        .unwrap();
+    let sig = Signature::parse(&signed.signature.unwrap().text).unwrap();
+    assert_eq!(
+        sig.recover(&anything.signing_digest(&chain, &[])).unwrap(),
+        key
+    );
+    let audit = signed.audit.unwrap();
+    assert_eq!(audit_line(&signer, &audit)["signature"], sig.to_string());
+
+    // Every refusal is on record, and the chain verifies.
+    let log = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let malformed = log
+        .lines()
+        .filter(|l| l.contains("\"decision\":\"refused\"") && l.contains("MALFORMED"))
+        .count();
+    assert_eq!(malformed, 6);
+    assert_eq!(
+        log.matches("is not allowed by msig_proposed_actions")
+            .count(),
+        1
+    );
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
 }

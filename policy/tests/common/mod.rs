@@ -150,6 +150,7 @@ pub fn tx(t: Transaction) -> Body {
     Body::Transaction {
         trx: t,
         has_context_free_data: false,
+        msig_proposals: vec![],
     }
 }
 

@@ -1,7 +1,16 @@
 //! `oryx approvals list|show|submit`: what waits for approval, in full, and carrying offline
 //! approvals back to the signer.
+//!
+//! [`check`] is what an approver's tool verifies before signing anything: the digests are
+//! recomputed from the transaction, and for every `eosio.msig::approve` in it, the proposed
+//! transaction that travels with the request must hash to the approve's `proposal_hash`. The
+//! binding digest commits to the approve action and so to that hash; the chain counts the
+//! approval only for a proposal with that hash. A signature over the binding digest is therefore
+//! a sign-off on the proposed transaction shown, and an approver is never asked to sign an
+//! approve whose proposal is missing or differs.
 
 use clap::Subcommand;
+use oryx_proto::antelope::actions::msig::{is_approve, pinned_proposals, proposal_hash};
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Bytes, Checksum256, PublicKey};
 use oryx_proto::grpc;
@@ -44,6 +53,9 @@ pub struct Checked {
     pub signing_digest: Checksum256,
     /// What the approver signs.
     pub binding_digest: Checksum256,
+    /// The proposed transaction of each `eosio.msig::approve` in `trx`, in action order, each
+    /// checked against the approve's `proposal_hash`.
+    pub proposals: Vec<Transaction>,
 }
 
 /// Recomputes the digests of a request and checks them against what the signer claims.
@@ -56,6 +68,12 @@ pub fn check(r: &grpc::ApprovalRequest) -> Result<Checked, CliError> {
     );
     let key = PublicKey::parse(&r.public_key)?;
     let trx = Transaction::decode(&r.packed_trx)?;
+    let proposals = pinned_proposals(&trx, &r.msig_proposals).map_err(|e| {
+        CliError::Other(format!(
+            "request {}: {e}: the proposed transactions do not match the approves: refusing to approve",
+            r.id
+        ))
+    })?;
     let cfd: Vec<Bytes> = r.context_free_data.iter().cloned().map(Bytes).collect();
     let signing_digest = trx.signing_digest(&chain_id, &cfd);
     let binding_digest = crate::approvals::binding_digest(&chain_id, &key, &signing_digest, &r.id);
@@ -70,6 +88,7 @@ pub fn check(r: &grpc::ApprovalRequest) -> Result<Checked, CliError> {
         trx,
         signing_digest,
         binding_digest,
+        proposals,
     })
 }
 
@@ -82,6 +101,25 @@ pub fn to_json(r: &grpc::ApprovalRequest) -> Result<Value, CliError> {
             .try_into()
             .map_err(|_| CliError::Other("chain id".into()))?,
     );
+    let approves = checked
+        .trx
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| is_approve(a));
+    let proposals: Vec<Value> = approves
+        .zip(&checked.proposals)
+        .zip(&r.msig_proposals)
+        .map(|(((index, approve), proposed), packed)| {
+            json!({
+                "approve_action": index,
+                "approve": super::inspect::tx::action_json(approve),
+                "proposal_hash": proposal_hash(packed).to_string(),
+                "packed_trx": hex::encode(packed),
+                "transaction": super::inspect::tx::proposed_json(proposed),
+            })
+        })
+        .collect();
     let loaded = super::inspect::tx::Loaded {
         trx: checked.trx,
         context_free_data: r.context_free_data.iter().cloned().map(Bytes).collect(),
@@ -105,6 +143,7 @@ pub fn to_json(r: &grpc::ApprovalRequest) -> Result<Value, CliError> {
         "packed_trx": hex::encode(&r.packed_trx),
         "context_free_data": r.context_free_data.iter().map(hex::encode).collect::<Vec<_>>(),
         "transaction": super::inspect::tx::describe(&loaded, &chain_id),
+        "msig_proposals": proposals,
     }))
 }
 
@@ -130,8 +169,29 @@ pub fn from_json(v: &Value) -> Result<grpc::ApprovalRequest, CliError> {
         .transpose()
         .map_err(|e| CliError::Other(format!("request file: context_free_data: {e}")))?
         .unwrap_or_default();
+    // Older request files have no proposals; `check` then refuses any approve.
+    let proposals = match v.get("msig_proposals") {
+        None => Vec::new(),
+        Some(list) => list
+            .as_array()
+            .ok_or_else(|| CliError::Other("request file: msig_proposals is not a list".into()))?
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let text = p.get("packed_trx").and_then(Value::as_str).ok_or_else(|| {
+                    CliError::Other(format!(
+                        "request file: msig_proposals[{k}]: missing packed_trx"
+                    ))
+                })?;
+                hex::decode(text).map_err(|e| {
+                    CliError::Other(format!("request file: msig_proposals[{k}].packed_trx: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     Ok(grpc::ApprovalRequest {
         id: s("id")?.to_string(),
+        msig_proposals: proposals,
         public_key: s("public_key")?.to_string(),
         chain_id: hexf("chain_id")?,
         packed_trx: hexf("packed_trx")?,

@@ -4,8 +4,11 @@
 //! signing digest and the binding digest itself (refusing if the signer's differ), signs and
 //! submits. Offline: `oryx approve --offline --request REQ.json --key-file FILE --out A.json`
 //! does the same from a request file carried across the air gap (`oryx approvals show --json`)
-//! and writes the approval for `oryx approvals submit`. The approver's key is a key file, or a
-//! key on a PKCS#11 token (`--pkcs11-module … --key-label …`) that never leaves it.
+//! and writes the approval for `oryx approvals submit`. Either way, an `eosio.msig::approve` is
+//! signed off only if every proposed transaction in the request hashes to its approve's
+//! `proposal_hash` (see [`super::approvals::check`]): the approval then covers the proposal.
+//! The approver's key is a key file, or a key on a PKCS#11 token (`--pkcs11-module …
+//! --key-label …`) that never leaves it.
 
 use std::path::PathBuf;
 

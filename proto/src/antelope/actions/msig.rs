@@ -245,6 +245,94 @@ impl Approve {
     }
 }
 
+/// Whether `action` calls `eosio.msig::approve`.
+pub fn is_approve(action: &Action) -> bool {
+    (action.account, action.name) == (EOSIO_MSIG, APPROVE)
+}
+
+/// Checks the proposed transactions that travel with `trx`: `proposals[k]` must be
+/// `pack(transaction)` of the proposal the `k`-th `eosio.msig::approve` of `trx.actions` approves,
+/// pinned by that approve's `proposal_hash`. Returns them decoded, in action order.
+///
+/// Refuses: a count that differs from the number of approves (proposals without any approve
+/// included), an approve whose data does not decode or that carries no `proposal_hash`, a
+/// proposal whose sha256 is not that hash, a proposal that is not one canonically encoded
+/// transaction, and an approve among the context-free actions (it cannot be authorized).
+///
+/// Since the chain only counts the approval if the stored proposal hashes to `proposal_hash`,
+/// whoever reviews (or a policy that checks) the returned transactions reviews what the
+/// approval can execute.
+pub fn pinned_proposals<P: AsRef<[u8]>>(
+    trx: &Transaction,
+    proposals: &[P],
+) -> Result<Vec<Transaction>> {
+    let bad = |detail: String| Error::invalid("msig_proposals", detail);
+    if let Some(i) = trx.context_free_actions.iter().position(is_approve) {
+        return Err(bad(format!(
+            "context-free action #{i} is eosio.msig::approve, which cannot be authorized there"
+        )));
+    }
+    let approves: Vec<(usize, &Action)> = trx
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| is_approve(a))
+        .collect();
+    if approves.is_empty() && !proposals.is_empty() {
+        return Err(bad(format!(
+            "{} proposal(s) given but the transaction has no eosio.msig::approve: give msig_proposals \
+             only with approves",
+            proposals.len()
+        )));
+    }
+    if approves.len() != proposals.len() {
+        return Err(bad(format!(
+            "the transaction has {} eosio.msig::approve action(s) but {} proposal(s) were given: \
+             give pack(transaction) of each approved proposal, in action order",
+            approves.len(),
+            proposals.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(proposals.len());
+    for (k, ((index, action), bytes)) in approves.into_iter().zip(proposals).enumerate() {
+        let bytes = bytes.as_ref();
+        let approve = Approve::unpack_exact(&action.data.0).map_err(|e| {
+            bad(format!(
+                "action #{index} (eosio.msig::approve) does not decode: {e}"
+            ))
+        })?;
+        let what = format!(
+            "action #{index} (eosio.msig::approve of {}/{})",
+            approve.proposer, approve.proposal_name
+        );
+        let Some(pinned) = approve.proposal_hash else {
+            return Err(bad(format!(
+                "{what} has no proposal_hash, so it would approve whatever the proposal holds: \
+                 build it with Approve::with_hash (or Propose::approve)"
+            )));
+        };
+        let given = proposal_hash(bytes);
+        if given != pinned {
+            return Err(bad(format!(
+                "msig_proposals[{k}] hashes to {given} but {what} pins proposal_hash {pinned}: \
+                 give the exact packed transaction stored under that proposal"
+            )));
+        }
+        let proposed = Transaction::decode(bytes).map_err(|e| {
+            bad(format!(
+                "msig_proposals[{k}] is not a packed transaction: {e}"
+            ))
+        })?;
+        if proposed.packed() != bytes {
+            return Err(bad(format!(
+                "msig_proposals[{k}] is not canonically encoded (it does not re-pack to the same bytes)"
+            )));
+        }
+        out.push(proposed);
+    }
+    Ok(out)
+}
+
 /// `eosio.msig::unapprove`: withdraws `level`'s approval.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -626,6 +714,67 @@ mod tests {
             ..trx
         };
         assert!(build(vec![level("bob@active")], &cfa).contains("context-free"));
+    }
+
+    /// The proposals that travel with approves are pinned by each approve's proposal_hash, in
+    /// action order; anything missing, extra, unpinned or different is refused.
+    #[test]
+    fn proposals_are_pinned_by_the_approves() {
+        let proposed = hex::decode(REAL_TRX).expect("hex");
+        let p = propose();
+        let approve = p.approve(level("bob@active")).to_action().expect("pinned");
+        let wrapper = |actions: Vec<Action>| Transaction {
+            actions,
+            ..Transaction::decode(&proposed).expect("decodes")
+        };
+        let one = wrapper(vec![approve.clone()]);
+        let ok = pinned_proposals(&one, &[&proposed[..]]).expect("pinned");
+        assert_eq!(ok, vec![Transaction::decode(&proposed).expect("decodes")]);
+        let no_proposals: &[&[u8]] = &[];
+        assert!(
+            pinned_proposals(&wrapper(vec![]), no_proposals)
+                .expect("none")
+                .is_empty()
+        );
+
+        let refused = |trx: &Transaction, proposals: &[&[u8]]| {
+            pinned_proposals(trx, proposals)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(&one, &[]).contains("1 eosio.msig::approve action(s) but 0 proposal(s)"));
+        assert!(refused(&one, &[&proposed[..], &proposed[..]]).contains("but 2 proposal(s)"));
+        let unrelated = wrapper(vec![
+            Transaction::decode(&proposed).expect("decodes").actions[0].clone(),
+        ]);
+        assert!(refused(&unrelated, &[&proposed[..]]).contains("no eosio.msig::approve"));
+        let mut other = proposed.clone();
+        other[0] ^= 1;
+        assert!(refused(&one, &[&other[..]]).contains("pins proposal_hash"));
+        let unpinned = Approve {
+            proposal_hash: None,
+            ..p.approve(level("bob@active"))
+        };
+        let unpinned = action_of(EOSIO_MSIG, APPROVE, vec![level("bob@active")], &unpinned);
+        assert!(refused(&wrapper(vec![unpinned]), &[&proposed[..]]).contains("no proposal_hash"));
+        let garbage = [1u8, 2, 3];
+        let pinned_to_garbage = Approve::with_hash(
+            n("alice"),
+            n("myprop"),
+            level("bob@active"),
+            proposal_hash(&garbage),
+        )
+        .to_action()
+        .expect("pinned");
+        assert!(
+            refused(&wrapper(vec![pinned_to_garbage]), &[&garbage[..]])
+                .contains("not a packed transaction")
+        );
+        let cfa = Transaction {
+            context_free_actions: vec![approve],
+            ..one
+        };
+        assert!(refused(&cfa, &[&proposed[..]]).contains("context-free action #0"));
     }
 
     #[test]

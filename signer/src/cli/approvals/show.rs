@@ -1,5 +1,7 @@
 //! `oryx approvals show ID`: the request with its transaction decoded and both digests
-//! recomputed here; `--json` output is what `oryx approve --offline` reads.
+//! recomputed here, and for an eosio.msig approve, the proposed transaction decoded beside it
+//! (`msig_proposals`, each checked against the approve's `proposal_hash`); `--json` output is
+//! what `oryx approve --offline` reads.
 
 use clap::Args;
 use oryx_proto::grpc;

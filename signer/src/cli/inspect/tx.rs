@@ -138,6 +138,18 @@ fn from_json(text: &str) -> Result<Loaded, CliError> {
     })
 }
 
+/// An eosio.msig proposed transaction as reviewers see it: its id (the `proposal_hash` an
+/// approve pins), expiration, delay and every action decoded.
+pub fn proposed_json(t: &Transaction) -> Value {
+    json!({
+        "id": t.id().to_string(),
+        "expiration": t.expiration,
+        "delay_sec": t.delay_sec.0,
+        "context_free_actions": t.context_free_actions.iter().map(action_json).collect::<Vec<_>>(),
+        "actions": t.actions.iter().map(action_json).collect::<Vec<_>>(),
+    })
+}
+
 /// One action for display: raw fields, and named fields for system actions.
 pub fn action_json(a: &Action) -> Value {
     let mut out = json!({
@@ -153,13 +165,7 @@ pub fn action_json(a: &Action) -> Value {
             out["data"] = SystemAction::Propose(p.clone()).to_json();
             // Approvers review the proposed transaction itself, not just its bytes.
             out["proposed_transaction"] = match p.transaction() {
-                Ok(t) => json!({
-                    "id": t.id().to_string(),
-                    "expiration": t.expiration,
-                    "delay_sec": t.delay_sec.0,
-                    "context_free_actions": t.context_free_actions.iter().map(action_json).collect::<Vec<_>>(),
-                    "actions": t.actions.iter().map(action_json).collect::<Vec<_>>(),
-                }),
+                Ok(t) => proposed_json(&t),
                 Err(e) => json!({ "error": e.to_string() }),
             };
         }

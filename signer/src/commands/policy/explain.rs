@@ -3,7 +3,8 @@
 //! REQ.json: `{"principal": "...", "key": "PUB_K1_...", "chain_id": "eos" | "<hex>",
 //! "now": "2026-11-21T12:00:00" (optional, default now), and one of
 //! "block": {"block_num": N, "producer": "name"}, "digest": true, or
-//! "transaction": {…cleos JSON…} (with "context_free_data": true if it carries some)}`.
+//! "transaction": {…cleos JSON…} (with "context_free_data": true if it carries some, and
+//! "msig_proposals": [{…cleos JSON…}, …] for the proposals its eosio.msig approves)}`.
 //! Counters start empty (no earlier spend or rate hits); `--config` supplies the held keys.
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ struct RequestJson {
     transaction: Option<Transaction>,
     #[serde(default)]
     context_free_data: bool,
+    /// The proposed transactions of the transaction's eosio.msig approves, in action order.
+    #[serde(default)]
+    msig_proposals: Vec<Transaction>,
 }
 
 impl Explain {
@@ -73,6 +77,7 @@ impl Explain {
             (None, false, Some(trx)) => Body::Transaction {
                 trx,
                 has_context_free_data: r.context_free_data,
+                msig_proposals: r.msig_proposals,
             },
             _ => {
                 return Err(format!(
