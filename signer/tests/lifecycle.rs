@@ -22,6 +22,15 @@ fn make_node1_admin(dir: &Path) {
     std::fs::write(config_path(dir), format!("admins = [\"node1\"]\n{text}")).unwrap();
 }
 
+/// A `--dev` signer directory with `node1` as admin, and its producer key.
+fn dev_dir() -> (tempfile::TempDir, PublicKey) {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    make_node1_admin(dir.path());
+    let key = first_key(dir.path());
+    (dir, key)
+}
+
 fn sig_of(s: &Option<grpc::Signature>) -> Signature {
     let s = s.as_ref().unwrap();
     let parsed = Signature::parse(&s.text).unwrap();
@@ -79,6 +88,20 @@ async fn generate(
     .map(|r| r.into_inner())
 }
 
+async fn retire(
+    c: &mut SignerClient<Channel>,
+    old: &PublicKey,
+    new: &PublicKey,
+) -> grpc::RetireKeyResponse {
+    c.retire_key(grpc::RetireKeyRequest {
+        public_key: old.to_string(),
+        successor: new.to_string(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 async fn listed(c: &mut SignerClient<Channel>) -> Vec<String> {
     c.list_keys(grpc::ListKeysRequest {})
         .await
@@ -107,10 +130,7 @@ fn verify_audit(signer: &Signer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    init(dir.path(), true);
-    make_node1_admin(dir.path());
-    let old = first_key(dir.path());
+    let (dir, old) = dev_dir();
     let signer = Signer::start(dir.path(), &[]);
     let mut admin = signer.client("node1").await;
 
@@ -254,14 +274,7 @@ async fn softhsm2_rotation_hands_the_watermark_over_and_survives_a_restart() {
     // Both keys may sign before the retirement.
     signs(&mut c, &new, base).await;
 
-    let r = c
-        .retire_key(grpc::RetireKeyRequest {
-            public_key: old.to_string(),
-            successor: new.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = retire(&mut c, &old, &new).await;
     assert!(!r.already_retired);
     assert_eq!(r.handovers.len(), 1, "{r:?}");
     assert_eq!(r.handovers[0].chain_id, eos());
@@ -288,14 +301,7 @@ async fn softhsm2_rotation_hands_the_watermark_over_and_survives_a_restart() {
     signs(&mut c, &new, n + 1).await;
 
     // Repeating the retirement is harmless.
-    let again = c
-        .retire_key(grpc::RetireKeyRequest {
-            public_key: old.to_string(),
-            successor: new.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = retire(&mut c, &old, &new).await;
     assert!(again.already_retired);
     assert_eq!(again.handovers[0].block_num, n + 1, "never lowered");
     // Refusals: unknown key, a retired successor, a key succeeding itself.
@@ -349,9 +355,7 @@ async fn softhsm2_rotation_hands_the_watermark_over_and_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcripts_are_signed_by_the_audit_key_over_the_documented_digest() {
-    let dir = tempfile::tempdir().unwrap();
-    init(dir.path(), true);
-    make_node1_admin(dir.path());
+    let (dir, _) = dev_dir();
     let cfg = config_path(dir.path());
     let out: serde_json::Value = serde_json::from_str(&run(
         &[
@@ -459,15 +463,12 @@ async fn transcripts_are_signed_by_the_audit_key_over_the_documented_digest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_registry_the_lifecycle_calls_say_what_to_configure() {
-    let dir = tempfile::tempdir().unwrap();
-    init(dir.path(), true);
-    make_node1_admin(dir.path());
+    let (dir, old) = dev_dir();
     let cfg = config_path(dir.path());
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("[registry]\npath = \"state/keys.json\"\n", "");
     std::fs::write(&cfg, text).unwrap();
-    let old = first_key(dir.path());
     let signer = Signer::start(dir.path(), &[]);
     let mut c = signer.client("node1").await;
     let e = generate(&mut c, "dev", "producer-2", &old)
@@ -505,4 +506,67 @@ fn a_corrupt_registry_stops_the_start() {
         err.contains("key registry") && err.contains("corrupt"),
         "{err}"
     );
+}
+
+/// Requests with the old key racing its retirement: every signature the old key gave is at or
+/// below the height handed over, so the successor can never sign at a height the old key did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_old_signature_escapes_the_hand_over() {
+    let (dir, old) = dev_dir();
+    let signer = Signer::start(dir.path(), &[]);
+    let mut c = signer.client("node1").await;
+    let g = generate(&mut c, "dev", "producer-2", &old).await.unwrap();
+    let new = PublicKey::parse(&g.key.unwrap().public_key).unwrap();
+
+    let base = now_slot();
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let first_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(first_tx)));
+    let tasks: Vec<_> = (0..4u32)
+        .map(|t| {
+            let mut c = c.clone();
+            let first_tx = first_tx.clone();
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                for i in 0..200u32 {
+                    let n = base + 4 * i + t;
+                    match sign_block(&mut c, &old, &savanna(n, n, 0)).await {
+                        Ok(r) => {
+                            let id = savanna(n, n, 0).id().unwrap();
+                            assert_eq!(sig_of(&r.signature).recover(&id).unwrap(), old);
+                            accepted.push(n);
+                            if let Some(tx) = first_tx.lock().unwrap().take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                        Err(e) if reason(&e).as_deref() == Some("KEY_RETIRED") => break,
+                        // Out-of-order heights are refused; a request whose reservation a
+                        // higher one overtook has its signature withheld (stale commit).
+                        Err(e) => assert!(
+                            matches!(reason(&e).as_deref(), Some("DOUBLE_SIGN" | "UNAVAILABLE")),
+                            "{e:?}"
+                        ),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    first_rx.await.unwrap();
+    let r = retire(&mut c, &old, &new).await;
+    let handed = r.handovers[0].block_num;
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let highest = all.iter().copied().max().unwrap();
+    assert!(
+        highest <= handed,
+        "the old key signed block {highest} above the hand-over at {handed}"
+    );
+    assert_eq!(
+        highest, handed,
+        "the hand-over is the old key's last signature"
+    );
+    refused_with(&mut c, &new, handed, "DOUBLE_SIGN").await;
+    signs(&mut c, &new, handed + 1).await;
 }
