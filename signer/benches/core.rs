@@ -5,6 +5,7 @@
 //!   verification by recovery);
 //! - public-key recovery;
 //! - Savanna header decode + block id;
+//! - the key set lookup and retire gate every request takes, vs a software K1 signature;
 //! - watermark reserve + commit vs two raw 64-byte write + fdatasync;
 //! - audit append (one thread) vs one raw fdatasync, and 8 concurrent appenders (group commit).
 
@@ -135,6 +136,27 @@ fn main() {
         "signing::sign R1 (sign + verification)",
         r1_full,
         Some(("R1 sign", r1_raw)),
+    );
+
+    // The per-request cost of runtime key rotation: find the key in the changeable key set and
+    // hold its retire gate (beside a software K1 sign, the cheapest thing a request does).
+    let keys = oryx_signer::keyset::KeySet::new([oryx_signer::keyset::KeyEntry::new(
+        std::sync::Arc::new(SoftKey::new(
+            PrivateKey::from_bytes(KeyType::K1, [7; 32]).expect("key"),
+        )),
+        vec![],
+        false,
+        RetryPolicy::Refuse,
+    )]);
+    let gate = median(n, |_| {
+        let entry = keys.get(black_box(&public)).expect("held");
+        let _inside = black_box(entry.gate());
+        black_box(entry.is_retired());
+    });
+    row(
+        "key set lookup + retire gate",
+        gate,
+        Some(("raw sign", raw)),
     );
 
     let header_bytes = hex::decode(EOS_400838396).expect("hex");

@@ -48,6 +48,10 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
 
     /// The version of the rules in force (recorded in every audit entry).
     fn version(&self) -> String;
+
+    /// The keys the signer now holds and may use (after GenerateKey or RetireKey), for rules
+    /// that look at them. The allow-list has none.
+    fn set_held_keys(&self, _keys: Vec<PublicKey>) {}
 }
 
 /// The request kind of a policy body.
@@ -111,7 +115,7 @@ impl Authorizer for AllowList {
 pub struct PolicyAuthorizer {
     policy: RwLock<Arc<Policy>>,
     counters: Mutex<MemoryCounters>,
-    context: Context,
+    context: RwLock<Arc<Context>>,
     journal: Option<Mutex<std::fs::File>>,
     journal_path: Option<std::path::PathBuf>,
 }
@@ -126,7 +130,7 @@ impl PolicyAuthorizer {
         PolicyAuthorizer {
             policy: RwLock::new(Arc::new(policy)),
             counters: Mutex::new(MemoryCounters::new()),
-            context: Context { held_keys },
+            context: RwLock::new(Arc::new(Context { held_keys })),
             journal: None,
             journal_path: None,
         }
@@ -184,12 +188,17 @@ impl PolicyAuthorizer {
 impl Authorizer for PolicyAuthorizer {
     fn authorize(&self, req: &Request) -> Authorization {
         let policy = self.current();
+        let context = self
+            .context
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let decision = {
             let counters = self
                 .counters
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            policy.evaluate(req, &self.context, &*counters)
+            policy.evaluate(req, &context, &*counters)
         };
         match decision.verdict {
             Verdict::Allow => Authorization::Allow {
@@ -233,6 +242,14 @@ impl Authorizer for PolicyAuthorizer {
 
     fn version(&self) -> String {
         self.current().version().to_string()
+    }
+
+    fn set_held_keys(&self, keys: Vec<PublicKey>) {
+        *self
+            .context
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(Context { held_keys: keys });
     }
 }
 

@@ -58,6 +58,9 @@ pub struct Config {
     pub watermarks: WatermarkConfig,
     /// Where the audit log lives.
     pub audit: AuditConfig,
+    /// Where keys generated or retired at runtime are recorded (the key lifecycle RPCs need it).
+    #[serde(default)]
+    pub registry: Option<RegistryConfig>,
     /// Allow software keys (`type = "soft"`). Development and tests only.
     #[serde(default)]
     pub allow_soft_keys: bool,
@@ -73,7 +76,8 @@ pub struct Config {
     /// not listed is denied. Not used together with `policy`.
     #[serde(default)]
     pub allow: Vec<AllowRule>,
-    /// Principals that may cancel any approval request (besides its requester).
+    /// Principals that may cancel any approval request (besides its requester) and call the key
+    /// lifecycle RPCs (GenerateKey, RetireKey, SignTranscript).
     #[serde(default)]
     pub admins: Vec<String>,
     /// A policy file (`oryx-policy`): content rules, limits, rates, approvals. Replaces
@@ -117,6 +121,18 @@ pub struct WatermarkConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// The JSON-lines file.
+    pub path: PathBuf,
+    /// The key that signs ceremony transcripts (SignTranscript): one of `[[keys]]`, reserved for
+    /// this, so it must list no chains, allow no blind digests and appear in no allow rule.
+    #[serde(default)]
+    pub signing_key: Option<PublicKey>,
+}
+
+/// The key registry: keys generated or retired at runtime (see [`crate::registry`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The JSON file (written atomically; created on first use).
     pub path: PathBuf,
 }
 
@@ -256,6 +272,9 @@ impl Config {
         r(&mut self.server.key);
         r(&mut self.watermarks.dir);
         r(&mut self.audit.path);
+        if let Some(reg) = self.registry.as_mut() {
+            r(&mut reg.path);
+        }
         if let Some(p) = self.policy.as_mut() {
             r(p);
         }
@@ -316,7 +335,7 @@ impl Config {
                     k.public_key, k.backend
                 ));
             }
-            if k.chains.is_empty() {
+            if k.chains.is_empty() && self.audit.signing_key != Some(k.public_key) {
                 return Err(format!("key {}: list at least one chain", k.public_key));
             }
             for name in &k.chains {
@@ -352,6 +371,9 @@ impl Config {
         {
             return Err("a key is listed twice under [[keys]]".into());
         }
+        if let Some(audit_key) = &self.audit.signing_key {
+            self.check_audit_key(audit_key)?;
+        }
         for rule in &self.allow {
             for key in &rule.keys {
                 if !self.keys.iter().any(|k| k.public_key == *key) {
@@ -361,6 +383,32 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The transcript key must be held here and be useless for chain signing, so no node
+    /// request can ever make it sign something that is not a transcript.
+    fn check_audit_key(&self, audit_key: &PublicKey) -> Result<(), String> {
+        let k = self
+            .keys
+            .iter()
+            .find(|k| k.public_key == *audit_key)
+            .ok_or_else(|| {
+                format!(
+                    "audit.signing_key {audit_key} is not under [[keys]]: add it with its backend and chains = []"
+                )
+            })?;
+        if !k.chains.is_empty() || k.blind_digest {
+            return Err(format!(
+                "audit.signing_key {audit_key} is reserved for transcripts: give it chains = [] and no blind_digest"
+            ));
+        }
+        if let Some(rule) = self.allow.iter().find(|r| r.keys.contains(audit_key)) {
+            return Err(format!(
+                "audit.signing_key {audit_key} is reserved for transcripts, but the allow rule for {:?} names it: remove it there",
+                rule.principal
+            ));
         }
         Ok(())
     }
@@ -464,5 +512,49 @@ kinds = ["block", "digest"]
                 .to_string()
                 .contains("loopback")
         );
+    }
+
+    #[test]
+    fn the_transcript_key_is_reserved_for_transcripts() {
+        const AUDIT: &str = "PUB_K1_5bbkxaLdB5bfVZW6DJY8M74vwT2m61PqwywNUa5azfkJTvYa5H";
+        let with_audit = |chains: &str, extra: &str| {
+            sample(&format!(
+                "[[keys]]\npublic_key = \"{AUDIT}\"\nbackend = \"dev\"\nchains = {chains}\n{extra}"
+            ))
+            .replace(
+                "path = \"audit.jsonl\"",
+                &format!("path = \"audit.jsonl\"\nsigning_key = \"{AUDIT}\""),
+            )
+        };
+        let c = Config::parse(&with_audit("[]", ""), Path::new(".")).unwrap();
+        assert_eq!(c.audit.signing_key.unwrap().to_string(), AUDIT);
+        for (chains, extra, want) in [
+            ("[\"eos\"]", "", "chains = []"),
+            ("[]", "blind_digest = true", "chains = []"),
+            (
+                "[]",
+                &format!(
+                    "[[allow]]\nprincipal = \"x\"\nkeys = [\"{AUDIT}\"]\nkinds = [\"transaction\"]"
+                ),
+                "allow rule",
+            ),
+        ] {
+            let e = Config::parse(&with_audit(chains, extra), Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
+        // Not under [[keys]] at all.
+        let missing = sample("").replace(
+            "path = \"audit.jsonl\"",
+            &format!("path = \"audit.jsonl\"\nsigning_key = \"{AUDIT}\""),
+        );
+        let e = Config::parse(&missing, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not under [[keys]]"), "{e}");
+        // Other keys still need a chain.
+        let no_chain = sample("").replace(r#"chains = ["eos"]"#, "chains = []");
+        assert!(Config::parse(&no_chain, Path::new(".")).is_err());
     }
 }

@@ -10,6 +10,8 @@
 //! - [`audit`]: the hash-chained, append-only audit log, durable before every reply, and its
 //!   verifier.
 //! - [`approvals`]: requests waiting for M of N approvers, and the verification of approvals.
+//! - [`lifecycle`], [`registry`], [`keyset`]: keys generated and retired at runtime (rotation
+//!   ceremonies), their durable registry, and the key set the pipeline reads.
 //! - [`cli`]: the `oryx` operator and approver CLI.
 #![forbid(unsafe_code)]
 
@@ -22,10 +24,15 @@ pub use oryx_proto::client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod keyset;
+pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod providers;
+pub mod registry;
 pub mod server;
 pub mod signing;
 pub mod watermark;
+
+pub use lifecycle::transcript_digest;

@@ -19,12 +19,13 @@ use oryx_proto::antelope::{Bytes, Checksum256, Pack, PublicKey, Signature, TimeP
 use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
 use crate::audit::{AuditEntryRef, AuditLog, AuditRecord, Position};
 use crate::authz::{Authorization, Authorizer};
-use crate::backend::KeyBackend;
 use crate::config::RequestKind;
+pub use crate::keyset::KeyEntry;
+use crate::keyset::KeySet;
 use crate::metrics::Metrics;
-use crate::signing::{SignError, SignOptions, Signed, sign};
+use crate::signing::{SignError, SignOptions};
 use crate::watermark::{
-    Request, Reservation, ReserveError, Reserved, RetryPolicy, WatermarkKey, WatermarkStore,
+    Request, Reservation, ReserveError, Reserved, WatermarkKey, WatermarkStore,
 };
 
 /// Machine-readable refusal reasons (the `oryx.v1.Reason` names).
@@ -50,6 +51,12 @@ pub enum Reason {
     NeedsApprovals,
     /// An approval that is forged, late, or for a closed request.
     ApprovalRejected,
+    /// The key was retired by a rotation ceremony.
+    KeyRetired,
+    /// A key-lifecycle call from a principal that is not an admin.
+    NotAdmin,
+    /// The signer's configuration lacks what the call needs.
+    NotConfigured,
 }
 
 impl Reason {
@@ -66,6 +73,9 @@ impl Reason {
             Reason::Internal => "INTERNAL",
             Reason::NeedsApprovals => "NEEDS_APPROVALS",
             Reason::ApprovalRejected => "APPROVAL_REJECTED",
+            Reason::KeyRetired => "KEY_RETIRED",
+            Reason::NotAdmin => "NOT_ADMIN",
+            Reason::NotConfigured => "NOT_CONFIGURED",
         }
     }
 }
@@ -82,7 +92,7 @@ pub struct Refused {
     pub request_id: Option<String>,
 }
 
-fn refused(reason: Reason, message: impl Into<String>) -> Refused {
+pub(crate) fn refused(reason: Reason, message: impl Into<String>) -> Refused {
     Refused {
         reason,
         request_id: None,
@@ -107,33 +117,6 @@ pub struct Outcome {
     pub audit: Option<AuditEntryRef>,
 }
 
-/// A key the pipeline may use.
-#[derive(Debug, Clone)]
-pub struct KeyEntry {
-    /// The device-backed key.
-    pub backend: Arc<dyn KeyBackend>,
-    /// Chains it may sign for.
-    pub chains: Vec<Checksum256>,
-    /// Whether SignDigest is allowed.
-    pub blind_digest: bool,
-    /// Same-height retry setting for blind Savanna digests.
-    pub retry: RetryPolicy,
-    /// How long its verified signatures take (see [`KeyEntry::sign`]).
-    pub sign_time: Arc<oryx_proto::stats::Window>,
-}
-
-impl KeyEntry {
-    /// Signs with this key's backend, recording how long a verified signature took.
-    pub fn sign(&self, digest: &Checksum256, opts: SignOptions) -> Result<Signed, SignError> {
-        let t0 = std::time::Instant::now();
-        let out = sign(self.backend.as_ref(), digest, opts);
-        if out.is_ok() {
-            self.sign_time.record(t0.elapsed());
-        }
-        out
-    }
-}
-
 /// A block signing request.
 #[derive(Debug, Clone)]
 pub struct BlockRequest {
@@ -150,8 +133,8 @@ pub struct BlockRequest {
 /// The pipeline and everything it needs.
 #[derive(Debug)]
 pub struct Pipeline {
-    /// Keys by public key.
-    pub keys: HashMap<PublicKey, KeyEntry>,
+    /// Keys by public key, including generated and retired ones.
+    pub keys: KeySet,
     /// Signing options per chain.
     pub chains: HashMap<Checksum256, SignOptions>,
     /// Watermarks.
@@ -363,13 +346,19 @@ impl Pipeline {
         &self,
         key: &PublicKey,
         chain_id: &Checksum256,
-    ) -> Result<(&KeyEntry, SignOptions), Refused> {
+    ) -> Result<(Arc<KeyEntry>, SignOptions), Refused> {
         let entry = self.keys.get(key).ok_or_else(|| {
             refused(
                 Reason::UnknownKey,
                 format!("this signer does not hold {key}"),
             )
         })?;
+        if entry.is_retired() {
+            return Err(refused(
+                Reason::KeyRetired,
+                format!("{key} was retired by a key rotation and signs nothing"),
+            ));
+        }
         let opts = *self.chains.get(chain_id).ok_or_else(|| {
             refused(
                 Reason::WrongChain,
@@ -579,7 +568,7 @@ impl Pipeline {
                 .map_err(|e| refused(Reason::Internal, format!("stored proposals: {e}")))?;
             let request = oryx_policy::Request {
                 principal: req.requester.clone(),
-                key: req.key,
+                key: self.keys.identity_of(&req.key),
                 chain_id: req.chain_id,
                 now,
                 body: oryx_policy::Body::Transaction {
@@ -673,6 +662,10 @@ impl Pipeline {
     }
 
     fn run(&self, p: Prepared<'_>) -> Result<Outcome, Refused> {
+        // Held from the retired check to the watermark commit, so a retirement waits for this
+        // request and the hand-over reads a watermark no request of the old key moves again.
+        let entry = self.keys.get(&p.key);
+        let _gate = entry.as_deref().map(KeyEntry::gate);
         let result = self.decide_and_sign(&p);
         let position = match (&result, p.watermark) {
             (Ok((o, _)), _) if o.block_num > 0 => Some(Position {
@@ -741,9 +734,10 @@ impl Pipeline {
             .body
             .clone()
             .ok_or_else(|| refused(Reason::Malformed, "request did not decode"))?;
+        // A successor key signs under its predecessor's rules (its policy identity).
         let request = oryx_policy::Request {
             principal: p.principal.to_string(),
-            key: p.key,
+            key: self.keys.identity_of(&p.key),
             chain_id: p.chain_id,
             now,
             body,
@@ -919,7 +913,7 @@ impl Pipeline {
 
 /// Principals come from certificates; keep the audit field printable and within the audit
 /// record's 256-byte bound (cut at a character boundary).
-fn sanitize_principal(p: &str) -> String {
+pub(crate) fn sanitize_principal(p: &str) -> String {
     let mut s = String::new();
     for c in p.chars().filter(|c| !c.is_control()) {
         if s.len() + c.len_utf8() > 200 {

@@ -18,6 +18,8 @@ use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::config::RequestKind;
+use crate::keyset::KeyEntry;
+use crate::lifecycle::Lifecycle;
 use crate::pipeline::{BlockRequest, Outcome, Pipeline, Reason, Refused};
 
 /// Largest request the signer decodes (see [`grpc::MAX_MESSAGE_BYTES`]).
@@ -31,14 +33,14 @@ pub struct SignerService {
     pipeline: Arc<Pipeline>,
     /// Chains whose blind digests are Savanna block ids.
     savanna_chains: Vec<Checksum256>,
-    key_infos: Vec<grpc::KeyInfo>,
+    lifecycle: Arc<Lifecycle>,
     ready: ReadyCheck,
 }
 
 impl std::fmt::Debug for SignerService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignerService")
-            .field("keys", &self.key_infos.len())
+            .field("keys", &self.pipeline.keys.active().len())
             .finish_non_exhaustive()
     }
 }
@@ -67,13 +69,13 @@ impl SignerService {
     pub fn new(
         pipeline: Arc<Pipeline>,
         savanna_chains: Vec<Checksum256>,
-        key_infos: Vec<grpc::KeyInfo>,
+        lifecycle: Arc<Lifecycle>,
         ready: ReadyCheck,
     ) -> Self {
         SignerService {
             pipeline,
             savanna_chains,
-            key_infos,
+            lifecycle,
             ready,
         }
     }
@@ -82,12 +84,15 @@ impl SignerService {
 /// The refusal as a gRPC status, with the machine-readable reason in metadata.
 pub fn to_status(r: &Refused) -> Status {
     let code = match r.reason {
-        Reason::DoubleSign | Reason::WrongChain | Reason::NeedsApprovals => {
-            tonic::Code::FailedPrecondition
-        }
-        Reason::PolicyDenied | Reason::BlindNotAllowed | Reason::ApprovalRejected => {
-            tonic::Code::PermissionDenied
-        }
+        Reason::DoubleSign
+        | Reason::WrongChain
+        | Reason::NeedsApprovals
+        | Reason::KeyRetired
+        | Reason::NotConfigured => tonic::Code::FailedPrecondition,
+        Reason::PolicyDenied
+        | Reason::BlindNotAllowed
+        | Reason::ApprovalRejected
+        | Reason::NotAdmin => tonic::Code::PermissionDenied,
         Reason::UnknownKey => tonic::Code::NotFound,
         Reason::Malformed => tonic::Code::InvalidArgument,
         Reason::Unavailable => tonic::Code::Unavailable,
@@ -166,6 +171,26 @@ fn signature_msg(o: &Outcome) -> grpc::Signature {
     }
 }
 
+/// A key as ListKeys and GenerateKey show it, with its recent signing times.
+pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
+    let key = entry.public_key();
+    let mut info = grpc::KeyInfo {
+        public_key: key.to_string(),
+        legacy_public_key: key.to_legacy_string().unwrap_or_default(),
+        label: entry.label.clone(),
+        backend: entry.backend_kind.clone(),
+        chain_ids: entry.chains.iter().map(|c| c.0.to_vec()).collect(),
+        blind_digest: entry.blind_digest,
+        ..Default::default()
+    };
+    if let Some(q) = entry.sign_time.quantiles() {
+        info.sign_p50_us = micros_u32(q.p50);
+        info.sign_p99_us = micros_u32(q.p99);
+        info.sign_samples = u32::try_from(q.count).unwrap_or(u32::MAX);
+    }
+    info
+}
+
 fn sign_response(o: Outcome) -> grpc::SignResponse {
     grpc::SignResponse {
         digest: o.digest.0.to_vec(),
@@ -236,18 +261,13 @@ impl Signer for SignerService {
         req: Request<grpc::ListKeysRequest>,
     ) -> Result<Response<grpc::ListKeysResponse>, Status> {
         principal(&req)?;
-        let mut keys = self.key_infos.clone();
-        for info in &mut keys {
-            let timing = PublicKey::parse(&info.public_key)
-                .ok()
-                .and_then(|k| self.pipeline.keys.get(&k))
-                .and_then(|e| e.sign_time.quantiles());
-            if let Some(q) = timing {
-                info.sign_p50_us = micros_u32(q.p50);
-                info.sign_p99_us = micros_u32(q.p99);
-                info.sign_samples = u32::try_from(q.count).unwrap_or(u32::MAX);
-            }
-        }
+        let keys = self
+            .pipeline
+            .keys
+            .active()
+            .iter()
+            .map(|e| key_info(e))
+            .collect();
         Ok(Response::new(grpc::ListKeysResponse { keys }))
     }
 
@@ -411,24 +431,33 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::GenerateKeyRequest>,
     ) -> Result<Response<grpc::GenerateKeyResponse>, Status> {
-        principal(&req)?;
-        Err(Status::unimplemented("GenerateKey is not built yet"))
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let lifecycle = self.lifecycle.clone();
+        let out = detached(move || lifecycle.generate_key(&who, r)).await?;
+        out.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn retire_key(
         &self,
         req: Request<grpc::RetireKeyRequest>,
     ) -> Result<Response<grpc::RetireKeyResponse>, Status> {
-        principal(&req)?;
-        Err(Status::unimplemented("RetireKey is not built yet"))
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let lifecycle = self.lifecycle.clone();
+        let out = detached(move || lifecycle.retire_key(&who, r)).await?;
+        out.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn sign_transcript(
         &self,
         req: Request<grpc::SignTranscriptRequest>,
     ) -> Result<Response<grpc::SignTranscriptResponse>, Status> {
-        principal(&req)?;
-        Err(Status::unimplemented("SignTranscript is not built yet"))
+        let who = principal(&req)?;
+        let r = req.into_inner();
+        let lifecycle = self.lifecycle.clone();
+        let out = detached(move || lifecycle.sign_transcript(&who, r)).await?;
+        out.map(Response::new).map_err(|e| to_status(&e))
     }
 
     async fn status(
@@ -442,7 +471,7 @@ impl Signer for SignerService {
             version: env!("CARGO_PKG_VERSION").to_string(),
             ready: problems.is_empty(),
             problems,
-            keys: self.key_infos.len() as u32,
+            keys: self.pipeline.keys.active().len() as u32,
         }))
     }
 }

@@ -191,8 +191,56 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
     /// Sets a watermark from an export; refuses to lower one unless `force`.
     fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError>;
 
+    /// Raises `key`'s watermark to at least `floor` (the watermark of the retired key `from`)
+    /// in one step under the key's lock (so a
+    /// signature racing it can never be lowered): see [`handover`]. Returns the watermark now
+    /// in force.
+    fn raise(
+        &self,
+        key: &WatermarkKey,
+        from: &PublicKey,
+        floor: &Watermark,
+    ) -> Result<Watermark, StoreError>;
+
     /// Whether the store can take writes now (for `/readyz`).
     fn health(&self) -> Result<(), StoreError>;
+}
+
+/// What a successor key's watermark becomes when a retired key hands its watermark `old` over:
+/// every field at least the old key's and at least its own (never lowered). `None` when the
+/// successor's own watermark already covers the old one.
+///
+/// The result carries a digest no request can produce (sha256 of a domain tag, the old key and
+/// position) and no signature: an identical request is recognised by its digest, so not even
+/// the block the old key signed at that height can be signed again by the successor.
+pub fn handover(
+    old_key: &PublicKey,
+    old: &Watermark,
+    current: Option<&Watermark>,
+) -> Option<Watermark> {
+    if let Some(c) = current
+        && c.block_num >= old.block_num
+        && c.slot >= old.slot
+        && c.wall_slot >= old.wall_slot
+    {
+        return None;
+    }
+    let c = current.copied();
+    let block_num = old.block_num.max(c.map_or(0, |c| c.block_num));
+    let slot = old.slot.max(c.map_or(0, |c| c.slot));
+    let wall_slot = old.wall_slot.max(c.map_or(0, |c| c.wall_slot));
+    let mut preimage = b"oryx watermark handover v1\0".to_vec();
+    preimage.extend_from_slice(old_key.to_string().as_bytes());
+    for n in [block_num, slot, wall_slot] {
+        preimage.extend_from_slice(&n.to_le_bytes());
+    }
+    Some(Watermark {
+        block_num,
+        slot,
+        wall_slot,
+        digest: Checksum256::hash(&preimage),
+        signature: None,
+    })
 }
 
 /// Checks an imported record against the current watermark: never lower it, never reopen a
@@ -233,4 +281,93 @@ pub fn check_import(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::watermark::rules::{Decision, decide};
+    use oryx_proto::antelope::KeyType;
+
+    fn wm(block_num: u32, slot: u32, wall_slot: u32) -> Watermark {
+        Watermark {
+            block_num,
+            slot,
+            wall_slot,
+            digest: Checksum256([block_num as u8; 32]),
+            signature: None,
+        }
+    }
+
+    fn old_key() -> PublicKey {
+        let b = crate::backend::soft::SoftKey::generate(KeyType::K1).unwrap();
+        *crate::backend::KeyBackend::public_key(&b)
+    }
+
+    #[test]
+    fn handover_never_lowers() {
+        let k = old_key();
+        // (old, successor's current, expected (block, slot, wall) or None = unchanged)
+        let table = [
+            (wm(10, 20, 30), None, Some((10, 20, 30))),
+            (wm(10, 20, 30), Some(wm(5, 6, 7)), Some((10, 20, 30))),
+            (wm(10, 20, 30), Some(wm(10, 20, 30)), None),
+            (wm(10, 20, 30), Some(wm(11, 25, 31)), None),
+            (wm(10, 20, 30), Some(wm(12, 15, 40)), Some((12, 20, 40))),
+            (wm(10, 20, 30), Some(wm(9, 21, 29)), Some((10, 21, 30))),
+        ];
+        for (old, current, want) in table {
+            let got = handover(&k, &old, current.as_ref());
+            assert_eq!(
+                got.map(|w| (w.block_num, w.slot, w.wall_slot)),
+                want,
+                "{old:?} over {current:?}"
+            );
+            if let (Some(w), Some(c)) = (got, current) {
+                assert!(
+                    w.block_num >= c.block_num && w.slot >= c.slot && w.wall_slot >= c.wall_slot
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn after_a_handover_the_successor_cannot_sign_at_the_old_height() {
+        let k = old_key();
+        let old = wm(100, 200, 300);
+        let w = handover(&k, &old, None).unwrap();
+        assert_eq!(w.signature, None);
+        let wall = 300;
+        // The very block the old key signed (same digest) is refused too.
+        for (block_num, slot, digest) in [
+            (100, 200, old.digest),
+            (100, 201, Checksum256([9; 32])),
+            (99, 199, Checksum256([9; 32])),
+            (101, 200, Checksum256([9; 32])),
+        ] {
+            let d = decide(
+                Some(&w),
+                &Request::Block { block_num, slot },
+                &digest,
+                wall,
+                RetryPolicy::Refuse,
+            );
+            assert!(
+                matches!(d, Decision::Refuse(_)),
+                "{block_num}/{slot}: {d:?}"
+            );
+        }
+        let d = decide(
+            Some(&w),
+            &Request::Block {
+                block_num: 101,
+                slot: 201,
+            },
+            &Checksum256([9; 32]),
+            wall,
+            RetryPolicy::Refuse,
+        );
+        assert!(matches!(d, Decision::Advance(_)));
+    }
 }

@@ -9,7 +9,13 @@ fn example_config_parses() {
     let text = std::fs::read_to_string(&path).unwrap();
     let config = oryx_signer::config::Config::parse(&text, Path::new("/etc/oryx"))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(config.keys.len(), 2);
+    assert_eq!(config.keys.len(), 3, "producer, active and transcript keys");
+    let registry = config
+        .registry
+        .as_ref()
+        .expect("the example keeps a key registry");
+    assert!(registry.path.is_absolute());
+    assert!(config.audit.signing_key.is_some(), "transcripts are signed");
     assert!(
         !config.allow_soft_keys,
         "the production example must not allow software keys"

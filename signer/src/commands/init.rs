@@ -74,7 +74,7 @@ impl Init {
                 self.dir.display()
             ));
         }
-        for sub in ["tls", "secrets", "keys", "watermarks", "audit"] {
+        for sub in ["tls", "secrets", "keys", "watermarks", "audit", "state"] {
             let d = self.dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
             // Only the service user reads keys, secrets, watermarks and the audit trail.
@@ -130,10 +130,16 @@ impl Init {
         let config = format!(
             "# Oryx signer configuration (written by `oryx-signer init`).\n\
              {soft}\
+             # Principals that may cancel approval requests and run key ceremonies:\n\
+             # admins = [\"ops\"]\n\n\
              [server]\nlisten = \"{listen}\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\n\
              [observability]\nlisten = \"{metrics}\"\n\n\
              [watermarks]\ndir = \"watermarks\"\n\n\
-             [audit]\npath = \"audit/audit.jsonl\"\n\n\
+             [audit]\npath = \"audit/audit.jsonl\"\n\
+             # The key that signs ceremony transcripts (a [[keys]] entry with chains = []):\n\
+             # signing_key = \"PUB_K1_...\"\n\n\
+             # Keys generated or retired at runtime (GenerateKey, RetireKey; admins only).\n\
+             [registry]\npath = \"state/keys.json\"\n\n\
              [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\nsavanna = {savanna}\n\n\
              # Key backends, e.g.:\n# [backends.hsm]\n# type = \"pkcs11\"\n# module = \"/usr/lib/softhsm/libsofthsm2.so\"\n# token_label = \"oryx\"\n# pin_file = \"secrets/pin\"\n\
              {backend_section}\n{keys_section}\n{allow_section}",

@@ -1,9 +1,10 @@
-//! `oryx-signer keys generate|list`.
+//! `oryx-signer keys generate|list|registry`.
 
 use clap::Subcommand;
 
 pub mod generate;
 pub mod list;
+pub mod registry;
 
 /// Key commands.
 #[derive(Debug, Subcommand)]
@@ -12,6 +13,9 @@ pub enum Keys {
     Generate(generate::Generate),
     /// List the keys every configured backend holds.
     List(list::List),
+    /// Show every key the signer serves, with its lifecycle state (active or retired,
+    /// predecessor, successor), from the config and the key registry.
+    Registry(registry::ShowRegistry),
 }
 
 impl Keys {
@@ -20,6 +24,7 @@ impl Keys {
         match self {
             Keys::Generate(c) => c.run(),
             Keys::List(c) => c.run(),
+            Keys::Registry(c) => c.run(),
         }
     }
 }

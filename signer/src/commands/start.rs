@@ -1,21 +1,20 @@
 //! `oryx-signer start`: run the daemon.
 //!
 //! Refuses to start on anything doubtful: an invalid config, a backend that does not open, a key
-//! the backend does not hold, a damaged watermark or audit log, or another signer already using
-//! the same watermark directory. Prints `listening on ADDR` (and `metrics on ADDR`) on stdout
+//! the backend does not hold, a damaged watermark log, audit log or key registry, or another
+//! signer already using the same watermark directory. Prints `listening on ADDR` (and `metrics on ADDR`) on stdout
 //! once it serves, and stops cleanly on SIGTERM or SIGINT.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use clap::Args;
-use oryx_proto::grpc;
 
 use crate::audit::AuditLog;
 use crate::authz::{AllowList, Authorizer, PolicyAuthorizer};
 use crate::commands::ConfigArg;
 use crate::metrics::Metrics;
-use crate::pipeline::{KeyEntry, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::server::{ReadyCheck, SignerService, TlsFiles};
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkStore;
@@ -72,44 +71,27 @@ impl Start {
                 savanna.push(id);
             }
         }
-        let mut keys = HashMap::new();
-        let mut infos = Vec::new();
-        // Labels as the devices know them, for ListKeys.
-        let labels: HashMap<_, _> = providers
-            .values()
-            .filter_map(|p| p.list().ok())
-            .flatten()
-            .map(|info| (info.public_key, info.label))
-            .collect();
-        for k in &config.keys {
-            let provider = providers
-                .get(&k.backend)
-                .ok_or_else(|| format!("key {}: no backend {:?}", k.public_key, k.backend))?;
-            let backend = provider
-                .open(&k.public_key)
-                .map_err(|e| format!("key {} in backend {:?}: {e}", k.public_key, k.backend))?;
-            let chain_ids: Vec<_> = k.chains.iter().filter_map(|n| config.chain_id(n)).collect();
-            infos.push(grpc::KeyInfo {
-                public_key: k.public_key.to_string(),
-                legacy_public_key: k.public_key.to_legacy_string().unwrap_or_default(),
-                label: labels.get(&k.public_key).cloned().unwrap_or_default(),
-                backend: provider.kind().to_string(),
-                chain_ids: chain_ids.iter().map(|c| c.0.to_vec()).collect(),
-                blind_digest: k.blind_digest,
-                ..Default::default()
-            });
-            let entry = KeyEntry {
-                backend,
-                chains: chain_ids,
-                blind_digest: k.blind_digest,
-                retry: k.same_height_retry,
-                sign_time: Default::default(),
-            };
-            if k.blind_digest {
-                self_test(&entry, &k.public_key)?;
+        let registry = match &config.registry {
+            Some(r) => Some(Arc::new(
+                crate::registry::Registry::open(&r.path).map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        let entries = crate::lifecycle::load_keys(&config, &providers, registry.as_deref())?;
+        for entry in &entries {
+            // Keys nodeos uses through the bridge, and the transcript key, prove themselves now.
+            let audit_key = config.audit.signing_key.as_ref() == Some(entry.public_key());
+            if !entry.is_retired() && (entry.blind_digest || audit_key) {
+                crate::keyset::self_test(entry)?;
             }
-            keys.insert(k.public_key, entry);
         }
+        let held_keys: Vec<_> = entries
+            .iter()
+            .filter(|e| !e.is_retired())
+            .map(|e| *e.public_key())
+            .collect();
+        let key_count = held_keys.len();
+        let keys = crate::keyset::KeySet::new(entries);
         let version = format!(
             "config:{}",
             &oryx_proto::antelope::Checksum256::hash(&config_bytes).to_string()[..16]
@@ -120,11 +102,8 @@ impl Start {
                     let now = crate::clock::now_secs();
                     // Spends live beside the watermarks, under the same directory lock.
                     let engine = Arc::new(
-                        PolicyAuthorizer::new(
-                            load_policy(path)?,
-                            config.keys.iter().map(|k| k.public_key).collect(),
-                        )
-                        .with_journal(&config.watermarks.dir.join("spend.jsonl"), now)?,
+                        PolicyAuthorizer::new(load_policy(path)?, held_keys)
+                            .with_journal(&config.watermarks.dir.join("spend.jsonl"), now)?,
                     );
                     tracing::info!(path = %path.display(), version = %engine.version(), "policy loaded");
                     (engine.clone(), Some(engine))
@@ -178,7 +157,13 @@ impl Start {
             cert_pem: read(&config.server.cert)?,
             key_pem: read(&config.server.key)?,
         };
-        let service = SignerService::new(pipeline, savanna, infos, ready.clone());
+        let lifecycle = Arc::new(crate::lifecycle::Lifecycle::new(
+            pipeline.clone(),
+            providers.clone(),
+            registry,
+            &config,
+        ));
+        let service = SignerService::new(pipeline, savanna, lifecycle, ready.clone());
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -200,7 +185,7 @@ impl Start {
                 tokio::spawn(reload_on_sighup(engine, path));
             }
             println!("listening on {addr}");
-            tracing::info!(%addr, keys = config.keys.len(), "oryx-signer serving over mTLS");
+            tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
             crate::server::serve(listener, tls, service, shutdown_signal()).await
         })?;
         Ok(())
@@ -248,39 +233,4 @@ async fn shutdown_signal() {
         _ => std::future::pending::<()>().await,
     }
     tracing::info!("shutting down");
-}
-
-/// Self-test signatures per blind-digest key at startup.
-const SELF_TEST_SIGNATURES: usize = 3;
-
-/// Signs a probe digest with a key nodeos will use through the bridge, before serving: proves
-/// the backend holds the configured key (a signature that recovers to another key stops the
-/// start) and measures its signing time, so a node can warn before nodeos's first block when
-/// the HSM is slower than nodeos's timeout. The probe digest is domain-separated
-/// (sha256 of "oryx signer self-test v1", the key and the time), so it can never be a block id
-/// or a transaction digest. An unreachable HSM is only a warning: requests fail closed later.
-fn self_test(entry: &KeyEntry, key: &oryx_proto::antelope::PublicKey) -> Result<(), String> {
-    use oryx_proto::antelope::Checksum256;
-    let mut preimage = b"oryx signer self-test v1\0".to_vec();
-    preimage.extend_from_slice(key.to_string().as_bytes());
-    preimage.extend_from_slice(&crate::clock::now_secs().0.to_le_bytes());
-    let digest = Checksum256::hash(&preimage);
-    for _ in 0..SELF_TEST_SIGNATURES {
-        match entry.sign(&digest, SignOptions::default()) {
-            Ok(_) => {}
-            Err(crate::signing::SignError::DoesNotVerify { .. }) => {
-                return Err(format!(
-                    "key {key}: its backend signs with a different key: check the key's backend and label in the config"
-                ));
-            }
-            Err(e) => {
-                tracing::warn!(%key, "self-test signature failed: {e}; requests for this key will be refused until the backend recovers");
-                return Ok(());
-            }
-        }
-    }
-    if let Some(q) = entry.sign_time.quantiles() {
-        tracing::info!(%key, p50_ms = q.p50.as_secs_f64() * 1e3, max_ms = q.p99.as_secs_f64() * 1e3, "self-test: key signs");
-    }
-    Ok(())
 }

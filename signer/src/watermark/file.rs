@@ -417,6 +417,25 @@ impl WatermarkStore for FileStore {
         Ok(())
     }
 
+    fn raise(
+        &self,
+        key: &WatermarkKey,
+        from: &PublicKey,
+        floor: &Watermark,
+    ) -> Result<Watermark, StoreError> {
+        let slot = self.slot_for(key);
+        let mut guard = lock(&slot);
+        let current = self.load(key, &mut guard)?.and_then(|kf| kf.watermark);
+        match super::handover(from, floor, current.as_ref()) {
+            Some(w) => {
+                self.write(key, &mut guard, w)?;
+                Ok(w)
+            }
+            // `handover` answers None only when there is a current watermark covering `floor`.
+            None => current.ok_or(StoreError::Stale),
+        }
+    }
+
     fn health(&self) -> Result<(), StoreError> {
         if let Some(cause) = lock(&self.poisoned).clone() {
             return Err(StoreError::Poisoned { cause });
