@@ -34,9 +34,6 @@ use super::steps;
 /// The format tag.
 pub const FORMAT: &str = "oryx-ceremony-transcript/1";
 
-/// Domain separator of the head digest the audit key signs.
-const TRANSCRIPT_DOMAIN: &[u8] = b"oryx transcript v1\0";
-
 /// `prev` of entry 0.
 pub const ZERO_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -153,8 +150,9 @@ pub fn entry_hash(seq: u64, time: &str, step: &str, data: &Value, prev: &str) ->
 }
 
 /// What the audit key signs for a head: sha256("oryx transcript v1\0" ‖ ceremony ‖ 0x00 ‖ head).
+/// The signer computes the same ([`crate::transcript_digest`]); one definition serves both.
 pub fn head_digest(ceremony: &str, head: &Checksum256) -> Checksum256 {
-    Checksum256::hash_parts(&[TRANSCRIPT_DOMAIN, ceremony.as_bytes(), &[0], &head.0])
+    crate::transcript_digest(ceremony, head)
 }
 
 impl Transcript {
