@@ -232,6 +232,15 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
         created: r.created.0,
         expires: r.expires.0,
         approved_by: r.approvals.iter().map(|a| a.approver.to_string()).collect(),
+        approvals: r
+            .approvals
+            .iter()
+            .map(|a| grpc::ApprovalSignature {
+                approver: a.approver.to_string(),
+                signature: a.signature.to_string(),
+                at: a.at.0,
+            })
+            .collect(),
         state: state.into(),
         signature,
         msig_proposals: r.msig_proposals.into_iter().map(|b| b.0).collect(),

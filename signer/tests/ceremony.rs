@@ -498,6 +498,23 @@ async fn producer_key_rotation_with_approvals() {
         ]))
         .unwrap();
     assert_eq!(done["status"], "signed", "{done}");
+    // The online approval is in the transcript too, with its signature, as the signer counted it.
+    let transcript: Value =
+        serde_json::from_str(&std::fs::read_to_string(cdir.join("transcript.json")).unwrap())
+            .unwrap();
+    let approvals: Vec<&Value> = transcript["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["step"] == "approval-collected" || e["step"] == "approval-submitted")
+        .collect();
+    assert_eq!(approvals.len(), 2, "both approvals recorded: {approvals:?}");
+    assert!(
+        approvals
+            .iter()
+            .any(|e| e["step"] == "approval-collected" && e["data"]["request_id"] == id.as_str()),
+        "{approvals:?}"
+    );
 
     // The key exists only on the token: listed there once; the registry holds no private
     // material.

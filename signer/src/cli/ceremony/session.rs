@@ -429,6 +429,50 @@ impl Session {
         )
     }
 
+    /// Records every approval the signer counted that the transcript does not hold yet, each
+    /// checked here against the request's binding digest and approver set.
+    fn collect_approvals(
+        &mut self,
+        r: &ApprovalRequested,
+        req: &grpc::ApprovalRequest,
+    ) -> Result<(), CliError> {
+        for a in &req.approvals {
+            let approver = PublicKey::parse(&a.approver)?;
+            let signature = Signature::parse(&a.signature)?;
+            if !r.approvers.contains(&approver)
+                || !signature.recovers_to(&r.binding_digest, &approver)
+            {
+                return Err(other(format!(
+                    "the signer reports an approval by {approver} for request {} that does not \
+                     verify over its binding digest: the signer's approval store is damaged; \
+                     nothing recorded",
+                    r.request_id
+                )));
+            }
+            let known = self
+                .t
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.step == steps::APPROVAL_SUBMITTED || e.step == steps::APPROVAL_COLLECTED
+                })
+                .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
+                .any(|x| x.request_id == r.request_id && x.approver == approver);
+            if !known {
+                self.record(
+                    steps::APPROVAL_COLLECTED,
+                    &ApprovalSubmitted {
+                        tx: r.tx.clone(),
+                        request_id: r.request_id.clone(),
+                        approver,
+                        signature,
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Looks at the request once: records the signature when released.
     fn poll(
         &mut self,
@@ -449,6 +493,7 @@ impl Session {
                     .iter()
                     .map(|k| PublicKey::parse(k))
                     .collect::<Result<Vec<_>, _>>()?;
+                self.collect_approvals(r, &req)?;
                 let signed = Signed {
                     tx: d.tx.clone(),
                     public_key: d.signing_key,

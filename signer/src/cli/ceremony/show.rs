@@ -137,6 +137,13 @@ fn describe(e: &Entry) -> Result<String, String> {
             let a: steps::ApprovalSubmitted = data(e)?;
             format!("approval of request {} by {}", a.request_id, a.approver)
         }
+        steps::APPROVAL_COLLECTED => {
+            let a: steps::ApprovalSubmitted = data(e)?;
+            format!(
+                "approval of request {} by {} (given online, as the signer counted it)",
+                a.request_id, a.approver
+            )
+        }
         steps::SIGNED => {
             let s: steps::Signed = data(e)?;
             format!(

@@ -33,6 +33,9 @@ pub const TRANSACTION: &str = "transaction";
 pub const APPROVAL_REQUESTED: &str = "approval-requested";
 /// An approval carried in by the operator and submitted: [`ApprovalSubmitted`].
 pub const APPROVAL_SUBMITTED: &str = "approval-submitted";
+/// An approval the signer counted, as it reported it once the request was signed (approvers who
+/// ran `oryx approve ID` online): [`ApprovalSubmitted`].
+pub const APPROVAL_COLLECTED: &str = "approval-collected";
 /// The signer's signature over the transaction: [`Signed`].
 pub const SIGNED: &str = "signed";
 /// The signed transaction file written for the online host: [`Output`].
@@ -307,7 +310,7 @@ pub fn check(
                 }
                 requests.push(r);
             }
-            APPROVAL_SUBMITTED => {
+            APPROVAL_SUBMITTED | APPROVAL_COLLECTED => {
                 let a: ApprovalSubmitted = data(e)?;
                 let Some(r) = requests.iter().find(|r| r.request_id == a.request_id) else {
                     return at(&name, format!("no request {} before it", a.request_id));
@@ -372,15 +375,20 @@ pub fn check(
                             ),
                         );
                     }
-                    let carried = submitted.iter().filter(|a| &a.request_id == id).count();
-                    if carried < distinct.len() {
-                        notes.push(format!(
-                            "{}: {} of {} approvals were submitted outside the ceremony; their \
-                             signatures are in the signer's approval store and audit log",
-                            s.tx,
-                            distinct.len() - carried,
-                            distinct.len()
-                        ));
+                    // Every approval the signer counted is in the transcript with its signature,
+                    // checked above against this request's binding digest.
+                    if let Some(k) = distinct.iter().find(|k| {
+                        !submitted
+                            .iter()
+                            .any(|a| &a.request_id == id && a.approver == **k)
+                    }) {
+                        return at(
+                            &name,
+                            format!(
+                                "approved by {k}, but the transcript holds no signature of that \
+                                 approval for request {id}"
+                            ),
+                        );
                     }
                 }
             }
