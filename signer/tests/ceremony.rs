@@ -434,6 +434,33 @@ async fn producer_key_rotation_with_approvals() {
     assert!(!cdir.exists(), "a dry run writes nothing");
     assert!(!x.token_labels().iter().any(|(l, _)| l == "producer-2"));
 
+    // TaPoS typed in instead of carried: the same reference block gives the same TaPoS fields.
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(x.path("get_info.json")).unwrap()).unwrap();
+    let mut typed = dry.clone();
+    let i = typed.iter().position(|a| a == "--tapos").unwrap();
+    typed.splice(
+        i..i + 2,
+        s(&[
+            "--ref-block-id",
+            info["last_irreversible_block_id"].as_str().unwrap(),
+            "--ref-time",
+            info["head_block_time"].as_str().unwrap(),
+        ]),
+    );
+    let t = oryx(&typed).unwrap();
+    for field in ["ref_block_num", "ref_block_prefix", "expiration"] {
+        assert!(!d["would_sign"][0]["decoded"][field].is_null(), "{field}: {d}");
+        assert_eq!(
+            t["would_sign"][0]["decoded"][field], d["would_sign"][0]["decoded"][field],
+            "{field}: {t}"
+        );
+    }
+    let mut half = typed.clone();
+    let j = half.iter().position(|a| a == "--ref-time").unwrap();
+    half.drain(j..j + 2);
+    assert!(oryx(&half).is_err(), "--ref-block-id without --ref-time");
+
     // An earlier run generated the key but its answer was lost (interrupted): the ceremony
     // finds that key again by its label instead of generating a second one.
     let mut c = x.signer.client("node1").await;

@@ -17,6 +17,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use oryx_proto::antelope::block::num_from_id;
 use oryx_proto::antelope::chain::parse_chain_id;
 use oryx_proto::antelope::tapos::{
     DEFAULT_EXPIRE_IN_SECS, MAX_TRANSACTION_LIFETIME_SECS, RefBlock, TaposSource,
@@ -127,8 +128,20 @@ pub struct TxArgs {
     pub chain_id: String,
     /// The carried JSON answer of /v1/chain/get_info (or get_block) to take TaPoS from, as for
     /// `oryx tapos` (the last irreversible block is referenced).
-    #[arg(long)]
-    pub tapos: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "ref_block_id",
+        conflicts_with = "ref_block_id"
+    )]
+    pub tapos: Option<PathBuf>,
+    /// Or TaPoS typed in: the id of the block to reference (64 hex; its number and prefix are
+    /// read from it, e.g. `last_irreversible_block_id` read off an online host)…
+    #[arg(long, requires = "ref_time")]
+    pub ref_block_id: Option<String>,
+    /// …and the chain time the expiration counts from (ISO 8601 UTC, e.g. that answer's
+    /// `head_block_time`).
+    #[arg(long, requires = "ref_block_id")]
+    pub ref_time: Option<String>,
     /// Seconds from the answer's time until the transaction expires (at most 3600: approvals
     /// must be collected and the transaction pushed within it).
     #[arg(long, default_value_t = DEFAULT_EXPIRE_IN_SECS)]
@@ -155,14 +168,39 @@ impl TxArgs {
     /// the transaction must not be expired already by this host's clock.
     pub fn resolve(&self) -> Result<(Checksum256, TaposParams), CliError> {
         let chain_id = parse_chain_id(&self.chain_id)?;
-        let text = read_input(&self.tapos)?;
-        let src = TaposSource::from_json(&text, RefBlock::LastIrreversible)?;
+        let (src, from) = match (&self.tapos, &self.ref_block_id, &self.ref_time) {
+            (Some(path), _, _) => {
+                let text = read_input(path)?;
+                (
+                    TaposSource::from_json(&text, RefBlock::LastIrreversible)?,
+                    path.display().to_string(),
+                )
+            }
+            (None, Some(id), Some(time)) => {
+                let block_id = Checksum256::from_hex(id.trim()).map_err(|e| {
+                    other(format!("--ref-block-id: {e} (give the block id, 64 hex)"))
+                })?;
+                let time =
+                    TimePoint::parse(time.trim()).map_err(|e| other(format!("--ref-time: {e}")))?;
+                let src = TaposSource {
+                    chain_id: None,
+                    block_num: num_from_id(&block_id),
+                    block_id,
+                    time,
+                };
+                (src, "--ref-block-id/--ref-time".to_string())
+            }
+            _ => {
+                return Err(other(
+                    "give --tapos FILE, or --ref-block-id with --ref-time",
+                ));
+            }
+        };
         if let Some(c) = src.chain_id
             && c != chain_id
         {
             return Err(other(format!(
-                "{}: the answer is from chain {c}, not --chain-id {chain_id}",
-                self.tapos.display()
+                "{from}: the answer is from chain {c}, not --chain-id {chain_id}"
             )));
         }
         let p = TaposParams {
@@ -177,7 +215,7 @@ impl TxArgs {
             return Err(other(format!(
                 "{}: a transaction referencing it expires at {expiration}, but it is {now} \
                  already: carry a fresh get_info answer (or check this host's clock)",
-                self.tapos.display()
+                from
             )));
         }
         Ok((chain_id, p))
