@@ -450,7 +450,10 @@ async fn producer_key_rotation_with_approvals() {
     );
     let t = oryx(&typed).unwrap();
     for field in ["ref_block_num", "ref_block_prefix", "expiration"] {
-        assert!(!d["would_sign"][0]["decoded"][field].is_null(), "{field}: {d}");
+        assert!(
+            !d["would_sign"][0]["decoded"][field].is_null(),
+            "{field}: {d}"
+        );
         assert_eq!(
             t["would_sign"][0]["decoded"][field], d["would_sign"][0]["decoded"][field],
             "{field}: {t}"
@@ -762,7 +765,7 @@ name = "propose"
 principals = ["node1"]
 keys = ["{OLD}"]
 kinds = ["transaction"]
-actions = ["eosio.msig::propose@oryxcustody1@active"]
+actions = ["eosio.msig::propose@oryxcustody1@active", "eosio.msig::exec@oryxcustody1@active"]
 
 [[rule]]
 name = "approve"
@@ -887,4 +890,48 @@ async fn msig_propose_and_approve_under_custody_approvals() {
     }
     let v = verify_transcript(&x.path("approve/transcript.json"), &x.audit, &x.signer);
     assert_eq!(v["kind"], "msig-approve");
+
+    // exec, signed by the proposer's key (its rule needs no approvals).
+    let mut exec = s(&[
+        "ceremony",
+        "msig",
+        "exec",
+        "--proposer",
+        "oryxcustody1",
+        "--proposal-name",
+        "payout",
+        "--executer",
+        "oryxcustody1",
+    ]);
+    exec.extend(common("exec", &proposer_key));
+    let e = x.oryx(&exec).unwrap();
+    assert_eq!(e["status"], "signed", "{e}");
+    let (trx, _, _) = check_signed_file(&x.path("exec/exec.json"), &proposer_key);
+    assert_eq!(trx.actions[0].name.to_string(), "exec");
+    verify_transcript(&x.path("exec/transcript.json"), &x.audit, &x.signer);
+
+    // unapprove and cancel: built and shown by a dry run (no rule allows them here).
+    for (verb, extra) in [
+        ("unapprove", ["--level", "oryxcustody1@active"]),
+        ("cancel", ["--canceler", "oryxcustody1"]),
+    ] {
+        let mut cmd = s(&[
+            "ceremony",
+            "msig",
+            verb,
+            "--proposer",
+            "oryxcustody1",
+            "--proposal-name",
+            "payout",
+            extra[0],
+            extra[1],
+        ]);
+        cmd.extend(common(verb, &approver_key));
+        cmd.push("--dry-run".into());
+        let d = x.oryx(&cmd).unwrap();
+        let action = &d["would_sign"][0]["decoded"]["actions"][0];
+        assert_eq!(action["account"], "eosio.msig", "{d}");
+        assert_eq!(action["name"], verb, "{d}");
+        assert!(!x.path(verb).exists(), "a dry run writes nothing");
+    }
 }
