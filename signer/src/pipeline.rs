@@ -587,6 +587,10 @@ impl Pipeline {
                     ));
                 }
             };
+            // The retire gate, as in `run`: a retirement waits for this signature, and once a
+            // key is retired no approval signs with it.
+            let gated = self.keys.get(&req.key);
+            let _gate = gated.as_deref().map(KeyEntry::gate);
             let (entry, opts) = self.key_on_chain(&req.key, &req.chain_id)?;
             let signature = entry.sign(&digest, opts).map_err(sign_failure)?.signature;
             self.authz
