@@ -244,11 +244,6 @@ impl KeySet {
         all.retain(|e| !e.is_retired());
         all
     }
-
-    /// The policy identity of `key` (itself when unknown).
-    pub fn identity_of(&self, key: &PublicKey) -> PublicKey {
-        self.read().map.get(key).map_or(*key, |e| e.identity)
-    }
 }
 
 #[cfg(test)]

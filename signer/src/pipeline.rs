@@ -340,14 +340,15 @@ impl Pipeline {
         })
     }
 
-    /// The key entry for `key`, checked to be configured for `chain_id`, with that chain's
-    /// signing options.
-    fn key_on_chain(
+    /// `entry` (the request's lookup of `key`), checked to be an active key configured for
+    /// `chain_id`, with that chain's signing options.
+    fn key_on_chain<'e>(
         &self,
+        entry: Option<&'e KeyEntry>,
         key: &PublicKey,
         chain_id: &Checksum256,
-    ) -> Result<(Arc<KeyEntry>, SignOptions), Refused> {
-        let entry = self.keys.get(key).ok_or_else(|| {
+    ) -> Result<(&'e KeyEntry, SignOptions), Refused> {
+        let entry = entry.ok_or_else(|| {
             refused(
                 Reason::UnknownKey,
                 format!("this signer does not hold {key}"),
@@ -379,6 +380,7 @@ impl Pipeline {
     fn store_for_approvals(
         &self,
         p: &Prepared<'_>,
+        entry: Option<&KeyEntry>,
         now: TimePointSec,
         threshold: u32,
         approvers: Vec<PublicKey>,
@@ -401,7 +403,7 @@ impl Pipeline {
                 ),
             );
         };
-        if let Err(r) = self.key_on_chain(&p.key, &p.chain_id) {
+        if let Err(r) = self.key_on_chain(entry, &p.key, &p.chain_id) {
             return r;
         }
         if trx.expiration <= now {
@@ -566,9 +568,10 @@ impl Pipeline {
             }
             let msig_proposals = pinned_proposals(&trx, &req.msig_proposals)
                 .map_err(|e| refused(Reason::Internal, format!("stored proposals: {e}")))?;
+            let entry = self.keys.get(&req.key);
             let request = oryx_policy::Request {
                 principal: req.requester.clone(),
-                key: self.keys.identity_of(&req.key),
+                key: entry.as_ref().map_or(req.key, |e| e.identity),
                 chain_id: req.chain_id,
                 now,
                 body: oryx_policy::Body::Transaction {
@@ -589,9 +592,8 @@ impl Pipeline {
             };
             // The retire gate, as in `run`: a retirement waits for this signature, and once a
             // key is retired no approval signs with it.
-            let gated = self.keys.get(&req.key);
-            let _gate = gated.as_deref().map(KeyEntry::gate);
-            let (entry, opts) = self.key_on_chain(&req.key, &req.chain_id)?;
+            let _gate = entry.as_deref().map(KeyEntry::gate);
+            let (entry, opts) = self.key_on_chain(entry.as_deref(), &req.key, &req.chain_id)?;
             let signature = entry.sign(&digest, opts).map_err(sign_failure)?.signature;
             self.authz
                 .signed(&charges, now)
@@ -668,9 +670,11 @@ impl Pipeline {
     fn run(&self, p: Prepared<'_>) -> Result<Outcome, Refused> {
         // Held from the retired check to the watermark commit, so a retirement waits for this
         // request and the hand-over reads a watermark no request of the old key moves again.
+        // The request's only key set lookup: the gate, the policy identity and the key checks
+        // all use this entry.
         let entry = self.keys.get(&p.key);
         let _gate = entry.as_deref().map(KeyEntry::gate);
-        let result = self.decide_and_sign(&p);
+        let result = self.decide_and_sign(&p, entry.as_deref());
         let position = match (&result, p.watermark) {
             (Ok((o, _)), _) if o.block_num > 0 => Some(Position {
                 block_num: o.block_num,
@@ -730,7 +734,11 @@ impl Pipeline {
 
     /// Everything up to and including the signature. A fresh signature comes with its
     /// reservation, still to be committed.
-    fn decide_and_sign(&self, p: &Prepared<'_>) -> Result<(Outcome, Option<Reservation>), Refused> {
+    fn decide_and_sign(
+        &self,
+        p: &Prepared<'_>,
+        entry: Option<&KeyEntry>,
+    ) -> Result<(Outcome, Option<Reservation>), Refused> {
         // Authorization first: a principal without rights learns nothing about which keys and
         // chains this signer holds.
         let now = crate::clock::now_secs();
@@ -741,7 +749,7 @@ impl Pipeline {
         // A successor key signs under its predecessor's rules (its policy identity).
         let request = oryx_policy::Request {
             principal: p.principal.to_string(),
-            key: self.keys.identity_of(&p.key),
+            key: entry.map_or(p.key, |e| e.identity),
             chain_id: p.chain_id,
             now,
             body,
@@ -755,10 +763,10 @@ impl Pipeline {
                 set,
                 ..
             } => {
-                return Err(self.store_for_approvals(p, now, threshold, approvers, set));
+                return Err(self.store_for_approvals(p, entry, now, threshold, approvers, set));
             }
         };
-        let (entry, opts) = self.key_on_chain(&p.key, &p.chain_id)?;
+        let (entry, opts) = self.key_on_chain(entry, &p.key, &p.chain_id)?;
         if p.kind == RequestKind::Digest && !entry.blind_digest {
             return Err(refused(
                 Reason::BlindNotAllowed,
