@@ -25,6 +25,7 @@ use crate::config::{Config, KeyConfig};
 use crate::keyset::{KeyEntry, self_test};
 use crate::pipeline::{Pipeline, Reason, Refused, refused, sanitize_principal};
 use crate::registry::{self, KeyState, Registry, RegistryEntry, Source};
+use crate::server::audit_ref;
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkKey;
 
@@ -197,7 +198,7 @@ impl Lifecycle {
             .admin(principal, "GenerateKey")
             .and_then(|()| self.generate_inner(req));
         let (mut resp, at) = self.finish(principal, "generate_key", requested, started, result)?;
-        resp.audit = Some(audit_ref(&at));
+        resp.audit = Some(audit_ref(at));
         Ok(resp)
     }
 
@@ -473,7 +474,7 @@ impl Lifecycle {
             .admin(principal, "RetireKey")
             .and_then(|()| self.retire_inner(req));
         let (mut resp, at) = self.finish(principal, "retire_key", requested, started, result)?;
-        resp.audit = Some(audit_ref(&at));
+        resp.audit = Some(audit_ref(at));
         Ok(resp)
     }
 
@@ -698,7 +699,7 @@ impl Lifecycle {
             started,
             result,
         )?;
-        resp.audit = Some(audit_ref(&at));
+        resp.audit = Some(audit_ref(at));
         Ok(resp)
     }
 
@@ -759,13 +760,6 @@ impl Lifecycle {
             digest: Some(digest),
             signature: Some(signed.signature),
         })
-    }
-}
-
-fn audit_ref(at: &AuditEntryRef) -> grpc::AuditRef {
-    grpc::AuditRef {
-        seq: at.seq,
-        hash: at.hash.clone(),
     }
 }
 

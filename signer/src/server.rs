@@ -249,7 +249,7 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
 }
 
 /// An audit position on the wire.
-fn audit_ref(a: crate::audit::AuditEntryRef) -> grpc::AuditRef {
+pub(crate) fn audit_ref(a: crate::audit::AuditEntryRef) -> grpc::AuditRef {
     grpc::AuditRef {
         seq: a.seq,
         hash: a.hash,
