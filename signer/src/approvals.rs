@@ -18,8 +18,6 @@
 //! approver's signature is a sign-off on the proposed transaction itself, not just on an
 //! opaque "approve proposal X" — nothing else could be executed under that approval.
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -258,16 +256,9 @@ impl ApprovalStore {
 
     fn write(&self, req: &PendingRequest) -> Result<(), ApprovalError> {
         let path = self.path(&req.id)?;
-        let tmp = self.dir.join(format!(".{}.tmp", req.id));
         let text = serde_json::to_vec_pretty(req).map_err(|e| store_err(&path, e))?;
-        let mut f = File::create(&tmp).map_err(|e| store_err(&tmp, e))?;
-        f.write_all(&text)
-            .and_then(|()| f.sync_all())
-            .map_err(|e| store_err(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| store_err(&path, e))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| store_err(&self.dir, e))
+        // 0o666 less the umask, as `File::create` makes files.
+        crate::durable::write_atomic(&path, &text, 0o666).map_err(|e| store_err(&e.path, e.source))
     }
 
     /// Reads a request.

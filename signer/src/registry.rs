@@ -19,14 +19,13 @@
 //! `source` is `generated` for keys made by GenerateKey and `config` for `[[keys]]` entries the
 //! registry only records a retirement for. Times are seconds since 1970.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use oryx_proto::antelope::{KeyType, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::durable;
 use crate::watermark::RetryPolicy;
 
 /// The file format version this code writes and reads.
@@ -250,36 +249,19 @@ fn serialize(entries: &[RegistryEntry]) -> Vec<u8> {
     out
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new content: write a
-/// temporary file, fsync it, rename it over `path`, fsync the directory. Creates the directory
-/// (mode 0700) if needed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new content (see
+/// [`durable::write_atomic`]); the file is private. Creates the directory (mode 0700) if needed.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         #[cfg(unix)]
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(io(&dir))?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(io(dir))?;
     }
-    let name = path
-        .file_name()
-        .map_or_else(|| "registry".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(&dir))
+    durable::write_atomic(path, bytes, 0o600).map_err(|e| io(&e.path)(e.source))
 }
 
 /// The root of `key`'s successor chain: the key whose policy rules it signs under. Follows
