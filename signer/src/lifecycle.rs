@@ -569,23 +569,15 @@ impl Lifecycle {
 
     /// The registry entry recording a `[[keys]]` key.
     fn config_entry(&self, entry: &KeyEntry) -> Option<RegistryEntry> {
-        let key = *entry.public_key();
-        let k = self.config_keys.iter().find(|k| k.public_key == key)?;
-        Some(RegistryEntry {
-            public_key: key,
-            backend: k.backend.clone(),
-            label: entry.label.clone(),
-            key_type: key.kind(),
-            chains: k.chains.clone(),
-            blind_digest: k.blind_digest,
-            same_height_retry: k.same_height_retry,
-            successor_of: None,
-            state: KeyState::Active,
-            successor: None,
-            created: crate::clock::now_secs().0,
-            retired_at: None,
-            source: Source::Config,
-        })
+        let k = self
+            .config_keys
+            .iter()
+            .find(|k| k.public_key == *entry.public_key())?;
+        Some(RegistryEntry::config_key(
+            k,
+            entry.label.clone(),
+            crate::clock::now_secs().0,
+        ))
     }
 
     /// Raises the successor's watermark on every chain the old key has one to at least the
@@ -605,27 +597,17 @@ impl Lifecycle {
                 format!("watermark hand-over: {e}; {old} is stopped: repeat RetireKey"),
             )
         };
-        let chains: Vec<Checksum256> = store
-            .export()
-            .map_err(unavailable)?
-            .into_iter()
-            .filter(|r| r.key == *old)
-            .map(|r| r.chain_id)
-            .collect();
+        // The old key is stopped (no request of it is between reserve and commit), so the
+        // exported watermarks are final.
+        let records = store.export().map_err(unavailable)?;
         let mut out = Vec::new();
-        for chain_id in chains {
-            let from = WatermarkKey {
-                chain_id,
-                key: *old,
-            };
-            let Some(w) = store.get(&from).map_err(unavailable)? else {
-                continue;
-            };
+        for r in records.iter().filter(|r| r.key == *old) {
+            let chain_id = r.chain_id;
             let to = WatermarkKey {
                 chain_id,
                 key: successor,
             };
-            let after = store.raise(&to, old, &w).map_err(unavailable)?;
+            let after = store.raise(&to, old, &r.watermark).map_err(unavailable)?;
             tracing::info!(%old, %successor, %chain_id, block_num = after.block_num, slot = after.slot, "watermark handed over");
             out.push(grpc::WatermarkHandover {
                 chain_id: chain_id.0.to_vec(),
