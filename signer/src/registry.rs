@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use oryx_proto::antelope::{KeyType, PublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::config::KeyConfig;
 use crate::durable;
 use crate::watermark::RetryPolicy;
 
@@ -81,6 +82,27 @@ pub struct RegistryEntry {
     pub retired_at: Option<u32>,
     /// Generated here, or a config key.
     pub source: Source,
+}
+
+impl RegistryEntry {
+    /// The entry recording the `[[keys]]` key `k` (active, no successor links).
+    pub fn config_key(k: &KeyConfig, label: String, created: u32) -> Self {
+        RegistryEntry {
+            public_key: k.public_key,
+            backend: k.backend.clone(),
+            label,
+            key_type: k.public_key.kind(),
+            chains: k.chains.clone(),
+            blind_digest: k.blind_digest,
+            same_height_retry: k.same_height_retry,
+            successor_of: None,
+            state: KeyState::Active,
+            successor: None,
+            created,
+            retired_at: None,
+            source: Source::Config,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use clap::Args;
 
 use crate::commands::ConfigArg;
-use crate::registry::{KeyState, Registry, RegistryEntry, Source};
+use crate::registry::{KeyState, Registry, RegistryEntry};
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -32,21 +32,7 @@ impl ShowRegistry {
             .keys
             .iter()
             .filter(|k| !recorded.iter().any(|e| e.public_key == k.public_key))
-            .map(|k| RegistryEntry {
-                public_key: k.public_key,
-                backend: k.backend.clone(),
-                label: String::new(),
-                key_type: k.public_key.kind(),
-                chains: k.chains.clone(),
-                blind_digest: k.blind_digest,
-                same_height_retry: k.same_height_retry,
-                successor_of: None,
-                state: KeyState::Active,
-                successor: None,
-                created: 0,
-                retired_at: None,
-                source: Source::Config,
-            })
+            .map(|k| RegistryEntry::config_key(k, String::new(), 0))
             .collect();
         rows.extend(recorded);
         if self.json {
