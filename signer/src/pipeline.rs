@@ -951,3 +951,128 @@ fn sign_failure(e: SignError) -> Refused {
         other => refused(Reason::Internal, other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::time::Duration;
+
+    use oryx_proto::antelope::KeyType;
+
+    use super::*;
+    use crate::authz::AllowList;
+    use crate::backend::KeyBackend as _;
+    use crate::backend::soft::SoftKey;
+    use crate::config::AllowRule;
+    use crate::watermark::file::FileStore;
+    use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkRecord};
+
+    /// The real file store, with the first reservation paused until the test releases it: a
+    /// request held between its retired check and its watermark commit.
+    #[derive(Debug)]
+    struct PauseFirstReserve {
+        store: FileStore,
+        inside: Mutex<Option<Sender<()>>>,
+        release: Mutex<Receiver<()>>,
+    }
+
+    impl WatermarkStore for PauseFirstReserve {
+        fn reserve(
+            &self,
+            key: &WatermarkKey,
+            request: &Request,
+            digest: &Checksum256,
+            wall_slot: u32,
+            retry: RetryPolicy,
+        ) -> Result<Reserved, ReserveError> {
+            if let Some(inside) = self.inside.lock().unwrap().take() {
+                inside.send(()).unwrap();
+                let _ = self.release.lock().unwrap().recv();
+            }
+            self.store.reserve(key, request, digest, wall_slot, retry)
+        }
+        fn commit(&self, r: Reservation, signature: &Signature) -> Result<Signature, StoreError> {
+            self.store.commit(r, signature)
+        }
+        fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
+            self.store.get(key)
+        }
+        fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
+            self.store.export()
+        }
+        fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
+            self.store.import(record, force)
+        }
+        fn raise(
+            &self,
+            key: &WatermarkKey,
+            from: &PublicKey,
+            floor: &Watermark,
+        ) -> Result<Watermark, StoreError> {
+            self.store.raise(key, from, floor)
+        }
+        fn health(&self) -> Result<(), StoreError> {
+            self.store.health()
+        }
+    }
+
+    /// What makes a hand-over safe: RetireKey cannot stop a key while one of its requests is
+    /// between the retired check and the watermark commit (so the watermark it then reads is
+    /// final), and no request passes the check afterwards.
+    #[test]
+    fn a_retirement_waits_for_a_request_inside_the_signing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let soft = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let key = *soft.public_key();
+        let chain = Checksum256([7; 32]);
+        let (inside_tx, inside) = channel();
+        let (release, release_rx) = channel();
+        let pipeline = Arc::new(Pipeline {
+            keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
+            chains: HashMap::from([(chain, SignOptions::default())]),
+            watermarks: Arc::new(PauseFirstReserve {
+                store: FileStore::open(dir.path().join("watermarks")).unwrap(),
+                inside: Mutex::new(Some(inside_tx)),
+                release: Mutex::new(release_rx),
+            }),
+            audit: Arc::new(AuditLog::open(dir.path().join("audit.jsonl")).unwrap()),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![key],
+                    kinds: vec![RequestKind::Digest],
+                }],
+                "test".into(),
+            )),
+            metrics: Arc::default(),
+            approvals: None,
+            admins: Vec::new(),
+        });
+        // A Savanna block id carries its block number in its first four bytes.
+        let block_id = |n: u32| {
+            let mut id = [9; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            Checksum256(id)
+        };
+
+        let p = pipeline.clone();
+        let request =
+            std::thread::spawn(move || p.sign_digest("node1", chain, key, block_id(10), true));
+        inside.recv().unwrap();
+        let entry = pipeline.keys.get(&key).unwrap();
+        let (retired_tx, retired) = channel();
+        let retire = std::thread::spawn(move || retired_tx.send(entry.retire()).unwrap());
+        assert!(
+            retired.recv_timeout(Duration::from_millis(100)).is_err(),
+            "the retirement returned while a request was between its check and its commit"
+        );
+        release.send(()).unwrap();
+        assert!(request.join().unwrap().is_ok());
+        assert!(!retired.recv().unwrap());
+        retire.join().unwrap();
+        let after = pipeline.sign_digest("node1", chain, key, block_id(11), true);
+        assert_eq!(after.unwrap_err().reason, Reason::KeyRetired);
+    }
+}
