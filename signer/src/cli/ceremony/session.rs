@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::other;
 use super::steps::{self, ApprovalRequested, ApprovalSubmitted, Output, Signed, TxData};
-use super::transcript::{AuditPos, HeadSignature, Transcript, head_digest};
+use super::transcript::{AuditPos, HeadSignature, Transcript};
 use crate::cli::remote::{SignerArgs, refusal};
 use crate::cli::{CliError, read_input};
 
@@ -559,7 +559,7 @@ impl Session {
             .t
             .head()
             .ok_or_else(|| other("the transcript has no entries"))?;
-        if !self.head_signed() {
+        if !self.t.head_signed() {
             let ceremony = self.t.ceremony.clone();
             let resp = signer
                 .call(async move |c| {
@@ -576,7 +576,7 @@ impl Session {
                          run resume again when the signer can sign transcripts"
                     ))
                 })?;
-            let digest = head_digest(&self.t.ceremony, &head);
+            let digest = crate::transcript_digest(&self.t.ceremony, &head);
             let key = PublicKey::parse(&resp.public_key)?;
             let sig = resp
                 .signature
@@ -606,10 +606,6 @@ impl Session {
             "entries": seq + 1,
             "audit_key": s.map(|s| s.public_key.clone()),
         }))
-    }
-
-    fn head_signed(&self) -> bool {
-        self.t.head_signed()
     }
 }
 
