@@ -11,7 +11,6 @@
 //! recovered locally to the key that should have made it before it is recorded.
 
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use oryx_proto::antelope::{Checksum256, PublicKey, Signature, TimePointSec};
@@ -25,6 +24,7 @@ use super::steps::{self, ApprovalRequested, ApprovalSubmitted, Output, Signed, T
 use super::transcript::{AuditPos, HeadSignature, Transcript};
 use crate::cli::remote::{SignerArgs, refusal};
 use crate::cli::{CliError, read_input};
+use crate::registry::RegistryError;
 
 /// The transcript's file name in a ceremony directory.
 pub const TRANSCRIPT: &str = "transcript.json";
@@ -35,18 +35,13 @@ fn now() -> String {
     crate::clock::now_secs().to_string()
 }
 
-/// Writes `bytes` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory
+/// ([`crate::registry::write_atomic`]).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CliError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(|e| CliError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| CliError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| CliError::io(&path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CliError::io(dir, e))
+    crate::registry::write_atomic(&dir.join(name), bytes).map_err(|e| match e {
+        RegistryError::Io { path, source } => CliError::Io { path, source },
+        e => other(e.to_string()),
+    })
 }
 
 /// Converts a signer's audit reference.
