@@ -394,14 +394,7 @@ impl Session {
                     r.set
                 ))
             })?;
-        let done = self
-            .t
-            .entries
-            .iter()
-            .filter(|e| e.step == steps::APPROVAL_SUBMITTED)
-            .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
-            .any(|a| a.request_id == r.request_id && a.approver == approver);
-        if done {
+        if self.has_approval(&[steps::APPROVAL_SUBMITTED], &r.request_id, &approver) {
             return Ok(());
         }
         let (id, text) = (r.request_id.clone(), signature.to_string());
@@ -424,6 +417,16 @@ impl Session {
         )
     }
 
+    /// Whether an entry of one of `kinds` records `approver`'s approval of `request_id`.
+    fn has_approval(&self, kinds: &[&str], request_id: &str, approver: &PublicKey) -> bool {
+        self.t
+            .entries
+            .iter()
+            .filter(|e| kinds.contains(&e.step.as_str()))
+            .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
+            .any(|a| a.request_id == request_id && a.approver == *approver)
+    }
+
     /// Records every approval the signer counted that the transcript does not hold yet, each
     /// checked here against the request's binding digest and approver set.
     fn collect_approvals(
@@ -444,15 +447,11 @@ impl Session {
                     r.request_id
                 )));
             }
-            let known = self
-                .t
-                .entries
-                .iter()
-                .filter(|e| {
-                    e.step == steps::APPROVAL_SUBMITTED || e.step == steps::APPROVAL_COLLECTED
-                })
-                .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
-                .any(|x| x.request_id == r.request_id && x.approver == approver);
+            let known = self.has_approval(
+                &[steps::APPROVAL_SUBMITTED, steps::APPROVAL_COLLECTED],
+                &r.request_id,
+                &approver,
+            );
             if !known {
                 self.record(
                     steps::APPROVAL_COLLECTED,
