@@ -72,6 +72,29 @@ struct Setup {
     acct: PublicKey,
     audit: PublicKey,
     approvers: Vec<Approver>,
+    /// The carried get_info answer `tx_args` points at (written once, as [`GET_INFO`]).
+    info: Value,
+}
+
+/// The carried get_info file's name in the test directory.
+const GET_INFO: &str = "get_info.json";
+
+/// A carried get_info answer whose head time is now (so a transaction built on it expires
+/// only after the test: `tx_args` gives it 1800 s).
+fn get_info() -> Value {
+    let lib = 7_000_000u32;
+    let id = |n: u32, fill: u8| {
+        let mut b = [fill; 32];
+        b[..4].copy_from_slice(&n.to_be_bytes());
+        hex::encode(b)
+    };
+    let now = oryx_signer::clock::now_secs();
+    json!({
+        "server_version": "test", "chain_id": EOS,
+        "head_block_num": lib + 3, "head_block_id": id(lib + 3, 0x33),
+        "last_irreversible_block_num": lib, "last_irreversible_block_id": id(lib, 0x5a),
+        "head_block_time": format!("{now}.000"), "head_block_producer": PRODUCER,
+    })
 }
 
 impl Setup {
@@ -112,8 +135,11 @@ impl Setup {
         )
         .unwrap();
         let signer = Signer::start(d, &[("SOFTHSM2_CONF", conf.to_str().unwrap())]);
+        let info = get_info();
+        std::fs::write(d.join(GET_INFO), info.to_string()).unwrap();
         Setup {
             dir,
+            info,
             signer,
             conf,
             old,
@@ -150,32 +176,12 @@ impl Setup {
         oryx(&all)
     }
 
-    /// A carried get_info answer whose head time is now (so the transaction is not expired).
-    fn get_info(&self) -> PathBuf {
-        let lib = 7_000_000u32;
-        let id = |n: u32, fill: u8| {
-            let mut b = [fill; 32];
-            b[..4].copy_from_slice(&n.to_be_bytes());
-            hex::encode(b)
-        };
-        let now = oryx_signer::clock::now_secs();
-        let v = json!({
-            "server_version": "test", "chain_id": EOS,
-            "head_block_num": lib + 3, "head_block_id": id(lib + 3, 0x33),
-            "last_irreversible_block_num": lib, "last_irreversible_block_id": id(lib, 0x5a),
-            "head_block_time": format!("{now}.000"), "head_block_producer": PRODUCER,
-        });
-        let p = self.path("get_info.json");
-        std::fs::write(&p, v.to_string()).unwrap();
-        p
-    }
-
     fn tx_args(&self) -> Vec<String> {
         vec![
             "--chain-id".into(),
             "eos".into(),
             "--tapos".into(),
-            self.get_info().display().to_string(),
+            self.path(GET_INFO).display().to_string(),
             "--expire-in".into(),
             "1800".into(),
         ]
@@ -435,8 +441,7 @@ async fn producer_key_rotation_with_approvals() {
     assert!(!x.token_labels().iter().any(|(l, _)| l == "producer-2"));
 
     // TaPoS typed in instead of carried: the same reference block gives the same TaPoS fields.
-    let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(x.path("get_info.json")).unwrap()).unwrap();
+    let info = &x.info;
     let mut typed = dry.clone();
     let i = typed.iter().position(|a| a == "--tapos").unwrap();
     typed.splice(

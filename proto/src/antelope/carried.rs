@@ -13,12 +13,8 @@ use serde_json::Value;
 use super::actions::{Authority, BlockSigningAuthority};
 use super::keys::PublicKey;
 use super::name::Name;
-use super::tapos::parse_object;
+use super::tapos::{bad, parse_object, str_field};
 use crate::{Error, Result};
-
-fn bad(what: &'static str, detail: impl Into<String>) -> Error {
-    Error::invalid(what, detail)
-}
 
 /// Which answer a producer row came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +81,6 @@ impl ProducerRow {
     }
 }
 
-fn str_of<'a>(row: &'a Value, what: &'static str, key: &str) -> Result<&'a str> {
-    row.get(key).and_then(Value::as_str).ok_or_else(|| {
-        bad(
-            what,
-            format!("field `{key}` is missing or not a string: give the node's answer verbatim"),
-        )
-    })
-}
-
 fn producer_row(row: &Value, i: usize) -> Result<ProducerRow> {
     const WHAT: &str = "producer row";
     if row.is_string() {
@@ -105,7 +92,7 @@ fn producer_row(row: &Value, i: usize) -> Result<ProducerRow> {
             ),
         ));
     }
-    let owner = Name::new(str_of(row, WHAT, "owner")?)?;
+    let owner = Name::new(str_field(row, WHAT, "owner")?)?;
     let is_active = match row.get("is_active") {
         Some(Value::Number(n)) if n.as_u64() == Some(1) => true,
         Some(Value::Number(n)) if n.as_u64() == Some(0) => false,
@@ -117,7 +104,7 @@ fn producer_row(row: &Value, i: usize) -> Result<ProducerRow> {
             ));
         }
     };
-    let producer_key = PublicKey::parse(str_of(row, WHAT, "producer_key")?)?;
+    let producer_key = PublicKey::parse(str_field(row, WHAT, "producer_key")?)?;
     let producer_authority = match row.get("producer_authority") {
         None | Some(Value::Null) => None,
         // Older contracts print an absent binary extension as an empty string.
@@ -210,15 +197,15 @@ impl AccountPermissions {
     pub fn from_get_account(text: &str) -> Result<Self> {
         const WHAT: &str = "get_account";
         let v = parse_object(text, WHAT)?;
-        let account = Name::new(str_of(&v, WHAT, "account_name")?)?;
+        let account = Name::new(str_field(&v, WHAT, "account_name")?)?;
         let list = v
             .get("permissions")
             .and_then(Value::as_array)
             .ok_or_else(|| bad(WHAT, "field `permissions` is missing or not an array"))?;
         let mut permissions: Vec<AccountPermission> = Vec::with_capacity(list.len());
         for (i, p) in list.iter().enumerate() {
-            let name = Name::new(str_of(p, WHAT, "perm_name")?)?;
-            let parent_text = str_of(p, WHAT, "parent")?;
+            let name = Name::new(str_field(p, WHAT, "perm_name")?)?;
+            let parent_text = str_field(p, WHAT, "parent")?;
             let parent = if parent_text.is_empty() {
                 Name(0)
             } else {

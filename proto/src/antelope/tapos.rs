@@ -77,7 +77,9 @@ pub struct TaposSource {
     pub time: TimePoint,
 }
 
-fn bad(what: &'static str, detail: impl Into<String>) -> Error {
+// The field helpers below are shared with the other carried answers ([`super::carried`]).
+
+pub(crate) fn bad(what: &'static str, detail: impl Into<String>) -> Error {
     Error::invalid(what, detail)
 }
 
@@ -90,7 +92,7 @@ fn field<'a>(obj: &'a Value, what: &'static str, key: &str) -> Result<&'a Value>
     })
 }
 
-fn str_field<'a>(obj: &'a Value, what: &'static str, key: &str) -> Result<&'a str> {
+pub(crate) fn str_field<'a>(obj: &'a Value, what: &'static str, key: &str) -> Result<&'a str> {
     field(obj, what, key)?
         .as_str()
         .ok_or_else(|| bad(what, format!("field `{key}` must be a string")))
@@ -151,14 +153,17 @@ impl TaposSource {
     /// numbers encoded in the corresponding ids, whose irreversible block is above its head, or
     /// with a malformed chain id, id or time.
     pub fn from_get_info(text: &str, which: RefBlock) -> Result<Self> {
+        Self::get_info(&parse_object(text, "get_info")?, which)
+    }
+
+    fn get_info(v: &Value, which: RefBlock) -> Result<Self> {
         const WHAT: &str = "get_info";
-        let v = parse_object(text, WHAT)?;
-        let chain_id = id_field(&v, WHAT, "chain_id")?;
-        let head_id = id_field(&v, WHAT, "head_block_id")?;
-        let head_num = u32_field(&v, WHAT, "head_block_num")?;
+        let chain_id = id_field(v, WHAT, "chain_id")?;
+        let head_id = id_field(v, WHAT, "head_block_id")?;
+        let head_num = u32_field(v, WHAT, "head_block_num")?;
         check_num(WHAT, "head_block_id", &head_id, head_num)?;
-        let lib_id = id_field(&v, WHAT, "last_irreversible_block_id")?;
-        let lib_num = u32_field(&v, WHAT, "last_irreversible_block_num")?;
+        let lib_id = id_field(v, WHAT, "last_irreversible_block_id")?;
+        let lib_num = u32_field(v, WHAT, "last_irreversible_block_num")?;
         check_num(WHAT, "last_irreversible_block_id", &lib_id, lib_num)?;
         if lib_num > head_num {
             return Err(bad(
@@ -169,7 +174,7 @@ impl TaposSource {
                 ),
             ));
         }
-        let time = time_field(&v, WHAT, "head_block_time")?;
+        let time = time_field(v, WHAT, "head_block_time")?;
         let (block_id, block_num) = match which {
             RefBlock::LastIrreversible => (lib_id, lib_num),
             RefBlock::Head => (head_id, head_num),
@@ -188,13 +193,16 @@ impl TaposSource {
     /// `previous` (when present) is not the block before, or whose `ref_block_prefix` (nodeos
     /// prints it) differs from the one recomputed from `id`.
     pub fn from_get_block(text: &str) -> Result<Self> {
+        Self::get_block(&parse_object(text, "get_block")?)
+    }
+
+    fn get_block(v: &Value) -> Result<Self> {
         const WHAT: &str = "get_block";
-        let v = parse_object(text, WHAT)?;
-        let block_id = id_field(&v, WHAT, "id")?;
-        let block_num = u32_field(&v, WHAT, "block_num")?;
+        let block_id = id_field(v, WHAT, "id")?;
+        let block_num = u32_field(v, WHAT, "block_num")?;
         check_num(WHAT, "id", &block_id, block_num)?;
         if v.get("previous").is_some() {
-            let previous = id_field(&v, WHAT, "previous")?;
+            let previous = id_field(v, WHAT, "previous")?;
             if u64::from(num_from_id(&previous)) + 1 != u64::from(block_num) {
                 return Err(bad(
                     WHAT,
@@ -207,7 +215,7 @@ impl TaposSource {
             }
         }
         if v.get("ref_block_prefix").is_some() {
-            let printed = u32_field(&v, WHAT, "ref_block_prefix")?;
+            let printed = u32_field(v, WHAT, "ref_block_prefix")?;
             let computed = TaposRef::from_block_id(&block_id).ref_block_prefix;
             if printed != computed {
                 return Err(bad(
@@ -219,7 +227,7 @@ impl TaposSource {
                 ));
             }
         }
-        let time = time_field(&v, WHAT, "timestamp")?;
+        let time = time_field(v, WHAT, "timestamp")?;
         Ok(TaposSource {
             chain_id: None,
             block_id,
@@ -233,7 +241,7 @@ impl TaposSource {
     pub fn from_json(text: &str, which: RefBlock) -> Result<Self> {
         let v = parse_object(text, "node answer")?;
         if v.get("head_block_id").is_some() {
-            Self::from_get_info(text, which)
+            Self::get_info(&v, which)
         } else if v.get("id").is_some() && v.get("block_num").is_some() {
             if which == RefBlock::Head {
                 return Err(bad(
@@ -242,7 +250,7 @@ impl TaposSource {
                      one block",
                 ));
             }
-            Self::from_get_block(text)
+            Self::get_block(&v)
         } else {
             Err(bad(
                 "node answer",

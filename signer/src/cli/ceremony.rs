@@ -278,6 +278,14 @@ pub(crate) fn list_keys(signer: &SignerArgs) -> Result<Vec<grpc::KeyInfo>, CliEr
     })
 }
 
+/// The public keys of a ListKeys answer.
+pub(crate) fn public_keys(infos: &[grpc::KeyInfo]) -> Result<Vec<PublicKey>, CliError> {
+    infos
+        .iter()
+        .map(|k| Ok(PublicKey::parse(&k.public_key)?))
+        .collect()
+}
+
 /// GenerateKey, checking the answer: the key carries `label`, and when `successor_of` is
 /// given, the signer reports that same predecessor.
 pub(crate) fn generate_key(

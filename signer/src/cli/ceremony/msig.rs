@@ -22,6 +22,7 @@ use super::session::Session;
 use super::steps::TxData;
 use super::{TaposParams, TxArgs, describe, finish_signing, push_hint};
 use crate::cli::CliError;
+use crate::cli::inspect::tx;
 use crate::cli::remote::SignerArgs;
 
 /// eosio.msig ceremonies.
@@ -303,11 +304,7 @@ impl Params {
 /// Reads a proposed transaction: a JSON or hex transaction (`oryx inspect tx` inputs), or a
 /// carried get_table_rows answer of eosio.msig's `proposal` table holding `proposal_name`.
 fn load_proposal(input: &str, proposal_name: Option<Name>) -> Result<Transaction, CliError> {
-    let text = if input == "-" || std::path::Path::new(input).is_file() {
-        crate::cli::read_input_or_stdin(input)?
-    } else {
-        input.to_string()
-    };
+    let text = tx::input_text(input)?;
     if let (Some(name), Ok(v)) = (proposal_name, serde_json::from_str::<Value>(&text))
         && let Some(rows) = v.get("rows").and_then(Value::as_array)
     {
@@ -330,7 +327,7 @@ fn load_proposal(input: &str, proposal_name: Option<Name>) -> Result<Transaction
             .map_err(|e| other(format!("{input}: packed_transaction: {e}")))?;
         return Ok(Transaction::decode(&bytes)?);
     }
-    let loaded = super::super::inspect::tx::load(&text)?;
+    let loaded = tx::parse(&text)?;
     if !loaded.context_free_data.is_empty() {
         return Err(other(format!(
             "{input}: the proposed transaction carries context-free data, which a proposal \

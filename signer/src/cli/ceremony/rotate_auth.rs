@@ -26,7 +26,7 @@ use super::session::Session;
 use super::steps::{self, AuthorityChange, KeyGenerated, TxData};
 use super::{
     TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, list_keys,
-    placeholder_key, push_hint,
+    placeholder_key, public_keys, push_hint,
 };
 use crate::cli::remote::SignerArgs;
 use crate::cli::{CliError, read_input};
@@ -304,10 +304,7 @@ impl Start {
         let p = self.params()?;
         let signer = &self.signer;
         let infos = list_keys(signer)?;
-        let signer_keys = infos
-            .iter()
-            .map(|k| PublicKey::parse(&k.public_key))
-            .collect::<Result<Vec<_>, _>>()?;
+        let signer_keys = public_keys(&infos)?;
         if !signer_keys.contains(&p.signing_key) {
             return Err(other(format!(
                 "the signer does not hold --signing-key {}",
@@ -398,10 +395,7 @@ fn advance(
                     Authority::single_key(k.public_key)
                 }
             };
-            let signer_keys = super::list_keys(signer)?
-                .iter()
-                .map(|k| PublicKey::parse(&k.public_key))
-                .collect::<Result<Vec<_>, _>>()?;
+            let signer_keys = public_keys(&list_keys(signer)?)?;
             let held = p.held(&signer_keys);
             // Checked again with what the signer holds now, before it is recorded.
             p.transaction(&new, &held)?;

@@ -11,7 +11,6 @@
 //! recovered locally to the key that should have made it before it is recorded.
 
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use oryx_proto::antelope::{Checksum256, PublicKey, Signature, TimePointSec};
@@ -22,9 +21,10 @@ use serde_json::{Value, json};
 
 use super::other;
 use super::steps::{self, ApprovalRequested, ApprovalSubmitted, Output, Signed, TxData};
-use super::transcript::{AuditPos, HeadSignature, Transcript, head_digest};
+use super::transcript::{AuditPos, HeadSignature, Transcript};
 use crate::cli::remote::{SignerArgs, refusal};
 use crate::cli::{CliError, read_input};
+use crate::registry::RegistryError;
 
 /// The transcript's file name in a ceremony directory.
 pub const TRANSCRIPT: &str = "transcript.json";
@@ -35,18 +35,13 @@ fn now() -> String {
     crate::clock::now_secs().to_string()
 }
 
-/// Writes `bytes` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory
+/// ([`crate::registry::write_atomic`]).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CliError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(|e| CliError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| CliError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| CliError::io(&path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CliError::io(dir, e))
+    crate::registry::write_atomic(&dir.join(name), bytes).map_err(|e| match e {
+        RegistryError::Io { path, source } => CliError::Io { path, source },
+        e => other(e.to_string()),
+    })
 }
 
 /// Converts a signer's audit reference.
@@ -399,14 +394,7 @@ impl Session {
                     r.set
                 ))
             })?;
-        let done = self
-            .t
-            .entries
-            .iter()
-            .filter(|e| e.step == steps::APPROVAL_SUBMITTED)
-            .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
-            .any(|a| a.request_id == r.request_id && a.approver == approver);
-        if done {
+        if self.has_approval(&[steps::APPROVAL_SUBMITTED], &r.request_id, &approver) {
             return Ok(());
         }
         let (id, text) = (r.request_id.clone(), signature.to_string());
@@ -429,6 +417,16 @@ impl Session {
         )
     }
 
+    /// Whether an entry of one of `kinds` records `approver`'s approval of `request_id`.
+    fn has_approval(&self, kinds: &[&str], request_id: &str, approver: &PublicKey) -> bool {
+        self.t
+            .entries
+            .iter()
+            .filter(|e| kinds.contains(&e.step.as_str()))
+            .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
+            .any(|a| a.request_id == request_id && a.approver == *approver)
+    }
+
     /// Records every approval the signer counted that the transcript does not hold yet, each
     /// checked here against the request's binding digest and approver set.
     fn collect_approvals(
@@ -449,15 +447,11 @@ impl Session {
                     r.request_id
                 )));
             }
-            let known = self
-                .t
-                .entries
-                .iter()
-                .filter(|e| {
-                    e.step == steps::APPROVAL_SUBMITTED || e.step == steps::APPROVAL_COLLECTED
-                })
-                .filter_map(|e| steps::data::<ApprovalSubmitted>(e).ok())
-                .any(|x| x.request_id == r.request_id && x.approver == approver);
+            let known = self.has_approval(
+                &[steps::APPROVAL_SUBMITTED, steps::APPROVAL_COLLECTED],
+                &r.request_id,
+                &approver,
+            );
             if !known {
                 self.record(
                     steps::APPROVAL_COLLECTED,
@@ -559,7 +553,7 @@ impl Session {
             .t
             .head()
             .ok_or_else(|| other("the transcript has no entries"))?;
-        if !self.head_signed() {
+        if !self.t.head_signed() {
             let ceremony = self.t.ceremony.clone();
             let resp = signer
                 .call(async move |c| {
@@ -576,7 +570,7 @@ impl Session {
                          run resume again when the signer can sign transcripts"
                     ))
                 })?;
-            let digest = head_digest(&self.t.ceremony, &head);
+            let digest = crate::transcript_digest(&self.t.ceremony, &head);
             let key = PublicKey::parse(&resp.public_key)?;
             let sig = resp
                 .signature
@@ -606,10 +600,6 @@ impl Session {
             "entries": seq + 1,
             "audit_key": s.map(|s| s.public_key.clone()),
         }))
-    }
-
-    fn head_signed(&self) -> bool {
-        self.t.head_signed()
     }
 }
 

@@ -31,16 +31,15 @@ impl Show {
             "params": t.params,
             "verified": verified.is_ok(),
             "problem": verified.err(),
-            "steps": summary(&text)?,
+            "steps": summary(&t),
             "signatures": t.signatures.iter().map(|s| format!("entries 0..={} signed by {} (audit log #{})", s.seq, s.public_key, s.audit.as_ref().map_or_else(|| "-".into(), |a| a.seq.to_string()))).collect::<Vec<_>>(),
         }))
     }
 }
 
 /// One line per entry.
-pub fn summary(text: &str) -> Result<Vec<String>, CliError> {
-    let t = Transcript::parse(text).map_err(CliError::Other)?;
-    Ok(t.entries.iter().map(line).collect())
+pub fn summary(t: &Transcript) -> Vec<String> {
+    t.entries.iter().map(line).collect()
 }
 
 fn line(e: &Entry) -> String {

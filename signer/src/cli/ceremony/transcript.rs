@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::steps;
+use crate::transcript_digest;
 
 /// The format tag.
 pub const FORMAT: &str = "oryx-ceremony-transcript/1";
@@ -93,7 +94,7 @@ pub struct HeadSignature {
     pub seq: u64,
     /// Its hash.
     pub head: String,
-    /// [`head_digest`] of the ceremony and head: what was signed.
+    /// [`transcript_digest`] of the ceremony and head: what was signed.
     pub digest: String,
     /// The audit key.
     pub public_key: String,
@@ -147,12 +148,6 @@ fn write_canonical(v: &Value, out: &mut String) {
 pub fn entry_hash(seq: u64, time: &str, step: &str, data: &Value, prev: &str) -> Checksum256 {
     let body = json!({"seq": seq, "time": time, "step": step, "data": data, "prev": prev});
     Checksum256::hash(canonical_json(&body).as_bytes())
-}
-
-/// What the audit key signs for a head: sha256("oryx transcript v1\0" ‖ ceremony ‖ 0x00 ‖ head).
-/// The signer computes the same ([`crate::transcript_digest`]); one definition serves both.
-pub fn head_digest(ceremony: &str, head: &Checksum256) -> Checksum256 {
-    crate::transcript_digest(ceremony, head)
 }
 
 impl Transcript {
@@ -374,7 +369,7 @@ fn check_signatures(
             return Err(format!("{name}: signatures are out of order"));
         }
         let head = Checksum256::from_hex(&s.head).map_err(|e| format!("{name}: head: {e}"))?;
-        let digest = head_digest(&t.ceremony, &head);
+        let digest = transcript_digest(&t.ceremony, &head);
         if s.digest != digest.to_string() {
             return Err(format!(
                 "{name}: digest is not sha256(\"oryx transcript v1\\0\" || ceremony || 0x00 || \
@@ -476,7 +471,7 @@ mod tests {
 
     fn seal(t: &mut Transcript, audit: &SoftKey) {
         let (seq, head) = t.head().expect("head");
-        let digest = head_digest(&t.ceremony, &head);
+        let digest = transcript_digest(&t.ceremony, &head);
         let sig = sign(audit, &digest, SignOptions::default())
             .expect("signs")
             .signature;
@@ -517,7 +512,7 @@ mod tests {
         let other = key();
         let e = verify(&t.to_text(), Some(other.public_key()), &no_files).expect_err("other key");
         assert!(e.contains("not the audit key"), "{e}");
-        // The documented digest, recomputed independently of head_digest.
+        // The documented digest, recomputed independently of transcript_digest.
         let mut pre = b"oryx transcript v1\0".to_vec();
         pre.extend_from_slice(t.ceremony.as_bytes());
         pre.push(0);

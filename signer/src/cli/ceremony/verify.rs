@@ -58,12 +58,13 @@ impl Verify {
         let read = sibling_reader(&self.file);
         let r = verify(&text, self.audit_key.as_ref(), &read)
             .map_err(|e| CliError::Other(format!("{}: {e}", self.file.display())))?;
+        // `verify` parsed it already: it cannot fail now.
+        let t = Transcript::parse(&text).map_err(CliError::Other)?;
         let anchored = match &self.audit_log {
             Some(path) => {
                 let bytes = std::fs::read(path).map_err(|e| CliError::io(path, e))?;
                 crate::audit::verify_bytes(&bytes)
                     .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?;
-                let t = Transcript::parse(&text).map_err(CliError::Other)?;
                 Some(check_audit_refs(&t, &bytes).map_err(|e| {
                     CliError::Other(format!(
                         "{} against {}: {e}",
@@ -74,7 +75,6 @@ impl Verify {
             }
             None => None,
         };
-        let summary = super::show::summary(&text)?;
         Ok(json!({
             "ok": true,
             "ceremony": r.ceremony,
@@ -86,7 +86,7 @@ impl Verify {
             "audit_key_checked": self.audit_key.is_some(),
             "audit_positions_checked": anchored,
             "notes": r.notes,
-            "steps": summary,
+            "steps": super::show::summary(&t),
         }))
     }
 }

@@ -38,11 +38,20 @@ pub struct Loaded {
 
 /// Reads INPUT as described in the module docs.
 pub fn load(input: &str) -> Result<Loaded, CliError> {
-    let text = if input == "-" || Path::new(input).is_file() {
-        read_input_or_stdin(input)?
+    parse(&input_text(input)?)
+}
+
+/// INPUT's text: stdin for `-`, the file it names, or INPUT itself.
+pub fn input_text(input: &str) -> Result<String, CliError> {
+    if input == "-" || Path::new(input).is_file() {
+        read_input_or_stdin(input)
     } else {
-        input.to_string()
-    };
+        Ok(input.to_string())
+    }
+}
+
+/// Parses INPUT's text: hex or JSON, as described in the module docs.
+pub fn parse(text: &str) -> Result<Loaded, CliError> {
     let text = text.trim();
     if text.starts_with('{') {
         return from_json(text);
