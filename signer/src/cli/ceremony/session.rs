@@ -24,7 +24,6 @@ use super::steps::{self, ApprovalRequested, ApprovalSubmitted, Output, Signed, T
 use super::transcript::{AuditPos, HeadSignature, Transcript};
 use crate::cli::remote::{SignerArgs, refusal};
 use crate::cli::{CliError, read_input};
-use crate::registry::RegistryError;
 
 /// The transcript's file name in a ceremony directory.
 pub const TRANSCRIPT: &str = "transcript.json";
@@ -35,12 +34,12 @@ fn now() -> String {
     crate::clock::now_secs().to_string()
 }
 
-/// Writes `bytes` to `dir/name` durably: temporary file, fsync, rename, fsync of the directory
-/// ([`crate::registry::write_atomic`]).
+/// Writes `bytes` to `dir/name` durably (mode 0600): temporary file, fsync, rename, fsync of the
+/// directory ([`crate::durable::write_atomic`]).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), CliError> {
-    crate::registry::write_atomic(&dir.join(name), bytes).map_err(|e| match e {
-        RegistryError::Io { path, source } => CliError::Io { path, source },
-        e => other(e.to_string()),
+    crate::durable::write_atomic(&dir.join(name), bytes, 0o600).map_err(|e| CliError::Io {
+        path: e.path.display().to_string(),
+        source: e.source,
     })
 }
 
