@@ -146,11 +146,10 @@ impl Bridge {
         })
     }
 
-    /// Runs one call on `conn` for at most [`UPSTREAM_DEADLINE`]. A call that outlives it is
-    /// treated as a dead connection: the connection is dropped (if it is still the current one)
-    /// so the background task reconnects, instead of every later call hanging on it too.
-    /// One call on `conn` under [`UPSTREAM_DEADLINE`]: its answer, or a keosd error (a call
-    /// that outlives the deadline, or a transport failure, also drops the connection).
+    /// Runs one call on `conn` for at most [`UPSTREAM_DEADLINE`]: its answer, or a keosd error.
+    /// A call that outlives the deadline, or a transport failure, is treated as a dead
+    /// connection: it is dropped (if it is still the current one) so the background task
+    /// reconnects, instead of every later call hanging on it too.
     async fn call<T>(
         &self,
         conn: &Connection,
@@ -371,11 +370,7 @@ impl crate::observe::Observed for Bridge {
     }
 
     fn health(&self) -> Result<(), String> {
-        if self.upstream.is_connected() {
-            Ok(())
-        } else {
-            Err("signer unreachable".into())
-        }
+        self.upstream.health()
     }
 }
 

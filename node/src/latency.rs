@@ -5,11 +5,10 @@
 //! slower than `keosd-provider-timeout` (a real YubiHSM 2 needs ~75 ms per ECDSA signature,
 //! fifteen times nodeos's default of 5 ms).
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use oryx_proto::stats::Window;
+use oryx_proto::stats::{Histogram, Window};
 pub use oryx_proto::stats::{Quantiles, WINDOW, quantiles};
 
 /// Histogram bucket bounds in microseconds.
@@ -18,36 +17,29 @@ const BUCKETS_US: [u64; 14] = [
     1_000_000,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS_US.len()],
-    count: u64,
-    sum_us: u64,
-}
-
 /// Latency samples of one path.
-#[derive(Default)]
 pub struct Latency {
     window: Window,
     histogram: Mutex<Histogram>,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency {
+            window: Window::default(),
+            histogram: Mutex::new(Histogram::new(&BUCKETS_US)),
+        }
+    }
 }
 
 impl Latency {
     /// Records one sample.
     pub fn record(&self, d: Duration) {
         self.window.record(d);
-        let mut s = self
-            .histogram
+        self.histogram
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        for (i, bound) in BUCKETS_US.iter().enumerate() {
-            if us <= *bound {
-                s.buckets[i] += 1;
-            }
-        }
-        s.count += 1;
-        s.sum_us = s.sum_us.saturating_add(us);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Quantiles over the recent window.
@@ -57,22 +49,11 @@ impl Latency {
 
     /// The Prometheus histogram `name` (seconds).
     pub fn render(&self, name: &str, help: &str, out: &mut String) {
-        let s = self
-            .histogram
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+        self.histogram
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (i, bound) in BUCKETS_US.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{}\"}} {}",
-                *bound as f64 / 1e6,
-                s.buckets[i]
-            );
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", s.count);
-        let _ = writeln!(out, "{name}_sum {}", s.sum_us as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {}", s.count);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .render(name, "", out);
     }
 }
 

@@ -10,7 +10,6 @@
 //! an old connection can never discard a fresh healthy one, and "connected" is true exactly when
 //! there is a client to hand out.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,7 +52,6 @@ struct Inner {
     tls: ClientTls,
     slot: RwLock<Slot<SignerClient<Channel>>>,
     wake: Notify,
-    connects: AtomicU64,
 }
 
 /// The current connection and its generation, and why the last one went away; pure, so the
@@ -116,7 +114,6 @@ impl Upstream {
             tls,
             slot: RwLock::new(Slot::new()),
             wake: Notify::new(),
-            connects: AtomicU64::new(0),
         });
         tokio::spawn(maintain(Arc::clone(&inner)));
         Upstream { inner }
@@ -178,9 +175,19 @@ impl Upstream {
         self.slot().is_up()
     }
 
-    /// How many connections have been made so far (1 after the first, +1 per reconnection).
+    /// How many connections have been made so far (1 after the first, +1 per reconnection):
+    /// the current generation.
     pub fn connects(&self) -> u64 {
-        self.inner.connects.load(Ordering::SeqCst)
+        self.slot().generations
+    }
+
+    /// `/healthz`: healthy exactly while connected.
+    pub fn health(&self) -> Result<(), String> {
+        if self.is_connected() {
+            Ok(())
+        } else {
+            Err("signer unreachable".into())
+        }
     }
 
     /// The signer's address.
@@ -259,8 +266,7 @@ async fn maintain(inner: Arc<Inner>) {
         match attempt {
             Ok(c) => {
                 let generation = inner.slot_mut().install(c);
-                let n = inner.connects.fetch_add(1, Ordering::SeqCst) + 1;
-                if n == 1 {
+                if generation == 1 {
                     tracing::info!(signer = %inner.addr, generation, "connected to the signer");
                 } else {
                     tracing::info!(signer = %inner.addr, generation, after_failures = failures, "reconnected to the signer");

@@ -420,8 +420,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 impl BlockLog {
     /// Opens (creating if needed) the log in `dir`, cutting a torn tail and rebuilding the
-    /// index when it does not match the log.
-    pub fn open(dir: &Path) -> Result<(BlockLog, Recovery)> {
+    /// index when it does not match the log. Also returns the blocks it holds, which open has
+    /// read and checked anyway, so a caller rebuilding its state needs no second read.
+    pub fn open(dir: &Path) -> Result<(BlockLog, Recovery, Vec<Entry>)> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let log_path = dir.join(LOG_FILE);
         let index_path = dir.join(INDEX_FILE);
@@ -493,6 +494,7 @@ impl BlockLog {
                 index_error: None,
             },
             recovery,
+            s.entries,
         ))
     }
 
@@ -681,7 +683,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocks = chain(3);
         {
-            let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+            let (mut log, _, _) = BlockLog::open(dir.path()).unwrap();
             for b in &blocks {
                 log.append(b).unwrap();
             }
@@ -692,7 +694,7 @@ mod tests {
         torn.extend_from_slice(&[0u8; 4096]);
         torn.extend_from_slice(&[0x5a; 300]);
         std::fs::write(&path, &torn).unwrap();
-        let (log, rec) = BlockLog::open(dir.path()).unwrap();
+        let (log, rec, _) = BlockLog::open(dir.path()).unwrap();
         assert_eq!(log.len(), 3);
         assert_eq!(rec.truncated_bytes, 4396);
         drop(log);
@@ -719,7 +721,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocks = chain(5);
         {
-            let (mut log, rec) = BlockLog::open(dir.path()).unwrap();
+            let (mut log, rec, _) = BlockLog::open(dir.path()).unwrap();
             assert_eq!(rec, Recovery::default());
             for b in &blocks {
                 log.append(b).unwrap();
@@ -730,9 +732,11 @@ mod tests {
                 Err(BlockLogError::NotNext { .. })
             ));
         }
-        let (log, rec) = BlockLog::open(dir.path()).unwrap();
+        let (log, rec, entries) = BlockLog::open(dir.path()).unwrap();
         assert_eq!(rec, Recovery::default());
         assert_eq!(log.len(), 5);
+        let opened: Vec<SignedBlock> = entries.into_iter().map(|e| e.block).collect();
+        assert_eq!(opened, blocks);
         assert_eq!(log.first_num(), Some(2));
         assert_eq!(log.head().unwrap().block_num, 6);
         assert_eq!(log.read(4).unwrap().unwrap(), blocks[2]);
@@ -750,7 +754,7 @@ mod tests {
         for cut in (1..entry_len).step_by(7).chain([entry_len - 1]) {
             let dir = tempfile::tempdir().unwrap();
             {
-                let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+                let (mut log, _, _) = BlockLog::open(dir.path()).unwrap();
                 for b in &blocks {
                     log.append(b).unwrap();
                 }
@@ -760,7 +764,7 @@ mod tests {
             let f = OpenOptions::new().write(true).open(&path).unwrap();
             f.set_len(len - cut as u64).unwrap();
             // The index still names the torn entry.
-            let (log, rec) = BlockLog::open(dir.path()).unwrap();
+            let (log, rec, _) = BlockLog::open(dir.path()).unwrap();
             assert_eq!(log.len(), 3, "cut {cut}");
             assert_eq!(log.head().unwrap().block_num, 4);
             assert!(rec.index_rebuilt && rec.truncated_bytes > 0, "{rec:?}");
@@ -772,14 +776,14 @@ mod tests {
             );
             drop(log);
             // And the log continues from there.
-            let (mut log, rec) = BlockLog::open(dir.path()).unwrap();
+            let (mut log, rec, _) = BlockLog::open(dir.path()).unwrap();
             assert_eq!(rec, Recovery::default());
             log.append(&blocks[3]).unwrap();
         }
         // Zeros after the last entry (a grown file whose data never reached the disk).
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+            let (mut log, _, _) = BlockLog::open(dir.path()).unwrap();
             log.append(&blocks[0]).unwrap();
         }
         let mut f = OpenOptions::new()
@@ -787,7 +791,7 @@ mod tests {
             .open(dir.path().join(LOG_FILE))
             .unwrap();
         f.write_all(&[0; 100]).unwrap();
-        let (log, rec) = BlockLog::open(dir.path()).unwrap();
+        let (log, rec, _) = BlockLog::open(dir.path()).unwrap();
         assert_eq!((log.len(), rec.truncated_bytes), (1, 100));
     }
 
@@ -796,7 +800,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocks = chain(3);
         {
-            let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+            let (mut log, _, _) = BlockLog::open(dir.path()).unwrap();
             for b in &blocks {
                 log.append(b).unwrap();
             }
@@ -823,7 +827,7 @@ mod tests {
         let mut tail = LogTail::new(dir.path());
         assert!(tail.poll().unwrap().is_empty());
         let blocks = chain(3);
-        let (mut log, _) = BlockLog::open(dir.path()).unwrap();
+        let (mut log, _, _) = BlockLog::open(dir.path()).unwrap();
         log.append(&blocks[0]).unwrap();
         assert_eq!(tail.poll().unwrap().len(), 1);
         // Half an entry, as a writer in the middle of an append leaves it.

@@ -1,10 +1,12 @@
-//! Latency windows: the most recent samples of one path and their p50/p99.
+//! Latency windows (the most recent samples of one path and their p50/p99) and Prometheus
+//! latency histograms.
 //!
 //! Guards: the signer and the node report the same quantities the same way (nearest rank over
-//! the last [`WINDOW`] samples), so a node can add the signer's signing time to its own round
-//! trip and compare the sum with nodeos's timeout.
+//! the last [`WINDOW`] samples, histograms in one text format), so a node can add the signer's
+//! signing time to its own round trip and compare the sum with nodeos's timeout.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -76,6 +78,66 @@ pub fn micros_u32(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
+/// A cumulative latency histogram over fixed bucket bounds in microseconds, rendered in
+/// seconds in the Prometheus text format.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    bounds_us: &'static [u64],
+    buckets: Vec<u64>,
+    count: u64,
+    sum_us: u64,
+}
+
+impl Histogram {
+    /// An empty histogram with upper bounds `bounds_us` (ascending).
+    pub fn new(bounds_us: &'static [u64]) -> Self {
+        Histogram {
+            bounds_us,
+            buckets: vec![0; bounds_us.len()],
+            count: 0,
+            sum_us: 0,
+        }
+    }
+
+    /// Records one sample of `us` microseconds.
+    pub fn record_us(&mut self, us: u64) {
+        for (n, bound) in self.buckets.iter_mut().zip(self.bounds_us) {
+            if us <= *bound {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+    }
+
+    /// How many samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of series `name`, with `labels`
+    /// (`k="v",...`, or empty) on every line. The caller writes `# HELP` and `# TYPE`.
+    pub fn render(&self, name: &str, labels: &str, out: &mut String) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        for (bound, n) in self.bounds_us.iter().zip(&self.buckets) {
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_us as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{braces} {}", self.count);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -107,5 +169,28 @@ mod tests {
         }
         let q = w.quantiles().unwrap();
         assert_eq!((q.p99, q.count), (ms(1), WINDOW));
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets_in_seconds() {
+        let mut h = Histogram::new(&[500, 1_000]);
+        for us in [400, 900, 2_000] {
+            h.record_us(us);
+        }
+        let mut out = String::new();
+        h.render("x_seconds", "", &mut out);
+        assert_eq!(
+            out,
+            "x_seconds_bucket{le=\"0.0005\"} 1\nx_seconds_bucket{le=\"0.001\"} 2\n\
+             x_seconds_bucket{le=\"+Inf\"} 3\nx_seconds_sum 0.0033\nx_seconds_count 3\n"
+        );
+        let mut out = String::new();
+        h.render("x_seconds", "kind=\"a\"", &mut out);
+        assert!(
+            out.contains("x_seconds_bucket{kind=\"a\",le=\"0.001\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("x_seconds_sum{kind=\"a\"} 0.0033\n"), "{out}");
+        assert_eq!(h.count(), 3);
     }
 }

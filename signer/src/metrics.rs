@@ -9,19 +9,14 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use oryx_proto::stats::Histogram;
+
 use crate::config::RequestKind;
 
 /// Latency buckets in microseconds (nodeos gives a keosd signer 5 ms by default).
 const BUCKETS_US: [u64; 12] = [
     100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 50_000, 100_000,
 ];
-
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [u64; BUCKETS_US.len()],
-    count: u64,
-    sum_us: u64,
-}
 
 /// The signer's counters and histograms.
 #[derive(Debug, Default)]
@@ -37,14 +32,9 @@ impl Metrics {
             .requests
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = map.entry((kind.as_str(), outcome)).or_default();
-        h.count += 1;
-        h.sum_us = h.sum_us.saturating_add(latency_us);
-        for (i, b) in BUCKETS_US.iter().enumerate() {
-            if latency_us <= *b {
-                h.buckets[i] += 1;
-            }
-        }
+        map.entry((kind.as_str(), outcome))
+            .or_insert_with(|| Histogram::new(&BUCKETS_US))
+            .record_us(latency_us);
     }
 
     /// Counts a failed readiness probe.
@@ -64,33 +54,15 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "oryx_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
-                h.count
+                h.count()
             );
         }
         out.push_str("# HELP oryx_request_duration_seconds Time from request to answer.\n# TYPE oryx_request_duration_seconds histogram\n");
         for ((kind, outcome), h) in map.iter() {
-            for (i, b) in BUCKETS_US.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "oryx_request_duration_seconds_bucket{{kind=\"{kind}\",outcome=\"{outcome}\",le=\"{}\"}} {}",
-                    *b as f64 / 1e6,
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "oryx_request_duration_seconds_bucket{{kind=\"{kind}\",outcome=\"{outcome}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "oryx_request_duration_seconds_sum{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
-                h.sum_us as f64 / 1e6
-            );
-            let _ = writeln!(
-                out,
-                "oryx_request_duration_seconds_count{{kind=\"{kind}\",outcome=\"{outcome}\"}} {}",
-                h.count
+            h.render(
+                "oryx_request_duration_seconds",
+                &format!("kind=\"{kind}\",outcome=\"{outcome}\""),
+                &mut out,
             );
         }
         let _ = writeln!(

@@ -29,7 +29,7 @@ use oryx_proto::antelope::block::num_from_id;
 use oryx_proto::antelope::merkle::LegacyIncrementalMerkle;
 use oryx_proto::antelope::signed_block::SignedBlock;
 use oryx_proto::antelope::{BlockTimestamp, Checksum256, Pack as _, Signature};
-use oryx_proto::blocklog::{self, BlockLog, Entry, Head, LogTail};
+use oryx_proto::blocklog::{BlockLog, Entry, Head, LogTail};
 use oryx_proto::client::reason;
 use oryx_proto::grpc;
 
@@ -91,6 +91,11 @@ pub struct Producer {
     stats: Arc<ProduceStats>,
 }
 
+/// The ids of a block's transactions (those that decode).
+fn trx_ids(block: &SignedBlock) -> impl Iterator<Item = Checksum256> + '_ {
+    block.transactions.iter().filter_map(|r| r.trx_id().ok())
+}
+
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -101,7 +106,7 @@ fn unix_ms() -> i64 {
 impl Producer {
     /// Opens the block log (repairing a torn tail), restores the head from it, opens the spool.
     pub fn open(s: Settings, upstream: Upstream) -> Result<Producer, String> {
-        let (log, recovery) = BlockLog::open(&s.block_log).map_err(|e| e.to_string())?;
+        let (log, recovery, entries) = BlockLog::open(&s.block_log).map_err(|e| e.to_string())?;
         if recovery.truncated_bytes > 0 || recovery.index_rebuilt {
             tracing::warn!(
                 dir = %s.block_log.display(),
@@ -110,7 +115,6 @@ impl Producer {
                 "block log repaired after an unclean stop"
             );
         }
-        let (entries, _) = blocklog::read_all(&s.block_log).map_err(|e| e.to_string())?;
         let mut ids = LegacyIncrementalMerkle::new();
         ids.append(s.genesis);
         let mut included = HashSet::new();
@@ -133,11 +137,7 @@ impl Producer {
         for e in &entries {
             head = Head::of(&e.block).map_err(|e| e.to_string())?;
             ids.append(head.id);
-            for r in &e.block.transactions {
-                if let Ok(id) = r.trx_id() {
-                    included.insert(id);
-                }
-            }
+            included.extend(trx_ids(&e.block));
         }
         let spool = s.spool.as_deref().map(Spool::open).transpose()?;
         let schedule_hash = assemble::legacy_schedule_hash(
@@ -508,12 +508,7 @@ impl Producer {
             .head
             .store(u64::from(head.block_num), Ordering::Relaxed);
         self.ids.append(head.id);
-        let mut ids = HashSet::new();
-        for r in &block.transactions {
-            if let Ok(id) = r.trx_id() {
-                ids.insert(id);
-            }
-        }
+        let ids: HashSet<Checksum256> = trx_ids(block).collect();
         if let Some(sp) = &self.spool {
             sp.retire_ids(&ids);
         }

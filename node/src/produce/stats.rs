@@ -91,10 +91,6 @@ impl Observed for ProduceStats {
     }
 
     fn health(&self) -> Result<(), String> {
-        if self.upstream.is_connected() {
-            Ok(())
-        } else {
-            Err("signer unreachable".into())
-        }
+        self.upstream.health()
     }
 }
