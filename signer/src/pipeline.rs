@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oryx_proto::antelope::actions::msig::pinned_proposals;
-use oryx_proto::antelope::block::{BlockHeader, BlockKind, num_from_id};
+use oryx_proto::antelope::block::{BlockHeader, num_from_id};
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Bytes, Checksum256, Pack, PublicKey, Signature, TimePointSec};
 
@@ -184,16 +184,9 @@ impl Pipeline {
                 ));
             }
         };
-        let digest = match (header.kind(), req.legacy) {
-            (BlockKind::Savanna, _) => header
-                .id()
-                .map_err(|e| refused(Reason::Malformed, e.to_string())),
-            (BlockKind::Legacy, Some((bm, sh))) => Ok(header.legacy_sig_digest(&bm, &sh)),
-            (BlockKind::Legacy, None) => Err(refused(
-                Reason::Malformed,
-                "legacy block header: blockroot_merkle_root and pending_schedule_hash are required",
-            )),
-        };
+        let digest = header
+            .signing_digest(req.legacy.as_ref().map(|(bm, sh)| (bm, sh)))
+            .map_err(|e| refused(Reason::Malformed, e.to_string()));
         let digest = match digest {
             Ok(d) => d,
             Err(r) => {

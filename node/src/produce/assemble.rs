@@ -121,13 +121,9 @@ impl Unsigned {
 
     /// The digest the signer will sign.
     pub fn digest(&self) -> Result<Checksum256, String> {
-        match (self.header.kind(), &self.legacy_inputs) {
-            (BlockKind::Savanna, _) => self.header.id().map_err(|e| e.to_string()),
-            (BlockKind::Legacy, Some((bm, sh))) => Ok(self.header.legacy_sig_digest(bm, sh)),
-            (BlockKind::Legacy, None) => {
-                Err("a legacy block needs its blockroot merkle root and schedule hash".into())
-            }
-        }
+        self.header
+            .signing_digest(self.legacy_inputs.as_ref().map(|(bm, sh)| (bm, sh)))
+            .map_err(|e| e.to_string())
     }
 
     /// The signed block.

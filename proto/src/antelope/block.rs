@@ -452,6 +452,23 @@ impl BlockHeader {
         legacy_sig_digest(&self.digest(), blockroot_merkle_root, pending_schedule_hash)
     }
 
+    /// The digest the producer key signs: the block id for Savanna blocks; for legacy blocks the
+    /// legacy digest over the blockroot merkle root and the pending schedule hash, which the
+    /// header does not carry and the caller must give.
+    pub fn signing_digest(
+        &self,
+        legacy_inputs: Option<(&Checksum256, &Checksum256)>,
+    ) -> Result<Checksum256> {
+        match (self.kind(), legacy_inputs) {
+            (BlockKind::Savanna, _) => self.id(),
+            (BlockKind::Legacy, Some((bm, sh))) => Ok(self.legacy_sig_digest(bm, sh)),
+            (BlockKind::Legacy, None) => Err(Error::invalid(
+                "legacy block header",
+                "the signed digest needs the blockroot merkle root and the pending schedule hash",
+            )),
+        }
+    }
+
     /// The decoded header extensions.
     pub fn extensions(&self) -> Result<Vec<HeaderExtension>> {
         self.header_extensions

@@ -221,14 +221,7 @@ impl SignedBlock {
         &self,
         legacy_inputs: Option<(&Checksum256, &Checksum256)>,
     ) -> Result<Checksum256> {
-        match (self.header.kind(), legacy_inputs) {
-            (BlockKind::Savanna, _) => self.header.id(),
-            (BlockKind::Legacy, Some((bm, sh))) => Ok(self.header.legacy_sig_digest(bm, sh)),
-            (BlockKind::Legacy, None) => Err(Error::invalid(
-                "legacy block",
-                "the signed digest needs the blockroot merkle root and the pending schedule hash",
-            )),
-        }
+        self.header.signing_digest(legacy_inputs)
     }
 
     /// Whether the header's `transaction_mroot` matches the receipts carried.
