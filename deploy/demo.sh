@@ -9,6 +9,14 @@
 # the full benchmarks with SoftHSM2 keys.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The signer links the system OpenSSL (P-256 verification): its headers are needed to build.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev pkg-config
+  else
+    echo "demo: install OpenSSL's headers first (apt-get install libssl-dev pkg-config)" >&2; exit 1
+  fi
+fi
 cargo build --release -q -p oryx-signer -p oryx-node
 bin=$PWD/target/release
 tmp=$(mktemp -d)

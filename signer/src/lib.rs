@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod pki;
 pub mod providers;
+pub mod r1verify;
 pub mod registry;
 pub mod server;
 pub mod signing;

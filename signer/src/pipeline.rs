@@ -679,49 +679,33 @@ impl Pipeline {
         match result {
             Err(r) => self.finish(&p, Err(r), position),
             Ok((outcome, None)) => self.finish(&p, Ok(outcome), position),
-            // A new signature under a reservation: the watermark commit and the audit entry are
-            // independent writes to different files, so both are made durable at once; the
-            // answer waits for both.
-            Ok((outcome, Some(reservation))) => std::thread::scope(|s| {
-                let signature = outcome.signature;
-                let commit = s.spawn(move || self.watermarks.commit(reservation, &signature));
-                let audited = self.finish_counted(&p, Ok(outcome), position, false);
-                match (commit.join(), audited) {
-                    (Ok(Ok(stored)), Ok(o)) if stored == o.signature => {
-                        let latency_us = p.started.elapsed().as_micros() as u64;
-                        self.metrics.observe(p.kind, "signed", latency_us);
-                        Ok(o)
-                    }
-                    // An identical request committed first: everyone gets that one signature.
-                    (Ok(Ok(stored)), Ok(o)) => self.finish(
-                        &p,
-                        Ok(Outcome {
-                            signature: stored,
-                            replayed: true,
-                            ..o
-                        }),
-                        position,
-                    ),
-                    (Ok(Err(e)), _) => self.finish(
-                        &p,
-                        Err(refused(
-                            Reason::Unavailable,
-                            format!("watermark commit: {e}"),
-                        )),
-                        position,
-                    ),
-                    (Err(_), _) => self.finish(
-                        &p,
-                        Err(refused(Reason::Internal, "watermark commit panicked")),
-                        position,
-                    ),
-                    (Ok(Ok(_)), Err(r)) => {
-                        let latency_us = p.started.elapsed().as_micros() as u64;
-                        self.metrics.observe(p.kind, "failed", latency_us);
-                        Err(r)
-                    }
-                }
-            }),
+            // A new signature under a reservation: remember it (an identical retry gets it
+            // back; the commit is not synced, the reservation is), then the audit entry, durable
+            // before the answer.
+            Ok((outcome, Some(reservation))) => match self
+                .watermarks
+                .commit(reservation, &outcome.signature)
+            {
+                Ok(stored) if stored == outcome.signature => self.finish(&p, Ok(outcome), position),
+                // An identical request committed first: everyone gets that one signature.
+                Ok(stored) => self.finish(
+                    &p,
+                    Ok(Outcome {
+                        signature: stored,
+                        replayed: true,
+                        ..outcome
+                    }),
+                    position,
+                ),
+                Err(e) => self.finish(
+                    &p,
+                    Err(refused(
+                        Reason::Unavailable,
+                        format!("watermark commit: {e}"),
+                    )),
+                    position,
+                ),
+            },
         }
     }
 
@@ -846,18 +830,6 @@ impl Pipeline {
         result: Result<Outcome, Refused>,
         position: Option<Position>,
     ) -> Result<Outcome, Refused> {
-        self.finish_counted(p, result, position, true)
-    }
-
-    /// [`Self::finish`]; `count: false` leaves the metrics to the caller (a request whose audit
-    /// entry is written before its final outcome is known is counted once, by that outcome).
-    fn finish_counted(
-        &self,
-        p: &Prepared<'_>,
-        result: Result<Outcome, Refused>,
-        position: Option<Position>,
-        count: bool,
-    ) -> Result<Outcome, Refused> {
         let latency_us = p.started.elapsed().as_micros() as u64;
         let (decision, reason, signature) = match &result {
             Ok(o) if o.replayed => ("replayed", None, Some(o.signature.to_string())),
@@ -884,13 +856,11 @@ impl Pipeline {
             )
         };
         let audited = self.audit.append(record);
-        if count {
-            self.metrics.observe(
-                p.kind,
-                if audited.is_ok() { decision } else { "failed" },
-                latency_us,
-            );
-        }
+        self.metrics.observe(
+            p.kind,
+            if audited.is_ok() { decision } else { "failed" },
+            latency_us,
+        );
         match (result, audited) {
             (_, Err(e)) => {
                 tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");

@@ -113,6 +113,12 @@ pub fn finish(
     let (s, _flipped) = low_s(kind, &raw.s).ok_or_else(not_ours)?;
     // One verification that also yields the recovery id (cheaper than trial recoveries:
     // K1 needed 1.5 recoveries on average without a device hint, R1 the same at 3.5× the cost).
+    // R1 on OpenSSL's P-256 code, which is about five times faster here than the pure-Rust one.
+    if kind == KeyType::R1 {
+        let recid =
+            crate::r1verify::recovery_id(&expected, digest, &raw.r, &s).ok_or_else(not_ours)?;
+        return Signature::from_parts(kind, recid, &raw.r, &s).map_err(|_| not_ours());
+    }
     Signature::from_verified_parts(&expected, digest, &raw.r, &s).map_err(|_| not_ours())
 }
 

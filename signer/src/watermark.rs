@@ -173,9 +173,13 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
         retry: RetryPolicy,
     ) -> Result<Reserved, ReserveError>;
 
-    /// Durably stores the signature so an identical retry gets the same answer. Returns the
-    /// signature that is now stored: `signature`, or — when an identical request committed
-    /// first — that earlier one, so only one signature per digest ever leaves the signer.
+    /// Stores the signature so an identical retry gets the same answer. Returns the signature
+    /// that is now stored: `signature`, or — when an identical request committed first — that
+    /// earlier one, so while the signer runs only one signature per digest leaves it.
+    ///
+    /// Need not be durable before it returns (the reservation already is, and safety rests on
+    /// it alone): a commit lost in a crash leaves the watermark reserved and unsigned, and an
+    /// identical retry then signs the same content again — never different content.
     fn commit(
         &self,
         reservation: Reservation,

@@ -7,6 +7,13 @@
 //! still a valid (and, for every acknowledged update, current) watermark. A new file is written
 //! to a temporary name, synced, renamed and the directory synced.
 //!
+//! A commit (the signature for the newest reservation) goes to a third 256-byte record after the
+//! two copies, tagged with that reservation's sequence number and written without a sync: the
+//! reservation is what guards against double signing, and it is already durable. The record
+//! counts only when its sequence number and content match the newest valid copy; a commit lost
+//! or torn in a crash leaves that reservation unsigned, so an identical retry signs the same
+//! content again. Files of two copies only (no commit record yet) read the same way.
+//!
 //! Requests for one key are serialised by a per-key lock held across decide → write → sync;
 //! different keys proceed in parallel.
 
@@ -29,6 +36,8 @@ const SLOT: usize = 256;
 const MAGIC: &[u8; 4] = b"ORYW";
 const VERSION: u8 = 1;
 const SUM_AT: usize = SLOT - 32;
+/// Where the commit record starts: after the two copies.
+const COMMIT_AT: usize = 2 * SLOT;
 
 /// One key's file and its last durable state.
 #[derive(Debug)]
@@ -120,15 +129,16 @@ fn read_file(path: &Path) -> Result<(WatermarkKey, u64, Watermark), StoreError> 
         path: path.display().to_string(),
         detail,
     };
-    if bytes.len() != 2 * SLOT {
+    if bytes.len() != 2 * SLOT && bytes.len() != 3 * SLOT {
         return Err(corrupt(format!(
-            "{} bytes, expected {}",
+            "{} bytes, expected {} or {}",
             bytes.len(),
-            2 * SLOT
+            2 * SLOT,
+            3 * SLOT
         )));
     }
     let a = decode(&bytes[..SLOT]);
-    let b = decode(&bytes[SLOT..]);
+    let b = decode(&bytes[SLOT..COMMIT_AT]);
     let best = match (a, b) {
         (Some(a), Some(b)) => {
             if a.0 != b.0 {
@@ -139,7 +149,33 @@ fn read_file(path: &Path) -> Result<(WatermarkKey, u64, Watermark), StoreError> 
         (Some(x), None) | (None, Some(x)) => x,
         (None, None) => return Err(corrupt("both copies fail their checksum".into())),
     };
-    Ok(best)
+    let commit = bytes.get(COMMIT_AT..).and_then(decode);
+    Ok(with_commit(best, commit))
+}
+
+/// The newest copy, with the signature from the commit record if that record belongs to it:
+/// same key, same sequence number, same content. Anything else (blank, torn, an older
+/// reservation's) is ignored.
+fn with_commit(
+    best: (WatermarkKey, u64, Watermark),
+    commit: Option<(WatermarkKey, u64, Watermark)>,
+) -> (WatermarkKey, u64, Watermark) {
+    let (key, seq, w) = best;
+    match commit {
+        Some((ck, cseq, cw))
+            if ck == key
+                && cseq == seq
+                && w.signature.is_none()
+                && cw.signature.is_some()
+                && Watermark {
+                    signature: None,
+                    ..cw
+                } == w =>
+        {
+            (key, seq, cw)
+        }
+        _ => (key, seq, w),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -263,6 +299,40 @@ impl FileStore {
         result
     }
 
+    /// Writes the commit record for the newest reservation, without a sync (see the module
+    /// docs), and remembers the signature. A failed write poisons the store like any other.
+    fn write_commit(
+        &self,
+        key: &WatermarkKey,
+        slot: &mut MutexGuard<'_, Option<KeyFile>>,
+        w: Watermark,
+    ) -> Result<(), StoreError> {
+        if self.lock.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        if let Some(cause) = lock(&self.poisoned).clone() {
+            return Err(StoreError::Poisoned { cause });
+        }
+        let Some(kf) = self.load(key, slot)? else {
+            return Err(StoreError::Stale);
+        };
+        let written = kf
+            .file
+            .write_all_at(&encode(key, kf.seq, &w), COMMIT_AT as u64)
+            .map_err(io(&kf.path));
+        match written {
+            Ok(()) => {
+                kf.watermark = Some(w);
+                Ok(())
+            }
+            Err(e) => {
+                **slot = None;
+                *lock(&self.poisoned) = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
     fn write_inner(
         &self,
         key: &WatermarkKey,
@@ -290,8 +360,9 @@ impl FileStore {
                     .truncate(true)
                     .open(&tmp)
                     .map_err(io(&tmp))?;
-                let mut both = [0u8; 2 * SLOT];
-                both[SLOT..].copy_from_slice(&encode(key, 1, &w));
+                // Both copies and a blank commit record: later commits overwrite in place.
+                let mut both = [0u8; 3 * SLOT];
+                both[SLOT..COMMIT_AT].copy_from_slice(&encode(key, 1, &w));
                 f.write_all(&both).map_err(io(&tmp))?;
                 f.sync_all().map_err(io(&tmp))?;
                 std::fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -370,7 +441,7 @@ impl WatermarkStore for FileStore {
             // An identical request committed first: everyone gets that one signature.
             return Ok(existing);
         }
-        self.write(
+        self.write_commit(
             &key,
             &mut guard,
             Watermark {
@@ -525,19 +596,66 @@ mod tests {
             s.commit(res, &sig(n as u8)).unwrap();
         }
         drop(s);
-        // Tear the newest copy (seq 6 → slot 0): the other copy (block 3 reserved, unsigned) wins.
+        // Three reservations (seqs 1-3, seq 3 in slot 1), the last one's commit record after them.
         let path = dir.path().join(file_name(&k));
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[100] ^= 0xff;
+        assert_eq!(bytes.len(), 3 * SLOT);
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((seq, w.block_num, w.signature), (3, 3, Some(sig(3))));
+        // A torn commit record: the reservation stands, unsigned (an identical retry signs again).
+        bytes[COMMIT_AT + 100] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let (_, seq, w) = read_file(&path).unwrap();
-        assert_eq!((seq, w.block_num, w.signature), (5, 3, None));
-        // Both torn: a clear error, at open.
+        assert_eq!((seq, w.block_num, w.signature), (3, 3, None));
+        bytes[COMMIT_AT + 100] ^= 0xff;
+        // Tear the newest copy (seq 3, slot 1): the other copy (block 2) wins, and the commit
+        // record, which belongs to seq 3, is not applied to it.
         bytes[SLOT + 100] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((seq, w.block_num, w.signature), (2, 2, None));
+        // Both torn: a clear error, at open.
+        bytes[100] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(
             FileStore::open(dir.path()),
             Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_commit_record_counts_only_for_its_own_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let r = RetryPolicy::Refuse;
+        let s = FileStore::open(dir.path()).unwrap();
+        let res = proceed(s.reserve(&k, &block(1), &Checksum256([1; 32]), 0, r));
+        s.commit(res, &sig(1)).unwrap();
+        // Reserved, not committed: the older commit record is not this reservation's signature.
+        let _ = proceed(s.reserve(&k, &block(2), &Checksum256([2; 32]), 0, r));
+        drop(s);
+        let path = dir.path().join(file_name(&k));
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((seq, w.block_num, w.signature), (2, 2, None));
+        // After a restart the identical request is signed again; a different one is refused.
+        let s = FileStore::open(dir.path()).unwrap();
+        let res = proceed(s.reserve(&k, &block(2), &Checksum256([2; 32]), 0, r));
+        assert_eq!(s.commit(res, &sig(2)).unwrap(), sig(2));
+        assert!(matches!(
+            s.reserve(&k, &block(2), &Checksum256([3; 32]), 0, r),
+            Err(ReserveError::Refused(_))
+        ));
+        drop(s);
+        // A file from before commit records (two copies only) reads as before.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(2 * SLOT);
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((seq, w.block_num, w.signature), (3, 2, None));
+        let s = FileStore::open(dir.path()).unwrap();
+        assert!(matches!(
+            s.reserve(&k, &block(2), &Checksum256([3; 32]), 0, r),
+            Err(ReserveError::Refused(_))
         ));
     }
 
