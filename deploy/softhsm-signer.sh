@@ -6,7 +6,10 @@
 softhsm_signer() {
   local bin=$1 dir=$2 listen=$3
   local chain=0261640fa4c4b1243f429b3bc69f18050bfc8b87645a218cc3b337ee34d8fa81   # private: benches raise watermarks
-  "$bin/oryx-signer" init "$dir/signer" --chain $chain --listen "$listen" --metrics 127.0.0.1:0 >/dev/null
+  # A fixed metrics port, so `bench` can read the signer's per-stage times from it.
+  local mport
+  mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$bin/oryx-signer" init "$dir/signer" --chain $chain --listen "$listen" --metrics "127.0.0.1:$mport" >/dev/null
   mkdir -p "$dir/tokens"
   export SOFTHSM2_CONF=$dir/softhsm2.conf
   printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$dir/tokens" > "$SOFTHSM2_CONF"

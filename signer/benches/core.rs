@@ -129,6 +129,17 @@ fn main() {
         r1_verify,
         Some(("R1 recovery", r1_recover)),
     );
+    let r1_openssl = median(n, |_| {
+        black_box(
+            oryx_signer::r1verify::recovery_id(&r1_public, &digests[0], &r1r, &r1s)
+                .expect("verifies"),
+        );
+    });
+    row(
+        "R1 verification + recovery id on OpenSSL (used)",
+        r1_openssl,
+        Some(("pure Rust", r1_verify)),
+    );
     let r1_full = median(n, |i| {
         black_box(sign(&r1, &digests[i as usize], SignOptions::default()).expect("sign"));
     });
@@ -204,7 +215,7 @@ fn main() {
         }
     });
     row(
-        "watermark reserve + commit (2 syncs)",
+        "watermark reserve (synced) + commit (not)",
         wm,
         Some(("one fdatasync", fsync)),
     );

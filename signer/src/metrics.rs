@@ -18,10 +18,41 @@ const BUCKETS_US: [u64; 12] = [
     100, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 50_000, 100_000,
 ];
 
+/// Buckets for the steps inside a request, in microseconds: finer at the low end, where a sync
+/// or a software signature lands.
+const STAGE_BUCKETS_US: [u64; 14] = [
+    50, 100, 150, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 50_000, 100_000,
+];
+
+/// A step of a signed request, timed on its own so an operator can see where the time goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Waiting for a blocking thread after the request was decoded.
+    Queue,
+    /// The watermark reservation: decide and write durably.
+    Reserve,
+    /// Backend calls (K1: the canonical loop) and verification by recovery.
+    Sign,
+    /// The audit entry, durable (shared syncs included).
+    Audit,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queue => "queue",
+            Stage::Reserve => "reserve",
+            Stage::Sign => "sign",
+            Stage::Audit => "audit",
+        }
+    }
+}
+
 /// The signer's counters and histograms.
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
+    stages: Mutex<BTreeMap<Stage, Histogram>>,
     ready_checks_failed: AtomicU64,
 }
 
@@ -35,6 +66,17 @@ impl Metrics {
         map.entry((kind.as_str(), outcome))
             .or_insert_with(|| Histogram::new(&BUCKETS_US))
             .record_us(latency_us);
+    }
+
+    /// Records how long one step of a request took.
+    pub fn stage(&self, stage: Stage, elapsed: std::time::Duration) {
+        let mut map = self
+            .stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(stage)
+            .or_insert_with(|| Histogram::new(&STAGE_BUCKETS_US))
+            .record_us(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
     /// Counts a failed readiness probe.
@@ -64,6 +106,21 @@ impl Metrics {
                 &format!("kind=\"{kind}\",outcome=\"{outcome}\""),
                 &mut out,
             );
+        }
+        drop(map);
+        let stages = self
+            .stages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !stages.is_empty() {
+            out.push_str("# HELP oryx_stage_duration_seconds Time in each step of a request: queue (for a blocking thread), reserve (durable watermark), sign (backend and verification), audit (durable entry).\n# TYPE oryx_stage_duration_seconds histogram\n");
+            for (stage, h) in stages.iter() {
+                h.render(
+                    "oryx_stage_duration_seconds",
+                    &format!("stage=\"{}\"", stage.as_str()),
+                    &mut out,
+                );
+            }
         }
         let _ = writeln!(
             out,

@@ -22,7 +22,7 @@ use crate::authz::{Authorization, Authorizer};
 use crate::config::RequestKind;
 pub use crate::keyset::KeyEntry;
 use crate::keyset::KeySet;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::signing::{SignError, SignOptions};
 use crate::watermark::{
     Request, Reservation, ReserveError, Reserved, WatermarkKey, WatermarkStore,
@@ -754,7 +754,9 @@ impl Pipeline {
             ));
         }
         let Some(request) = p.watermark else {
+            let t = Instant::now();
             let signed = entry.sign(&p.digest, opts).map_err(sign_failure)?;
+            self.metrics.stage(Stage::Sign, t.elapsed());
             // Counted as soon as a signature exists, even if it is then withheld: budgets err
             // on the strict side. A spend that cannot be recorded withholds the signature.
             self.authz
@@ -779,13 +781,16 @@ impl Pipeline {
             Request::BlindSavanna => (num_from_id(&p.digest), 0),
             Request::BlindLegacy => (0, 0),
         };
-        let reservation = match self.watermarks.reserve(
+        let t = Instant::now();
+        let reserved = self.watermarks.reserve(
             &key,
             &request,
             &p.digest,
             crate::clock::now_slot(),
             entry.retry,
-        ) {
+        );
+        self.metrics.stage(Stage::Reserve, t.elapsed());
+        let reservation = match reserved {
             Ok(Reserved::Replay(signature)) => {
                 let outcome = Outcome {
                     digest: p.digest,
@@ -805,10 +810,12 @@ impl Pipeline {
                 return Err(refused(Reason::Unavailable, e.to_string()));
             }
         };
+        let t = Instant::now();
         let signed =
             // Blocks are latency-critical: let an HSM try two K1 nonces at once.
             entry.sign(reservation.digest(), SignOptions { speculative: true, ..opts })
                 .map_err(sign_failure)?;
+        self.metrics.stage(Stage::Sign, t.elapsed());
         self.authz
             .signed(&charges, now)
             .map_err(|e| refused(Reason::Unavailable, e))?;
@@ -855,7 +862,9 @@ impl Pipeline {
                 decision,
             )
         };
+        let t = Instant::now();
         let audited = self.audit.append(record);
+        self.metrics.stage(Stage::Audit, t.elapsed());
         self.metrics.observe(
             p.kind,
             if audited.is_ok() { decision } else { "failed" },

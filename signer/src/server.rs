@@ -256,6 +256,24 @@ pub(crate) fn audit_ref(a: crate::audit::AuditEntryRef) -> grpc::AuditRef {
     }
 }
 
+impl SignerService {
+    /// [`detached`] for a signing request, timing its wait for a blocking thread.
+    async fn signing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pipeline) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let pipeline = self.pipeline.clone();
+        let queued = std::time::Instant::now();
+        detached(move || {
+            pipeline
+                .metrics
+                .stage(crate::metrics::Stage::Queue, queued.elapsed());
+            f(&pipeline)
+        })
+        .await
+    }
+}
+
 /// Runs `f` on a blocking thread that is not cancelled when the caller goes away.
 async fn detached<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -310,8 +328,7 @@ impl Signer for SignerService {
             })
         })();
         let block = self.decoded(&who, RequestKind::Block, fields).await?;
-        let pipeline = self.pipeline.clone();
-        let out = detached(move || pipeline.sign_block(&who, &block)).await?;
+        let out = self.signing(move |p| p.sign_block(&who, &block)).await?;
         out.map(|o| Response::new(sign_response(o)))
             .map_err(|e| to_status(&e))
     }
@@ -340,16 +357,16 @@ impl Signer for SignerService {
                 .map_err(|e| e.to_string()),
             None => Err("no transaction given".into()),
         };
-        let pipeline = self.pipeline.clone();
-        let out = detached(move || match decoded {
-            Ok((trx, cfd)) => {
-                pipeline.sign_transaction(&who, chain_id, key, &trx, &cfd, &proposals)
-            }
-            Err(m) => {
-                Err(pipeline.refuse_malformed(&who, RequestKind::Transaction, chain_id, key, m))
-            }
-        })
-        .await?;
+        let out = self
+            .signing(move |pipeline| match decoded {
+                Ok((trx, cfd)) => {
+                    pipeline.sign_transaction(&who, chain_id, key, &trx, &cfd, &proposals)
+                }
+                Err(m) => {
+                    Err(pipeline.refuse_malformed(&who, RequestKind::Transaction, chain_id, key, m))
+                }
+            })
+            .await?;
         out.map(|(o, id)| {
             Response::new(grpc::SignTransactionResponse {
                 digest: o.digest.0.to_vec(),
@@ -376,9 +393,9 @@ impl Signer for SignerService {
         })();
         let (chain_id, key, digest) = self.decoded(&who, RequestKind::Digest, fields).await?;
         let savanna = self.savanna_chains.contains(&chain_id);
-        let pipeline = self.pipeline.clone();
-        let out =
-            detached(move || pipeline.sign_digest(&who, chain_id, key, digest, savanna)).await?;
+        let out = self
+            .signing(move |p| p.sign_digest(&who, chain_id, key, digest, savanna))
+            .await?;
         out.map(|o| Response::new(sign_response(o)))
             .map_err(|e| to_status(&e))
     }

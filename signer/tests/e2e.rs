@@ -532,6 +532,15 @@ async fn readiness_metrics_and_watermark_interchange() {
         body.contains("oryx_requests_total{kind=\"block\",outcome=\"signed\"} 1"),
         "{body}"
     );
+    // Each step of that one signature is timed on its own.
+    for stage in ["queue", "reserve", "sign", "audit"] {
+        assert!(
+            body.contains(&format!(
+                "oryx_stage_duration_seconds_count{{stage=\"{stage}\"}} 1"
+            )),
+            "{stage}: {body}"
+        );
+    }
 
     // The watermark directory disappears: not ready (the store cannot take writes).
     let wm = dir.path().join("watermarks");

@@ -68,6 +68,63 @@ fn median(mut v: Vec<Duration>) -> Duration {
     pct(&v, 0.5)
 }
 
+/// The signer's `(sum seconds, count)` per stage from its `/metrics`, if it can be reached.
+fn stage_totals(metrics: Option<std::net::SocketAddr>) -> Option<Vec<(String, f64, u64)>> {
+    use std::io::{Read as _, Write as _};
+    let addr = metrics?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let value = |line: &str| line.rsplit(' ').next()?.parse::<f64>().ok();
+    let mut out: Vec<(String, f64, u64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("oryx_stage_duration_seconds_") else {
+            continue;
+        };
+        let Some((field, tail)) = rest.split_once("{stage=\"") else {
+            continue;
+        };
+        let Some((stage, _)) = tail.split_once('"') else {
+            continue;
+        };
+        let i = match out.iter().position(|(s, _, _)| s == stage) {
+            Some(i) => i,
+            None => {
+                out.push((stage.to_string(), 0.0, 0));
+                out.len() - 1
+            }
+        };
+        match field {
+            "sum" => out[i].1 = value(line)?,
+            "count" => out[i].2 = value(line)? as u64,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// Mean time per stage between two `/metrics` readings, as one line.
+fn stage_means(before: &[(String, f64, u64)], after: &[(String, f64, u64)]) -> String {
+    let mut parts = Vec::new();
+    for (stage, sum, count) in after {
+        let (s0, c0) = before
+            .iter()
+            .find(|(s, _, _)| s == stage)
+            .map_or((0.0, 0), |(_, s, c)| (*s, *c));
+        if *count > c0 {
+            let mean = (sum - s0) / (count - c0) as f64;
+            parts.push(format!("{stage} {:.3} ms", mean * 1e3));
+        }
+    }
+    parts.join(", ")
+}
+
 /// A Savanna header for block `n` at slot `slot`.
 pub fn savanna_header(n: u32, slot: u32, producer: Name) -> BlockHeader {
     let mut previous = [0x11u8; 32];
@@ -234,6 +291,13 @@ impl Bench {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
+        // Where the signer's time goes (its per-stage histograms), when its metrics port is
+        // a fixed one this command can find in the config.
+        let metrics_addr = config
+            .observability
+            .as_ref()
+            .map(|o| o.listen)
+            .filter(|a| a.port() != 0);
         rt.block_on(async move {
             let mut client = connect(&addr, &tls).await?;
             // Floor 3: an mTLS gRPC round trip on a warm connection.
@@ -250,6 +314,7 @@ impl Bench {
 
             // SignBlock latency: heights above anything signed before (the wall clock's slot).
             let base_slot = crate::clock::now_slot().max(above.saturating_add(1));
+            let stages_before = stage_totals(metrics_addr);
             let mut lat = Vec::new();
             for i in 0..self.blocks {
                 let n = base_slot + i;
@@ -272,6 +337,10 @@ impl Bench {
                     })?;
                 lat.push(t.elapsed());
             }
+            let stages = match (stages_before, stage_totals(metrics_addr)) {
+                (Some(b), Some(a)) => stage_means(&b, &a),
+                _ => "unknown (give the signer a fixed [observability] port to see them)".into(),
+            };
             // Double-sign protection at the last height: an identical retry gets the same
             // signature back; a different header at that height is refused.
             let last = base_slot + self.blocks.max(1) - 1;
@@ -358,6 +427,7 @@ impl Bench {
                 p99.as_secs_f64() / floor.as_secs_f64(),
                 p99.as_secs_f64() / pipeline_floor.as_secs_f64()
             );
+            println!("  inside the signer, mean per block: {stages}");
             println!("  {double_sign}");
             println!(
                 "SignTransaction ({done} requests, {} clients):",
