@@ -192,12 +192,17 @@ impl Bridge {
         }
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         let r = reason(status);
+        // Where the signer recorded the refusal, so an operator reading nodeos's log can find
+        // the audit entry.
+        let message = match oryx_proto::client::audit_position(status) {
+            Some((seq, hash)) => format!("{} (signer audit {seq}:{hash})", status.message()),
+            None => status.message().to_string(),
+        };
         tracing::warn!(
             reason = r.as_deref().unwrap_or("?"),
-            "{what} refused: {}",
-            status.message()
+            "{what} refused: {message}"
         );
-        WalletError::refused(r.as_deref(), status.message(), method)
+        WalletError::refused(r.as_deref(), &message, method)
     }
 
     async fn sign_digest(

@@ -271,6 +271,8 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
                     "{body}"
                 );
                 assert!(detail.starts_with("DOUBLE_SIGN"), "{detail}");
+                // ... and where the signer recorded the refusal, for the operator.
+                assert!(detail.contains("(signer audit "), "{detail}");
                 // And a lower height.
                 let (status, body) =
                     sign_digest(&mut nodeos, &savanna(n - 1, n - 1, 9).id().unwrap(), key);

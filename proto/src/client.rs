@@ -88,6 +88,18 @@ pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel
     Ok(SignerClient::new(channel).max_decoding_message_size(crate::grpc::MAX_MESSAGE_BYTES))
 }
 
+/// Where the signer recorded a refusal in its audit log, `(seq, hash)`, if the status says.
+pub fn audit_position(status: &tonic::Status) -> Option<(u64, String)> {
+    let v = status
+        .metadata()
+        .get(crate::grpc::AUDIT_METADATA)?
+        .to_str()
+        .ok()?;
+    let (seq, hash) = v.split_once(':')?;
+    let hash_ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((seq.parse().ok()?, hash.to_string())).filter(|_| hash_ok)
+}
+
 /// The `oryx-reason` of a refusal, if the status carries one.
 pub fn reason(status: &tonic::Status) -> Option<String> {
     status

@@ -15,5 +15,9 @@ pub const REASON_METADATA: &str = "oryx-reason";
 /// The metadata key that carries the id of a request stored for approvals.
 pub const REQUEST_ID_METADATA: &str = "oryx-request-id";
 
+/// The metadata key that carries a refusal's audit log position, `SEQ:HASH` (the form
+/// `oryx-signer audit verify --anchor` takes).
+pub const AUDIT_METADATA: &str = "oryx-audit";
+
 /// Largest message either side decodes (a transaction is at most 512 KiB on chain).
 pub const MAX_MESSAGE_BYTES: usize = 2 << 20;

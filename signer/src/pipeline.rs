@@ -90,12 +90,15 @@ pub struct Refused {
     pub message: String,
     /// For [`Reason::NeedsApprovals`]: the pending request's id.
     pub request_id: Option<String>,
+    /// Where the refusal is in the audit log, once it is recorded there.
+    pub audit: Option<AuditEntryRef>,
 }
 
 pub(crate) fn refused(reason: Reason, message: impl Into<String>) -> Refused {
     Refused {
         reason,
         request_id: None,
+        audit: None,
         message: message.into(),
     }
 }
@@ -429,6 +432,7 @@ impl Pipeline {
                     req.id, req.binding_digest, req.expires
                 ),
                 request_id: Some(req.id),
+                audit: None,
             },
             Err(e) => refused(Reason::Unavailable, e.to_string()),
         }
@@ -887,9 +891,12 @@ impl Pipeline {
                     ..o
                 })
             }
-            (Err(r), Ok(_)) => {
-                tracing::warn!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), reason = r.reason.as_str(), detail = %r.message, elapsed_us = latency_us, "refused");
-                Err(r)
+            (Err(r), Ok(entry)) => {
+                tracing::warn!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), reason = r.reason.as_str(), detail = %r.message, elapsed_us = latency_us, audit = %entry, "refused");
+                Err(Refused {
+                    audit: Some(entry),
+                    ..r
+                })
             }
         }
     }

@@ -123,19 +123,10 @@ impl Ca {
     }
 }
 
-/// Writes a file with mode 0600 (new file only) and syncs it.
+/// Creates a file with mode 0600 (never over an existing one), durably and whole.
 pub fn write_secret(path: &std::path::Path, contents: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    crate::durable::create_new(path, contents.as_bytes(), 0o600)
+        .map_err(|e| format!("{}: {}", e.path.display(), e.source))
 }
 
 #[cfg(test)]

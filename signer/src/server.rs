@@ -107,6 +107,11 @@ pub fn to_status(r: &Refused) -> Status {
             .metadata_mut()
             .insert(oryx_proto::grpc::REQUEST_ID_METADATA, v);
     }
+    if let Some(Ok(v)) = r.audit.as_ref().map(|a| a.to_string().parse()) {
+        status
+            .metadata_mut()
+            .insert(oryx_proto::grpc::AUDIT_METADATA, v);
+    }
     status
 }
 
@@ -114,6 +119,7 @@ fn malformed(message: impl Into<String>) -> Status {
     to_status(&Refused {
         reason: Reason::Malformed,
         request_id: None,
+        audit: None,
         message: message.into(),
     })
 }

@@ -264,6 +264,12 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
         .expect("refusal audited");
     assert_eq!(entry["decision"], "refused");
     assert!(entry["reason"].as_str().unwrap().contains("POLICY_DENIED"));
+    // The refusal names its audit entry, in the form `audit verify --anchor` takes.
+    let (seq, hash) = oryx_proto::client::audit_position(&e).expect("audit position");
+    assert_eq!(
+        (serde_json::json!(seq), serde_json::json!(hash)),
+        (entry["seq"].clone(), entry["hash"].clone())
+    );
 
     // Fields that do not even decode (a 31-byte chain id, an unparsable key): refused as
     // MALFORMED, and on record too, though there is no chain or key to name.

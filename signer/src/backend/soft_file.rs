@@ -33,9 +33,9 @@
 //! ```
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::fs::{self, File};
+use std::io::{self, Read as _};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -404,37 +404,13 @@ impl SoftDirProvider {
     /// Writes `contents` to `path`, which must not exist: temporary file (0600, fsynced), hard
     /// link to the final name (atomic, fails if it exists), directory fsync.
     fn write_new(&self, label: &str, path: &Path, contents: &[u8]) -> Result<(), BackendError> {
-        let mut suffix = [0u8; 8];
-        random(&mut suffix)?;
-        let tmp = self
-            .dir
-            .join(format!(".{label}.{}.tmp", hex::encode(suffix)));
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| io_failed("cannot create key file", &tmp, &e))?;
-            file.write_all(contents)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_failed("cannot write key file", &tmp, &e))?;
-            drop(file);
-            fs::hard_link(&tmp, path).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    label_taken(label)
-                } else {
-                    io_failed("cannot create key file", path, &e)
-                }
-            })
-        })();
-        // The temporary name is only a staging step; a failure to remove it leaves a harmless
-        // non-`.key` file behind and must not mask the outcome above.
-        let _ = fs::remove_file(&tmp);
-        result?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_failed("cannot sync key directory", &self.dir, &e))
+        crate::durable::create_new(path, contents, 0o600).map_err(|e| {
+            if e.source.kind() == io::ErrorKind::AlreadyExists && e.path == path {
+                label_taken(label)
+            } else {
+                io_failed("cannot create key file", &e.path, &e.source)
+            }
+        })
     }
 }
 

@@ -68,10 +68,13 @@ impl SignerArgs {
     }
 }
 
-/// A refusal as one line: `signer refused [REASON]: message`.
+/// A refusal as one line: `signer refused [REASON]: message (audit SEQ:HASH)`.
 pub fn refusal(s: &tonic::Status) -> CliError {
     let reason = crate::client::reason(s)
         .map(|r| format!(" [{r}]"))
         .unwrap_or_default();
-    CliError::Other(format!("signer refused{reason}: {}", s.message()))
+    let audit = crate::client::audit_position(s)
+        .map(|(seq, hash)| format!(" (audit {seq}:{hash})"))
+        .unwrap_or_default();
+    CliError::Other(format!("signer refused{reason}: {}{audit}", s.message()))
 }

@@ -402,6 +402,30 @@ impl Bench {
             let secs = started.elapsed().as_secs_f64();
             let tps = f64::from(done) / secs;
             let raw_tps = 1.0 / raw_sign.as_secs_f64().max(1e-9);
+
+            // The transport's own ceiling: the same number of clients and requests, each a
+            // ListKeys (mTLS + gRPC, nothing signed, nothing written).
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for _ in 0..self.concurrency.max(1) {
+                let tls = tls.clone();
+                let addr = addr.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut client = connect(&addr, &tls).await?;
+                    for _ in 0..per {
+                        client
+                            .list_keys(grpc::ListKeysRequest {})
+                            .await
+                            .map_err(|e| format!("ListKeys: {}", e.message()))?;
+                    }
+                    Ok::<u32, String>(per)
+                }));
+            }
+            let mut calls = 0u32;
+            for t in tasks {
+                calls += t.await.map_err(|e| e.to_string())??;
+            }
+            let transport_rps = f64::from(calls) / started.elapsed().as_secs_f64();
             // The floor sum is one of each; the pipeline itself cannot go below two syncs
             // in sequence (the reservation, then the audit entry).
             let floor = raw_sign + fsync + rtt;
@@ -436,6 +460,10 @@ impl Bench {
             println!(
                 "  {tps:.0}/s  raw backend {raw_tps:.0}/s (one thread)  ratio {:.2}",
                 tps / raw_tps
+            );
+            println!(
+                "  transport ceiling (ListKeys, same clients): {transport_rps:.0}/s  raw backend / ceiling {:.2}",
+                raw_tps / transport_rps
             );
             Ok(())
         })

@@ -1,7 +1,6 @@
 //! `oryx key generate [--r1] [--out FILE]`: a new software key from the OS random source. With
 //! `--out` the private key goes to a new file with mode 0600 and only the public key is printed.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -31,14 +30,10 @@ impl Generate {
         let private = key.private_key();
         match &self.out {
             Some(path) => {
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(|e| CliError::io(path, e))?;
-                f.write_all(format!("{}\n", private.to_pvt_string().as_str()).as_bytes())
-                    .map_err(|e| CliError::io(path, e))?;
-                f.sync_all().map_err(|e| CliError::io(path, e))?;
+                let line =
+                    zeroize::Zeroizing::new(format!("{}\n", private.to_pvt_string().as_str()));
+                crate::durable::create_new(path, line.as_bytes(), 0o600)
+                    .map_err(|e| CliError::io(&e.path, e.source))?;
                 out["private_key_file"] = json!(path.display().to_string());
             }
             None => {
