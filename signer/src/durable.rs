@@ -18,41 +18,55 @@ pub struct WriteError {
 }
 
 /// Creates `path` holding `bytes`, refusing (with [`std::io::ErrorKind::AlreadyExists`]) if it
-/// exists: writes a uniquely named temporary file beside it (created with `mode` on Unix, less
+/// exists: writes a randomly named temporary file beside it (created with `mode` on Unix, less
 /// the umask), fsyncs it, hard-links it to `path` (atomic, and refused for an existing name),
 /// removes the temporary name and fsyncs the directory. The directory must exist.
+///
+/// On a filesystem without hard links (vfat, exFAT, some network and FUSE mounts, e.g. a USB
+/// stick for `oryx key generate --out`) it creates `path` exclusively and writes it in place
+/// instead: still never over an existing file and synced, but a crash mid-write can leave a
+/// partial file there.
 pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let at = |path: &Path| {
         let path = path.to_path_buf();
         move |source| WriteError { path, source }
     };
     let dir = parent(path);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".{}.{}-{n}.tmp",
-        file_name(path),
-        std::process::id()
-    ));
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
-    #[cfg(not(unix))]
-    let _ = mode;
-    let staged = (|| {
-        let mut f = opts.open(&tmp).map_err(at(&tmp))?;
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| WriteError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!("random source: {e}")),
+    })?;
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), hex::encode(suffix)));
+    let write_new = |target: &Path| -> Result<(), WriteError> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut f = opts.open(target).map_err(at(target))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
-            .map_err(at(&tmp))?;
-        drop(f);
-        std::fs::hard_link(&tmp, path).map_err(at(path))
-    })();
-    // The temporary name is only a staging step: failing to remove it leaves a harmless file
-    // behind and must not hide the outcome.
+            .map_err(at(target))
+    };
+    let staged = write_new(&tmp).and_then(|()| std::fs::hard_link(&tmp, path).map_err(at(path)));
+    // The temporary name is only a staging step: failing to remove it must not hide the outcome.
     let _ = std::fs::remove_file(&tmp);
-    staged?;
+    match staged {
+        Ok(()) => {}
+        Err(e) if e.path == path && no_hard_links(&e.source) => write_new(path)?,
+        Err(e) => return Err(e),
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+/// Whether a failed `link(2)` means the filesystem has no hard links.
+fn no_hard_links(e: &std::io::Error) -> bool {
+    const EPERM: i32 = 1;
+    const EOPNOTSUPP: i32 = 95;
+    e.kind() == std::io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(EPERM | EOPNOTSUPP))
 }
 
 fn parent(path: &Path) -> &Path {
@@ -125,6 +139,18 @@ mod tests {
         // A missing directory: an error naming the staging file, nothing created.
         let e = create_new(&dir.path().join("no/such"), b"x", 0o600).unwrap_err();
         assert!(e.path.starts_with(dir.path().join("no")), "{:?}", e.path);
+    }
+
+    #[test]
+    fn only_filesystems_without_links_take_the_in_place_path() {
+        assert!(no_hard_links(&std::io::Error::from_raw_os_error(1)));
+        assert!(no_hard_links(&std::io::Error::from_raw_os_error(95)));
+        assert!(no_hard_links(&std::io::Error::from(
+            std::io::ErrorKind::Unsupported
+        )));
+        // An existing name is a refusal, never a reason to write in place.
+        assert!(!no_hard_links(&std::io::Error::from_raw_os_error(17)));
+        assert!(!no_hard_links(&std::io::Error::from_raw_os_error(28)));
     }
 
     #[test]

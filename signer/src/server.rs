@@ -107,7 +107,18 @@ pub fn to_status(r: &Refused) -> Status {
             .metadata_mut()
             .insert(oryx_proto::grpc::REQUEST_ID_METADATA, v);
     }
-    if let Some(Ok(v)) = r.audit.as_ref().map(|a| a.to_string().parse()) {
+    // The audit position goes only to principals that passed authorization: one that has no
+    // rights, or sent something undecodable, should not learn how busy the signer is.
+    let disclosed = !matches!(
+        r.reason,
+        Reason::PolicyDenied | Reason::NotAdmin | Reason::Malformed
+    );
+    if let Some(Ok(v)) = r
+        .audit
+        .as_ref()
+        .filter(|_| disclosed)
+        .map(|a| a.to_string().parse())
+    {
         status
             .metadata_mut()
             .insert(oryx_proto::grpc::AUDIT_METADATA, v);

@@ -264,12 +264,8 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
         .expect("refusal audited");
     assert_eq!(entry["decision"], "refused");
     assert!(entry["reason"].as_str().unwrap().contains("POLICY_DENIED"));
-    // The refusal names its audit entry, in the form `audit verify --anchor` takes.
-    let (seq, hash) = oryx_proto::client::audit_position(&e).expect("audit position");
-    assert_eq!(
-        (serde_json::json!(seq), serde_json::json!(hash)),
-        (entry["seq"].clone(), entry["hash"].clone())
-    );
+    // ... but a principal without rights is not told where (how busy the signer is).
+    assert_eq!(oryx_proto::client::audit_position(&e), None);
 
     // Fields that do not even decode (a 31-byte chain id, an unparsable key): refused as
     // MALFORMED, and on record too, though there is no chain or key to name.
@@ -338,6 +334,15 @@ async fn double_sign_protection_over_the_wire() {
         .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{e:?}");
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    // The refusal names its audit entry, in the form `audit verify --anchor` takes.
+    let (seq, hash) = oryx_proto::client::audit_position(&e).expect("audit position");
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["decision"], "refused");
+    assert_eq!(
+        (serde_json::json!(seq), serde_json::json!(hash)),
+        (entry["seq"].clone(), entry["hash"].clone())
+    );
     // Lower height: refused.
     let e = sign_block(&mut c, &key, &savanna(n - 1, n - 1, 0))
         .await
