@@ -461,12 +461,12 @@ impl BlockLog {
         let offsets: Vec<u64> = s.entries.iter().map(|e| e.offset).collect();
         let want: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
         if old_index.as_deref() != Some(&want[..]) {
-            let tmp = dir.join(format!("{INDEX_FILE}.tmp"));
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
-            f.write_all(&want).map_err(io(&tmp))?;
-            f.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &index_path).map_err(io(&index_path))?;
-            sync_dir(dir)?;
+            crate::durable::write_atomic(&index_path, &want, 0o644).map_err(|e| {
+                BlockLogError::Io {
+                    path: e.path.display().to_string(),
+                    source: e.source,
+                }
+            })?;
             recovery.index_rebuilt = !s.entries.is_empty() || recovery.truncated_bytes > 0;
         }
         let index = OpenOptions::new()

@@ -16,6 +16,7 @@
 pub mod antelope;
 pub mod blocklog;
 pub mod client;
+pub mod durable;
 mod error;
 pub mod grpc;
 pub mod stats;

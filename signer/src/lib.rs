@@ -24,7 +24,7 @@ pub use oryx_proto::client;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod durable;
+pub use oryx_proto::durable;
 pub mod keyset;
 pub mod lifecycle;
 pub mod metrics;

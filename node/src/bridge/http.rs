@@ -45,8 +45,9 @@ pub const MAX_CONNECTIONS: usize = 64;
 #[derive(Debug)]
 pub struct SocketGuard {
     path: PathBuf,
-    /// (device, inode) of the socket this bridge created.
-    id: (u64, u64),
+    /// (device, inode, change time in seconds and nanoseconds) of the socket this bridge
+    /// created: the change time tells a new socket that reuses the inode number apart.
+    id: (u64, u64, i64, i64),
     /// Locked; unlocked by the OS when closed (or when the process dies).
     _lock: File,
 }
@@ -63,7 +64,7 @@ impl Drop for SocketGuard {
         // The lock is still held here (fields drop after this), so no other bridge can be
         // binding the path between the check and the unlink.
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if (m.dev(), m.ino()) == self.id => {
+            Ok(m) if socket_id(&m) == self.id => {
                 if let Err(e) = std::fs::remove_file(&self.path) {
                     tracing::warn!("cannot remove the socket {}: {e}", self.path.display());
                 }
@@ -110,17 +111,31 @@ pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketGuard), String> {
             .map_err(|e| format!("cannot stat {}: {e}", staged.display()))?;
         std::fs::rename(&staged, path)
             .map_err(|e| format!("cannot move the socket to {}: {e}", path.display()))?;
+        // Identified after the rename, which changes the inode's change time.
+        let placed = std::fs::symlink_metadata(path)
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        if (placed.dev(), placed.ino()) != (m.dev(), m.ino()) {
+            return Err(format!(
+                "{} was replaced while the bridge was binding it",
+                path.display()
+            ));
+        }
         Ok((
             listener,
             SocketGuard {
                 path: path.to_path_buf(),
-                id: (m.dev(), m.ino()),
+                id: socket_id(&placed),
                 _lock: lock,
             },
         ))
     })();
     let _ = std::fs::remove_dir_all(&private);
     result
+}
+
+/// What identifies the socket file this bridge created.
+fn socket_id(m: &std::fs::Metadata) -> (u64, u64, i64, i64) {
+    (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
 }
 
 /// Refuses a directory other users may write to without the sticky bit (they could remove or
@@ -402,7 +417,10 @@ mod tests {
         let path = d.path().join("keosd.sock");
         let (l, guard) = bind_unix(&path).unwrap();
         drop(l);
-        // Someone replaced the socket meanwhile (an operator, a test harness, ...).
+        // Someone replaced the socket meanwhile (an operator, a test harness, ...). A second
+        // link keeps the old inode alive, so the new socket cannot reuse its number within the
+        // same clock tick (which would make the two indistinguishable here).
+        std::fs::hard_link(&path, d.path().join("old.sock")).unwrap();
         std::fs::remove_file(&path).unwrap();
         let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let id = std::fs::symlink_metadata(&path).unwrap().ino();

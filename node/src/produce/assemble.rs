@@ -8,7 +8,6 @@
 //! was logged, the identical request can be replayed (the signer returns the stored signature)
 //! by this instance on restart or by a standby that follows it, instead of the height being lost.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use oryx_proto::antelope::block::{
@@ -160,18 +159,17 @@ impl Unsigned {
         })
     }
 
-    /// Writes the pending file in `dir` atomically and durably (temp file, fsync, rename).
+    /// Writes the pending file in `dir` atomically and durably (temp file, fsync, rename,
+    /// directory fsync).
     pub fn write_pending(&self, dir: &Path) -> Result<(), String> {
-        let tmp = dir.join(format!("{PENDING_FILE}.tmp"));
         let path = dir.join(PENDING_FILE);
-        let res = std::fs::File::create(&tmp)
-            .and_then(|mut f| {
-                f.write_all(&self.encode())?;
-                f.sync_data()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .and_then(|()| sync_dir(dir));
-        res.map_err(|e| format!("{}: cannot write the pending block: {e}", path.display()))
+        oryx_proto::durable::write_atomic(&path, &self.encode(), 0o600).map_err(|e| {
+            format!(
+                "{}: cannot write the pending block: {}",
+                e.path.display(),
+                e.source
+            )
+        })
     }
 
     /// Removes the pending file in `dir` (once its block is logged or definitely refused),

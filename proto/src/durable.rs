@@ -1,5 +1,6 @@
-//! Durable whole-file writes for the small files the signer keeps: replacement for the stores
-//! (approval requests, the key registry), creation for secrets (key files, TLS keys, PINs).
+//! Durable whole-file writes for the small files Oryx keeps: replacement for stores (the
+//! signer's approval requests and key registry, the node's pending block and block-log index),
+//! creation for secrets (key files, TLS keys, passphrases).
 //!
 //! Guards: a crash leaves the old or the new content of a file, never a torn one; a created file
 //! never replaces an existing one and appears whole or not at all.
