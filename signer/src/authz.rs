@@ -108,9 +108,10 @@ impl Authorizer for AllowList {
 
 /// The policy engine with its counters.
 ///
-/// Spend (daily budgets) is journaled: every spend is appended to a JSON-lines file and
-/// fdatasynced before the signature is released, and the last 24 h are replayed at start, so a
-/// restart cannot reset a budget. Rate-limit windows live in memory only.
+/// Counters are journaled: every spend (daily budgets) and every rate-limit hit is appended to a
+/// JSON-lines file and fdatasynced before the signature is released, and what is still inside
+/// its window is replayed at start, so a restart resets neither a budget nor a rate limit. The
+/// replay also compacts the file to the lines it kept.
 #[derive(Debug)]
 pub struct PolicyAuthorizer {
     policy: RwLock<Arc<Policy>>,
@@ -136,7 +137,9 @@ impl PolicyAuthorizer {
         }
     }
 
-    /// Keeps spends in `path` (created if missing), replaying the last day from it now.
+    /// Keeps spends and rate-limit hits in `path` (created if missing), replaying from it now
+    /// what is still inside its window, and rewriting it (atomically) to just those lines when
+    /// it held more.
     pub fn with_journal(
         mut self,
         path: &std::path::Path,
@@ -151,12 +154,23 @@ impl PolicyAuthorizer {
                 .counters
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut kept = String::new();
             for (i, line) in complete.lines().enumerate() {
-                let (at, charge) = parse_spend(line)
+                let (at, charge) = parse_charge(line)
                     .map_err(|e| format!("spend journal {} line {}: {e}", path.display(), i + 1))?;
-                if at.0.saturating_add(REPLAY_SECS) >= now.0 {
+                let window = match &charge {
+                    Charge::Request { window_secs, .. } => *window_secs,
+                    Charge::Spend { .. } => REPLAY_SECS,
+                };
+                if at.0.saturating_add(window) >= now.0 {
                     counters.record(&[charge], at);
+                    kept.push_str(line);
+                    kept.push('\n');
                 }
+            }
+            if kept.len() < text.len() {
+                oryx_proto::durable::write_atomic(path, kept.as_bytes(), 0o600)
+                    .map_err(|e| err(e.source))?;
             }
         }
         let mut opts = std::fs::OpenOptions::new();
@@ -219,7 +233,7 @@ impl Authorizer for PolicyAuthorizer {
     }
 
     fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String> {
-        let spends: Vec<String> = charges.iter().filter_map(|c| spend_line(c, now)).collect();
+        let spends: Vec<String> = charges.iter().map(|c| charge_line(c, now)).collect();
         if let (Some(journal), false) = (&self.journal, spends.is_empty()) {
             use std::io::Write as _;
             let mut f = journal
@@ -253,18 +267,26 @@ impl Authorizer for PolicyAuthorizer {
     }
 }
 
-/// One journal line for a spend charge (`None` for other charges).
-fn spend_line(charge: &Charge, now: TimePointSec) -> Option<String> {
-    match charge {
-        Charge::Spend { rule, key, amount } => Some(format!(
-            "{}\n",
+/// One journal line for a charge.
+fn charge_line(charge: &Charge, now: TimePointSec) -> String {
+    let v = match charge {
+        Charge::Spend { rule, key, amount } => {
             serde_json::json!({"time": now.0, "rule": rule, "key": key.to_string(), "amount": amount.to_string()})
-        )),
-        _ => None,
-    }
+        }
+        Charge::Request {
+            rule,
+            principal,
+            key,
+            window_secs,
+        } => {
+            serde_json::json!({"time": now.0, "rule": rule, "principal": principal, "key": key.to_string(), "window_secs": window_secs})
+        }
+    };
+    format!("{v}\n")
 }
 
-fn parse_spend(line: &str) -> Result<(TimePointSec, Charge), String> {
+/// A journal line: a spend (`amount`) or a rate-limit hit (`principal`, `window_secs`).
+fn parse_charge(line: &str) -> Result<(TimePointSec, Charge), String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let field = |k: &str| {
         v.get(k)
@@ -277,6 +299,21 @@ fn parse_spend(line: &str) -> Result<(TimePointSec, Charge), String> {
         .and_then(|t| u32::try_from(t).ok())
         .ok_or("missing time")?;
     let key = PublicKey::parse(field("key")?).map_err(|e| e.to_string())?;
+    if let Some(window) = v.get("window_secs") {
+        let window_secs = window
+            .as_u64()
+            .and_then(|w| u32::try_from(w).ok())
+            .ok_or("window_secs is not a number of seconds")?;
+        return Ok((
+            TimePointSec(time),
+            Charge::Request {
+                rule: field("rule")?.to_string(),
+                principal: field("principal")?.to_string(),
+                key,
+                window_secs,
+            },
+        ));
+    }
     let amount = field("amount")?
         .parse()
         .map_err(|e: oryx_proto::Error| e.to_string())?;
@@ -340,13 +377,74 @@ mod tests {
         let spent =
             oryx_policy::Counters::spent(&*b.counters.lock().unwrap(), "r", &key, symbol, now);
         assert_eq!(spent, 20_000, "only the last day's 2.0000 EOS counts");
+        // The replay compacted the file: the old spend and the torn tail are gone, so the next
+        // line starts on a line of its own.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.ends_with('\n'));
+        b.signed(&[spend("3.0000 EOS")], now).unwrap();
         drop(b);
+        let c = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap();
+        let spent =
+            oryx_policy::Counters::spent(&*c.counters.lock().unwrap(), "r", &key, symbol, now);
+        assert_eq!(spent, 50_000);
+        drop(c);
         // A damaged complete line refuses to start, naming the line.
         std::fs::write(&path, "not json\n").unwrap();
         let e = PolicyAuthorizer::new(policy(), vec![])
             .with_journal(&path, now)
             .unwrap_err();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn rate_limit_hits_survive_a_restart_for_their_window_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spend.jsonl");
+        let key =
+            PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
+        let policy = || Policy::parse("version = \"v\"\n").unwrap();
+        let hit = |window_secs| Charge::Request {
+            rule: "r".into(),
+            principal: "node1".into(),
+            key,
+            window_secs,
+        };
+        let now = TimePointSec(1_000_000);
+        let a = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap();
+        a.signed(&[hit(60)], TimePointSec(now.0 - 30)).unwrap();
+        a.signed(&[hit(60)], TimePointSec(now.0 - 10)).unwrap();
+        a.signed(&[hit(3600)], TimePointSec(now.0 - 120)).unwrap();
+        drop(a);
+        let count = |a: &PolicyAuthorizer, window, at: TimePointSec| {
+            oryx_policy::Counters::requests(
+                &*a.counters.lock().unwrap(),
+                "r",
+                "node1",
+                &key,
+                window,
+                at,
+            )
+        };
+        // Restarted now: all three hits are still inside their windows.
+        let b = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, now)
+            .unwrap();
+        assert_eq!(count(&b, 60, now), 2);
+        assert_eq!(count(&b, 3600, now), 3);
+        drop(b);
+        // Restarted 100 s later: the 60 s hits have left their window (and the file).
+        let later = TimePointSec(now.0 + 100);
+        let c = PolicyAuthorizer::new(policy(), vec![])
+            .with_journal(&path, later)
+            .unwrap();
+        assert_eq!(count(&c, 60, later), 0);
+        assert_eq!(count(&c, 3600, later), 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 
     #[test]
