@@ -284,53 +284,47 @@ impl FileStore {
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
     ) -> Result<u64, StoreError> {
-        if self.lock.is_none() {
-            return Err(StoreError::ReadOnly);
-        }
-        if let Some(cause) = lock(&self.poisoned).clone() {
-            return Err(StoreError::Poisoned { cause });
-        }
-        let result = self.write_inner(key, slot, w);
-        if let Err(e) = &result {
-            // Unknown state on disk: forget the cached file and refuse all later writes.
-            **slot = None;
-            *lock(&self.poisoned) = Some(e.to_string());
-        }
-        result
+        self.guarded(slot, |slot| self.write_inner(key, slot, w))
     }
 
-    /// Writes the commit record for the newest reservation, without a sync (see the module
-    /// docs), and remembers the signature. A failed write poisons the store like any other.
+    /// Writes the commit record for the newest reservation (already loaded into `slot`),
+    /// without a sync (see the module docs), and remembers the signature.
     fn write_commit(
         &self,
         key: &WatermarkKey,
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
     ) -> Result<(), StoreError> {
+        self.guarded(slot, |slot| {
+            let kf = slot.as_mut().ok_or(StoreError::Stale)?;
+            kf.file
+                .write_all_at(&encode(key, kf.seq, &w), COMMIT_AT as u64)
+                .map_err(io(&kf.path))?;
+            kf.watermark = Some(w);
+            Ok(())
+        })
+    }
+
+    /// Runs a write to the key's file: refused on a read-only view or a poisoned store; a
+    /// failure leaves the state on disk unknown, so it forgets the cached file and refuses
+    /// every later write.
+    fn guarded<T>(
+        &self,
+        slot: &mut MutexGuard<'_, Option<KeyFile>>,
+        f: impl FnOnce(&mut MutexGuard<'_, Option<KeyFile>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if self.lock.is_none() {
             return Err(StoreError::ReadOnly);
         }
         if let Some(cause) = lock(&self.poisoned).clone() {
             return Err(StoreError::Poisoned { cause });
         }
-        let Some(kf) = self.load(key, slot)? else {
-            return Err(StoreError::Stale);
-        };
-        let written = kf
-            .file
-            .write_all_at(&encode(key, kf.seq, &w), COMMIT_AT as u64)
-            .map_err(io(&kf.path));
-        match written {
-            Ok(()) => {
-                kf.watermark = Some(w);
-                Ok(())
-            }
-            Err(e) => {
-                **slot = None;
-                *lock(&self.poisoned) = Some(e.to_string());
-                Err(e)
-            }
+        let result = f(slot);
+        if let Err(e) = &result {
+            **slot = None;
+            *lock(&self.poisoned) = Some(e.to_string());
         }
+        result
     }
 
     fn write_inner(
