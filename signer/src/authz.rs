@@ -233,19 +233,21 @@ impl Authorizer for PolicyAuthorizer {
     }
 
     fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String> {
-        let spends: Vec<String> = charges.iter().map(|c| charge_line(c, now)).collect();
-        if let (Some(journal), false) = (&self.journal, spends.is_empty()) {
+        if let (Some(journal), false) = (&self.journal, charges.is_empty()) {
             use std::io::Write as _;
+            let lines: String = charges.iter().map(|c| charge_line(c, now)).collect();
             let mut f = journal
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let path = self
-                .journal_path
-                .as_deref()
-                .map_or_else(String::new, |p| p.display().to_string());
-            f.write_all(spends.concat().as_bytes())
+            f.write_all(lines.as_bytes())
                 .and_then(|()| f.sync_data())
-                .map_err(|e| format!("spend journal {path}: {e}"))?;
+                .map_err(|e| {
+                    let path = self
+                        .journal_path
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""));
+                    format!("spend journal {}: {e}", path.display())
+                })?;
         }
         self.counters
             .lock()

@@ -25,7 +25,7 @@ const STAGE_BUCKETS_US: [u64; 14] = [
 ];
 
 /// A step of a signed request, timed on its own so an operator can see where the time goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Waiting for a blocking thread after the request was decoded.
     Queue,
@@ -38,6 +38,8 @@ pub enum Stage {
 }
 
 impl Stage {
+    const ALL: [Stage; 4] = [Stage::Queue, Stage::Reserve, Stage::Sign, Stage::Audit];
+
     fn as_str(self) -> &'static str {
         match self {
             Stage::Queue => "queue",
@@ -49,11 +51,22 @@ impl Stage {
 }
 
 /// The signer's counters and histograms.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
-    stages: Mutex<BTreeMap<Stage, Histogram>>,
+    /// One histogram per [`Stage`], indexed by `stage as usize`: no shared map on the hot path.
+    stages: [Mutex<Histogram>; 4],
     ready_checks_failed: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Mutex::default(),
+            stages: std::array::from_fn(|_| Mutex::new(Histogram::new(&STAGE_BUCKETS_US))),
+            ready_checks_failed: AtomicU64::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -70,12 +83,9 @@ impl Metrics {
 
     /// Records how long one step of a request took.
     pub fn stage(&self, stage: Stage, elapsed: std::time::Duration) {
-        let mut map = self
-            .stages
+        self.stages[stage as usize]
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.entry(stage)
-            .or_insert_with(|| Histogram::new(&STAGE_BUCKETS_US))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .record_us(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
@@ -108,19 +118,23 @@ impl Metrics {
             );
         }
         drop(map);
-        let stages = self
-            .stages
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !stages.is_empty() {
-            out.push_str("# HELP oryx_stage_duration_seconds Time in each step of a request: queue (for a blocking thread), reserve (durable watermark), sign (backend and verification), audit (durable entry).\n# TYPE oryx_stage_duration_seconds histogram\n");
-            for (stage, h) in stages.iter() {
-                h.render(
-                    "oryx_stage_duration_seconds",
-                    &format!("stage=\"{}\"", stage.as_str()),
-                    &mut out,
-                );
+        let mut described = false;
+        for stage in Stage::ALL {
+            let h = self.stages[stage as usize]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if h.count() == 0 {
+                continue;
             }
+            if !described {
+                out.push_str("# HELP oryx_stage_duration_seconds Time in each step of a request: queue (for a blocking thread), reserve (durable watermark), sign (backend and verification), audit (durable entry).\n# TYPE oryx_stage_duration_seconds histogram\n");
+                described = true;
+            }
+            h.render(
+                "oryx_stage_duration_seconds",
+                &format!("stage=\"{}\"", stage.as_str()),
+                &mut out,
+            );
         }
         let _ = writeln!(
             out,

@@ -11,7 +11,8 @@
 //!
 //! [`Signature::from_verified_parts`]: oryx_proto::antelope::Signature::from_verified_parts
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcPoint};
@@ -37,6 +38,29 @@ fn curve() -> Option<&'static Curve> {
         .as_ref()
 }
 
+/// `key` as an uncompressed point (65 bytes), decompressed once per key: the modular square
+/// root is about a fifth of a verification. Bounded: the signer verifies only its own keys.
+fn point_of(c: &Curve, key: &PublicKey, ctx: &mut BigNumContext) -> Option<EcPoint> {
+    use openssl::ec::PointConversionForm;
+    static CACHE: OnceLock<RwLock<HashMap<[u8; 33], Vec<u8>>>> = OnceLock::new();
+    const MAX_CACHED: usize = 1024;
+    let compressed = *key.as_bytes();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(bytes) = cache.read().ok()?.get(&compressed) {
+        return EcPoint::from_bytes(&c.group, bytes, ctx).ok();
+    }
+    let point = EcPoint::from_bytes(&c.group, &compressed[..], ctx).ok()?;
+    let bytes = point
+        .to_bytes(&c.group, PointConversionForm::UNCOMPRESSED, ctx)
+        .ok()?;
+    let mut map = cache.write().ok()?;
+    if map.len() >= MAX_CACHED {
+        map.clear();
+    }
+    map.insert(compressed, bytes);
+    Some(point)
+}
+
 /// The recovery id of the P-256 signature `(r, s)` by `key` over `digest`, or `None` when it is
 /// not one (or `key` is not an R1 key).
 pub fn recovery_id(
@@ -50,7 +74,7 @@ pub fn recovery_id(
     }
     let c = curve()?;
     let mut ctx = BigNumContext::new().ok()?;
-    let q = EcPoint::from_bytes(&c.group, &key.as_bytes()[..], &mut ctx).ok()?;
+    let q = point_of(c, key, &mut ctx)?;
     let r_bn = BigNum::from_slice(r).ok()?;
     let s_bn = BigNum::from_slice(s).ok()?;
     let zero = BigNum::new().ok()?;
