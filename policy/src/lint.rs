@@ -129,8 +129,8 @@ impl Policy {
                     format!("msig_proposed_actions pattern {p} contains \"*\""),
                 );
             }
+            // `actions` implies a transaction rule (parse refuses it otherwise).
             if rule.msig_proposed_actions.is_none()
-                && rule.kinds.contains(&Kind::Transaction)
                 && let Some(p) = rule
                     .actions
                     .iter()

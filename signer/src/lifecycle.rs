@@ -720,12 +720,7 @@ impl Lifecycle {
         let digest = transcript_digest(c, &head);
         let signed = entry
             .sign(&digest, SignOptions::default())
-            .map_err(|e| match e {
-                crate::signing::SignError::Backend(crate::backend::BackendError::Unavailable(
-                    m,
-                )) => refused(Reason::Unavailable, m),
-                other => refused(Reason::Internal, other.to_string()),
-            })?;
+            .map_err(crate::pipeline::sign_failure)?;
         Ok(Done {
             value: grpc::SignTranscriptResponse {
                 digest: digest.0.to_vec(),

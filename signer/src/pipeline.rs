@@ -922,7 +922,7 @@ fn approval_refusal(e: ApprovalError) -> Refused {
     }
 }
 
-fn sign_failure(e: SignError) -> Refused {
+pub(crate) fn sign_failure(e: SignError) -> Refused {
     match e {
         SignError::Backend(crate::backend::BackendError::Unavailable(m)) => {
             refused(Reason::Unavailable, m)

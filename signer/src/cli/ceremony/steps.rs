@@ -8,11 +8,11 @@
 //! digest), approvals are counted against the approver set, and the key hand-over is checked
 //! against the generated key.
 
-use oryx_proto::antelope::actions::msig::proposal_hash;
+use oryx_proto::antelope::actions::msig::pinned_proposals;
 use oryx_proto::antelope::actions::{Authority, HeldAuthority};
 use oryx_proto::antelope::transaction::{Transaction, signing_digest};
 use oryx_proto::antelope::{
-    Bytes, Checksum256, Name, PermissionLevel, PublicKey, Signature, SystemAction, TimePointSec,
+    Bytes, Checksum256, Name, PermissionLevel, PublicKey, Signature, TimePointSec,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -488,27 +488,8 @@ fn check_tx(d: &TxData) -> Result<(), String> {
     if serde_json::to_value(&trx).ok().as_ref() != Some(&d.transaction) {
         return Err("the decoded transaction differs from the packed bytes".into());
     }
-    let approves: Vec<Checksum256> = trx
-        .actions
-        .iter()
-        .filter_map(|a| match a.system_action() {
-            Some(Ok(SystemAction::Approve(ap))) => Some(ap.proposal_hash.unwrap_or_default()),
-            _ => None,
-        })
-        .collect();
-    if approves.len() != d.msig_proposals.len() {
-        return Err(format!(
-            "{} eosio.msig approves but {} proposals recorded",
-            approves.len(),
-            d.msig_proposals.len()
-        ));
-    }
-    for (i, (h, p)) in approves.iter().zip(&d.msig_proposals).enumerate() {
-        if proposal_hash(&p.0) != *h {
-            return Err(format!(
-                "msig_proposals[{i}] does not hash to the approve's proposal_hash {h}"
-            ));
-        }
-    }
+    // The signer's own rule for approves: each pins its proposal by hash, in action order.
+    let proposals: Vec<&[u8]> = d.msig_proposals.iter().map(|p| &p.0[..]).collect();
+    pinned_proposals(&trx, &proposals).map_err(|e| e.to_string())?;
     Ok(())
 }
