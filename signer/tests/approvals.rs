@@ -666,7 +666,7 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
     assert!(m.contains("no eosio.msig::approve"), "{m}");
     // The same checks for a whole packed_transaction (zlib).
     let whole = PackedTransaction::new(&trx, &[], vec![], Compression::Zlib).unwrap();
-    let (r, _) = refusal(
+    let (r, m) = refusal(
         sign_msig(
             &mut c,
             &key,
@@ -675,7 +675,9 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
         )
         .await,
     );
-    assert_eq!(r, "MALFORMED");
+    assert_eq!(r, "MALFORMED", "{m}");
+    // Decoded (zlib included), then refused for the missing proposal.
+    assert!(m.contains("but 0 proposal(s)"), "{m}");
     // A proposal with an action outside msig_proposed_actions: denied, naming the action.
     let link = wrapper(
         vec![

@@ -155,7 +155,7 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
     assert!(again.existing);
     assert_eq!(again.key.unwrap().public_key, new.to_string());
     assert!(again.audit.unwrap().seq > at.seq);
-    // The label with another predecessor is refused, not reused.
+    // The label with another predecessor (here: none) is refused, not reused.
     let e = admin
         .generate_key(grpc::GenerateKeyRequest {
             backend: "dev".into(),
@@ -167,6 +167,7 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
         .await
         .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("MALFORMED"), "{e:?}");
+    assert!(e.message().contains("is registered for"), "{e:?}");
     let on_device = run(
         &[
             "keys",
