@@ -285,21 +285,14 @@ fn wharfkit(input: &Value) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-async fn sign_block(
+async fn sign_block_at(
     signer: &Signer,
     key: &PublicKey,
     n: u32,
     variant: u8,
 ) -> Result<grpc::SignResponse, tonic::Status> {
     let mut c = signer.client("node1").await;
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: savanna(n, n, variant).packed(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner())
+    sign_block(&mut c, key, &savanna(n, n, variant)).await
 }
 
 /// A signed transaction file: decoded both ways, the same; its signature recovers to `key`.
@@ -399,7 +392,7 @@ async fn producer_key_rotation_with_approvals() {
     let base = now_slot();
     let n = base + 3;
     for h in base..=n {
-        sign_block(&x.signer, &x.old, h, 0).await.unwrap();
+        sign_block_at(&x.signer, &x.old, h, 0).await.unwrap();
     }
 
     let mut start = s(&[
@@ -612,7 +605,7 @@ async fn producer_key_rotation_with_approvals() {
     };
     let e = finish(&carried(&x.old)).unwrap_err();
     assert!(e.contains("not the new key"), "{e}");
-    sign_block(&x.signer, &x.old, n + 1, 0)
+    sign_block_at(&x.signer, &x.old, n + 1, 0)
         .await
         .expect("the old key still signs until finish");
     let f = finish(&carried(&new)).unwrap();
@@ -621,11 +614,13 @@ async fn producer_key_rotation_with_approvals() {
     // finish again: harmless.
     finish(&carried(&new)).unwrap();
 
-    let e = sign_block(&x.signer, &x.old, n + 2, 0).await.unwrap_err();
+    let e = sign_block_at(&x.signer, &x.old, n + 2, 0)
+        .await
+        .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("KEY_RETIRED"), "{e:?}");
-    let e = sign_block(&x.signer, &new, n + 1, 9).await.unwrap_err();
+    let e = sign_block_at(&x.signer, &new, n + 1, 9).await.unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{e:?}");
-    sign_block(&x.signer, &new, n + 2, 0)
+    sign_block_at(&x.signer, &new, n + 2, 0)
         .await
         .expect("the new key signs above the hand-over");
 

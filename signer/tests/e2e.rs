@@ -6,37 +6,11 @@ mod common;
 
 use common::*;
 use oryx_proto::antelope::transaction::Transaction;
-use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature};
+use oryx_proto::antelope::{Checksum256, Pack, PublicKey};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::client::reason;
 use tonic::transport::Channel;
-
-fn sig_of(s: &Option<grpc::Signature>) -> Signature {
-    let s = s.as_ref().unwrap();
-    let parsed = Signature::parse(&s.text).unwrap();
-    assert_eq!(
-        parsed.as_bytes()[..],
-        s.compact[..],
-        "text and binary forms agree"
-    );
-    parsed
-}
-
-async fn sign_block(
-    c: &mut SignerClient<Channel>,
-    key: &PublicKey,
-    header: &oryx_proto::antelope::block::BlockHeader,
-) -> Result<grpc::SignResponse, tonic::Status> {
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: header.packed(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner())
-}
 
 const ACTIVATE: &str = "06e10b5e02005132b41600000000010000000000ea30550000002a9bed3232010000000000ea305500000000a8ed3232201a99a59d87e06e09ec5b028a9cbb7749b4a5ad8819004365d02dc4379a8b724100";
 

@@ -9,8 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use oryx_proto::antelope::block::BlockHeader;
-use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature};
+use oryx_proto::antelope::{Checksum256, PublicKey};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::client::reason;
@@ -29,28 +28,6 @@ fn dev_dir() -> (tempfile::TempDir, PublicKey) {
     make_node1_admin(dir.path());
     let key = first_key(dir.path());
     (dir, key)
-}
-
-fn sig_of(s: &Option<grpc::Signature>) -> Signature {
-    let s = s.as_ref().unwrap();
-    let parsed = Signature::parse(&s.text).unwrap();
-    assert_eq!(parsed.as_bytes()[..], s.compact[..]);
-    parsed
-}
-
-async fn sign_block(
-    c: &mut SignerClient<Channel>,
-    key: &PublicKey,
-    header: &BlockHeader,
-) -> Result<grpc::SignResponse, tonic::Status> {
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: header.packed(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner())
 }
 
 /// Signs block `n` (slot `n`) and checks the signature recovers to `key` over the block id.

@@ -60,19 +60,12 @@ async fn sign_trx(
     .map(|r| r.into_inner())
 }
 
-async fn sign_block(
+async fn sign_block_at(
     c: &mut SignerClient<Channel>,
     key: &PublicKey,
     n: u32,
 ) -> Result<grpc::SignResponse, tonic::Status> {
-    c.sign_block(grpc::SignBlockRequest {
-        chain_id: eos(),
-        public_key: key.to_string(),
-        header: savanna(n, n, 0).packed(),
-        ..Default::default()
-    })
-    .await
-    .map(|r| r.into_inner())
+    sign_block(c, key, &savanna(n, n, 0)).await
 }
 
 fn denied(r: Result<impl std::fmt::Debug, tonic::Status>) -> String {
@@ -98,7 +91,7 @@ async fn limits_budgets_and_reload() {
     let signer = Signer::start(dir.path(), &[]);
     let mut c = signer.client("node1").await;
     let n = now_slot();
-    sign_block(&mut c, &key, n).await.unwrap();
+    sign_block_at(&mut c, &key, n).await.unwrap();
 
     // Within the limits: signed, and the signature verifies.
     let t = transfer("exchangeacct", "100.0000 EOS", 1);
@@ -157,12 +150,12 @@ async fn limits_budgets_and_reload() {
     };
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    sign_block(&mut c, &key, n + 2).await.unwrap();
+    sign_block_at(&mut c, &key, n + 2).await.unwrap();
     // A valid new policy without the block rule: blocks are now refused.
     std::fs::write(&policy_path, policy("v3", &key, false)).unwrap();
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    denied(sign_block(&mut c, &key, n + 3).await);
+    denied(sign_block_at(&mut c, &key, n + 3).await);
 
     // The budget survives a restart: spends are journaled before a signature is released.
     let mut signer = signer;

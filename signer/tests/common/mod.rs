@@ -195,6 +195,35 @@ pub fn eos() -> Vec<u8> {
     hex::decode(EOS).unwrap()
 }
 
+/// A response's signature, parsed; its text and binary forms must agree.
+pub fn sig_of(s: &Option<oryx_proto::grpc::Signature>) -> oryx_proto::antelope::Signature {
+    let s = s.as_ref().unwrap();
+    let parsed = oryx_proto::antelope::Signature::parse(&s.text).unwrap();
+    assert_eq!(
+        parsed.as_bytes()[..],
+        s.compact[..],
+        "text and binary forms agree"
+    );
+    parsed
+}
+
+/// SignBlock for `header` on EOS with `key`.
+pub async fn sign_block(
+    c: &mut SignerClient<Channel>,
+    key: &PublicKey,
+    header: &BlockHeader,
+) -> Result<oryx_proto::grpc::SignResponse, tonic::Status> {
+    use oryx_proto::antelope::Pack as _;
+    c.sign_block(oryx_proto::grpc::SignBlockRequest {
+        chain_id: eos(),
+        public_key: key.to_string(),
+        header: header.packed(),
+        ..Default::default()
+    })
+    .await
+    .map(|r| r.into_inner())
+}
+
 /// A Savanna header at height `n` and slot `slot`; `variant` changes its content.
 pub fn savanna(n: u32, slot: u32, variant: u8) -> BlockHeader {
     let mut previous = [0x22u8; 32];
