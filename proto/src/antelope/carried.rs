@@ -46,8 +46,6 @@ pub struct ProducerRow {
     pub producer_key: PublicKey,
     /// The block-signing authority, when the contract stores one (`producer_authority`).
     pub producer_authority: Option<BlockSigningAuthority>,
-    /// Its URL.
-    pub url: String,
 }
 
 impl ProducerRow {
@@ -118,17 +116,11 @@ fn producer_row(row: &Value, i: usize) -> Result<ProducerRow> {
             })?,
         ),
     };
-    let url = row
-        .get("url")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
     Ok(ProducerRow {
         owner,
         is_active,
         producer_key,
         producer_authority,
-        url,
     })
 }
 

@@ -208,15 +208,8 @@ fn describe(e: &Entry) -> Result<String, String> {
 fn action_data(a: &SystemAction) -> String {
     let mut v = a.to_json();
     // A proposal is shown by its id; the transaction entry has the bytes.
-    if let Some(trx) = v.get_mut("trx_hex") {
-        let bytes = trx
-            .as_str()
-            .and_then(|h| hex::decode(h).ok())
-            .unwrap_or_default();
-        *trx = json!(format!(
-            "(proposed transaction id {})",
-            oryx_proto::antelope::Checksum256::hash(&bytes)
-        ));
+    if let (SystemAction::Propose(p), Some(trx)) = (a, v.get_mut("trx_hex")) {
+        *trx = json!(format!("(proposed transaction id {})", p.proposal_hash()));
     }
     v.to_string()
 }
