@@ -235,13 +235,10 @@ impl Start {
                 listed()
             ))
         })?;
-        let weight: u64 = authorizer_perm
-            .auth
-            .keys
-            .iter()
-            .filter(|k| k.key == self.signing_key)
-            .map(|k| u64::from(k.weight))
-            .sum();
+        let weight = authorizer_perm.auth.held_weight(&HeldAuthority {
+            keys: vec![self.signing_key],
+            accounts: vec![],
+        });
         if weight < u64::from(authorizer_perm.auth.threshold) {
             return Err(other(format!(
                 "--signing-key {} carries weight {weight} in {}@{authorizer_name}, whose \
