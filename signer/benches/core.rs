@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use oryx_proto::antelope::block::BlockHeader;
 use oryx_proto::antelope::{Checksum256, KeyType, Pack, PrivateKey, Signature};
-use oryx_signer::audit::{AuditLog, AuditRecord};
+use oryx_signer::audit::{AuditDecision, AuditKind, AuditLog, AuditRecord};
 use oryx_signer::backend::KeyBackend;
 use oryx_signer::backend::soft::SoftKey;
 use oryx_signer::signing::{SignOptions, sign};
@@ -226,7 +226,7 @@ fn main() {
         digest: Some(digests[0].to_string()),
         signature: Some(sig.to_string()),
         latency_us: 321,
-        ..AuditRecord::new("node1", "sign_block", "signed")
+        ..AuditRecord::new("node1", AuditKind::SignBlock, AuditDecision::Signed)
     };
     let one = median(n.min(500), |_| {
         audit.append(record()).expect("append");

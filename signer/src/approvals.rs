@@ -125,6 +125,21 @@ impl PendingRequest {
     pub fn approved(&self) -> bool {
         self.approvals.len() >= self.threshold as usize
     }
+
+    /// Whether a pending request is past its expiry at `now` (it then accepts nothing more).
+    pub fn expired(&self, now: TimePointSec) -> bool {
+        self.state == State::Pending && now > self.expires
+    }
+
+    /// Where the request stands at `now`, as `oryx approvals` and the API name it.
+    pub fn status(&self, now: TimePointSec) -> &'static str {
+        match self.state {
+            State::Pending if self.expired(now) => "expired",
+            State::Pending => "pending",
+            State::Signed { .. } => "signed",
+            State::Cancelled { .. } => "cancelled",
+        }
+    }
 }
 
 /// Why an approval or a request change was refused.
@@ -195,7 +210,7 @@ pub fn verify_approval(
             state: state.into(),
         });
     }
-    if now > req.expires {
+    if req.expired(now) {
         return Err(ApprovalError::Expired {
             id: req.id.clone(),
             expires: req.expires,
@@ -225,6 +240,8 @@ pub fn verify_approval(
 pub struct ApprovalStore {
     dir: PathBuf,
     lock: Mutex<()>,
+    /// Held from re-reading an approved request to marking it signed ([`ApprovalStore::releasing`]).
+    release: Mutex<()>,
 }
 
 fn store_err(path: &Path, e: impl std::fmt::Display) -> ApprovalError {
@@ -239,6 +256,7 @@ impl ApprovalStore {
         Ok(ApprovalStore {
             dir,
             lock: Mutex::new(()),
+            release: Mutex::new(()),
         })
     }
 
@@ -259,6 +277,17 @@ impl ApprovalStore {
         let text = serde_json::to_vec_pretty(req).map_err(|e| store_err(&path, e))?;
         // 0o666 less the umask, as `File::create` makes files.
         crate::durable::write_atomic(&path, &text, 0o666).map_err(|e| store_err(&e.path, e.source))
+    }
+
+    /// Serialises the release of approved requests: whoever holds it re-reads the request,
+    /// signs it only if it is still pending, and marks it signed before letting go, so two final
+    /// approvals arriving together sign it once. (Approvals are rare and human-paced: one lock
+    /// for all requests costs nothing and leaves no per-request state to clean up.)
+    pub fn releasing(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards no data: a release that panicked left the request pending or signed on disk.
+        self.release
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads a request.

@@ -99,28 +99,107 @@ pub struct Position {
     pub slot: u32,
 }
 
+/// Generates a closed vocabulary written into the log as lowercase words.
+macro_rules! words {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// The word as the log writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+words! {
+    /// What was asked: the `kind` of an entry.
+    AuditKind {
+        /// SignBlock.
+        SignBlock => "sign_block",
+        /// SignTransaction, and the release of an approved request.
+        SignTransaction => "sign_transaction",
+        /// SignDigest.
+        SignDigest => "sign_digest",
+        /// An approval given, rejected or a request cancelled.
+        Approval => "approval",
+        /// GenerateKey.
+        GenerateKey => "generate_key",
+        /// RetireKey.
+        RetireKey => "retire_key",
+        /// SignTranscript.
+        SignTranscript => "sign_transcript",
+    }
+}
+
+words! {
+    /// What was decided: the `decision` of an entry.
+    AuditDecision {
+        /// A new signature was released.
+        Signed => "signed",
+        /// An identical earlier request's stored signature was released.
+        Replayed => "replayed",
+        /// Refused by a rule (policy, watermark, key, chain, input).
+        Refused => "refused",
+        /// Not done because something failed (backend, store, log).
+        Failed => "failed",
+        /// Stored as an approval request.
+        Pending => "pending",
+        /// An approval counted.
+        Accepted => "accepted",
+        /// An approval given before, or late for a request already signed.
+        Duplicate => "duplicate",
+        /// An approval or a cancellation refused.
+        Rejected => "rejected",
+        /// An approval request cancelled.
+        Cancelled => "cancelled",
+        /// A key generated on its device.
+        Generated => "generated",
+        /// GenerateKey repeated: the key already registered under the label.
+        Existing => "existing",
+        /// A key found on its device under the label and registered (an answer lost before).
+        Registered => "registered",
+        /// A key retired.
+        Retired => "retired",
+        /// RetireKey repeated: the key was retired before.
+        AlreadyRetired => "already_retired",
+    }
+}
+
 /// What a caller records: an [`AuditEntry`] without the fields the log assigns (`seq`, `time`,
 /// `prev`, `hash`).
 ///
 /// Build with [`AuditRecord::new`] and struct update syntax:
-/// `AuditRecord { key: Some(k), ..AuditRecord::new("node-1", "sign_block", "signed") }`.
+/// `AuditRecord { key: Some(k), ..AuditRecord::new("node-1", AuditKind::SignBlock, AuditDecision::Signed) }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
     /// Who asked: the mTLS principal, an approver, or the operator for admin actions.
     pub principal: String,
     /// Key the request was for, as `PUB_K1_…` / `PUB_R1_…`.
     pub key: Option<String>,
-    /// What was asked: `sign_block`, `sign_transaction`, `sign_digest`, `approval`, `admin`, …
-    /// (lowercase letters, digits and `_`).
-    pub kind: String,
+    /// What was asked.
+    pub kind: AuditKind,
     /// Chain id, 64 lowercase hex.
     pub chain_id: Option<String>,
     /// The digest that was (or would have been) signed, lowercase hex.
     pub digest: Option<String>,
     /// Block position for block signatures.
     pub position: Option<Position>,
-    /// Outcome: `signed`, `refused`, `failed`, … (lowercase letters, digits and `_`).
-    pub decision: String,
+    /// Outcome.
+    pub decision: AuditDecision,
     /// Why: the policy or watermark reason for a refusal, the error for a failure.
     pub reason: Option<String>,
     /// Version of the policy that decided.
@@ -133,19 +212,15 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A record with the three required fields and nothing else.
-    pub fn new(
-        principal: impl Into<String>,
-        kind: impl Into<String>,
-        decision: impl Into<String>,
-    ) -> Self {
+    pub fn new(principal: impl Into<String>, kind: AuditKind, decision: AuditDecision) -> Self {
         AuditRecord {
             principal: principal.into(),
             key: None,
-            kind: kind.into(),
+            kind,
             chain_id: None,
             digest: None,
             position: None,
-            decision: decision.into(),
+            decision,
             reason: None,
             policy_version: None,
             latency_us: 0,
@@ -157,19 +232,6 @@ impl AuditRecord {
     fn validate(&self) -> Result<(), AuditError> {
         fn bad(msg: String) -> Result<(), AuditError> {
             Err(AuditError::InvalidRecord(msg))
-        }
-        fn word(field: &str, v: &str) -> Result<(), AuditError> {
-            let ok = !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if ok {
-                Ok(())
-            } else {
-                bad(format!(
-                    "{field} {v:?} must be 1 to 64 lowercase letters, digits or '_'"
-                ))
-            }
         }
         fn text(field: &str, v: &str, max: usize) -> Result<(), AuditError> {
             if v.is_empty() || v.len() > max {
@@ -202,8 +264,6 @@ impl AuditRecord {
         }
 
         text("principal", &self.principal, 256)?;
-        word("kind", &self.kind)?;
-        word("decision", &self.decision)?;
         if let Some(k) = &self.key {
             text("key", k, 256)?;
         }
@@ -400,11 +460,11 @@ fn seal(
         time,
         principal: record.principal,
         key: record.key,
-        kind: record.kind,
+        kind: record.kind.as_str().to_owned(),
         chain_id: record.chain_id,
         digest: record.digest,
         position: record.position,
-        decision: record.decision,
+        decision: record.decision.as_str().to_owned(),
         reason: record.reason,
         policy_version: record.policy_version,
         latency_us: record.latency_us,
@@ -452,7 +512,7 @@ mod tests {
             policy_version: Some("3".into()),
             latency_us: 412,
             signature: Some("SIG_K1_x".into()),
-            ..AuditRecord::new("node-1", "sign_block", "signed")
+            ..AuditRecord::new("node-1", AuditKind::SignBlock, AuditDecision::Signed)
         }
     }
 
@@ -483,7 +543,7 @@ mod tests {
         let (line, _) = seal(
             3,
             "t".into(),
-            AuditRecord::new("op", "admin", "signed"),
+            AuditRecord::new("op", AuditKind::GenerateKey, AuditDecision::Generated),
             GENESIS_PREV,
         )
         .unwrap();
@@ -504,27 +564,28 @@ mod tests {
     #[test]
     fn bad_records_are_refused_with_the_field_named() {
         let cases: Vec<(AuditRecord, &str)> = vec![
-            (AuditRecord::new("", "admin", "signed"), "principal"),
-            (AuditRecord::new("p", "Sign Block", "signed"), "kind"),
-            (AuditRecord::new("p", "admin", ""), "decision"),
+            (
+                AuditRecord::new("", AuditKind::GenerateKey, AuditDecision::Generated),
+                "principal",
+            ),
             (
                 AuditRecord {
                     digest: Some("ABCD".into()),
-                    ..AuditRecord::new("p", "admin", "signed")
+                    ..AuditRecord::new("p", AuditKind::GenerateKey, AuditDecision::Generated)
                 },
                 "digest",
             ),
             (
                 AuditRecord {
                     chain_id: Some("ab".into()),
-                    ..AuditRecord::new("p", "admin", "signed")
+                    ..AuditRecord::new("p", AuditKind::GenerateKey, AuditDecision::Generated)
                 },
                 "chain_id",
             ),
             (
                 AuditRecord {
                     reason: Some("x".repeat(5000)),
-                    ..AuditRecord::new("p", "admin", "signed")
+                    ..AuditRecord::new("p", AuditKind::GenerateKey, AuditDecision::Generated)
                 },
                 "reason",
             ),

@@ -1,18 +1,24 @@
-//! `oryx-signer`: the signing daemon and the operator CLI.
+//! `oryx-signer`: the signing daemon, its admin commands, and the operator CLI.
 //!
-//! - [`backend`]: the [`backend::KeyBackend`] seam that every key store (soft, PKCS#11, YubiHSM)
-//!   implements: sign one digest once, nothing else.
-//! - [`signing`]: everything above the backends that turns a raw (r, s) into a signature nodes
-//!   accept — low-S, recovery id, the K1 canonical loop — and verifies it by recovery before it
-//!   leaves.
-//! - [`watermark`]: double-sign protection — the rules and the durable store that records a
-//!   reservation before any signature exists.
-//! - [`audit`]: the hash-chained, append-only audit log, durable before every reply, and its
-//!   verifier.
-//! - [`approvals`]: requests waiting for M of N approvers, and the verification of approvals.
-//! - [`lifecycle`], [`registry`], [`keyset`]: keys generated and retired at runtime (rotation
-//!   ceremonies), their durable registry, and the key set the pipeline reads.
-//! - [`cli`]: the `oryx` operator and approver CLI.
+//! The daemon, from the wire inwards (each layer imports only the ones below it):
+//!
+//! - [`server`]: the only file that speaks gRPC — mTLS, the principal, decoding requests into
+//!   domain values, building responses, and mapping [`refusal::Refused`] to a status once.
+//! - [`pipeline`] (with `pipeline::approvals`): the one signing path — entry points for
+//!   SignBlock, SignTransaction and SignDigest, then one spine (retire gate → authorize → reserve
+//!   → sign → commit → audit) that approved requests take too. [`lifecycle`]: GenerateKey,
+//!   RetireKey, SignTranscript (admins only), on the same key set, watermarks and audit log.
+//! - [`authz`] (over the pure `oryx-policy`): who may have which key sign what.
+//! - [`refusal`]: the answers every service gives — reasons, refusals, the admin check.
+//! - the custody core: [`keyset`] (keys and their retire gate), [`signing`] (low-S, recovery id,
+//!   the K1 canonical loop, verification), [`backend`] (sign one digest once: soft, PKCS#11,
+//!   YubiHSM), [`watermark`] (double-sign rules and the durable store), [`audit`] (the
+//!   hash-chained log, durable before every reply), [`approvals`] (pending requests and approval
+//!   verification), [`registry`] (keys generated and retired at runtime).
+//! - [`metrics`]: counters, stage histograms and `/metrics`, `/healthz`, `/readyz`.
+//!
+//! The binaries: [`commands`] is `oryx-signer` (start the daemon, init, keys, watermarks, audit,
+//! policy, bench); [`cli`] is `oryx`, the operator and approver CLI that talks to a signer.
 #![forbid(unsafe_code)]
 
 pub mod approvals;
@@ -32,6 +38,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod providers;
 pub mod r1verify;
+pub mod refusal;
 pub mod registry;
 pub mod server;
 pub mod signing;

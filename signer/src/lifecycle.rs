@@ -17,15 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use oryx_proto::antelope::{Checksum256, KeyType, PublicKey, Signature};
-use oryx_proto::grpc;
 
-use crate::audit::{AuditEntryRef, AuditRecord};
+use crate::audit::{AuditDecision, AuditEntryRef, AuditKind, AuditRecord};
 use crate::backend::KeyProvider;
 use crate::config::{Config, KeyConfig};
 use crate::keyset::{KeyEntry, self_test};
-use crate::pipeline::{Pipeline, Reason, Refused, refused, sanitize_principal};
+use crate::pipeline::Pipeline;
+use crate::refusal::{Reason, Refused, refused, sanitize_principal, sign_failure};
 use crate::registry::{self, KeyState, Registry, RegistryEntry, Source};
-use crate::server::audit_ref;
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkKey;
 
@@ -45,11 +44,88 @@ pub fn transcript_digest(ceremony: &str, head: &Checksum256) -> Checksum256 {
     Checksum256::hash(&preimage)
 }
 
+/// GenerateKey, decoded: make a key in `backend` under `label`, or return the one already there.
+#[derive(Debug, Clone)]
+pub struct GenerateKey {
+    /// The `[backends]` name.
+    pub backend: String,
+    /// The key's label on the device: its idempotency key.
+    pub label: String,
+    /// K1 or R1.
+    pub key_type: KeyType,
+    /// The key it will succeed (it inherits that key's chains, settings and rules).
+    pub successor_of: Option<PublicKey>,
+    /// Chain names (`[[chains]]`) for a key without a predecessor.
+    pub chains: Vec<String>,
+    /// Whether a key without a predecessor may sign blind digests.
+    pub blind_digest: bool,
+}
+
+/// What GenerateKey did.
+#[derive(Debug)]
+pub struct Generated {
+    /// The key as the pipeline now holds it.
+    pub entry: Arc<KeyEntry>,
+    /// The label already held this key (a repeated call): nothing was generated.
+    pub existing: bool,
+    /// The key it succeeds.
+    pub successor_of: Option<PublicKey>,
+}
+
+/// RetireKey, decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct RetireKey {
+    /// The key to stop.
+    pub key: PublicKey,
+    /// The key that takes over its watermarks.
+    pub successor: Option<PublicKey>,
+}
+
+/// One watermark handed to a successor: where the successor's watermark is after the hand-over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handover {
+    /// The chain.
+    pub chain_id: Checksum256,
+    /// The successor's block number now.
+    pub block_num: u32,
+    /// The successor's slot now.
+    pub slot: u32,
+}
+
+/// What RetireKey did.
+#[derive(Debug, Clone)]
+pub struct Retired {
+    /// The watermarks handed over.
+    pub handovers: Vec<Handover>,
+    /// The key was retired before (a repeated call).
+    pub already_retired: bool,
+}
+
+/// SignTranscript, decoded.
+#[derive(Debug, Clone)]
+pub struct SignTranscript {
+    /// The ceremony id.
+    pub ceremony: String,
+    /// The transcript's last entry hash.
+    pub head: Checksum256,
+}
+
+/// A signed transcript head.
+#[derive(Debug, Clone)]
+pub struct TranscriptSigned {
+    /// [`transcript_digest`] of the ceremony and head.
+    pub digest: Checksum256,
+    /// The audit key's signature over it.
+    pub signature: Signature,
+    /// The audit key.
+    pub public_key: PublicKey,
+}
+
 /// A lifecycle call's outcome before it is audited.
 struct Done<T> {
     value: T,
     key: PublicKey,
-    decision: &'static str,
+    decision: AuditDecision,
     reason: String,
     digest: Option<Checksum256>,
     signature: Option<Signature>,
@@ -93,19 +169,6 @@ impl Lifecycle {
         }
     }
 
-    fn admin(&self, principal: &str, call: &str) -> Result<(), Refused> {
-        if self.pipeline.admins.iter().any(|a| a == principal) {
-            Ok(())
-        } else {
-            Err(refused(
-                Reason::NotAdmin,
-                format!(
-                    "{call} is for admins: {principal:?} is not listed in the signer's `admins`"
-                ),
-            ))
-        }
-    }
-
     fn registry(&self, call: &str) -> Result<&Registry, Refused> {
         self.registry.as_deref().ok_or_else(|| {
             refused(
@@ -135,7 +198,7 @@ impl Lifecycle {
     fn finish<T>(
         &self,
         principal: &str,
-        kind: &str,
+        kind: AuditKind,
         requested: Option<PublicKey>,
         started: Instant,
         result: Result<Done<T>, Refused>,
@@ -148,10 +211,13 @@ impl Lifecycle {
                 d.digest,
                 d.signature,
             ),
-            Err(r) if matches!(r.reason, Reason::Unavailable | Reason::Internal) => {
-                (requested, "failed", r.to_string(), None, None)
-            }
-            Err(r) => (requested, "refused", r.to_string(), None, None),
+            Err(r) => (
+                requested,
+                r.reason.audit_decision(),
+                r.to_string(),
+                None,
+                None,
+            ),
         };
         let record = AuditRecord {
             key: key.map(|k| k.to_string()),
@@ -164,11 +230,11 @@ impl Lifecycle {
         let audited = self.pipeline.audit.append(record);
         match (result, audited) {
             (Ok(d), Ok(at)) => {
-                tracing::info!(principal, kind, key = %d.key, decision, detail = %reason, audit_seq = at.seq, "key lifecycle");
+                tracing::info!(principal, kind = kind.as_str(), key = %d.key, decision = decision.as_str(), detail = %reason, audit_seq = at.seq, "key lifecycle");
                 Ok((d.value, at))
             }
             (Ok(_), Err(e)) => {
-                tracing::error!(principal, kind, error = %e, "audit log write failed after a key lifecycle change");
+                tracing::error!(principal, kind = kind.as_str(), error = %e, "audit log write failed after a key lifecycle change");
                 Err(refused(
                     Reason::Unavailable,
                     format!(
@@ -178,35 +244,43 @@ impl Lifecycle {
             }
             (Err(r), audited) => {
                 if let Err(e) = audited {
-                    tracing::error!(principal, kind, error = %e, "audit log write failed for a refused key lifecycle call");
+                    tracing::error!(principal, kind = kind.as_str(), error = %e, "audit log write failed for a refused key lifecycle call");
                 }
-                tracing::warn!(principal, kind, reason = r.reason.as_str(), detail = %r.message, "refused");
+                tracing::warn!(principal, kind = kind.as_str(), reason = r.reason.as_str(), detail = %r.message, "refused");
                 Err(r)
             }
         }
     }
 
-    /// GenerateKey.
+    /// GenerateKey. `req` is the decoded request or why it did not decode: either way the call
+    /// is checked for an admin first and audited.
     pub fn generate_key(
         &self,
         principal: &str,
-        req: grpc::GenerateKeyRequest,
-    ) -> Result<grpc::GenerateKeyResponse, Refused> {
+        req: Result<GenerateKey, Refused>,
+    ) -> Result<(Generated, AuditEntryRef), Refused> {
         let started = Instant::now();
-        let requested = PublicKey::parse(req.successor_of.trim()).ok();
+        let requested = req.as_ref().ok().and_then(|r| r.successor_of);
         let result = self
-            .admin(principal, "GenerateKey")
+            .pipeline
+            .admins
+            .require(principal, "GenerateKey")
             .and_then(|()| self.generate_inner(req));
-        let (mut resp, at) = self.finish(principal, "generate_key", requested, started, result)?;
-        resp.audit = Some(audit_ref(at));
-        Ok(resp)
+        self.finish(
+            principal,
+            AuditKind::GenerateKey,
+            requested,
+            started,
+            result,
+        )
     }
 
     fn generate_inner(
         &self,
-        req: grpc::GenerateKeyRequest,
-    ) -> Result<Done<grpc::GenerateKeyResponse>, Refused> {
+        req: Result<GenerateKey, Refused>,
+    ) -> Result<Done<Generated>, Refused> {
         let registry = self.registry("GenerateKey")?;
+        let req = req?;
         let provider = self.providers.get(&req.backend).ok_or_else(|| {
             refused(
                 Reason::Malformed,
@@ -228,23 +302,7 @@ impl Lifecycle {
                 "label: give 1 to 64 printable characters",
             ));
         }
-        let kind = match req.key_type.to_ascii_uppercase().as_str() {
-            "K1" => KeyType::K1,
-            "R1" => KeyType::R1,
-            other => {
-                return Err(refused(
-                    Reason::Malformed,
-                    format!("key_type: {other:?}; give K1 or R1"),
-                ));
-            }
-        };
-        let successor_of = match req.successor_of.trim() {
-            "" => None,
-            s => Some(
-                PublicKey::parse(s)
-                    .map_err(|e| refused(Reason::Malformed, format!("successor_of: {e}")))?,
-            ),
-        };
+        let (kind, successor_of) = (req.key_type, req.successor_of);
         if successor_of.is_some() && successor_of == self.audit_key {
             return Err(refused(
                 Reason::Malformed,
@@ -276,7 +334,13 @@ impl Lifecycle {
                     format!("{} is registered but not loaded", rec.public_key),
                 )
             })?;
-            return Ok(self.generated(&entry, successor_of, true, "existing", label, &req.backend));
+            return Ok(self.generated(
+                entry,
+                successor_of,
+                AuditDecision::Existing,
+                label,
+                &req.backend,
+            ));
         }
 
         let (chains, blind_digest, retry, identity) = match successor_of {
@@ -383,17 +447,20 @@ impl Lifecycle {
         let entry = self.pipeline.keys.insert(entry);
         self.held_keys_changed();
         Ok(self.generated(
-            &entry,
+            entry,
             successor_of,
-            existing,
-            if existing { "registered" } else { "generated" },
+            if existing {
+                AuditDecision::Registered
+            } else {
+                AuditDecision::Generated
+            },
             label,
             &req.backend,
         ))
     }
 
     /// Chains of a key generated without a predecessor, checked like `[[keys]]`.
-    fn new_key_chains(&self, req: &grpc::GenerateKeyRequest) -> Result<Vec<Checksum256>, Refused> {
+    fn new_key_chains(&self, req: &GenerateKey) -> Result<Vec<Checksum256>, Refused> {
         if req.chains.is_empty() {
             return Err(refused(
                 Reason::Malformed,
@@ -425,20 +492,20 @@ impl Lifecycle {
 
     fn generated(
         &self,
-        entry: &KeyEntry,
+        entry: Arc<KeyEntry>,
         successor_of: Option<PublicKey>,
-        existing: bool,
-        decision: &'static str,
+        decision: AuditDecision,
         label: &str,
         backend: &str,
-    ) -> Done<grpc::GenerateKeyResponse> {
+    ) -> Done<Generated> {
         let key = *entry.public_key();
+        // Only a call that found its key already registered made nothing new.
+        let existing = decision != AuditDecision::Generated;
         Done {
-            value: grpc::GenerateKeyResponse {
-                key: Some(crate::server::key_info(entry)),
+            value: Generated {
+                entry,
                 existing,
-                successor_of: successor_of.map(|k| k.to_string()).unwrap_or_default(),
-                audit: None,
+                successor_of,
             },
             key,
             decision,
@@ -462,36 +529,26 @@ impl Lifecycle {
         self.pipeline.authz.set_held_keys(keys);
     }
 
-    /// RetireKey.
+    /// RetireKey. `req` is the decoded request or why it did not decode: either way the call is
+    /// checked for an admin first and audited.
     pub fn retire_key(
         &self,
         principal: &str,
-        req: grpc::RetireKeyRequest,
-    ) -> Result<grpc::RetireKeyResponse, Refused> {
+        req: Result<RetireKey, Refused>,
+    ) -> Result<(Retired, AuditEntryRef), Refused> {
         let started = Instant::now();
-        let requested = PublicKey::parse(req.public_key.trim()).ok();
+        let requested = req.as_ref().ok().map(|r| r.key);
         let result = self
-            .admin(principal, "RetireKey")
+            .pipeline
+            .admins
+            .require(principal, "RetireKey")
             .and_then(|()| self.retire_inner(req));
-        let (mut resp, at) = self.finish(principal, "retire_key", requested, started, result)?;
-        resp.audit = Some(audit_ref(at));
-        Ok(resp)
+        self.finish(principal, AuditKind::RetireKey, requested, started, result)
     }
 
-    fn retire_inner(
-        &self,
-        req: grpc::RetireKeyRequest,
-    ) -> Result<Done<grpc::RetireKeyResponse>, Refused> {
+    fn retire_inner(&self, req: Result<RetireKey, Refused>) -> Result<Done<Retired>, Refused> {
         let registry = self.registry("RetireKey")?;
-        let key = PublicKey::parse(req.public_key.trim())
-            .map_err(|e| refused(Reason::Malformed, format!("public_key: {e}")))?;
-        let successor = match req.successor.trim() {
-            "" => None,
-            s => Some(
-                PublicKey::parse(s)
-                    .map_err(|e| refused(Reason::Malformed, format!("successor: {e}")))?,
-            ),
-        };
+        let RetireKey { key, successor } = req?;
         if Some(key) == self.audit_key || (successor.is_some() && successor == self.audit_key) {
             return Err(refused(
                 Reason::Malformed,
@@ -586,7 +643,7 @@ impl Lifecycle {
         &self,
         old: &PublicKey,
         successor: Option<PublicKey>,
-    ) -> Result<Vec<grpc::WatermarkHandover>, Refused> {
+    ) -> Result<Vec<Handover>, Refused> {
         let Some(successor) = successor else {
             return Ok(Vec::new());
         };
@@ -609,8 +666,8 @@ impl Lifecycle {
             };
             let after = store.raise(&to, old, &r.watermark).map_err(unavailable)?;
             tracing::info!(%old, %successor, %chain_id, block_num = after.block_num, slot = after.slot, "watermark handed over");
-            out.push(grpc::WatermarkHandover {
-                chain_id: chain_id.0.to_vec(),
+            out.push(Handover {
+                chain_id,
                 block_num: after.block_num,
                 slot: after.slot,
             });
@@ -622,19 +679,12 @@ impl Lifecycle {
         &self,
         key: PublicKey,
         successor: Option<PublicKey>,
-        handovers: Vec<grpc::WatermarkHandover>,
+        handovers: Vec<Handover>,
         already: bool,
-    ) -> Done<grpc::RetireKeyResponse> {
+    ) -> Done<Retired> {
         let moved: Vec<String> = handovers
             .iter()
-            .map(|h| {
-                format!(
-                    "{} at block {} slot {}",
-                    hex::encode(&h.chain_id),
-                    h.block_num,
-                    h.slot
-                )
-            })
+            .map(|h| format!("{} at block {} slot {}", h.chain_id, h.block_num, h.slot))
             .collect();
         Done {
             reason: match successor {
@@ -648,60 +698,55 @@ impl Lifecycle {
                 ),
                 None => "no successor".into(),
             },
-            value: grpc::RetireKeyResponse {
+            value: Retired {
                 handovers,
                 already_retired: already,
-                audit: None,
             },
             key,
             decision: if already {
-                "already_retired"
+                AuditDecision::AlreadyRetired
             } else {
-                "retired"
+                AuditDecision::Retired
             },
             digest: None,
             signature: None,
         }
     }
 
-    /// SignTranscript.
+    /// SignTranscript. `req` is the decoded request or why it did not decode: either way the call
+    /// is checked for an admin first and audited.
     pub fn sign_transcript(
         &self,
         principal: &str,
-        req: grpc::SignTranscriptRequest,
-    ) -> Result<grpc::SignTranscriptResponse, Refused> {
+        req: Result<SignTranscript, Refused>,
+    ) -> Result<(TranscriptSigned, AuditEntryRef), Refused> {
         let started = Instant::now();
         let result = self
-            .admin(principal, "SignTranscript")
+            .pipeline
+            .admins
+            .require(principal, "SignTranscript")
             .and_then(|()| self.transcript_inner(req));
-        let (mut resp, at) = self.finish(
+        self.finish(
             principal,
-            "sign_transcript",
+            AuditKind::SignTranscript,
             self.audit_key,
             started,
             result,
-        )?;
-        resp.audit = Some(audit_ref(at));
-        Ok(resp)
+        )
     }
 
     fn transcript_inner(
         &self,
-        req: grpc::SignTranscriptRequest,
-    ) -> Result<Done<grpc::SignTranscriptResponse>, Refused> {
+        req: Result<SignTranscript, Refused>,
+    ) -> Result<Done<TranscriptSigned>, Refused> {
         let key = self.audit_key.ok_or_else(|| {
             refused(
                 Reason::NotConfigured,
                 "SignTranscript needs a transcript key: add signing_key = \"PUB_...\" under [audit] (a [[keys]] entry with chains = []) and restart the signer",
             )
         })?;
-        let head = Checksum256(req.head.as_slice().try_into().map_err(|_| {
-            refused(
-                Reason::Malformed,
-                format!("head must be 32 bytes, got {}", req.head.len()),
-            )
-        })?);
-        let c = req.ceremony.as_str();
+        let SignTranscript { ceremony, head } = req?;
+        let c = ceremony.as_str();
         if c.is_empty()
             || c.len() > MAX_CEREMONY_LEN
             || !c.bytes().all(|b| (0x20..0x7f).contains(&b))
@@ -720,19 +765,15 @@ impl Lifecycle {
         let digest = transcript_digest(c, &head);
         let signed = entry
             .sign(&digest, SignOptions::default())
-            .map_err(crate::pipeline::sign_failure)?;
+            .map_err(sign_failure)?;
         Ok(Done {
-            value: grpc::SignTranscriptResponse {
-                digest: digest.0.to_vec(),
-                signature: Some(grpc::Signature {
-                    compact: signed.signature.as_bytes().to_vec(),
-                    text: signed.signature.to_string(),
-                }),
-                public_key: key.to_string(),
-                audit: None,
+            value: TranscriptSigned {
+                digest,
+                signature: signed.signature,
+                public_key: key,
             },
             key,
-            decision: "signed",
+            decision: AuditDecision::Signed,
             reason: format!("ceremony {c:?}, head {head}"),
             digest: Some(digest),
             signature: Some(signed.signature),

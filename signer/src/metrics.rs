@@ -145,12 +145,16 @@ impl Metrics {
     }
 }
 
+/// Returns what makes the signer unready now (empty = ready): what `/readyz` and the Status call
+/// report.
+pub type ReadyCheck = std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// Serves `/metrics`, `/healthz` and `/readyz` (HTTP/1.1, one request per connection) until the
 /// listener fails. `ready` returns the problems that make the signer unready (empty = ready).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: std::sync::Arc<Metrics>,
-    ready: crate::server::ReadyCheck,
+    ready: ReadyCheck,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     loop {

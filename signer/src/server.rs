@@ -1,5 +1,6 @@
-//! The gRPC front of the signer: mTLS, principal extraction, request decoding, and the mapping
-//! of pipeline answers to gRPC statuses (the one place that happens).
+//! The gRPC front of the signer, and its only file that speaks gRPC: mTLS, principal
+//! extraction, request decoding into the services' domain values, response building, and the
+//! mapping of refusals to gRPC statuses ([`to_status`], the one place that happens).
 //!
 //! Guards: there is no plaintext listener — a connection without a client certificate signed by
 //! the operator CA fails the TLS handshake and never reaches the pipeline. The principal is the
@@ -10,23 +11,24 @@
 use std::sync::Arc;
 
 use oryx_proto::antelope::transaction::{PackedTransaction, Transaction};
-use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Unpack};
+use oryx_proto::antelope::{Bytes, Checksum256, KeyType, PublicKey, Signature, Unpack};
 use oryx_proto::grpc::signer_server::{Signer, SignerServer};
 use oryx_proto::grpc::{self, REASON_METADATA};
 use oryx_proto::stats::micros_u32;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
+use crate::approvals::PendingRequest;
+use crate::audit::AuditEntryRef;
 use crate::config::RequestKind;
 use crate::keyset::KeyEntry;
-use crate::lifecycle::Lifecycle;
-use crate::pipeline::{BlockRequest, Outcome, Pipeline, Reason, Refused};
+use crate::lifecycle::{GenerateKey, Lifecycle, RetireKey, SignTranscript};
+use crate::metrics::ReadyCheck;
+use crate::pipeline::{BlockRequest, Outcome, Pipeline};
+use crate::refusal::{Reason, Refused, refused};
 
 /// Largest request the signer decodes (see [`grpc::MAX_MESSAGE_BYTES`]).
 pub const MAX_REQUEST_BYTES: usize = grpc::MAX_MESSAGE_BYTES;
-
-/// Returns what makes the signer unready now (empty = ready).
-pub type ReadyCheck = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// What the gRPC service needs besides the pipeline.
 pub struct SignerService {
@@ -127,12 +129,7 @@ pub fn to_status(r: &Refused) -> Status {
 }
 
 fn malformed(message: impl Into<String>) -> Status {
-    to_status(&Refused {
-        reason: Reason::Malformed,
-        request_id: None,
-        audit: None,
-        message: message.into(),
-    })
+    to_status(&refused(Reason::Malformed, message))
 }
 
 /// The principal named by the client certificate: its one DNS or URI subject alternative name;
@@ -181,11 +178,64 @@ fn public_key(text: &str) -> Result<PublicKey, Status> {
     PublicKey::parse(text.trim()).map_err(|e| malformed(format!("public_key: {e}")))
 }
 
-fn signature_msg(o: &Outcome) -> grpc::Signature {
+fn signature_msg(s: &Signature) -> grpc::Signature {
     grpc::Signature {
-        compact: o.signature.as_bytes().to_vec(),
-        text: o.signature.to_string(),
+        compact: s.as_bytes().to_vec(),
+        text: s.to_string(),
     }
+}
+
+/// An optional key field: empty means none.
+fn optional_key(field: &str, text: &str) -> Result<Option<PublicKey>, Refused> {
+    match text.trim() {
+        "" => Ok(None),
+        s => PublicKey::parse(s)
+            .map(Some)
+            .map_err(|e| refused(Reason::Malformed, format!("{field}: {e}"))),
+    }
+}
+
+fn generate_request(r: grpc::GenerateKeyRequest) -> Result<GenerateKey, Refused> {
+    let key_type = match r.key_type.to_ascii_uppercase().as_str() {
+        "K1" => KeyType::K1,
+        "R1" => KeyType::R1,
+        other => {
+            return Err(refused(
+                Reason::Malformed,
+                format!("key_type: {other:?}; give K1 or R1"),
+            ));
+        }
+    };
+    Ok(GenerateKey {
+        successor_of: optional_key("successor_of", &r.successor_of)?,
+        backend: r.backend,
+        label: r.label,
+        key_type,
+        chains: r.chains,
+        blind_digest: r.blind_digest,
+    })
+}
+
+fn retire_request(r: &grpc::RetireKeyRequest) -> Result<RetireKey, Refused> {
+    let key = PublicKey::parse(r.public_key.trim())
+        .map_err(|e| refused(Reason::Malformed, format!("public_key: {e}")))?;
+    Ok(RetireKey {
+        key,
+        successor: optional_key("successor", &r.successor)?,
+    })
+}
+
+fn transcript_request(r: grpc::SignTranscriptRequest) -> Result<SignTranscript, Refused> {
+    let head = r.head.as_slice().try_into().map(Checksum256).map_err(|_| {
+        refused(
+            Reason::Malformed,
+            format!("head must be 32 bytes, got {}", r.head.len()),
+        )
+    })?;
+    Ok(SignTranscript {
+        ceremony: r.ceremony,
+        head,
+    })
 }
 
 /// A key as ListKeys and GenerateKey show it, with its recent signing times.
@@ -211,7 +261,7 @@ pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
 fn sign_response(o: Outcome) -> grpc::SignResponse {
     grpc::SignResponse {
         digest: o.digest.0.to_vec(),
-        signature: Some(signature_msg(&o)),
+        signature: Some(signature_msg(&o.signature)),
         replayed: o.replayed,
         block_num: o.block_num,
         slot: o.slot,
@@ -219,20 +269,11 @@ fn sign_response(o: Outcome) -> grpc::SignResponse {
 }
 
 /// A pending request on the wire.
-fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
-    let expired =
-        matches!(r.state, crate::approvals::State::Pending) && crate::clock::now_secs() > r.expires;
-    let (state, signature) = match &r.state {
-        crate::approvals::State::Pending if expired => ("expired", None),
-        crate::approvals::State::Pending => ("pending", None),
-        crate::approvals::State::Signed { signature } => (
-            "signed",
-            Some(grpc::Signature {
-                compact: signature.as_bytes().to_vec(),
-                text: signature.to_string(),
-            }),
-        ),
-        crate::approvals::State::Cancelled { .. } => ("cancelled", None),
+fn approval_msg(r: PendingRequest) -> grpc::ApprovalRequest {
+    let state = r.status(crate::clock::now_secs()).to_string();
+    let signature = match &r.state {
+        crate::approvals::State::Signed { signature } => Some(signature_msg(signature)),
+        _ => None,
     };
     grpc::ApprovalRequest {
         id: r.id,
@@ -258,7 +299,7 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
                 at: a.at.0,
             })
             .collect(),
-        state: state.into(),
+        state,
         signature,
         msig_proposals: r.msig_proposals.into_iter().map(|b| b.0).collect(),
         audit: r.audit.map(audit_ref),
@@ -266,7 +307,7 @@ fn approval_msg(r: crate::approvals::PendingRequest) -> grpc::ApprovalRequest {
 }
 
 /// An audit position on the wire.
-pub(crate) fn audit_ref(a: crate::audit::AuditEntryRef) -> grpc::AuditRef {
+fn audit_ref(a: AuditEntryRef) -> grpc::AuditRef {
     grpc::AuditRef {
         seq: a.seq,
         hash: a.hash,
@@ -388,7 +429,7 @@ impl Signer for SignerService {
             Response::new(grpc::SignTransactionResponse {
                 digest: o.digest.0.to_vec(),
                 transaction_id: id.0.to_vec(),
-                signature: Some(signature_msg(&o)),
+                signature: Some(signature_msg(&o.signature)),
                 audit: o.audit.map(audit_ref),
             })
         })
@@ -450,7 +491,7 @@ impl Signer for SignerService {
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
         let who = principal(&req)?;
         let r = req.into_inner();
-        let signature = oryx_proto::antelope::Signature::parse(r.signature.trim())
+        let signature = Signature::parse(r.signature.trim())
             .map_err(|e| malformed(format!("signature: {e}")))?;
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.approve(&who, &r.id, &signature)).await?;
@@ -475,10 +516,18 @@ impl Signer for SignerService {
         req: Request<grpc::GenerateKeyRequest>,
     ) -> Result<Response<grpc::GenerateKeyResponse>, Status> {
         let who = principal(&req)?;
-        let r = req.into_inner();
+        let r = generate_request(req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.generate_key(&who, r)).await?;
-        out.map(Response::new).map_err(|e| to_status(&e))
+        out.map(|(g, at)| {
+            Response::new(grpc::GenerateKeyResponse {
+                key: Some(key_info(&g.entry)),
+                existing: g.existing,
+                successor_of: g.successor_of.map(|k| k.to_string()).unwrap_or_default(),
+                audit: Some(audit_ref(at)),
+            })
+        })
+        .map_err(|e| to_status(&e))
     }
 
     async fn retire_key(
@@ -486,10 +535,25 @@ impl Signer for SignerService {
         req: Request<grpc::RetireKeyRequest>,
     ) -> Result<Response<grpc::RetireKeyResponse>, Status> {
         let who = principal(&req)?;
-        let r = req.into_inner();
+        let r = retire_request(&req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.retire_key(&who, r)).await?;
-        out.map(Response::new).map_err(|e| to_status(&e))
+        out.map(|(r, at)| {
+            Response::new(grpc::RetireKeyResponse {
+                handovers: r
+                    .handovers
+                    .iter()
+                    .map(|h| grpc::WatermarkHandover {
+                        chain_id: h.chain_id.0.to_vec(),
+                        block_num: h.block_num,
+                        slot: h.slot,
+                    })
+                    .collect(),
+                already_retired: r.already_retired,
+                audit: Some(audit_ref(at)),
+            })
+        })
+        .map_err(|e| to_status(&e))
     }
 
     async fn sign_transcript(
@@ -497,10 +561,18 @@ impl Signer for SignerService {
         req: Request<grpc::SignTranscriptRequest>,
     ) -> Result<Response<grpc::SignTranscriptResponse>, Status> {
         let who = principal(&req)?;
-        let r = req.into_inner();
+        let r = transcript_request(req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.sign_transcript(&who, r)).await?;
-        out.map(Response::new).map_err(|e| to_status(&e))
+        out.map(|(t, at)| {
+            Response::new(grpc::SignTranscriptResponse {
+                digest: t.digest.0.to_vec(),
+                signature: Some(signature_msg(&t.signature)),
+                public_key: t.public_key.to_string(),
+                audit: Some(audit_ref(at)),
+            })
+        })
+        .map_err(|e| to_status(&e))
     }
 
     async fn status(

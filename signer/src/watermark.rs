@@ -2,7 +2,7 @@
 //! may be signed, and the durable store that records the decision before any signature exists.
 //!
 //! Guards (DESIGN.md §4):
-//! - never two different blocks at one height for one key, across crashes, retries and replicas;
+//! - never two different blocks at one height for one key, across crashes and retries;
 //! - the reservation is durable (fsynced) *before* the backend is asked to sign — the only way to
 //!   reach a backend is with a [`Reservation`], which only a store can create;
 //! - an exactly identical request gets the stored signature back instead of a new one.
@@ -12,7 +12,7 @@ use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
 pub mod file;
 pub mod rules;
 
-pub use rules::{Decision, Request, RetryPolicy, Watermark, decide};
+pub use rules::{Conflict, Decision, Request, RetryPolicy, Watermark, decide};
 
 /// Which watermark: one per chain and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,8 +62,8 @@ pub enum Reserved {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("double-sign protection: {reason} (stored: {stored}; requested: {requested})")]
 pub struct Refusal {
-    /// Why.
-    pub reason: String,
+    /// Which rule the request broke.
+    pub reason: Conflict,
     /// The stored position, for the operator.
     pub stored: String,
     /// The requested position.

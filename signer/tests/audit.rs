@@ -5,7 +5,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use oryx_signer::audit::{
-    AuditLog, AuditRecord, GENESIS_PREV, Position, VerifyError, verify, verify_against,
+    AuditDecision, AuditKind, AuditLog, AuditRecord, GENESIS_PREV, Position, VerifyError, verify,
+    verify_against,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -24,7 +25,7 @@ fn tricky(i: u32) -> AuditRecord {
         reason: Some(format!("r{i}: \"q\" \\ \n é ,\"hash\":\"x")),
         policy_version: Some("7".into()),
         latency_us: u64::from(i) * 10,
-        ..AuditRecord::new("node-1", "sign_block", "refused")
+        ..AuditRecord::new("node-1", AuditKind::SignBlock, AuditDecision::Refused)
     }
 }
 

@@ -352,7 +352,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::audit::{LineProblem, Position, VerifyError, verify, verify_bytes};
+    use crate::audit::{
+        AuditDecision, AuditKind, LineProblem, Position, VerifyError, verify, verify_bytes,
+    };
 
     /// Test-only fault and scheduling injection.
     #[derive(Default)]
@@ -405,7 +407,7 @@ mod tests {
                 slot: 9,
             }),
             latency_us: i,
-            ..AuditRecord::new("node-1", "sign_block", "signed")
+            ..AuditRecord::new("node-1", AuditKind::SignBlock, AuditDecision::Signed)
         }
     }
 
@@ -458,7 +460,11 @@ mod tests {
         log.append(record(0)).unwrap();
         let before = fs::read(&path).unwrap();
         let err = log
-            .append(AuditRecord::new("", "sign_block", "signed"))
+            .append(AuditRecord::new(
+                "",
+                AuditKind::SignBlock,
+                AuditDecision::Signed,
+            ))
             .unwrap_err();
         assert!(matches!(err, AuditError::InvalidRecord(_)), "{err}");
         assert_eq!(fs::read(&path).unwrap(), before);

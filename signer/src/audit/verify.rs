@@ -332,7 +332,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::audit::{AuditRecord, seal};
+    use crate::audit::{AuditDecision, AuditKind, AuditRecord, seal};
 
     /// `n` valid lines (without newlines), chained from `prev`.
     fn lines_from(n: u64, mut prev: String, reason: &str) -> Vec<Vec<u8>> {
@@ -341,7 +341,7 @@ mod tests {
                 let record = AuditRecord {
                     digest: Some(format!("{seq:064x}")),
                     reason: Some(reason.into()),
-                    ..AuditRecord::new("node-1", "sign_digest", "signed")
+                    ..AuditRecord::new("node-1", AuditKind::SignDigest, AuditDecision::Signed)
                 };
                 let (line, _) =
                     seal(seq, "2025-01-01T00:00:00.000000Z".into(), record, &prev).unwrap();

@@ -13,9 +13,9 @@ use clap::Args;
 use crate::audit::AuditLog;
 use crate::authz::{AllowList, Authorizer, PolicyAuthorizer};
 use crate::commands::ConfigArg;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReadyCheck};
 use crate::pipeline::Pipeline;
-use crate::server::{ReadyCheck, SignerService, TlsFiles};
+use crate::server::{SignerService, TlsFiles};
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkStore;
 use crate::watermark::file::FileStore;
@@ -130,7 +130,7 @@ impl Start {
             authz: authorizer.clone(),
             metrics: metrics.clone(),
             approvals,
-            admins: config.admins.clone(),
+            admins: crate::refusal::Admins::new(config.admins.clone()),
         });
         let ready: ReadyCheck = {
             let providers = providers.clone();

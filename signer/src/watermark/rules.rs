@@ -76,7 +76,75 @@ pub enum Decision {
     /// Record this new watermark durably, then sign.
     Advance(Watermark),
     /// Refused: why.
-    Refuse(String),
+    Refuse(Conflict),
+}
+
+/// Which rule a refused request broke, with the positions that show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Conflict {
+    /// A header's slot is further ahead of the wall clock than [`MAX_AHEAD_SLOTS`].
+    #[error(
+        "slot {slot} is more than {MAX_AHEAD_SLOTS} slots ahead of the clock (slot {wall_slot}): check the clocks"
+    )]
+    SlotAheadOfClock {
+        /// The requested slot.
+        slot: u32,
+        /// The wall-clock slot.
+        wall_slot: u32,
+    },
+    /// A block number further ahead of the signed one than the time since allows.
+    #[error(
+        "block {block_num} is further ahead of the signed block {signed} than the {elapsed} slots since then allow"
+    )]
+    TooFarAhead {
+        /// The requested block number.
+        block_num: u32,
+        /// The signed one.
+        signed: u32,
+        /// Wall-clock slots since the last signature.
+        elapsed: u32,
+    },
+    /// A block at or below the signed height.
+    #[error("block {block_num} is not above the signed block {signed}")]
+    BlockNotAbove {
+        /// The requested block number.
+        block_num: u32,
+        /// The signed one.
+        signed: u32,
+    },
+    /// A block above the signed height but not above the signed slot.
+    #[error("slot {slot} is not above the signed slot {signed}")]
+    SlotNotAbove {
+        /// The requested slot.
+        slot: u32,
+        /// The signed one.
+        signed: u32,
+    },
+    /// A different blind block id at the signed height.
+    #[error(
+        "a different block at the signed height {block_num} (same-height retry is refused by this key's setting)"
+    )]
+    SameHeight {
+        /// The height.
+        block_num: u32,
+    },
+    /// A blind block id below the signed height.
+    #[error("block {block_num} is below the signed block {signed}")]
+    BlockBelow {
+        /// The requested block number.
+        block_num: u32,
+        /// The signed one.
+        signed: u32,
+    },
+    /// A second opaque legacy digest in one wall-clock slot.
+    #[error("a second legacy digest in wall-clock slot {wall_slot} (last signed in slot {last})")]
+    SecondLegacyDigest {
+        /// The wall-clock slot now.
+        wall_slot: u32,
+        /// The slot of the last signature.
+        last: u32,
+    },
 }
 
 /// How far ahead of the evidence a position may jump: one hour of slots. A producer's block
@@ -101,9 +169,10 @@ pub fn decide(
     if let Request::Block { slot, .. } = request
         && *slot > wall_slot.saturating_add(MAX_AHEAD_SLOTS)
     {
-        return Decision::Refuse(format!(
-            "slot {slot} is more than {MAX_AHEAD_SLOTS} slots ahead of the clock (slot {wall_slot}): check the clocks"
-        ));
+        return Decision::Refuse(Conflict::SlotAheadOfClock {
+            slot: *slot,
+            wall_slot,
+        });
     }
     let Some(w) = stored else {
         let slot = match request {
@@ -135,11 +204,11 @@ pub fn decide(
         .saturating_add(wall_slot.saturating_sub(w.wall_slot))
         .saturating_add(MAX_AHEAD_SLOTS);
     if block_num > reach {
-        return Decision::Refuse(format!(
-            "block {block_num} is further ahead of the signed block {} than the {} slots since then allow",
-            w.block_num,
-            wall_slot.saturating_sub(w.wall_slot)
-        ));
+        return Decision::Refuse(Conflict::TooFarAhead {
+            block_num,
+            signed: w.block_num,
+            elapsed: wall_slot.saturating_sub(w.wall_slot),
+        });
     }
     let next = |block_num, slot| Watermark {
         block_num,
@@ -153,15 +222,15 @@ pub fn decide(
             if block_num > w.block_num && slot > w.slot {
                 Decision::Advance(next(block_num, slot))
             } else if block_num <= w.block_num {
-                Decision::Refuse(format!(
-                    "block {block_num} is not above the signed block {}",
-                    w.block_num
-                ))
+                Decision::Refuse(Conflict::BlockNotAbove {
+                    block_num,
+                    signed: w.block_num,
+                })
             } else {
-                Decision::Refuse(format!(
-                    "slot {slot} is not above the signed slot {}",
-                    w.slot
-                ))
+                Decision::Refuse(Conflict::SlotNotAbove {
+                    slot,
+                    signed: w.slot,
+                })
             }
         }
         Request::BlindSavanna => {
@@ -171,24 +240,22 @@ pub fn decide(
             if block_num > w.block_num || retry_ok {
                 Decision::Advance(next(block_num, w.slot))
             } else if block_num == w.block_num {
-                Decision::Refuse(format!(
-                    "a different block at the signed height {block_num} (same-height retry is refused by this key's setting)"
-                ))
+                Decision::Refuse(Conflict::SameHeight { block_num })
             } else {
-                Decision::Refuse(format!(
-                    "block {block_num} is below the signed block {}",
-                    w.block_num
-                ))
+                Decision::Refuse(Conflict::BlockBelow {
+                    block_num,
+                    signed: w.block_num,
+                })
             }
         }
         Request::BlindLegacy => {
             if wall_slot > w.wall_slot {
                 Decision::Advance(next(w.block_num, w.slot))
             } else {
-                Decision::Refuse(format!(
-                    "a second legacy digest in wall-clock slot {wall_slot} (last signed in slot {})",
-                    w.wall_slot
-                ))
+                Decision::Refuse(Conflict::SecondLegacyDigest {
+                    wall_slot,
+                    last: w.wall_slot,
+                })
             }
         }
     }

@@ -1,0 +1,432 @@
+//! The approval workflow on top of the pipeline: a transaction whose rule needs approvals is
+//! stored as a pending request; approvers list, read and approve it; its requester or an admin
+//! may cancel it; and once enough approvers approved, it is signed through the pipeline's spine,
+//! marked approved.
+//!
+//! Guards: a request is signed at most once — its release (re-read, sign, mark signed) is
+//! serialised by the store, so two final approvals arriving together produce one signature,
+//! one `signed` audit entry and one budget charge; the approved request takes the same checks
+//! as any other (retire gate, policy at signing time, key and chain, audit before the answer);
+//! every approval, rejection and cancellation is audited.
+
+use std::time::Instant;
+
+use oryx_proto::antelope::transaction::Transaction;
+use oryx_proto::antelope::{Bytes, Pack, PublicKey, Signature, TimePointSec};
+
+use super::{Outcome, Pipeline, Prepared, transaction_body};
+use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
+use crate::audit::{AuditDecision, AuditKind, AuditRecord};
+use crate::keyset::KeyEntry;
+use crate::refusal::{Reason, Refused, refused, sanitize_principal};
+
+/// A store failure is an outage; anything else rejects the approval or the call.
+fn approval_refusal(e: ApprovalError) -> Refused {
+    match e {
+        ApprovalError::Store(m) => refused(Reason::Unavailable, m),
+        other => refused(Reason::ApprovalRejected, other.to_string()),
+    }
+}
+
+impl Pipeline {
+    fn approval_store(&self) -> Result<&ApprovalStore, Refused> {
+        self.approvals.as_deref().ok_or_else(|| {
+            refused(
+                Reason::PolicyDenied,
+                "approvals need a policy file (policy = ...) in the signer's config",
+            )
+        })
+    }
+
+    /// Every approval request.
+    pub fn list_approvals(&self) -> Result<Vec<PendingRequest>, Refused> {
+        self.approval_store()?
+            .list()
+            .map_err(|e| refused(Reason::Unavailable, e.to_string()))
+    }
+
+    /// One approval request.
+    pub fn get_approval(&self, id: &str) -> Result<PendingRequest, Refused> {
+        self.approval_store()?.get(id).map_err(approval_refusal)
+    }
+
+    /// Cancels a pending request: its requester or an admin may.
+    pub fn cancel_approval(&self, principal: &str, id: &str) -> Result<PendingRequest, Refused> {
+        let store = self.approval_store()?;
+        let req = store.get(id).map_err(approval_refusal)?;
+        if req.requester != principal && !self.admins.contains(principal) {
+            return Err(refused(
+                Reason::PolicyDenied,
+                format!(
+                    "only the requester ({:?}) or an admin may cancel request {id}",
+                    req.requester
+                ),
+            ));
+        }
+        let out = store.cancel(id, principal).map_err(approval_refusal);
+        let decision = match out {
+            Ok(_) => AuditDecision::Cancelled,
+            Err(_) => AuditDecision::Rejected,
+        };
+        let reason = out.as_ref().err().map(ToString::to_string);
+        self.audit_approval(principal, &req, decision, reason);
+        out
+    }
+
+    /// Records one approver's signature; signs the transaction once the threshold is met.
+    pub fn approve(
+        &self,
+        principal: &str,
+        id: &str,
+        signature: &Signature,
+    ) -> Result<PendingRequest, Refused> {
+        let store = self.approval_store()?;
+        let now = crate::clock::now_secs();
+        let (req, decision) = match store.add(id, signature, now) {
+            Ok((Added::Counted { .. }, req)) => (req, AuditDecision::Accepted),
+            Ok((Added::Duplicate, req)) => (req, AuditDecision::Duplicate),
+            Err(ApprovalError::NotPending { .. }) => {
+                // A late but genuine approval of a request already signed is harmless.
+                let req = store.get(id).map_err(approval_refusal)?;
+                let genuine = matches!(req.state, State::Signed { .. })
+                    && signature
+                        .recover(&req.binding_digest)
+                        .is_ok_and(|k| req.approvers.contains(&k));
+                if !genuine {
+                    let e = refused(
+                        Reason::ApprovalRejected,
+                        format!("approval request {id} is closed"),
+                    );
+                    self.audit_approval(
+                        principal,
+                        &req,
+                        AuditDecision::Rejected,
+                        Some(e.to_string()),
+                    );
+                    return Err(e);
+                }
+                (req, AuditDecision::Duplicate)
+            }
+            Err(e) => {
+                let r = approval_refusal(e);
+                if let Ok(req) = store.get(id) {
+                    self.audit_approval(
+                        principal,
+                        &req,
+                        AuditDecision::Rejected,
+                        Some(r.to_string()),
+                    );
+                }
+                return Err(r);
+            }
+        };
+        let approver = signature
+            .recover(&req.binding_digest)
+            .ok()
+            .map(|k| format!("approver {k}"));
+        self.audit_approval(principal, &req, decision, approver);
+        if req.state == State::Pending && req.approved() {
+            return self.release(store, id);
+        }
+        Ok(req)
+    }
+
+    /// Signs an approved request once: under the store's release lock, re-read it; if another
+    /// approval released it meanwhile, answer with what that one left.
+    fn release(&self, store: &ApprovalStore, id: &str) -> Result<PendingRequest, Refused> {
+        let _one_release = store.releasing();
+        let req = store.get(id).map_err(approval_refusal)?;
+        if req.state != State::Pending || !req.approved() {
+            return Ok(req);
+        }
+        let outcome = self.sign_approved(&req)?;
+        store
+            .mark_signed(&req.id, outcome.signature, outcome.audit)
+            .map_err(approval_refusal)
+    }
+
+    /// The approved request through the spine, marked approved: the digest and the policy's
+    /// view are recomputed from the stored transaction, and the policy decides again (budgets
+    /// and rates hold at signing time).
+    fn sign_approved(&self, req: &PendingRequest) -> Result<Outcome, Refused> {
+        let started = Instant::now();
+        let cfd = &req.context_free_data;
+        let stored = Transaction::decode(&req.packed_trx.0)
+            .map_err(|e| format!("stored transaction: {e}"))
+            .and_then(|trx| {
+                let p = Prepared::transaction(
+                    &req.requester,
+                    req.chain_id,
+                    req.key,
+                    &trx,
+                    cfd,
+                    started,
+                );
+                if p.digest != req.signing_digest {
+                    return Err("the stored transaction does not match its digest".into());
+                }
+                let body = transaction_body(&trx, cfd, &req.msig_proposals)
+                    .map_err(|e| format!("stored proposals: {e}"))?;
+                Ok(Prepared {
+                    body: Some(body),
+                    approved: true,
+                    ..p
+                })
+            });
+        match stored {
+            Ok(p) => self.run(p),
+            // The store was written by this signer from a request that decoded: a request that
+            // no longer does is damage, not the requester's mistake.
+            Err(m) => {
+                let p = Prepared {
+                    digest: req.signing_digest,
+                    ..Prepared::new(
+                        &req.requester,
+                        crate::config::RequestKind::Transaction,
+                        req.chain_id,
+                        req.key,
+                        started,
+                    )
+                };
+                Err(self.refuse_prepared(&p, refused(Reason::Internal, m)))
+            }
+        }
+    }
+
+    /// Stores a transaction that needs approvals as a pending request (after checking the key
+    /// and chain, so nothing is stored that could never be signed).
+    pub(super) fn store_for_approvals(
+        &self,
+        p: &Prepared<'_>,
+        entry: Option<&KeyEntry>,
+        now: TimePointSec,
+        threshold: u32,
+        approvers: Vec<PublicKey>,
+        set: String,
+    ) -> Refused {
+        let (
+            Some(store),
+            Some(oryx_policy::Body::Transaction {
+                trx,
+                msig_proposals,
+                ..
+            }),
+        ) = (&self.approvals, &p.body)
+        else {
+            return refused(
+                Reason::PolicyDenied,
+                format!(
+                    "needs {threshold} of {} approvals from set {set:?}, which only transactions can collect",
+                    approvers.len()
+                ),
+            );
+        };
+        if let Err(r) = self.key_on_chain(entry, &p.key, &p.chain_id) {
+            return r;
+        }
+        if trx.expiration <= now {
+            return refused(
+                Reason::Malformed,
+                format!("the transaction expired at {}", trx.expiration),
+            );
+        }
+        let n = approvers.len();
+        let ttl = trx.expiration.0 - now.0;
+        match store.create(
+            p.principal,
+            p.chain_id,
+            p.key,
+            Bytes(trx.packed()),
+            p.cfd.clone(),
+            // Canonical (checked by `pinned_proposals`): these are the bytes the approves pin.
+            msig_proposals.iter().map(|t| Bytes(t.packed())).collect(),
+            p.digest,
+            threshold,
+            approvers,
+            set.clone(),
+            now,
+            ttl,
+        ) {
+            Ok(req) => Refused {
+                reason: Reason::NeedsApprovals,
+                message: format!(
+                    "stored as approval request {}: needs {threshold} of {n} approvals from set {set:?}, each a signature over binding digest {} (until {})",
+                    req.id, req.binding_digest, req.expires
+                ),
+                request_id: Some(req.id),
+                audit: None,
+            },
+            Err(e) => refused(Reason::Unavailable, e.to_string()),
+        }
+    }
+
+    fn audit_approval(
+        &self,
+        principal: &str,
+        req: &PendingRequest,
+        decision: AuditDecision,
+        reason: Option<String>,
+    ) {
+        let record = AuditRecord {
+            key: Some(req.key.to_string()),
+            chain_id: Some(req.chain_id.to_string()),
+            digest: Some(req.binding_digest.to_string()),
+            reason: Some(format!(
+                "request {}{}",
+                req.id,
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            )),
+            policy_version: Some(self.authz.version()),
+            ..AuditRecord::new(sanitize_principal(principal), AuditKind::Approval, decision)
+        };
+        if let Err(e) = self.audit.append(record) {
+            tracing::error!(error = %e, "audit log write failed for an approval");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    use oryx_proto::antelope::{Checksum256, KeyType};
+
+    use super::*;
+    use crate::approvals::binding_digest;
+    use crate::audit::AuditLog;
+    use crate::authz::PolicyAuthorizer;
+    use crate::backend::soft::SoftKey;
+    use crate::backend::{BackendError, KeyBackend, RawSignature};
+    use crate::keyset::KeySet;
+    use crate::refusal::Admins;
+    use crate::signing::{SignOptions, sign};
+    use crate::watermark::RetryPolicy;
+    use crate::watermark::file::FileStore;
+
+    /// A software key that takes its time: two releases racing for one request overlap inside
+    /// the signature instead of passing each other.
+    #[derive(Debug)]
+    struct SlowKey(SoftKey);
+
+    impl KeyBackend for SlowKey {
+        fn public_key(&self) -> &PublicKey {
+            self.0.public_key()
+        }
+        fn sign_digest(
+            &self,
+            digest: &Checksum256,
+            attempt: u32,
+        ) -> Result<RawSignature, BackendError> {
+            std::thread::sleep(Duration::from_millis(50));
+            self.0.sign_digest(digest, attempt)
+        }
+    }
+
+    fn approval(approver: &SoftKey, req: &PendingRequest) -> Signature {
+        let digest = binding_digest(&req.chain_id, &req.key, &req.signing_digest, &req.id);
+        sign(approver, &digest, SignOptions::default())
+            .unwrap()
+            .signature
+    }
+
+    /// Two final approvals arriving together (threshold 2 of 3: the second and third approver at
+    /// once) release the request once: one signature, one `signed` audit entry, one spend.
+    #[test]
+    fn two_final_approvals_at_once_sign_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SlowKey(SoftKey::generate(KeyType::K1).unwrap());
+        let public = *key.public_key();
+        let chain = Checksum256([7; 32]);
+        let approvers: Vec<SoftKey> = (0..3)
+            .map(|_| SoftKey::generate(KeyType::K1).unwrap())
+            .collect();
+        let set: Vec<String> = approvers
+            .iter()
+            .map(|a| format!("\"{}\"", a.public_key()))
+            .collect();
+        let policy = oryx_policy::Policy::parse(&format!(
+            "version = \"t\"\n[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{public}\"]\n\
+             kinds = [\"transaction\"]\nactions = [\"eosio.token::transfer@oryxcustody1@active\"]\n\
+             transfer = {{ daily_budget = \"1000.0000 EOS\" }}\n\
+             approvals = {{ threshold = 2, approvers = [{}], set = \"custodians\" }}\n",
+            set.join(", ")
+        ))
+        .unwrap();
+        let journal = dir.path().join("spend.jsonl");
+        let authz = PolicyAuthorizer::new(policy, vec![public])
+            .with_journal(&journal, crate::clock::now_secs())
+            .unwrap();
+        let audit_path = dir.path().join("audit.jsonl");
+        let pipeline = Arc::new(Pipeline {
+            keys: KeySet::new([KeyEntry::new(
+                Arc::new(key),
+                vec![chain],
+                false,
+                RetryPolicy::Refuse,
+            )]),
+            chains: HashMap::from([(chain, SignOptions::default())]),
+            watermarks: Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap()),
+            audit: Arc::new(AuditLog::open(&audit_path).unwrap()),
+            authz: Arc::new(authz),
+            metrics: Arc::default(),
+            approvals: Some(Arc::new(
+                ApprovalStore::open(dir.path().join("approvals")).unwrap(),
+            )),
+            admins: Admins::default(),
+        });
+        let expiration = crate::clock::now_secs().0 + 600;
+        let trx: Transaction = serde_json::from_value(serde_json::json!({
+            "expiration": TimePointSec(expiration),
+            "ref_block_num": 1, "ref_block_prefix": 2,
+            "actions": [{"account": "eosio.token", "name": "transfer",
+                "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+                "data": {"from": "oryxcustody1", "to": "exchangeacct",
+                         "quantity": "10.0000 EOS", "memo": ""}}]
+        }))
+        .unwrap();
+
+        let stored = pipeline
+            .sign_transaction("node1", chain, public, &trx, &[], &[])
+            .unwrap_err();
+        assert_eq!(stored.reason, Reason::NeedsApprovals, "{stored}");
+        let id = stored.request_id.unwrap();
+        let req = pipeline.get_approval(&id).unwrap();
+        let first = pipeline
+            .approve("custodian-0", &id, &approval(&approvers[0], &req))
+            .unwrap();
+        assert_eq!((first.approvals.len(), &first.state), (1, &State::Pending));
+
+        let barrier = Arc::new(Barrier::new(2));
+        let finals: Vec<_> = [1, 2]
+            .map(|i| {
+                let (pipeline, barrier, id) = (pipeline.clone(), barrier.clone(), id.clone());
+                let signature = approval(&approvers[i], &req);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    pipeline.approve(&format!("custodian-{i}"), &id, &signature)
+                })
+            })
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .collect();
+
+        // Both callers see the one signature.
+        let State::Signed { signature } = finals[0].state else {
+            panic!("not signed: {:?}", finals[0].state);
+        };
+        assert_eq!(finals[1].state, State::Signed { signature });
+        let log = std::fs::read_to_string(&audit_path).unwrap();
+        let signed: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"sign_transaction\""))
+            .filter(|l| l.contains("\"decision\":\"signed\""))
+            .collect();
+        assert_eq!(signed.len(), 1, "{log}");
+        assert!(signed[0].contains(&signature.to_string()));
+        let spends = std::fs::read_to_string(&journal).unwrap();
+        assert_eq!(spends.lines().count(), 1, "{spends}");
+    }
+}
