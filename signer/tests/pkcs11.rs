@@ -25,15 +25,12 @@ use cryptoki::types::AuthPin;
 use oryx_proto::antelope::KeyType;
 use oryx_signer::backend::pkcs11::{Pkcs11Config, Pkcs11Provider};
 use oryx_signer::backend::{BackendError, KeyProvider};
+use oryx_tests::harness;
 
 const USER_PIN: &str = "oryx-user-4711";
-const SO_PIN: &str = "oryx-so-0815";
 const TOKEN: &str = "oryx-test";
 const CHILD_DIR: &str = "ORYX_PKCS11_TEST_DIR";
 const CHILD_MODULE: &str = "ORYX_PKCS11_TEST_MODULE";
-
-const INSTALL: &str = "SoftHSM2 is required for the PKCS#11 tests: install it \
-     (`apt-get install softhsm2`; tests/run does this) and run again";
 
 /// What a test body gets: a fresh, initialised token.
 struct Hsm {
@@ -84,33 +81,6 @@ impl Hsm {
     }
 }
 
-fn find_module() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-        "/usr/lib64/pkcs11/libsofthsm2.so",
-        "/usr/lib/pkcs11/libsofthsm2.so",
-        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .collect();
-    if let Ok(out) = Command::new("dpkg")
-        .args(["-L", "softhsm2", "libsofthsm2"])
-        .output()
-    {
-        candidates.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.ends_with("/libsofthsm2.so"))
-                .map(PathBuf::from),
-        );
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 /// Runs `body` against a fresh token in a child process (see the module doc).
 fn with_softhsm(name: &str, body: impl FnOnce(&Hsm)) {
     if let (Ok(dir), Ok(module)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_MODULE)) {
@@ -120,37 +90,8 @@ fn with_softhsm(name: &str, body: impl FnOnce(&Hsm)) {
         });
         return;
     }
-    let util_ok = Command::new("softhsm2-util")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(util_ok, "softhsm2-util not found. {INSTALL}");
-    let module = find_module()
-        .unwrap_or_else(|| panic!("the SoftHSM2 module libsofthsm2.so was not found. {INSTALL}"));
-
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", TOKEN])
-        .args(["--pin", USER_PIN, "--so-pin", SO_PIN])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "softhsm2-util --init-token failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let (conf, module) = harness::softhsm_token(dir.path(), TOKEN, USER_PIN);
     std::fs::write(dir.path().join("user.pin"), format!("{USER_PIN}\n")).unwrap();
 
     let out = Command::new(std::env::current_exe().unwrap())
