@@ -3,22 +3,22 @@
 //! kept-alive connection for every request; and as cleos drives it for transactions. Real signer
 //! (SoftHSM2 K1 and P-256 keys) behind real mTLS; every signature checked by recovery here and
 //! by `@wharfkit/antelope`.
+//!
+//! Needs the `oryx-signer` binary beside this test executable: `cargo test --workspace` builds
+//! it; before `cargo test -p oryx-node`, run `cargo build -p oryx-signer` (same target directory).
 #![allow(clippy::unwrap_used)]
-
-#[path = "../../signer/tests/common/mod.rs"]
-mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::*;
 use oryx_node::bridge::client::KeosdClient;
 use oryx_proto::antelope::actions::PermissionLevel;
 use oryx_proto::antelope::actions::Transfer;
 use oryx_proto::antelope::codec::Pack as _;
 use oryx_proto::antelope::transaction::{Action, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, Name, PublicKey, Signature, TimePointSec};
+use oryx_tests::harness::*;
 use serde_json::{Value, json};
 
 fn post(c: &mut KeosdClient, path: &str, body: &str) -> (u16, String, String) {

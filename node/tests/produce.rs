@@ -1,12 +1,10 @@
 //! `oryx-node produce` end to end: the real node binary against the real signer binary over
 //! mTLS; block logs read back with the library reader and checked with `oryx inspect blocklog`.
 //!
-//! Build the signer binaries first (`cargo build -p oryx-signer`, same target dir): the harness
-//! finds `oryx-signer` and `oryx` beside this test executable.
-#![allow(clippy::unwrap_used, unreachable_pub)]
-
-#[path = "../../signer/tests/common/mod.rs"]
-mod common;
+//! Needs the signer's binaries `oryx-signer` and `oryx` beside this test executable:
+//! `cargo test --workspace` builds them; before `cargo test -p oryx-node`, run
+//! `cargo build -p oryx-signer` (same target directory).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead as _, BufReader};
@@ -15,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use oryx_node::produce::Mode;
 use oryx_node::produce::assemble::Unsigned;
 use oryx_proto::antelope::actions::PermissionLevel;
@@ -26,13 +23,10 @@ use oryx_proto::antelope::{
 };
 use oryx_proto::blocklog::{self, Head};
 use oryx_proto::grpc;
+use oryx_tests::harness::*;
 
 /// Guards against a hang, not a performance threshold.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-fn oryx_bin() -> PathBuf {
-    bin().parent().unwrap().join("oryx")
-}
 
 /// A running `oryx-node produce`, its stderr collected line by line.
 struct Node {
@@ -310,7 +304,7 @@ fn inspect_verify_with(
     key: &PublicKey,
     extra: &[&str],
 ) -> Result<serde_json::Value, String> {
-    let out = Command::new(oryx_bin())
+    let out = Command::new(sibling_bin("oryx"))
         .args(["inspect", "blocklog"])
         .arg(dir)
         .args(["--verify", "--key", &key.to_string(), "--json"])

@@ -5,9 +5,6 @@
 //! with its proposal, which custodians review, the policy constrains, and `oryx approve` checks.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use oryx_proto::antelope::actions::{Approve, Authority, HeldAuthority, Propose, UpdateAuth};
 use oryx_proto::antelope::transaction::{Action, Compression, PackedTransaction, Transaction};
 use oryx_proto::antelope::{Bytes, Checksum256, KeyType, Name, Pack, PublicKey, Signature};
@@ -18,6 +15,7 @@ use oryx_signer::backend::KeyBackend;
 use oryx_signer::backend::soft::SoftKey;
 use oryx_signer::client::reason;
 use oryx_signer::signing::{SignOptions, sign};
+use oryx_tests::harness::*;
 use tonic::transport::Channel;
 
 fn transfer(expiration: &str, n: u32) -> Transaction {

@@ -11,19 +11,16 @@
 //! - msig: propose, then approve under 2 custody approvals (one approval releases nothing).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::*;
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{
     Checksum256, KeyType, Pack, PrivateKey, PublicKey, Signature, TimePointSec,
 };
 use oryx_proto::grpc;
 use oryx_signer::client::reason;
+use oryx_tests::harness::*;
 use serde_json::{Value, json};
 
 const PRODUCER: &str = "oryxproducer";
@@ -248,41 +245,6 @@ impl Setup {
             })
             .collect()
     }
-}
-
-/// Runs `tests/js/wharfkit-check.mjs` (@wharfkit/antelope) on `input`, as tests/src/wharfkit.rs
-/// does for the workspace tests.
-fn wharfkit(input: &Value) -> Value {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js");
-    if !js.join("node_modules/@wharfkit/antelope").is_dir() {
-        let ok = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&js)
-            .status()
-            .expect("npm is required for the wharfkit cross-check")
-            .success();
-        assert!(ok, "npm ci failed");
-    }
-    let mut child = Command::new("node")
-        .arg(js.join("wharfkit-check.mjs"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node is required for the wharfkit cross-check");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn sign_block_at(
@@ -559,7 +521,7 @@ async fn producer_key_rotation_with_approvals() {
     // regproducer decodes, carries the new key and verifies by recovery and with wharfkit.
     let (trx, sig, _) = check_signed_file(&cdir.join("regproducer.json"), &x.acct);
     let chain = Checksum256::from_hex(EOS).unwrap();
-    let out = wharfkit(&json!({"transactions": [{
+    let out = oryx_tests::wharfkit::check(&json!({"transactions": [{
         "chain_id": EOS,
         "packed_trx": hex::encode(trx.packed()),
         "context_free_data": [],

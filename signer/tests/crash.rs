@@ -5,15 +5,13 @@
 //! different digests, and the audit log's chain is intact.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use oryx_proto::antelope::{Pack, PublicKey};
 use oryx_proto::grpc;
+use oryx_tests::harness::*;
 
 const ROUNDS: u32 = 30;
 

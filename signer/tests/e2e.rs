@@ -2,14 +2,12 @@
 //! YubiHSM MockHsm; every signature is verified by recovery.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Checksum256, Pack, PublicKey};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::client::reason;
+use oryx_tests::harness::*;
 use tonic::transport::Channel;
 
 const ACTIVATE: &str = "06e10b5e02005132b41600000000010000000000ea30550000002a9bed3232010000000000ea305500000000a8ed3232201a99a59d87e06e09ec5b028a9cbb7749b4a5ad8819004365d02dc4379a8b724100";

@@ -4,15 +4,13 @@
 //! Every signature is verified by recovery.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
 use oryx_proto::antelope::{Checksum256, PublicKey};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::client::reason;
+use oryx_tests::harness::*;
 use tonic::transport::Channel;
 
 /// Makes `node1` an admin (`intruder` stays a plain client).

@@ -1,4 +1,6 @@
-//! The PKCS#11 backend against a real SoftHSM2 token.
+//! The PKCS#11 backend against a real SoftHSM2 token: the shared conformance suite
+//! (`conformance/`), then what only PKCS#11 has: key object attributes, PINs and module
+//! configuration, and sessions lost behind the signer's back.
 //!
 //! SoftHSM reads `SOFTHSM2_CONF` at `C_Initialize`, and setting an environment variable inside a
 //! running test process is `unsafe` in edition 2024 (which this workspace forbids). So each test
@@ -9,28 +11,26 @@
 #![cfg(feature = "pkcs11")]
 #![allow(clippy::unwrap_used)]
 
+mod conformance;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
+use conformance::{Subject, sign_and_check};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, AttributeType, ObjectClass};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use oryx_proto::antelope::{Checksum256, KeyType};
+use oryx_proto::antelope::KeyType;
 use oryx_signer::backend::pkcs11::{Pkcs11Config, Pkcs11Provider};
-use oryx_signer::backend::{BackendError, KeyBackend, KeyProvider};
-use oryx_signer::signing::{SignOptions, sign};
+use oryx_signer::backend::{BackendError, KeyProvider};
+use oryx_tests::harness;
 
 const USER_PIN: &str = "oryx-user-4711";
-const SO_PIN: &str = "oryx-so-0815";
 const TOKEN: &str = "oryx-test";
 const CHILD_DIR: &str = "ORYX_PKCS11_TEST_DIR";
 const CHILD_MODULE: &str = "ORYX_PKCS11_TEST_MODULE";
-
-const INSTALL: &str = "SoftHSM2 is required for the PKCS#11 tests: install it \
-     (`apt-get install softhsm2`; tests/run does this) and run again";
 
 /// What a test body gets: a fresh, initialised token.
 struct Hsm {
@@ -81,35 +81,8 @@ impl Hsm {
     }
 }
 
-fn find_module() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-        "/usr/local/lib/softhsm/libsofthsm2.so",
-        "/usr/lib64/pkcs11/libsofthsm2.so",
-        "/usr/lib/pkcs11/libsofthsm2.so",
-        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .collect();
-    if let Ok(out) = Command::new("dpkg")
-        .args(["-L", "softhsm2", "libsofthsm2"])
-        .output()
-    {
-        candidates.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.ends_with("/libsofthsm2.so"))
-                .map(PathBuf::from),
-        );
-    }
-    candidates.into_iter().find(|p| p.is_file())
-}
-
 /// Runs `body` against a fresh token in a child process (see the module doc).
-fn with_softhsm(name: &str, body: fn(&Hsm)) {
+fn with_softhsm(name: &str, body: impl FnOnce(&Hsm)) {
     if let (Ok(dir), Ok(module)) = (std::env::var(CHILD_DIR), std::env::var(CHILD_MODULE)) {
         body(&Hsm {
             dir: dir.into(),
@@ -117,37 +90,8 @@ fn with_softhsm(name: &str, body: fn(&Hsm)) {
         });
         return;
     }
-    let util_ok = Command::new("softhsm2-util")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(util_ok, "softhsm2-util not found. {INSTALL}");
-    let module = find_module()
-        .unwrap_or_else(|| panic!("the SoftHSM2 module libsofthsm2.so was not found. {INSTALL}"));
-
     let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", TOKEN])
-        .args(["--pin", USER_PIN, "--so-pin", SO_PIN])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "softhsm2-util --init-token failed: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let (conf, module) = harness::softhsm_token(dir.path(), TOKEN, USER_PIN);
     std::fs::write(dir.path().join("user.pin"), format!("{USER_PIN}\n")).unwrap();
 
     let out = Command::new(std::env::current_exe().unwrap())
@@ -167,129 +111,73 @@ fn with_softhsm(name: &str, body: fn(&Hsm)) {
     );
 }
 
-fn random_digest() -> Checksum256 {
-    let mut d = [0u8; 32];
-    getrandom::fill(&mut d).unwrap();
-    Checksum256(d)
-}
-
-fn sign_and_check(backend: &dyn KeyBackend, n: usize) {
-    let pk = *backend.public_key();
-    for _ in 0..n {
-        let digest = random_digest();
-        let signed = sign(backend, &digest, SignOptions::default()).unwrap();
-        assert_eq!(signed.signature.recover(&digest).unwrap(), pk);
-        assert!(signed.signature.is_low_s());
-        if pk.kind() == KeyType::K1 {
-            assert!(signed.signature.is_canonical());
-        }
-    }
-}
-
-#[test]
-fn generate_list_open_and_key_attributes() {
-    with_softhsm("generate_list_open_and_key_attributes", |hsm| {
-        let p = hsm.provider();
-        assert_eq!(p.kind(), "pkcs11");
-        p.health().unwrap();
-        assert!(p.list().unwrap().is_empty());
-
-        let k1 = p.generate("producer-k1", KeyType::K1).unwrap();
-        let r1 = p.generate("producer-r1", KeyType::R1).unwrap();
-        assert_eq!(k1.public_key.kind(), KeyType::K1);
-        assert_eq!(r1.public_key.kind(), KeyType::R1);
-        assert_eq!(k1.id.len(), 32, "16-byte CKA_ID in hex");
-
-        let mut listed = p.list().unwrap();
-        listed.sort_by(|a, b| a.label.cmp(&b.label));
-        assert_eq!(listed, vec![k1.clone(), r1.clone()]);
-
-        // A second provider (a restarted signer) sees the same keys.
-        let again = hsm.provider();
-        assert_eq!(again.list().unwrap().len(), 2);
-
-        for info in [&k1, &r1] {
-            let backend = p.open(&info.public_key).unwrap();
-            assert_eq!(*backend.public_key(), info.public_key);
-        }
-        let stranger = oryx_signer::backend::soft::SoftKey::generate(KeyType::K1).unwrap();
-        assert!(p.open(stranger.public_key()).is_err());
-
-        // The private keys are sensitive, non-extractable token objects; CKA_VALUE is not given out.
-        let ctx = hsm.side_channel();
-        let s = hsm.side_session(&ctx);
-        for label in ["producer-k1", "producer-r1"] {
-            let found = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::PRIVATE_KEY),
-                    Attribute::Label(label.as_bytes().to_vec()),
-                ])
-                .unwrap();
-            assert_eq!(found.len(), 1);
-            let attrs = s
-                .get_attributes(
-                    found[0],
-                    &[
-                        AttributeType::Sensitive,
-                        AttributeType::Extractable,
-                        AttributeType::Token,
-                        AttributeType::Private,
-                        AttributeType::Sign,
-                        AttributeType::Value,
-                    ],
-                )
-                .unwrap();
-            assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
-            assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
-            assert!(attrs.contains(&Attribute::Token(true)), "{attrs:?}");
-            assert!(attrs.contains(&Attribute::Private(true)), "{attrs:?}");
-            assert!(attrs.contains(&Attribute::Sign(true)), "{attrs:?}");
-            assert!(
-                !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
-                "CKA_VALUE of a private key was readable"
-            );
-            let public = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::Label(label.as_bytes().to_vec()),
-                ])
-                .unwrap();
-            assert_eq!(public.len(), 1);
-        }
+/// The conformance suite's cases, each against a fresh token.
+fn run_conformance(test: &str, case: fn(&Subject)) {
+    with_softhsm(test, |hsm| {
+        case(&Subject {
+            kind: "pkcs11",
+            provider: &|| Box::new(hsm.provider()),
+            label_taken: "already in use",
+            no_such_key: "no signing key for",
+            recid_hint: false,
+        })
     });
 }
 
 #[test]
-fn fifty_signatures_per_key_recover_and_k1_is_canonical() {
+fn generated_keys_are_sensitive_non_extractable_token_objects() {
     with_softhsm(
-        "fifty_signatures_per_key_recover_and_k1_is_canonical",
+        "generated_keys_are_sensitive_non_extractable_token_objects",
         |hsm| {
             let p = hsm.provider();
-            for (label, kind) in [("k1", KeyType::K1), ("r1", KeyType::R1)] {
+            for (label, kind) in [("producer-k1", KeyType::K1), ("producer-r1", KeyType::R1)] {
                 let info = p.generate(label, kind).unwrap();
-                let backend = p.open(&info.public_key).unwrap();
-                sign_and_check(&*backend, 50);
-                // The raw signature is r || s with no recovery id: HSMs do not know it.
-                let raw = backend.sign_digest(&random_digest(), 1).unwrap();
-                assert_eq!(raw.recid_hint, None);
+                assert_eq!(info.id.len(), 32, "16-byte CKA_ID in hex");
+            }
+
+            // The private keys are sensitive, non-extractable token objects; CKA_VALUE is not given out.
+            let ctx = hsm.side_channel();
+            let s = hsm.side_session(&ctx);
+            for label in ["producer-k1", "producer-r1"] {
+                let found = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PRIVATE_KEY),
+                        Attribute::Label(label.as_bytes().to_vec()),
+                    ])
+                    .unwrap();
+                assert_eq!(found.len(), 1);
+                let attrs = s
+                    .get_attributes(
+                        found[0],
+                        &[
+                            AttributeType::Sensitive,
+                            AttributeType::Extractable,
+                            AttributeType::Token,
+                            AttributeType::Private,
+                            AttributeType::Sign,
+                            AttributeType::Value,
+                        ],
+                    )
+                    .unwrap();
+                assert!(attrs.contains(&Attribute::Sensitive(true)), "{attrs:?}");
+                assert!(attrs.contains(&Attribute::Extractable(false)), "{attrs:?}");
+                assert!(attrs.contains(&Attribute::Token(true)), "{attrs:?}");
+                assert!(attrs.contains(&Attribute::Private(true)), "{attrs:?}");
+                assert!(attrs.contains(&Attribute::Sign(true)), "{attrs:?}");
+                assert!(
+                    !attrs.iter().any(|a| matches!(a, Attribute::Value(_))),
+                    "CKA_VALUE of a private key was readable"
+                );
+                let public = s
+                    .find_objects(&[
+                        Attribute::Class(ObjectClass::PUBLIC_KEY),
+                        Attribute::Label(label.as_bytes().to_vec()),
+                    ])
+                    .unwrap();
+                assert_eq!(public.len(), 1);
             }
         },
     );
-}
-
-#[test]
-fn duplicate_label_is_refused() {
-    with_softhsm("duplicate_label_is_refused", |hsm| {
-        let p = hsm.provider();
-        p.generate("bp1", KeyType::K1).unwrap();
-        for kind in [KeyType::K1, KeyType::R1] {
-            let err = p.generate("bp1", kind).unwrap_err();
-            assert!(matches!(err, BackendError::Failed(_)), "{err:?}");
-            assert!(err.to_string().contains("already in use"), "{err}");
-        }
-        assert!(p.generate("", KeyType::K1).is_err());
-        assert_eq!(p.list().unwrap().len(), 1);
-    });
 }
 
 #[test]
@@ -385,23 +273,5 @@ fn signing_survives_a_module_restart() {
         p.health().unwrap();
         sign_and_check(&*r1, 5);
         sign_and_check(&*k1, 5);
-    });
-}
-
-#[test]
-fn eight_threads_sign_concurrently() {
-    with_softhsm("eight_threads_sign_concurrently", |hsm| {
-        let p = hsm.provider();
-        let keys: Vec<Arc<dyn KeyBackend>> = [("a", KeyType::K1), ("b", KeyType::R1)]
-            .into_iter()
-            .map(|(l, k)| p.open(&p.generate(l, k).unwrap().public_key).unwrap())
-            .collect();
-        std::thread::scope(|scope| {
-            for t in 0..8 {
-                let key = Arc::clone(&keys[t % 2]);
-                scope.spawn(move || sign_and_check(&*key, 25));
-            }
-        });
-        p.health().unwrap();
     });
 }

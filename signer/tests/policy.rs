@@ -3,14 +3,12 @@
 //! file keeps the one in force.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature};
 use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use oryx_signer::client::reason;
+use oryx_tests::harness::*;
 use tonic::transport::Channel;
 
 fn policy(version: &str, key: &PublicKey, with_blocks: bool) -> String {

@@ -1,10 +1,13 @@
 //! Shared helpers for Oryx's end-to-end and conformance tests.
 //!
+//! - [`harness`]: the real `oryx-signer` binary in a temp dir, its mTLS clients, SoftHSM2 tokens
+//!   and block headers, for the signer's and the node's integration tests;
 //! - [`vectors`]: loading the real-chain vectors (`tests/vectors/antelope.json`, plus any file
 //!   named by `ORYX_VECTORS` and the shared copy beside the repository when present);
 //! - [`wharfkit`]: driving `@wharfkit/antelope` (npm) through `tests/js/wharfkit-check.mjs`, an
 //!   independent implementation to check Oryx against.
 
+pub mod harness;
 pub mod vectors;
 pub mod wharfkit;
 

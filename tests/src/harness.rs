@@ -1,6 +1,10 @@
-//! Test harness: a signer directory made by `oryx-signer init`, the real binary started on
-//! 127.0.0.1:0, and mTLS clients with the certificates init issued.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+//! The harness of the tests that drive the real `oryx-signer` binary (the signer's and the node's
+//! integration tests): a signer directory made by `oryx-signer init`, the daemon started on
+//! 127.0.0.1:0, mTLS clients with the certificates init issued, SoftHSM2 tokens, block headers.
+//!
+//! The binaries are found beside the test executable (see [`bin`]).
+// A failed step of a test's setup is the test's failure, reported where it happened.
+#![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,18 +17,28 @@ use oryx_proto::client::{ClientTls, connect};
 use oryx_proto::grpc::signer_client::SignerClient;
 use tonic::transport::Channel;
 
-/// The `oryx-signer` binary. Cargo names it for the signer's own tests; the oryx-node tests
-/// (which include this harness) find it beside their test executable, where
-/// `cargo test --workspace` builds it.
+/// The `oryx-signer` binary, beside the test executable: an integration test runs from
+/// `target/<profile>/deps/`, and Cargo puts the binaries in `target/<profile>/`. (This library is
+/// built once for every caller, so Cargo's `CARGO_BIN_EXE_oryx-signer` is never set here.)
+///
+/// The signer's own integration tests get it built by Cargo. Other packages' tests get it from
+/// `cargo test --workspace`, which builds every binary before running any test; with
+/// `cargo test -p oryx-node` alone, run `cargo build -p oryx-signer` (same target directory)
+/// first, and again after changing the signer: an old binary is used as it is.
 pub fn bin() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_oryx-signer") {
-        return PathBuf::from(p);
-    }
+    sibling_bin("oryx-signer")
+}
+
+/// The binary `name` (a target of any workspace package) beside the test executable; panics
+/// saying how to build it when it is missing.
+pub fn sibling_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join("oryx-signer");
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
-        p.exists(),
-        "{} is missing: build it first (cargo build -p oryx-signer, or cargo test --workspace)",
+        p.is_file(),
+        "{} is missing: build it first (cargo build -p oryx-signer with this target directory, \
+         or run cargo test --workspace, which builds every binary)",
         p.display()
     );
     p
@@ -68,6 +82,7 @@ pub fn init(dir: &Path, dev: bool) {
     run(&args, &[]);
 }
 
+/// The config file `init` wrote in `dir`.
 pub fn config_path(dir: &Path) -> PathBuf {
     dir.join("oryx-signer.toml")
 }
@@ -94,9 +109,13 @@ pub fn first_key(dir: &Path) -> PublicKey {
 
 /// The running daemon.
 pub struct Signer {
+    /// The daemon's process (SIGKILLed on drop).
     pub child: Child,
+    /// Where the gRPC service listens.
     pub addr: String,
+    /// Where the metrics endpoint listens, when configured.
     pub metrics: Option<String>,
+    /// The signer directory.
     pub dir: PathBuf,
 }
 
@@ -140,6 +159,7 @@ impl Signer {
         connect(&self.addr, &self.tls(name)).await.unwrap()
     }
 
+    /// Principal `name`'s client TLS settings (certificate and key issued by `init`).
     pub fn tls(&self, name: &str) -> ClientTls {
         let t = self.dir.join("tls");
         ClientTls::from_files(
@@ -178,6 +198,7 @@ impl Signer {
         let _ = self.child.wait();
     }
 
+    /// The audit log.
     pub fn audit_path(&self) -> PathBuf {
         self.dir.join("audit/audit.jsonl")
     }
@@ -189,8 +210,10 @@ impl Drop for Signer {
     }
 }
 
+/// The EOS mainnet chain id, hex.
 pub const EOS: &str = "aca376f206b8fc25a6ed44dbdc66547c36c6c33e3a119ffbeaef943642f0e906";
 
+/// The EOS mainnet chain id, bytes.
 pub fn eos() -> Vec<u8> {
     hex::decode(EOS).unwrap()
 }
@@ -262,8 +285,13 @@ pub fn now_slot() -> u32 {
     BlockTimestamp::from_unix_ms(ms).unwrap().slot()
 }
 
-/// softhsm2: a fresh token in `dir`, returning (SOFTHSM2_CONF path, module path).
+const SOFTHSM_INSTALL: &str = "SoftHSM2 is required: install it (`apt-get install softhsm2`; \
+     tests/run does this) and run again";
+
+/// softhsm2: a fresh token labelled `label` with user PIN `pin`, its token directory and config
+/// in `dir`. Returns (the `SOFTHSM2_CONF` path every process using it must be given, the module).
 pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
+    let module = softhsm_module();
     let tokens = dir.join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = dir.join("softhsm2.conf");
@@ -275,36 +303,52 @@ pub fn softhsm_token(dir: &Path, label: &str, pin: &str) -> (PathBuf, PathBuf) {
         ),
     )
     .unwrap();
-    let status = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--pin",
-            pin,
-            "--so-pin",
-            "12345678",
-        ])
+    let init = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", label])
+        .args(["--pin", pin, "--so-pin", "12345678"])
         .env("SOFTHSM2_CONF", &conf)
-        .stdout(Stdio::null())
-        .status()
-        .expect("softhsm2-util is required (apt-get install softhsm2)");
-    assert!(status.success());
-    (conf, softhsm_module())
+        .output()
+        .unwrap_or_else(|e| panic!("softhsm2-util: {e}. {SOFTHSM_INSTALL}"));
+    assert!(
+        init.status.success(),
+        "softhsm2-util --init-token failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    (conf, module)
 }
 
-/// The SoftHSM2 PKCS#11 module.
+/// The SoftHSM2 PKCS#11 module: the usual places, then where the Debian package put it.
 pub fn softhsm_module() -> PathBuf {
-    [
+    let mut candidates: Vec<PathBuf> = [
         "/usr/lib/softhsm/libsofthsm2.so",
         "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
         "/usr/lib64/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+        "/usr/lib64/pkcs11/libsofthsm2.so",
+        "/usr/lib/pkcs11/libsofthsm2.so",
+        "/opt/homebrew/lib/softhsm/libsofthsm2.so",
     ]
     .iter()
     .map(PathBuf::from)
-    .find(|p| p.exists())
-    .expect("libsofthsm2.so not found: apt-get install softhsm2")
+    .collect();
+    if let Ok(out) = Command::new("dpkg")
+        .args(["-L", "softhsm2", "libsofthsm2"])
+        .output()
+    {
+        candidates.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.ends_with("/libsofthsm2.so"))
+                .map(PathBuf::from),
+        );
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the SoftHSM2 module libsofthsm2.so was not found. {SOFTHSM_INSTALL}")
+        })
 }
 
 /// Adds a SoftHSM2 backend named `hsm` on a fresh token to the signer directory's config;
