@@ -112,8 +112,86 @@ pub struct ObservabilityConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatermarkConfig {
-    /// Directory of the embedded store.
+    /// Directory of the embedded store; with `etcd`, this replica's local state (its journal
+    /// of etcd revisions, the spend journal, approval requests).
     pub dir: PathBuf,
+    /// Share watermarks with other signer replicas through an etcd v3 cluster instead.
+    #[serde(default)]
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// The shared watermark store of signer replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Client URLs of the members, `https://host:port`.
+    pub endpoints: Vec<String>,
+    /// Key prefix of this deployment: replicas of one producer share it, nothing else does.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+    /// This replica's name (recorded with its reservations and in its audit log).
+    pub replica: String,
+    /// CA certificate (PEM) the members' certificates chain to.
+    pub ca_cert: PathBuf,
+    /// This replica's client certificate (PEM), for etcd's `--client-cert-auth`.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// Longest wait for one etcd request, in milliseconds.
+    #[serde(default = "default_etcd_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Longest wait for a connection to a member, in milliseconds.
+    #[serde(default = "default_etcd_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_etcd_prefix() -> String {
+    "/oryx".into()
+}
+
+/// Long enough for an fsync-bound etcd write under load, short enough that the node can still
+/// ask another replica within nodeos's deadline once raised for HA.
+fn default_etcd_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_etcd_connect_timeout_ms() -> u64 {
+    500
+}
+
+impl EtcdConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
+            return Err("watermarks.etcd.endpoints: list the etcd members' client URLs".into());
+        }
+        if let Some(e) = self.endpoints.iter().find(|e| !e.starts_with("https://")) {
+            return Err(format!(
+                "watermarks.etcd.endpoints: {e:?} must be an https:// URL (etcd with --client-cert-auth)"
+            ));
+        }
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !ok(&self.replica) {
+            return Err(format!(
+                "watermarks.etcd.replica {:?}: give 1 to 64 letters, digits, '-', '_' or '.'",
+                self.replica
+            ));
+        }
+        if !self.prefix.starts_with('/') || self.prefix.split('/').skip(1).any(|p| !ok(p)) {
+            return Err(format!(
+                "watermarks.etcd.prefix {:?}: give a path like \"/oryx/myproducer\"",
+                self.prefix
+            ));
+        }
+        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return Err("watermarks.etcd timeouts must be above 0 ms".into());
+        }
+        Ok(())
+    }
 }
 
 /// The audit log.
@@ -271,6 +349,11 @@ impl Config {
         r(&mut self.server.cert);
         r(&mut self.server.key);
         r(&mut self.watermarks.dir);
+        if let Some(e) = self.watermarks.etcd.as_mut() {
+            r(&mut e.ca_cert);
+            r(&mut e.cert);
+            r(&mut e.key);
+        }
         r(&mut self.audit.path);
         if let Some(reg) = self.registry.as_mut() {
             r(&mut reg.path);
@@ -301,6 +384,9 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(e) = &self.watermarks.etcd {
+            e.check()?;
+        }
         if self.policy.is_some() && !self.allow.is_empty() {
             return Err(
                 "give either a policy file (policy = ...) or [[allow]] rules, not both".into(),

@@ -9,10 +9,45 @@
 
 use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
 
+pub mod etcd;
 pub mod file;
 pub mod rules;
 
 pub use rules::{Conflict, Decision, Request, RetryPolicy, Watermark, decide};
+
+/// What a process opens the configured store for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The daemon: takes the state directory's lock; with etcd, keeps the replica's journal.
+    Serve,
+    /// `watermark import`: file store locked (the daemon must be stopped); etcd as it is
+    /// (every write is a compare-and-swap, safe beside running replicas).
+    Import,
+    /// `watermark show|export`, `bench`: reads beside a running daemon.
+    Read,
+}
+
+/// The store the config names: the shared etcd store when `[watermarks.etcd]` is set, else the
+/// file store in `dir`.
+pub fn open(
+    config: &crate::config::WatermarkConfig,
+    access: Access,
+) -> Result<std::sync::Arc<dyn WatermarkStore>, StoreError> {
+    use std::sync::Arc;
+    match (&config.etcd, access) {
+        (None, Access::Read) => Ok(Arc::new(file::FileStore::open_read_only(&config.dir)?)),
+        (None, _) => Ok(Arc::new(file::FileStore::open(&config.dir)?)),
+        (Some(e), access) => {
+            let serve = access == Access::Serve;
+            let lock = serve
+                .then(|| file::DirLock::take(&config.dir))
+                .transpose()?;
+            let journal = serve.then(|| config.dir.join(format!("etcd-{}.journal", e.replica)));
+            let settings = etcd::EtcdSettings::from_config(e, journal)?;
+            Ok(Arc::new(etcd::EtcdStore::open(&settings, lock)?))
+        }
+    }
+}
 
 /// Which watermark: one per chain and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,12 +65,33 @@ pub struct WatermarkKey {
 pub struct Reservation {
     key: WatermarkKey,
     digest: Checksum256,
+    /// The watermark recorded, and the store's version of it (etcd: its mod revision), so a
+    /// commit lands only on the state the reservation made.
+    recorded: Option<(Watermark, i64)>,
 }
 
 impl Reservation {
     /// Only stores build reservations, after their write is durable.
     pub(crate) fn new(key: WatermarkKey, digest: Checksum256) -> Self {
-        Reservation { key, digest }
+        Reservation {
+            key,
+            digest,
+            recorded: None,
+        }
+    }
+
+    /// A reservation that remembers what it recorded at which version.
+    pub(crate) fn recorded(key: WatermarkKey, watermark: Watermark, version: i64) -> Self {
+        Reservation {
+            key,
+            digest: watermark.digest,
+            recorded: Some((watermark, version)),
+        }
+    }
+
+    /// What [`Reservation::recorded`] remembered.
+    pub(crate) fn version(&self) -> Option<(Watermark, i64)> {
+        self.recorded
     }
 
     /// The watermark this reservation is for.
@@ -68,6 +124,58 @@ pub struct Refusal {
     pub stored: String,
     /// The requested position.
     pub requested: String,
+}
+
+impl Refusal {
+    /// The refusal of `request` for `digest` against `stored`, with both positions spelled out.
+    pub fn new(
+        reason: Conflict,
+        stored: Option<&Watermark>,
+        request: &Request,
+        digest: &Checksum256,
+        wall_slot: u32,
+    ) -> Self {
+        Refusal {
+            reason,
+            stored: stored.map_or("nothing".into(), |w| {
+                format!(
+                    "block {}, slot {}, wall slot {}, digest {}",
+                    w.block_num, w.slot, w.wall_slot, w.digest
+                )
+            }),
+            requested: request.describe(digest, wall_slot),
+        }
+    }
+}
+
+/// What a commit of `signature` over `digest` does to the current watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitStep {
+    /// An identical request committed first: everyone gets that one signature.
+    Keep(Signature),
+    /// Record this watermark (the current one with the signature).
+    Write(Watermark),
+}
+
+/// The commit rule, for every store: a commit lands only on the reservation it belongs to (the
+/// current watermark is for its digest); if that reservation already holds a signature, that
+/// one stays.
+pub fn commit_step(
+    current: Option<&Watermark>,
+    digest: &Checksum256,
+    signature: &Signature,
+) -> Result<CommitStep, StoreError> {
+    let current = current.ok_or(StoreError::Stale)?;
+    if current.digest != *digest {
+        return Err(StoreError::Stale);
+    }
+    Ok(match current.signature {
+        Some(existing) => CommitStep::Keep(existing),
+        None => CommitStep::Write(Watermark {
+            signature: Some(*signature),
+            ..*current
+        }),
+    })
 }
 
 /// Why the store could not answer (an outage: fail closed).
@@ -121,6 +229,52 @@ pub enum StoreError {
         key: String,
         /// Why.
         reason: String,
+    },
+    /// etcd could not be reached, has no leader, or refused the request (NOSPACE included).
+    #[error(
+        "the shared watermark store (etcd) is unavailable: {detail}; nothing was signed. Check the etcd cluster and this replica's link to it; signing resumes by itself once etcd answers"
+    )]
+    Unreachable {
+        /// What failed.
+        detail: String,
+    },
+    /// A write whose outcome is unknown (a timeout after it was sent).
+    #[error(
+        "etcd did not confirm the reservation within {timeout_ms} ms: it may or may not be recorded, and nothing was signed; the request can be retried (on any replica)"
+    )]
+    UnknownOutcome {
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// No watermark in the shared store: nothing signs from zero.
+    #[error(
+        "no watermark for {key} in etcd: import a starting watermark first (`oryx-signer watermark import`, or `watermark migrate` from a file store)"
+    )]
+    Missing {
+        /// Chain and key.
+        key: String,
+    },
+    /// etcd answered with a revision below one this replica already saw.
+    #[error(
+        "etcd answered at revision {got}, below revision {seen} this replica already saw: the store was restored or rolled back, and its watermarks may be stale. Stop every replica, re-import the newest watermarks (never lower), then remove {state} on each replica"
+    )]
+    RolledBack {
+        /// The highest revision seen before.
+        seen: i64,
+        /// The revision just answered.
+        got: i64,
+        /// The replica's state file.
+        state: String,
+    },
+    /// The watermark kept changing under this request (other replicas writing).
+    #[error(
+        "the watermark of {key} changed {attempts} times while this request tried to reserve it; retry"
+    )]
+    Contended {
+        /// Chain and key.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
     },
     /// An import would lower a watermark.
     #[error(

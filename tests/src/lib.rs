@@ -5,8 +5,11 @@
 //! - [`vectors`]: loading the real-chain vectors (`tests/vectors/antelope.json`, plus any file
 //!   named by `ORYX_VECTORS` and the shared copy beside the repository when present);
 //! - [`wharfkit`]: driving `@wharfkit/antelope` (npm) through `tests/js/wharfkit-check.mjs`, an
-//!   independent implementation to check Oryx against.
+//!   independent implementation to check Oryx against;
+//! - [`etcd`]: a real etcd cluster on loopback ports with TLS client certificates, for the
+//!   replicated watermark store.
 
+pub mod etcd;
 pub mod harness;
 pub mod vectors;
 pub mod wharfkit;

@@ -18,7 +18,6 @@ use crate::pipeline::Pipeline;
 use crate::server::{SignerService, TlsFiles};
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkStore;
-use crate::watermark::file::FileStore;
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -47,7 +46,8 @@ impl Start {
         // The store takes the directory's exclusive lock and holds it for as long as anything
         // (including a signing task a client abandoned) still holds the store.
         let store: Arc<dyn WatermarkStore> =
-            Arc::new(FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?);
+            crate::watermark::open(&config.watermarks, crate::watermark::Access::Serve)
+                .map_err(|e| e.to_string())?;
         if let Some(parent) = config.audit.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }

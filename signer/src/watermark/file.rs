@@ -28,8 +28,8 @@ use oryx_proto::antelope::{Checksum256, Pack, PublicKey, Signature, Unpack};
 
 use super::rules::{Decision, Request, RetryPolicy, Watermark, decide};
 use super::{
-    Refusal, Reservation, ReserveError, Reserved, StoreError, WatermarkKey, WatermarkRecord,
-    WatermarkStore,
+    CommitStep, Refusal, Reservation, ReserveError, Reserved, StoreError, WatermarkKey,
+    WatermarkRecord, WatermarkStore,
 };
 
 const SLOT: usize = 256;
@@ -56,7 +56,7 @@ pub struct FileStore {
     /// The exclusive lock on `<dir>/.lock`, held for the store's life by the one process that
     /// may write (the daemon, or `watermark import` while the daemon is stopped). `None` for a
     /// read-only view.
-    lock: Option<File>,
+    lock: Option<DirLock>,
     /// Set after any failed write or sync: the state on disk is then unknown (after a failed
     /// fsync the kernel may have dropped the data), so nothing more is written until restart.
     poisoned: Mutex<Option<String>>,
@@ -182,12 +182,17 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-impl FileStore {
-    /// Opens (creating if needed) a store directory for writing: takes the directory's exclusive
-    /// lock (refusing if another process holds it) and checks every watermark file in it.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let dir = dir.into();
-        Self::create_dir(&dir)?;
+/// The exclusive lock on a signer's state directory (`<dir>/.lock`): one process at a time
+/// writes what lives there (watermark files, or with etcd the replica's journal, spends and
+/// approval requests). Released when dropped.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] File);
+
+impl DirLock {
+    /// Creates the directory if needed (mode 0700) and takes its lock, refusing if another
+    /// process holds it.
+    pub fn take(dir: &Path) -> Result<Self, StoreError> {
+        FileStore::create_dir(dir)?;
         let lock_path = dir.join(".lock");
         let lock = OpenOptions::new()
             .create(true)
@@ -198,6 +203,16 @@ impl FileStore {
         lock.try_lock().map_err(|_| StoreError::Locked {
             path: lock_path.display().to_string(),
         })?;
+        Ok(DirLock(lock))
+    }
+}
+
+impl FileStore {
+    /// Opens (creating if needed) a store directory for writing: takes the directory's exclusive
+    /// lock (refusing if another process holds it) and checks every watermark file in it.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        let lock = DirLock::take(&dir)?;
         Self::with(dir, Some(lock))
     }
 
@@ -214,7 +229,7 @@ impl FileStore {
         Self::with(dir, None)
     }
 
-    fn with(dir: PathBuf, lock: Option<File>) -> Result<Self, StoreError> {
+    fn with(dir: PathBuf, lock: Option<DirLock>) -> Result<Self, StoreError> {
         let store = FileStore {
             dir,
             keys: Mutex::new(HashMap::new()),
@@ -398,17 +413,9 @@ impl WatermarkStore for FileStore {
         let stored = self.load(key, &mut guard)?.and_then(|kf| kf.watermark);
         match decide(stored.as_ref(), request, digest, wall_slot, retry) {
             Decision::Replay(sig) => Ok(Reserved::Replay(sig)),
-            Decision::Refuse(reason) => Err(Refusal {
-                reason,
-                stored: stored.map_or("nothing".into(), |w| {
-                    format!(
-                        "block {}, slot {}, wall slot {}, digest {}",
-                        w.block_num, w.slot, w.wall_slot, w.digest
-                    )
-                }),
-                requested: request.describe(digest, wall_slot),
+            Decision::Refuse(reason) => {
+                Err(Refusal::new(reason, stored.as_ref(), request, digest, wall_slot).into())
             }
-            .into()),
             Decision::Advance(w) => {
                 self.write(key, &mut guard, w)?;
                 Ok(Reserved::Proceed(Reservation::new(*key, *digest)))
@@ -424,26 +431,14 @@ impl WatermarkStore for FileStore {
         let key = *reservation.key();
         let slot = self.slot_for(&key);
         let mut guard = lock(&slot);
-        let current = self
-            .load(&key, &mut guard)?
-            .and_then(|kf| kf.watermark)
-            .ok_or(StoreError::Stale)?;
-        if current.digest != *reservation.digest() {
-            return Err(StoreError::Stale);
+        let current = self.load(&key, &mut guard)?.and_then(|kf| kf.watermark);
+        match super::commit_step(current.as_ref(), reservation.digest(), signature)? {
+            CommitStep::Keep(existing) => Ok(existing),
+            CommitStep::Write(w) => {
+                self.write_commit(&key, &mut guard, w)?;
+                Ok(*signature)
+            }
         }
-        if let Some(existing) = current.signature {
-            // An identical request committed first: everyone gets that one signature.
-            return Ok(existing);
-        }
-        self.write_commit(
-            &key,
-            &mut guard,
-            Watermark {
-                signature: Some(*signature),
-                ..current
-            },
-        )?;
-        Ok(*signature)
     }
 
     fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {

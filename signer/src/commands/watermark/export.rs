@@ -5,8 +5,6 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::commands::ConfigArg;
-use crate::watermark::WatermarkStore as _;
-use crate::watermark::file::FileStore;
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -22,7 +20,8 @@ impl Export {
     /// Runs the command.
     pub fn run(self) -> Result<(), String> {
         let config = self.config.load()?;
-        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
+            .map_err(|e| e.to_string())?;
         let json = serde_json::to_string_pretty(&store.export().map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         match self.out {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::commands::ConfigArg;
-use crate::watermark::file::FileStore;
-use crate::watermark::{WatermarkRecord, WatermarkStore as _};
+
+use crate::watermark::WatermarkRecord;
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -30,7 +30,8 @@ impl Import {
             .map_err(|e| format!("{}: {e}", self.file.display()))?;
         let records: Vec<WatermarkRecord> =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.file.display()))?;
-        let store = FileStore::open(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Import)
+            .map_err(|e| e.to_string())?;
         // Check every record before writing any, so a bad file changes nothing.
         for r in &records {
             let key = crate::watermark::WatermarkKey {

@@ -3,8 +3,6 @@
 use clap::Args;
 
 use crate::commands::ConfigArg;
-use crate::watermark::WatermarkStore as _;
-use crate::watermark::file::FileStore;
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -17,7 +15,8 @@ impl Show {
     /// Runs the command.
     pub fn run(self) -> Result<(), String> {
         let config = self.config.load()?;
-        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
+        let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
+            .map_err(|e| e.to_string())?;
         for r in store.export().map_err(|e| e.to_string())? {
             let w = &r.watermark;
             println!(

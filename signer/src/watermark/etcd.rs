@@ -1,0 +1,710 @@
+//! The shared watermark store: several signer replicas keep each (chain, key) watermark in an
+//! etcd v3 cluster, so a standby signer can never sign a different block at a height another
+//! replica signed.
+//!
+//! Guards (DESIGN.md §4, "Replicas"):
+//! - **One linearizable compare-and-swap per reservation**, never a lock, lease or election
+//!   (those are not mutual exclusion: a paused holder wakes up still believing it holds them).
+//!   The rules of [`decide`] run on the watermark this replica last saw at etcd revision `r`,
+//!   and the reservation is written only if the watermark is still at `r` — and, when it moves
+//!   up, only if the stored height (and, for blocks, slot) is below the request's, compared as
+//!   fixed-width big-endian bytes (etcd's byte order is then numeric order). Otherwise the
+//!   transaction answers the current watermark and the rules run again on it. One round trip
+//!   while this replica is the one signing; the first request after a start or a take-over
+//!   reads the watermark first.
+//! - **Sign only after the transaction committed.** An identical request (same position, same
+//!   digest) gets the stored signature; the signature is committed to etcd after signing
+//!   (compare-and-swap on the reservation's revision), so another replica can return it.
+//! - **Fail closed**: unreachable, no leader (every request requires one), timeout, an unknown
+//!   outcome, NOSPACE, or a revision below one this replica already saw (a restored or
+//!   rolled-back store) refuses with [`StoreError`]s that say what to do, and `/readyz` turns
+//!   unready. Nothing falls back to a local file, and nothing starts from zero: a watermark
+//!   missing from etcd refuses until one is imported.
+//! - Each replica keeps the highest etcd revision it has seen and its last reservation in a
+//!   local journal, appended and `fdatasync`ed before a reservation is used, to detect a
+//!   rollback across its own restarts.
+//!
+//! Layout, under a per-deployment prefix:
+//! `<prefix>/wm/<chain id hex>/<key>/num` = `BE32(block_num) ‖ JSON record` and
+//! `<prefix>/wm/<chain id hex>/<key>/slot` = `BE32(slot)`.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
+use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
+use serde::{Deserialize, Serialize};
+
+use super::rules::{Decision, Request, RetryPolicy, Watermark, decide};
+use super::{
+    CommitStep, Refusal, Reservation, ReserveError, Reserved, StoreError, WatermarkKey,
+    WatermarkRecord, WatermarkStore,
+};
+
+/// How often one reservation re-reads a watermark that other replicas keep moving.
+const MAX_ATTEMPTS: u32 = 4;
+
+/// The local journal is rewritten to its last line once it grows past this.
+const JOURNAL_COMPACT_BYTES: u64 = 1 << 20;
+
+/// How to reach the cluster.
+#[derive(Clone)]
+pub struct EtcdSettings {
+    /// Client URLs of the members (`https://host:port`).
+    pub endpoints: Vec<String>,
+    /// Key prefix of this deployment (every key lives under it).
+    pub prefix: String,
+    /// This replica's name, recorded with each reservation.
+    pub replica: String,
+    /// CA (PEM) the members' certificates chain to, client certificate and key (PEM); `None`
+    /// for plain `http://` endpoints (tests of the store itself only).
+    pub tls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// Longest wait for one etcd request.
+    pub timeout: Duration,
+    /// Longest wait for a connection to a member.
+    pub connect_timeout: Duration,
+    /// The replica's local journal (highest revision seen, last reservation); `None` for a
+    /// tool that only reads or imports beside the running replicas.
+    pub journal: Option<PathBuf>,
+}
+
+impl EtcdSettings {
+    /// From the config, with the TLS files read.
+    pub fn from_config(
+        c: &crate::config::EtcdConfig,
+        journal: Option<PathBuf>,
+    ) -> Result<Self, StoreError> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|source| StoreError::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        Ok(EtcdSettings {
+            endpoints: c.endpoints.clone(),
+            prefix: c.prefix.clone(),
+            replica: c.replica.clone(),
+            tls: Some((read(&c.ca_cert)?, read(&c.cert)?, read(&c.key)?)),
+            timeout: Duration::from_millis(c.timeout_ms),
+            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+            journal,
+        })
+    }
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("replica", &self.replica)
+            .field("tls", &self.tls.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The record stored after the 4-byte block number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    slot: u32,
+    wall_slot: u32,
+    digest: Checksum256,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<Signature>,
+    /// The replica that made the reservation.
+    replica: String,
+    /// A random id of the reservation (to tell two reservations of one digest apart).
+    request: String,
+}
+
+fn be32(n: u32) -> Vec<u8> {
+    n.to_be_bytes().to_vec()
+}
+
+/// A local line: the highest revision seen and, for a reservation, what was reserved.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalLine {
+    revision: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    block_num: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<Checksum256>,
+}
+
+/// The replica's own memory of etcd: the highest revision it has seen, durably (in memory only
+/// for a tool without a journal file).
+#[derive(Debug)]
+struct Journal {
+    path: PathBuf,
+    file: Option<File>,
+    /// Highest revision seen (durable up to `durable`).
+    seen: i64,
+    durable: i64,
+    size: u64,
+}
+
+impl Journal {
+    fn in_memory() -> Self {
+        Journal {
+            path: PathBuf::from("(none)"),
+            file: None,
+            seen: 0,
+            durable: 0,
+            size: 0,
+        }
+    }
+
+    fn open(path: &Path) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(e)),
+        };
+        // A last line without its newline was never synced: no reservation relied on it.
+        let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+        let mut seen = 0;
+        for (i, line) in complete.lines().enumerate() {
+            let l: JournalLine = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: format!("line {}: {e}", i + 1),
+            })?;
+            seen = seen.max(l.revision);
+        }
+        if complete.len() < text.len() {
+            oryx_proto::durable::write_atomic(path, complete.as_bytes(), 0o600)
+                .map_err(|e| io(e.source))?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.create(true).append(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path).map_err(io)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Some(file),
+            seen,
+            durable: seen,
+            size: complete.len() as u64,
+        })
+    }
+
+    /// Checks an answer's revision against the highest seen, and remembers it (in memory).
+    fn observe(&mut self, revision: i64) -> Result<(), StoreError> {
+        if revision < self.seen {
+            return Err(StoreError::RolledBack {
+                seen: self.seen,
+                got: revision,
+                state: self.path.display().to_string(),
+            });
+        }
+        self.seen = revision;
+        Ok(())
+    }
+
+    /// Appends a reservation (and the highest revision) and syncs it.
+    fn record(&mut self, line: &JournalLine) -> Result<(), StoreError> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let io = |source| StoreError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let mut text = serde_json::to_string(line).map_err(|e| StoreError::Corrupt {
+            path: self.path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        text.push('\n');
+        if self.size + text.len() as u64 > JOURNAL_COMPACT_BYTES {
+            oryx_proto::durable::write_atomic(&self.path, text.as_bytes(), 0o600)
+                .map_err(|e| io(e.source))?;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.append(true);
+            *file = opts.open(&self.path).map_err(io)?;
+            self.size = text.len() as u64;
+        } else {
+            file.write_all(text.as_bytes()).map_err(io)?;
+            file.sync_data().map_err(io)?;
+            self.size += text.len() as u64;
+        }
+        self.durable = self.durable.max(line.revision);
+        Ok(())
+    }
+}
+
+/// A watermark as read from etcd, with the revision it was last written at.
+type Seen = (Watermark, i64);
+
+/// Watermarks in etcd, shared by every replica of a deployment.
+pub struct EtcdStore {
+    rt: tokio::runtime::Runtime,
+    kv: KvClient,
+    prefix: String,
+    replica: String,
+    timeout: Duration,
+    /// The watermark this replica last read or wrote per key, and its revision: the state a
+    /// reservation's compare-and-swap expects. A wrong guess costs one round trip, never safety.
+    seen: Mutex<HashMap<WatermarkKey, Seen>>,
+    journal: Mutex<Journal>,
+    /// The last failure, until an etcd request succeeds again (for readiness).
+    failure: Mutex<Option<String>>,
+    /// The state directory's lock, held by the serving replica.
+    _lock: Option<super::file::DirLock>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("prefix", &self.prefix)
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every value behind these locks is replaced whole after the step that justifies it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn unreachable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unreachable {
+        detail: e.to_string(),
+    }
+}
+
+impl EtcdStore {
+    /// Connects (lazily: an unreachable cluster makes requests fail, not the start) and opens
+    /// the local journal.
+    pub fn open(
+        settings: &EtcdSettings,
+        lock: Option<super::file::DirLock>,
+    ) -> Result<Self, StoreError> {
+        if settings.endpoints.is_empty() {
+            return Err(unreachable("no endpoints configured"));
+        }
+        let journal = match &settings.journal {
+            Some(path) => Journal::open(path)?,
+            None => Journal::in_memory(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("oryx-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| unreachable(format!("runtime: {e}")))?;
+        let mut opts = etcd_client::ConnectOptions::new()
+            .with_timeout(settings.timeout)
+            .with_connect_timeout(settings.connect_timeout)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            // No leader, no answer: a partitioned minority must not serve stale reads.
+            .with_require_leader(true);
+        if let Some((ca, cert, key)) = &settings.tls {
+            let host = settings
+                .endpoints
+                .first()
+                .and_then(|e| e.split("://").nth(1))
+                .and_then(|rest| rest.rsplit_once(':'))
+                .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+                .unwrap_or_default();
+            opts = opts.with_tls(
+                etcd_client::TlsOptions::new()
+                    .ca_certificate(etcd_client::Certificate::from_pem(ca))
+                    .identity(etcd_client::Identity::from_pem(cert, key))
+                    .domain_name(host),
+            );
+        }
+        let client = rt
+            .block_on(etcd_client::Client::connect(
+                &settings.endpoints,
+                Some(opts),
+            ))
+            .map_err(unreachable)?;
+        Ok(EtcdStore {
+            kv: client.kv_client(),
+            rt,
+            prefix: settings.prefix.trim_end_matches('/').to_string(),
+            replica: settings.replica.clone(),
+            timeout: settings.timeout,
+            seen: Mutex::default(),
+            journal: Mutex::new(journal),
+            failure: Mutex::default(),
+            _lock: lock,
+        })
+    }
+
+    fn num_key(&self, key: &WatermarkKey) -> String {
+        format!("{}/wm/{}/{}/num", self.prefix, key.chain_id, key.key)
+    }
+
+    fn slot_key(&self, key: &WatermarkKey) -> String {
+        format!("{}/wm/{}/{}/slot", self.prefix, key.chain_id, key.key)
+    }
+
+    fn encode(&self, w: &Watermark) -> Result<Vec<u8>, StoreError> {
+        let mut request = [0u8; 8];
+        getrandom::fill(&mut request).map_err(|e| unreachable(format!("random source: {e}")))?;
+        let record = Record {
+            slot: w.slot,
+            wall_slot: w.wall_slot,
+            digest: w.digest,
+            signature: w.signature,
+            replica: self.replica.clone(),
+            request: hex::encode(request),
+        };
+        let mut v = be32(w.block_num);
+        v.extend(serde_json::to_vec(&record).map_err(|e| unreachable(e.to_string()))?);
+        Ok(v)
+    }
+
+    fn decode(&self, k: &[u8], v: &[u8]) -> Result<Watermark, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: format!("etcd key {}", String::from_utf8_lossy(k)),
+            detail,
+        };
+        let (num, rest) = v
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt(format!("{} bytes", v.len())))?;
+        let r: Record = serde_json::from_slice(rest).map_err(|e| corrupt(e.to_string()))?;
+        Ok(Watermark {
+            block_num: u32::from_be_bytes(*num),
+            slot: r.slot,
+            wall_slot: r.wall_slot,
+            digest: r.digest,
+            signature: r.signature,
+        })
+    }
+
+    /// Runs one etcd call with the timeout; `Err` is already the store error to answer with,
+    /// and is remembered for readiness. `sends_write`: a timeout leaves the outcome unknown.
+    fn call<T, F>(&self, sends_write: bool, f: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let out = self.rt.block_on(async {
+            match tokio::time::timeout(self.timeout, f).await {
+                Ok(Ok(t)) => Ok(t),
+                Ok(Err(e)) => Err(unreachable(e)),
+                Err(_) if sends_write => Err(StoreError::UnknownOutcome {
+                    timeout_ms: self.timeout.as_millis() as u64,
+                }),
+                Err(_) => Err(unreachable(format!(
+                    "no answer within {} ms",
+                    self.timeout.as_millis()
+                ))),
+            }
+        });
+        *lock(&self.failure) = out.as_ref().err().map(ToString::to_string);
+        out
+    }
+
+    fn observe(&self, header: Option<&etcd_client::ResponseHeader>) -> Result<(), StoreError> {
+        let revision = header
+            .map(etcd_client::ResponseHeader::revision)
+            .ok_or_else(|| unreachable("an answer without a header"))?;
+        let r = lock(&self.journal).observe(revision);
+        if let Err(e) = &r {
+            *lock(&self.failure) = Some(e.to_string());
+        }
+        r
+    }
+
+    /// The watermark of `key` now (linearizable), with its revision.
+    fn read(&self, key: &WatermarkKey) -> Result<Option<Seen>, StoreError> {
+        let num = self.num_key(key);
+        let mut kv = self.kv.clone();
+        let resp = self.call(false, kv.get(num.clone(), None))?;
+        self.observe(resp.header())?;
+        self.seen_in(resp.kvs())
+    }
+
+    /// The watermark a read answered (its first key), with its revision.
+    fn seen_in(&self, kvs: &[etcd_client::KeyValue]) -> Result<Option<Seen>, StoreError> {
+        kvs.first()
+            .map(|kv| Ok((self.decode(kv.key(), kv.value())?, kv.mod_revision())))
+            .transpose()
+    }
+
+    /// What an `else: get(num)` branch answered.
+    fn else_read(&self, responses: Vec<TxnOpResponse>) -> Result<Option<Seen>, StoreError> {
+        match responses.first() {
+            Some(TxnOpResponse::Get(g)) => self.seen_in(g.kvs()),
+            _ => Err(unreachable("a transaction answered without its read")),
+        }
+    }
+
+    /// Writes `next` if the watermark is still `(stored, rev)` (and, moving up, still below
+    /// it); answers `Ok(rev')` with the new revision, or `Err(current)`.
+    fn swap(
+        &self,
+        key: &WatermarkKey,
+        stored: Option<&Seen>,
+        next: &Watermark,
+        block_request: bool,
+    ) -> Result<Result<i64, Option<Seen>>, StoreError> {
+        let (num, slot) = (self.num_key(key), self.slot_key(key));
+        let mut when = vec![match stored {
+            Some((_, rev)) => Compare::mod_revision(num.clone(), CompareOp::Equal, *rev),
+            None => Compare::create_revision(num.clone(), CompareOp::Equal, 0),
+        }];
+        if let Some((w, _)) = stored {
+            if next.block_num > w.block_num {
+                when.push(Compare::value(
+                    num.clone(),
+                    CompareOp::Less,
+                    be32(next.block_num),
+                ));
+            }
+            if block_request && next.slot > w.slot {
+                when.push(Compare::value(
+                    slot.clone(),
+                    CompareOp::Less,
+                    be32(next.slot),
+                ));
+            }
+        }
+        let txn = Txn::new()
+            .when(when)
+            .and_then(vec![
+                TxnOp::put(num.clone(), self.encode(next)?, None),
+                TxnOp::put(slot, be32(next.slot), None),
+            ])
+            .or_else(vec![TxnOp::get(num, None)]);
+        let mut kv = self.kv.clone();
+        let resp = self.call(true, kv.txn(txn))?;
+        self.observe(resp.header())?;
+        if resp.succeeded() {
+            let rev = resp
+                .header()
+                .map_or(0, etcd_client::ResponseHeader::revision);
+            Ok(Ok(rev))
+        } else {
+            Ok(Err(self.else_read(resp.op_responses())?))
+        }
+    }
+
+    fn forget(&self, key: &WatermarkKey) {
+        lock(&self.seen).remove(key);
+    }
+
+    fn remember(&self, key: &WatermarkKey, seen: Seen) {
+        lock(&self.seen).insert(*key, seen);
+    }
+
+    fn reserve_inner(
+        &self,
+        key: &WatermarkKey,
+        request: &Request,
+        digest: &Checksum256,
+        wall_slot: u32,
+        retry: RetryPolicy,
+    ) -> Result<Reserved, ReserveError> {
+        let mut current = match lock(&self.seen).get(key).copied() {
+            Some(s) => s,
+            None => self.read(key)?.ok_or_else(|| StoreError::Missing {
+                key: format!("chain {} key {}", key.chain_id, key.key),
+            })?,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let (stored, _) = current;
+            let next = match decide(Some(&stored), request, digest, wall_slot, retry) {
+                Decision::Replay(sig) => {
+                    self.remember(key, current);
+                    return Ok(Reserved::Replay(sig));
+                }
+                Decision::Refuse(reason) => {
+                    self.remember(key, current);
+                    let r = Refusal::new(reason, Some(&stored), request, digest, wall_slot);
+                    return Err(r.into());
+                }
+                Decision::Advance(next) => next,
+            };
+            let block_request = matches!(request, Request::Block { .. });
+            match self.swap(key, Some(&current), &next, block_request)? {
+                Ok(rev) => {
+                    lock(&self.journal).record(&JournalLine {
+                        revision: rev,
+                        key: Some(format!("{}/{}", key.chain_id, key.key)),
+                        block_num: Some(next.block_num),
+                        digest: Some(next.digest),
+                    })?;
+                    self.remember(key, (next, rev));
+                    return Ok(Reserved::Proceed(Reservation::recorded(*key, next, rev)));
+                }
+                // Another replica moved it: the rules decide again on what it holds now.
+                Err(Some(now)) => current = now,
+                Err(None) => {
+                    return Err(StoreError::Missing {
+                        key: format!("chain {} key {}", key.chain_id, key.key),
+                    }
+                    .into());
+                }
+            }
+        }
+        Err(StoreError::Contended {
+            key: format!("chain {} key {}", key.chain_id, key.key),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into())
+    }
+
+    /// A read-modify-write outside the signing path (import, hand-over): `step` decides from
+    /// the current watermark what to write (`None`: nothing), retried while others move it.
+    fn update(
+        &self,
+        key: &WatermarkKey,
+        mut step: impl FnMut(Option<&Watermark>) -> Result<Option<Watermark>, StoreError>,
+    ) -> Result<Option<Watermark>, StoreError> {
+        let mut current = self.read(key)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(next) = step(current.as_ref().map(|(w, _)| w))? else {
+                return Ok(current.map(|(w, _)| w));
+            };
+            match self.swap(key, current.as_ref(), &next, true)? {
+                Ok(rev) => {
+                    self.remember(key, (next, rev));
+                    return Ok(Some(next));
+                }
+                Err(now) => current = now,
+            }
+        }
+        Err(StoreError::Contended {
+            key: format!("chain {} key {}", key.chain_id, key.key),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+}
+
+impl WatermarkStore for EtcdStore {
+    fn reserve(
+        &self,
+        key: &WatermarkKey,
+        request: &Request,
+        digest: &Checksum256,
+        wall_slot: u32,
+        retry: RetryPolicy,
+    ) -> Result<Reserved, ReserveError> {
+        let out = self.reserve_inner(key, request, digest, wall_slot, retry);
+        if matches!(out, Err(ReserveError::Store(_))) {
+            // The next request reads again rather than trust a view an error cut short.
+            self.forget(key);
+        }
+        out
+    }
+
+    fn commit(
+        &self,
+        reservation: Reservation,
+        signature: &Signature,
+    ) -> Result<Signature, StoreError> {
+        let key = *reservation.key();
+        let mut current = reservation.version();
+        for _ in 0..MAX_ATTEMPTS {
+            let Some((stored, rev)) = current else {
+                return Err(StoreError::Stale);
+            };
+            let next = match super::commit_step(Some(&stored), reservation.digest(), signature)? {
+                CommitStep::Keep(existing) => return Ok(existing),
+                CommitStep::Write(next) => next,
+            };
+            let swapped = self.swap(&key, Some(&(stored, rev)), &next, false);
+            match swapped {
+                Ok(Ok(rev)) => {
+                    self.remember(&key, (next, rev));
+                    return Ok(*signature);
+                }
+                Ok(Err(now)) => current = now,
+                Err(e) => {
+                    self.forget(&key);
+                    return Err(e);
+                }
+            }
+        }
+        Err(StoreError::Stale)
+    }
+
+    fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
+        Ok(self.read(key)?.map(|(w, _)| w))
+    }
+
+    fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
+        let prefix = format!("{}/wm/", self.prefix);
+        let mut kv = self.kv.clone();
+        let resp = self.call(
+            false,
+            kv.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+        )?;
+        self.observe(resp.header())?;
+        let mut out = Vec::new();
+        for item in resp.kvs() {
+            let path = String::from_utf8_lossy(item.key());
+            let Some(rest) = path
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix("/num"))
+            else {
+                continue;
+            };
+            let corrupt = |detail: &str| StoreError::Corrupt {
+                path: format!("etcd key {path}"),
+                detail: detail.into(),
+            };
+            let (chain, key) = rest
+                .split_once('/')
+                .ok_or_else(|| corrupt("no chain/key"))?;
+            let chain_id = chain
+                .parse::<Checksum256>()
+                .map_err(|e| corrupt(&e.to_string()))?;
+            let key = PublicKey::parse(key).map_err(|e| corrupt(&e.to_string()))?;
+            out.push(WatermarkRecord {
+                chain_id,
+                key,
+                watermark: self.decode(item.key(), item.value())?,
+            });
+        }
+        out.sort_by_key(|r| (r.chain_id, r.key));
+        Ok(out)
+    }
+
+    fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
+        let key = WatermarkKey {
+            chain_id: record.chain_id,
+            key: record.key,
+        };
+        self.update(&key, |current| {
+            super::check_import(current, record, force)?;
+            Ok(Some(record.watermark))
+        })?;
+        Ok(())
+    }
+
+    fn raise(
+        &self,
+        key: &WatermarkKey,
+        from: &PublicKey,
+        floor: &Watermark,
+    ) -> Result<Watermark, StoreError> {
+        self.update(key, |current| Ok(super::handover(from, floor, current)))?
+            .ok_or(StoreError::Stale)
+    }
+
+    fn health(&self) -> Result<(), StoreError> {
+        // A linearizable read of nothing in particular: answers only with a leader.
+        let mut kv = self.kv.clone();
+        let probe = format!("{}/health", self.prefix);
+        let resp = self.call(
+            false,
+            kv.get(probe, Some(GetOptions::new().with_keys_only())),
+        )?;
+        self.observe(resp.header())
+    }
+}
