@@ -9,7 +9,8 @@
 //!
 //! UTF-8, one entry per line, each line terminated by `\n`, nothing else in the file. A line is
 //! the compact JSON of an [`AuditEntry`] with its fields in this order and every field present
-//! (absent values are `null`):
+//! (absent values are `null`), except `replica` (after `signature`), which only the entries of a
+//! signer replica carry:
 //!
 //! ```text
 //! {"seq":0,"time":"2025-01-02T03:04:05.123456Z","principal":"node-1","key":"PUB_K1_…",
@@ -315,8 +316,13 @@ pub struct AuditEntry {
     pub policy_version: Option<String>,
     /// See [`AuditRecord::latency_us`].
     pub latency_us: u64,
-    /// See [`AuditRecord::signature`].
+        /// See [`AuditRecord::signature`].
     pub signature: Option<String>,
+    /// The signer replica that wrote the entry (`[watermarks.etcd] replica`); the one member
+    /// that is left out, not `null`, when absent (a signer without replicas), so logs written
+    /// before replicas existed verify unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     /// SHA-256 (hex) of the previous line's exact bytes; [`GENESIS_PREV`] for the first.
     pub prev: String,
     /// SHA-256 (hex) of this line without its `hash` member (see the module docs).
@@ -453,6 +459,7 @@ fn seal(
     seq: u64,
     time: String,
     record: AuditRecord,
+    replica: Option<&str>,
     prev: &str,
 ) -> Result<(Vec<u8>, String), AuditError> {
     let mut entry = AuditEntry {
@@ -468,7 +475,8 @@ fn seal(
         reason: record.reason,
         policy_version: record.policy_version,
         latency_us: record.latency_us,
-        signature: record.signature,
+                signature: record.signature,
+        replica: replica.map(str::to_owned),
         prev: prev.to_owned(),
         hash: String::new(),
     };
@@ -518,7 +526,7 @@ mod tests {
 
     #[test]
     fn sealed_line_follows_the_documented_rule() {
-        let (line, hash) = seal(0, "t".into(), record(), GENESIS_PREV).unwrap();
+        let (line, hash) = seal(0, "t".into(), record(), None, GENESIS_PREV).unwrap();
         let text = std::str::from_utf8(&line).unwrap();
         // Field order is the file format.
         assert!(text.starts_with("{\"seq\":0,\"time\":\"t\",\"principal\":\"node-1\",\"key\":"));
@@ -543,7 +551,8 @@ mod tests {
         let (line, _) = seal(
             3,
             "t".into(),
-            AuditRecord::new("op", AuditKind::GenerateKey, AuditDecision::Generated),
+                        AuditRecord::new("op", AuditKind::GenerateKey, AuditDecision::Generated),
+            None,
             GENESIS_PREV,
         )
         .unwrap();
@@ -557,8 +566,26 @@ mod tests {
             "policy_version",
             "signature",
         ] {
-            assert!(text.contains(&format!("\"{f}\":null")), "{f} in {text}");
+                        assert!(text.contains(&format!("\"{f}\":null")), "{f} in {text}");
         }
+        // Without replicas the line is exactly what signers before replicas wrote.
+        assert!(!text.contains("replica"), "{text}");
+    }
+
+    #[test]
+    fn a_replica_names_itself_in_canonical_lines() {
+        let (line, hash) = seal(0, "t".into(), record(), Some("signer-b"), GENESIS_PREV).unwrap();
+        let text = std::str::from_utf8(&line).unwrap();
+        assert!(
+            text.contains(&format!(
+                ",\"replica\":\"signer-b\",\"prev\":\"{GENESIS_PREV}\",\"hash\":\"{hash}\"}}"
+            )),
+            "{text}"
+        );
+        let entry: AuditEntry = serde_json::from_slice(&line).unwrap();
+        assert_eq!(entry.replica.as_deref(), Some("signer-b"));
+        assert_eq!(serde_json::to_vec(&entry).unwrap(), line);
+        verify::verify_bytes(&[line.as_slice(), b"\n"].concat()).unwrap();
     }
 
     #[test]

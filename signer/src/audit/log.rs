@@ -26,8 +26,10 @@ pub struct AuditLog {
     state: Mutex<State>,
     /// Signalled when a batch is durable or has failed.
     batch_done: Condvar,
-    fsyncs: AtomicU64,
+        fsyncs: AtomicU64,
     entries: AtomicU64,
+    /// Written into every entry: the replica this log belongs to.
+    replica: Option<String>,
     #[cfg(test)]
     hooks: tests::Hooks,
 }
@@ -61,6 +63,12 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
+    /// Names `replica` in every entry from now on (a signer replica's own log).
+    pub fn with_replica(mut self, replica: Option<String>) -> Self {
+        self.replica = replica;
+        self
+    }
+
     /// Opens the log at `path`, creating it (mode 0600, and syncing its directory) if missing.
     ///
     /// Only the last line is checked (it must be a valid entry with a correct `hash`), so that
@@ -111,8 +119,9 @@ impl AuditLog {
                 poisoned: None,
             }),
             batch_done: Condvar::new(),
-            fsyncs: AtomicU64::new(0),
+                        fsyncs: AtomicU64::new(0),
             entries: AtomicU64::new(0),
+            replica: None,
             #[cfg(test)]
             hooks: tests::Hooks::default(),
         })
@@ -140,7 +149,7 @@ impl AuditLog {
         let next_seq = seq
             .checked_add(1)
             .ok_or_else(|| self.poisoned("seq space exhausted"))?;
-        let (line, hash) = seal(seq, time, record, &st.prev)?;
+                let (line, hash) = seal(seq, time, record, self.replica.as_deref(), &st.prev)?;
         // Nothing above changed the state: a refused record leaves no trace.
         st.prev = sha256_hex(&line);
         st.next_seq = next_seq;

@@ -344,7 +344,7 @@ mod tests {
                     ..AuditRecord::new("node-1", AuditKind::SignDigest, AuditDecision::Signed)
                 };
                 let (line, _) =
-                    seal(seq, "2025-01-01T00:00:00.000000Z".into(), record, &prev).unwrap();
+                    seal(seq, "2025-01-01T00:00:00.000000Z".into(), record, None, &prev).unwrap();
                 prev = sha256_hex(&line);
                 line
             })

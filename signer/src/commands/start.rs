@@ -51,7 +51,12 @@ impl Start {
         if let Some(parent) = config.audit.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        let audit = Arc::new(AuditLog::open(&config.audit.path).map_err(|e| e.to_string())?);
+        let replica = config.watermarks.etcd.as_ref().map(|e| e.replica.clone());
+        let audit = Arc::new(
+            AuditLog::open(&config.audit.path)
+                .map_err(|e| e.to_string())?
+                .with_replica(replica),
+        );
         let providers = crate::providers::open_all(&config)?;
 
         let mut chains = HashMap::new();
