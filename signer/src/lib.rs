@@ -12,6 +12,7 @@
 //! - [`approvals`]: requests waiting for M of N approvers, and the verification of approvals.
 //! - [`lifecycle`], [`registry`], [`keyset`]: keys generated and retired at runtime (rotation
 //!   ceremonies), their durable registry, and the key set the pipeline reads.
+//! - [`secret`]: PINs, passwords and passphrases read from files, zeroized and never printed.
 //! - [`cli`]: the `oryx` operator and approver CLI.
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod pki;
 pub mod providers;
 pub mod r1verify;
 pub mod registry;
+pub mod secret;
 pub mod server;
 pub mod signing;
 pub mod watermark;
