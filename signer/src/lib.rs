@@ -13,7 +13,8 @@
 //! - [`lifecycle`], [`registry`], [`keyset`]: keys generated and retired at runtime (rotation
 //!   ceremonies), their durable registry, and the key set the pipeline reads.
 //! - [`secret`]: PINs, passwords and passphrases read from files, zeroized and never printed.
-//! - [`cli`]: the `oryx` operator and approver CLI.
+//! - [`cli`]: the `oryx` operator and approver CLI; [`commands`]: the `oryx-signer` daemon's
+//!   commands; [`cli_error`]: the one error both trees return and `main` prints.
 #![forbid(unsafe_code)]
 
 pub mod approvals;
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod authz;
 pub mod backend;
 pub mod cli;
+pub mod cli_error;
 pub use oryx_proto::client;
 pub mod clock;
 pub mod commands;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 use crate::watermark::WatermarkStore as _;
 use crate::watermark::file::FileStore;
@@ -20,15 +21,13 @@ pub struct Export {
 
 impl Export {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
-        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
-        let json = serde_json::to_string_pretty(&store.export().map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(CliError::other)?;
+        let records = store.export().map_err(CliError::other)?;
+        let json = serde_json::to_string_pretty(&records).map_err(CliError::other)?;
         match self.out {
-            Some(path) => {
-                std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
-            }
+            Some(path) => std::fs::write(&path, json + "\n").map_err(|e| CliError::io(&path, e)),
             None => {
                 println!("{json}");
                 Ok(())

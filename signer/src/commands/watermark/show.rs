@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 use crate::watermark::WatermarkStore as _;
 use crate::watermark::file::FileStore;
@@ -15,10 +16,10 @@ pub struct Show {
 
 impl Show {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
-        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(|e| e.to_string())?;
-        for r in store.export().map_err(|e| e.to_string())? {
+        let store = FileStore::open_read_only(&config.watermarks.dir).map_err(CliError::other)?;
+        for r in store.export().map_err(CliError::other)? {
             let w = &r.watermark;
             println!(
                 "{} {} block {} slot {} wall_slot {} digest {} {}",
