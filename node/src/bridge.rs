@@ -374,7 +374,7 @@ impl crate::observe::Observed for Bridge {
         self.metrics_text()
     }
 
-    fn health(&self) -> Result<(), String> {
+    fn health(&self) -> Result<(), crate::NodeError> {
         self.upstream.health()
     }
 }

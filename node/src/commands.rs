@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::NodeError;
+
 pub mod bench;
 pub mod bridge;
 pub mod produce;
@@ -29,7 +31,7 @@ pub enum Command {
 }
 
 /// Runs one subcommand.
-pub fn run(cli: Cli) -> Result<(), String> {
+pub fn run(cli: Cli) -> Result<(), NodeError> {
     init_tracing();
     match cli.command {
         Command::Bridge(a) => bridge::run(a),
@@ -58,19 +60,19 @@ fn init_tracing() {
 /// A single-threaded tokio runtime: the node's work is one request at a time on a few
 /// connections, and keeping every task (HTTP connection, gRPC client, HTTP/2 connection) on one
 /// thread saves the cross-thread wake-ups that dominate a sub-millisecond round trip.
-pub fn local_runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn local_runtime() -> Result<tokio::runtime::Runtime, NodeError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(NodeError::Runtime)
 }
 
 /// A multi-threaded tokio runtime for a daemon.
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, NodeError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(NodeError::Runtime)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -12,6 +12,8 @@ use oryx_proto::antelope::chain::parse_chain_id;
 use oryx_proto::client::ClientTls;
 use serde::Deserialize;
 
+use crate::NodeError;
+
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,16 +84,21 @@ pub struct Observability {
 impl Config {
     /// Reads and checks `path`; relative paths are taken from the file's directory. The error
     /// names the file and says what is wrong.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| NodeError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| format!("{}: {message}", path.display()))
+        Self::parse(&text, base).map_err(|e| NodeError::ConfigFile {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })
     }
 
     /// Parses and checks TOML text; relative paths are taken from `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str, base: &Path) -> Result<Self, NodeError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
         let r = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -106,20 +113,22 @@ impl Config {
             }
             b.chain()?;
             if b.unix_socket.is_none() && b.listen.is_none() {
-                return Err(
+                return Err(NodeError::Config(
                     "[bridge] needs `unix_socket` or `listen` (or both): nodeos has to reach it"
                         .into(),
-                );
+                ));
             }
             if let Some(a) = b.listen
                 && !a.ip().is_loopback()
             {
-                return Err(format!(
+                return Err(NodeError::Config(format!(
                     "[bridge] listen = {a}: the bridge serves only loopback (127.0.0.1 or ::1); nodeos runs on this host"
-                ));
+                )));
             }
             if b.nodeos_timeout_ms == 0 {
-                return Err("[bridge] nodeos_timeout_ms must be at least 1".into());
+                return Err(NodeError::Config(
+                    "[bridge] nodeos_timeout_ms must be at least 1".into(),
+                ));
             }
         }
         if let Some(p) = &mut cfg.produce {
@@ -128,29 +137,30 @@ impl Config {
         if let Some(o) = &cfg.observability
             && !o.listen.ip().is_loopback()
         {
-            return Err(format!(
+            return Err(NodeError::Config(format!(
                 "[observability] listen = {}: metrics are served on loopback only",
                 o.listen
-            ));
+            )));
         }
         Ok(cfg)
     }
 
     /// Reads the TLS files named in `[signer]`.
-    pub fn client_tls(&self) -> Result<ClientTls, String> {
+    pub fn client_tls(&self) -> Result<ClientTls, NodeError> {
         let s = &self.signer;
         ClientTls::from_files(&s.ca_cert, &s.cert, &s.key, &s.server_name)
+            .map_err(NodeError::ClientTls)
     }
 }
 
 impl BridgeConfig {
     /// The chain id.
-    pub fn chain(&self) -> Result<Checksum256, String> {
+    pub fn chain(&self) -> Result<Checksum256, NodeError> {
         parse_chain_id(&self.chain_id).map_err(|e| {
-            format!(
+            NodeError::Config(format!(
                 "[bridge] chain_id = {:?}: {e} (use a chain name such as eos, or 64 hex characters)",
                 self.chain_id
-            )
+            ))
         })
     }
 }
@@ -193,7 +203,8 @@ mod tests {
         ];
         for (extra, want) in cases {
             let err = Config::parse(&format!("{SIGNER}{extra}"), Path::new("/")).unwrap_err();
-            assert!(err.contains(want), "{extra}: {err}");
+            assert!(matches!(err, NodeError::Config(_)), "{extra}: {err:?}");
+            assert!(err.to_string().contains(want), "{extra}: {err}");
         }
     }
 }

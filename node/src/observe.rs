@@ -13,6 +13,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::NodeError;
+
 /// Most metrics connections open at once.
 pub const MAX_CONNECTIONS: usize = 16;
 
@@ -21,7 +23,7 @@ pub trait Observed: Send + Sync + 'static {
     /// The Prometheus text exposition.
     fn render_metrics(&self) -> String;
     /// `Ok` when healthy, else why not (the `/healthz` body, with 503).
-    fn health(&self) -> Result<(), String>;
+    fn health(&self) -> Result<(), NodeError>;
 }
 
 /// Serves `/metrics` and `/healthz` until the task is dropped.

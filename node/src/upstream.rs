@@ -182,11 +182,11 @@ impl Upstream {
     }
 
     /// `/healthz`: healthy exactly while connected.
-    pub fn health(&self) -> Result<(), String> {
+    pub fn health(&self) -> Result<(), crate::NodeError> {
         if self.is_connected() {
             Ok(())
         } else {
-            Err("signer unreachable".into())
+            Err(crate::NodeError::SignerUnreachable)
         }
     }
 

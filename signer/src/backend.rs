@@ -52,6 +52,14 @@ pub enum BackendError {
     Failed(String),
 }
 
+impl From<crate::secret::SecretError> for BackendError {
+    /// A PIN, password or passphrase file that cannot be read or is empty: the operator must fix
+    /// the file, so no retry helps. The message names the file, never the secret.
+    fn from(e: crate::secret::SecretError) -> Self {
+        BackendError::Failed(e.to_string())
+    }
+}
+
 /// A signing key whose secret never leaves its device.
 pub trait KeyBackend: fmt::Debug + Send + Sync {
     /// Public key this backend signs for.

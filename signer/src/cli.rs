@@ -1,7 +1,9 @@
-//! The `oryx` operator and approver CLI: see what is being signed, convert and generate keys,
-//! sign a digest offline.
+//! `oryx`: the operator and approver CLI (`src/bin/oryx.rs`) — see what is being signed, convert
+//! and generate keys, sign a digest offline, approve requests, run key ceremonies. The daemon's
+//! own commands are the other tree, [`crate::commands`] (`oryx-signer`).
 //!
-//! Guards: every command prints one clear line on stderr and exits non-zero on bad input; with
+//! Guards: every command returns a [`CliError`] that `main` prints as one clear line on stderr
+//! with a non-zero exit ([`crate::cli_error`], shared with `oryx-signer`); with
 //! `--json` the field names are stable, so scripts and other tools can rely on them. Private
 //! keys are read from files (or stdin), never echoed in errors.
 
@@ -20,6 +22,7 @@ pub mod remote;
 pub mod sign_digest;
 pub mod tapos;
 
+pub use crate::cli_error::CliError;
 pub use output::print;
 
 /// The `oryx` command line.
@@ -59,35 +62,6 @@ pub enum Command {
     /// Key rotation and multisig ceremonies with a signed transcript.
     #[command(subcommand)]
     Ceremony(ceremony::Ceremony),
-}
-
-/// A command's failure: one line for the operator.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CliError {
-    /// The input could not be decoded or is invalid.
-    #[error(transparent)]
-    Input(#[from] oryx_proto::Error),
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// Anything else, with an explanation.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl CliError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        CliError::Io {
-            path: path.display().to_string(),
-            source,
-        }
-    }
 }
 
 /// Runs one command and returns what it prints.

@@ -1,8 +1,12 @@
-//! `oryx-signer` commands: one file per subcommand, nested like the command line.
+//! `oryx-signer`: the daemon's commands (`src/main.rs`) — `start` and the admin commands, one file
+//! per subcommand, nested like the command line. The operator and approver CLI is the other tree,
+//! [`crate::cli`] (`oryx`); both return a [`CliError`] that `main` prints as one line.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+
+use crate::cli_error::CliError;
 
 pub mod audit;
 pub mod bench;
@@ -59,13 +63,13 @@ pub struct ConfigArg {
 
 impl ConfigArg {
     /// Loads the configuration.
-    pub fn load(&self) -> Result<crate::config::Config, String> {
-        crate::config::Config::load(&self.config).map_err(|e| e.to_string())
+    pub fn load(&self) -> Result<crate::config::Config, CliError> {
+        Ok(crate::config::Config::load(&self.config)?)
     }
 }
 
-/// Runs a command; `Err` is one line for stderr.
-pub fn run(cli: Cli) -> Result<(), String> {
+/// Runs a command; `main` prints an `Err` as one line on stderr.
+pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Init(c) => c.run(),
         Command::Start(c) => c.run(),

@@ -14,11 +14,13 @@
 //!   the K1 canonical loop, verification), [`backend`] (sign one digest once: soft, PKCS#11,
 //!   YubiHSM), [`watermark`] (double-sign rules and the durable store), [`audit`] (the
 //!   hash-chained log, durable before every reply), [`approvals`] (pending requests and approval
-//!   verification), [`registry`] (keys generated and retired at runtime).
+//!   verification), [`registry`] (keys generated and retired at runtime), [`secret`] (PINs,
+//!   passwords and passphrases read from files, zeroized, never printed).
 //! - [`metrics`]: counters, stage histograms and `/metrics`, `/healthz`, `/readyz`.
 //!
 //! The binaries: [`commands`] is `oryx-signer` (start the daemon, init, keys, watermarks, audit,
-//! policy, bench); [`cli`] is `oryx`, the operator and approver CLI that talks to a signer.
+//! policy, bench); [`cli`] is `oryx`, the operator and approver CLI that talks to a signer;
+//! [`cli_error`] is the one error both return and `main` prints.
 #![forbid(unsafe_code)]
 
 pub mod approvals;
@@ -26,6 +28,7 @@ pub mod audit;
 pub mod authz;
 pub mod backend;
 pub mod cli;
+pub mod cli_error;
 pub use oryx_proto::client;
 pub mod clock;
 pub mod commands;
@@ -40,6 +43,7 @@ pub mod providers;
 pub mod r1verify;
 pub mod refusal;
 pub mod registry;
+pub mod secret;
 pub mod server;
 pub mod signing;
 pub mod watermark;

@@ -6,9 +6,6 @@ fn main() -> std::process::ExitCode {
     let cli = oryx_signer::commands::Cli::parse();
     match oryx_signer::commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("oryx-signer: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => oryx_signer::cli_error::report("oryx-signer", &e),
     }
 }

@@ -8,8 +8,9 @@ mod conformance;
 
 use conformance::Subject;
 use oryx_proto::antelope::KeyType;
-use oryx_signer::backend::yubihsm::{YubiHsmConfig, YubiHsmPassword, YubiHsmProvider};
+use oryx_signer::backend::yubihsm::{YubiHsmConfig, YubiHsmProvider};
 use oryx_signer::backend::{BackendError, KeyProvider};
+use oryx_signer::secret::{Secret, SecretKind};
 use yubihsm::{Capability, Client, Connector, Credentials, object};
 
 /// MockHsm's factory authentication key: id 1, password "password".
@@ -17,7 +18,7 @@ const AUTH_KEY_ID: u16 = 1;
 const PASSWORD: &str = "password";
 
 fn provider(connector: &Connector) -> YubiHsmProvider {
-    let password = YubiHsmPassword::new(PASSWORD).unwrap();
+    let password = Secret::new(SecretKind::YubiHsmPassword, PASSWORD).unwrap();
     YubiHsmProvider::with_connector(connector.clone(), AUTH_KEY_ID, &password, 1).unwrap()
 }
 
@@ -120,7 +121,7 @@ fn labels_over_40_bytes_are_refused() {
 fn wrong_password_is_a_clear_error_without_the_password() {
     let connector = Connector::mockhsm();
     let secret = "correct-horse-battery-staple";
-    let password = YubiHsmPassword::new(secret).unwrap();
+    let password = Secret::new(SecretKind::YubiHsmPassword, secret).unwrap();
     let err = YubiHsmProvider::with_connector(connector, AUTH_KEY_ID, &password, 1).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, BackendError::Failed(_)), "{err:?}");
@@ -136,14 +137,15 @@ fn password_file_is_read_and_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("yubihsm-password");
     std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
-    let password = YubiHsmPassword::from_file(&path).unwrap();
+    let password = Secret::from_file(SecretKind::YubiHsmPassword, &path).unwrap();
     let hsm = YubiHsmProvider::with_connector(Connector::mockhsm(), AUTH_KEY_ID, &password, 1);
     hsm.unwrap().health().unwrap();
 
-    let missing = YubiHsmPassword::from_file(&dir.path().join("nope")).unwrap_err();
+    let missing =
+        Secret::from_file(SecretKind::YubiHsmPassword, &dir.path().join("nope")).unwrap_err();
     assert!(missing.to_string().contains("password file"), "{missing}");
     std::fs::write(&path, "\n").unwrap();
-    assert!(YubiHsmPassword::from_file(&path).is_err());
+    assert!(Secret::from_file(SecretKind::YubiHsmPassword, &path).is_err());
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn config_without_a_reachable_connector_is_unavailable() {
 
 #[test]
 fn invalid_domain_is_refused() {
-    let password = YubiHsmPassword::new(PASSWORD).unwrap();
+    let password = Secret::new(SecretKind::YubiHsmPassword, PASSWORD).unwrap();
     for domain in [0, 17] {
         let err =
             YubiHsmProvider::with_connector(Connector::mockhsm(), AUTH_KEY_ID, &password, domain)

@@ -36,6 +36,7 @@ use tokio::sync::Semaphore;
 
 use super::wallet::{MAX_BODY_BYTES, WalletError};
 use super::{Bridge, Reply};
+use crate::NodeError;
 
 /// Most connections served at once (nodeos keeps one; cleos opens one per command).
 pub const MAX_CONNECTIONS: usize = 64;
@@ -87,7 +88,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 
 /// Binds the unix socket at `path`, mode 0600, refusing to take over a live one. Keep the
 /// returned guard for the life of the process.
-pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketGuard), String> {
+pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketGuard), NodeError> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -97,28 +98,26 @@ pub fn bind_unix(path: &Path) -> Result<(UnixListener, SocketGuard), String> {
     let result = (|| {
         // A directory we just created is owned by our effective uid.
         let me = std::fs::metadata(&private)
-            .map_err(|e| format!("cannot stat {}: {e}", private.display()))?
+            .map_err(NodeError::io("cannot stat", &private))?
             .uid();
         check_dir_owner(parent, me)?;
         let lock = take_lock(&lock_path(path), me)?;
         remove_stale(path)?;
         let staged = private.join("keosd.sock");
-        let listener = UnixListener::bind(&staged)
-            .map_err(|e| format!("cannot bind {}: {e}", staged.display()))?;
+        let listener =
+            UnixListener::bind(&staged).map_err(NodeError::io("cannot bind", &staged))?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot chmod {}: {e}", staged.display()))?;
-        let m = std::fs::symlink_metadata(&staged)
-            .map_err(|e| format!("cannot stat {}: {e}", staged.display()))?;
-        std::fs::rename(&staged, path)
-            .map_err(|e| format!("cannot move the socket to {}: {e}", path.display()))?;
+            .map_err(NodeError::io("cannot chmod", &staged))?;
+        let m =
+            std::fs::symlink_metadata(&staged).map_err(NodeError::io("cannot stat", &staged))?;
+        std::fs::rename(&staged, path).map_err(NodeError::io("cannot move the socket to", path))?;
         // Identified after the rename, which changes the inode's change time.
-        let placed = std::fs::symlink_metadata(path)
-            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        let placed = std::fs::symlink_metadata(path).map_err(NodeError::io("cannot stat", path))?;
         if (placed.dev(), placed.ino()) != (m.dev(), m.ino()) {
-            return Err(format!(
+            return Err(NodeError::Socket(format!(
                 "{} was replaced while the bridge was binding it",
                 path.display()
-            ));
+            )));
         }
         Ok((
             listener,
@@ -140,36 +139,36 @@ fn socket_id(m: &std::fs::Metadata) -> (u64, u64, i64, i64) {
 
 /// Refuses a directory other users may write to without the sticky bit (they could remove or
 /// replace the socket).
-fn check_dir_mode(dir: &Path) -> Result<(), String> {
-    let m = std::fs::metadata(dir).map_err(|e| {
-        format!(
-            "the unix_socket directory {} is unusable: {e}",
-            dir.display()
-        )
-    })?;
+fn check_dir_mode(dir: &Path) -> Result<(), NodeError> {
+    let m = socket_dir_metadata(dir)?;
     let mode = m.permissions().mode();
     if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        return Err(format!(
+        return Err(NodeError::Socket(format!(
             "the unix_socket directory {} is writable by other users (mode {:o}) without the \
              sticky bit, so they could replace the socket: `chmod go-w {}` or choose a private \
              directory (e.g. /run/oryx, mode 0750)",
             dir.display(),
             mode & 0o7777,
             dir.display()
-        ));
+        )));
     }
     Ok(())
 }
 
-/// Refuses a directory owned by another user (other than root): they could replace the socket.
-fn check_dir_owner(dir: &Path, me: u32) -> Result<(), String> {
-    let m = std::fs::metadata(dir).map_err(|e| {
-        format!(
+/// The socket directory's metadata, or why the directory cannot be used.
+fn socket_dir_metadata(dir: &Path) -> Result<std::fs::Metadata, NodeError> {
+    std::fs::metadata(dir).map_err(|e| {
+        NodeError::Socket(format!(
             "the unix_socket directory {} is unusable: {e}",
             dir.display()
-        )
-    })?;
-    owner_problem(dir, m.uid(), me).map_or(Ok(()), Err)
+        ))
+    })
+}
+
+/// Refuses a directory owned by another user (other than root): they could replace the socket.
+fn check_dir_owner(dir: &Path, me: u32) -> Result<(), NodeError> {
+    let m = socket_dir_metadata(dir)?;
+    owner_problem(dir, m.uid(), me).map_or(Ok(()), |why| Err(NodeError::Socket(why)))
 }
 
 /// Why a directory owned by `owner` is unsafe for a bridge running as `me`, if it is.
@@ -185,7 +184,7 @@ fn owner_problem(dir: &Path, owner: u32, me: u32) -> Option<String> {
 }
 
 /// Opens `lock` (created mode 0600 if missing) and locks it exclusively, or says who holds it.
-fn take_lock(lock: &Path, me: u32) -> Result<File, String> {
+fn take_lock(lock: &Path, me: u32) -> Result<File, NodeError> {
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -193,21 +192,18 @@ fn take_lock(lock: &Path, me: u32) -> Result<File, String> {
         .truncate(false)
         .mode(0o600)
         .open(lock)
-        .map_err(|e| format!("cannot open the lock file {}: {e}", lock.display()))?;
+        .map_err(NodeError::io("cannot open the lock file", lock))?;
     // Must be the regular file we opened, ours, not a symlink planted at the name.
-    let opened = f
-        .metadata()
-        .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?;
-    let named = std::fs::symlink_metadata(lock)
-        .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?;
+    let opened = f.metadata().map_err(NodeError::io("cannot stat", lock))?;
+    let named = std::fs::symlink_metadata(lock).map_err(NodeError::io("cannot stat", lock))?;
     if !named.file_type().is_file()
         || (opened.dev(), opened.ino()) != (named.dev(), named.ino())
         || opened.uid() != me
     {
-        return Err(format!(
+        return Err(NodeError::Socket(format!(
             "the lock file {} is not a regular file owned by this user (uid {me}): remove it",
             lock.display()
-        ));
+        )));
     }
     match f.try_lock() {
         Ok(()) => {}
@@ -220,14 +216,14 @@ fn take_lock(lock: &Path, me: u32) -> Result<File, String> {
             } else {
                 format!(" (pid {holder})")
             };
-            return Err(format!(
+            return Err(NodeError::SocketInUse(format!(
                 "another bridge{who} holds {} and serves this unix_socket: stop it first, or \
                  give this bridge another unix_socket path",
                 lock.display()
-            ));
+            )));
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(format!("cannot lock {}: {e}", lock.display()));
+            return Err(NodeError::io("cannot lock", lock)(e));
         }
     }
     // Who holds it, for the next bridge's error message (best effort).
@@ -239,48 +235,47 @@ fn take_lock(lock: &Path, me: u32) -> Result<File, String> {
 
 /// With the lock held: removes a dead socket left at `path` (a crashed bridge); refuses
 /// anything else.
-fn remove_stale(path: &Path) -> Result<(), String> {
+fn remove_stale(path: &Path) -> Result<(), NodeError> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
     use std::os::unix::fs::FileTypeExt as _;
     if !meta.file_type().is_socket() {
-        return Err(format!(
+        return Err(NodeError::Socket(format!(
             "{} exists and is not a socket: move it away or choose another unix_socket path",
             path.display()
-        ));
+        )));
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(format!(
+        return Err(NodeError::SocketInUse(format!(
             "{} is in use by a running process that does not hold {} (keosd, or an older \
              bridge?): stop it first",
             path.display(),
             lock_path(path).display()
-        ));
+        )));
     }
-    std::fs::remove_file(path)
-        .map_err(|e| format!("cannot remove the stale socket {}: {e}", path.display()))
+    std::fs::remove_file(path).map_err(NodeError::io("cannot remove the stale socket", path))
 }
 
 /// A fresh directory, mode 0700, beside the socket path.
-fn tempdir_in(parent: &Path) -> Result<PathBuf, String> {
+fn tempdir_in(parent: &Path) -> Result<PathBuf, NodeError> {
     for n in 0..100u32 {
         let p = parent.join(format!(".oryx-node-{}-{n}", std::process::id()));
         match std::fs::DirBuilder::new().mode(0o700).create(&p) {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
-                return Err(format!(
-                    "cannot create a private directory in {}: {e}",
-                    parent.display()
-                ));
+                return Err(NodeError::io(
+                    "cannot create a private directory in",
+                    parent,
+                )(e));
             }
         }
     }
-    Err(format!(
-        "cannot create a private directory in {}",
-        parent.display()
-    ))
+    Err(NodeError::io(
+        "cannot create a private directory in",
+        parent,
+    )(std::io::ErrorKind::AlreadyExists.into()))
 }
 
 /// Serves the wallet API on a unix socket until the task is dropped.
@@ -376,11 +371,13 @@ fn respond(r: Reply) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Binds a TCP listener, for the wallet API or metrics.
-pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+/// Binds a TCP listener, for the wallet API or metrics; returns it with the address it got
+/// (the port, when `addr` asked for port 0).
+pub async fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), NodeError> {
+    let listen_error = |source| NodeError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let at = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, at))
 }
 
 #[cfg(test)]
@@ -401,6 +398,8 @@ mod tests {
         let (_l, guard) = bind_unix(&path).unwrap();
         let id = std::fs::symlink_metadata(&path).unwrap().ino();
         let e = bind_unix(&path).unwrap_err();
+        assert!(matches!(e, NodeError::SocketInUse(_)), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("another bridge") && e.contains(".lock"), "{e}");
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         assert_eq!(std::fs::symlink_metadata(&path).unwrap().ino(), id);
@@ -436,7 +435,8 @@ mod tests {
         // Live, but not a bridge (no lock): refused, kept.
         let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let e = bind_unix(&path).unwrap_err();
-        assert!(e.contains("in use by a running process"), "{e}");
+        assert!(matches!(e, NodeError::SocketInUse(_)), "{e:?}");
+        assert!(e.to_string().contains("in use by a running process"), "{e}");
         assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
         // Dead (its owner crashed): replaced.
         drop(live);
@@ -451,7 +451,9 @@ mod tests {
         let shared = d.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = bind_unix(&shared.join("keosd.sock")).unwrap_err();
+        let e = bind_unix(&shared.join("keosd.sock"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("writable by other users") && e.contains("chmod go-w"),
             "{e}"
@@ -490,7 +492,7 @@ mod tests {
         let target = d.path().join("elsewhere");
         std::fs::write(&target, b"keep").unwrap();
         std::os::unix::fs::symlink(&target, lock_path(&path)).unwrap();
-        let e = bind_unix(&path).unwrap_err();
+        let e = bind_unix(&path).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
     }

@@ -22,6 +22,7 @@ use oryx_proto::grpc;
 use oryx_proto::stats::{Quantiles, quantiles};
 use serde_json::json;
 
+use crate::NodeError;
 use crate::bridge::client::KeosdClient;
 use crate::commands::{ConfigArg, runtime};
 use crate::config::Config;
@@ -52,26 +53,30 @@ pub struct Args {
 }
 
 /// Runs the benchmark.
-pub fn run(args: Args) -> Result<(), String> {
+pub fn run(args: Args) -> Result<(), NodeError> {
     let cfg = Config::load(&args.config.config)?;
-    let bridge = cfg
-        .bridge
-        .as_ref()
-        .ok_or("bench drives the bridge: the config has no [bridge] section")?;
+    let bridge = cfg.bridge.as_ref().ok_or_else(|| {
+        NodeError::Config("bench drives the bridge: the config has no [bridge] section".into())
+    })?;
     let chain = bridge.chain()?;
     if let Some(name) = chain_name(&chain)
         && !args.allow_public_chain
     {
-        return Err(format!(
+        return Err(NodeError::Usage(format!(
             "the bridge's chain is {name}: bench signs made-up blocks and would raise a production key's \
              watermark; use a private chain (oryx-signer init --dev) or pass --allow-public-chain"
-        ));
+        )));
     }
-    let key = PublicKey::parse(&args.key).map_err(|e| format!("--key {}: {e}", args.key))?;
+    let key = PublicKey::parse(&args.key)
+        .map_err(|e| NodeError::Usage(format!("--key {}: {e}", args.key)))?;
     let url = match (&bridge.unix_socket, bridge.listen) {
         (Some(p), _) => format!("unix://{}/v1/wallet/sign_digest", p.display()),
         (None, Some(a)) => format!("http://{a}/v1/wallet/sign_digest"),
-        (None, None) => return Err("the bridge has no listener configured".into()),
+        (None, None) => {
+            return Err(NodeError::Config(
+                "the bridge has no listener configured".into(),
+            ));
+        }
     };
     let mut nodeos = KeosdClient::connect(&url)?;
 
@@ -84,11 +89,14 @@ pub fn run(args: Args) -> Result<(), String> {
             break;
         }
         if !a.body.contains("DOUBLE_SIGN") {
-            return Err(format!("the bridge refused the first request: {}", a.body));
+            return Err(NodeError::Bench(format!(
+                "the bridge refused the first request: {}",
+                a.body
+            )));
         }
         height = height
             .checked_mul(2)
-            .ok_or("no free height below 2^32 for this key")?;
+            .ok_or_else(|| NodeError::Bench("no free height below 2^32 for this key".into()))?;
     }
     let mut signed = Vec::with_capacity(args.requests as usize);
     for _ in 0..50 {
@@ -101,18 +109,18 @@ pub fn run(args: Args) -> Result<(), String> {
         sign_one(&mut nodeos, height, &key)?;
         signed.push(t0.elapsed());
     }
-    let signed = quantiles(&mut signed).ok_or("no requests")?;
+    let signed = quantiles(&mut signed).ok_or_else(|| NodeError::Bench("no requests".into()))?;
 
     let mut http = Vec::new();
     for _ in 0..args.floor_samples {
         let t0 = Instant::now();
         let a = nodeos.post("/v1/wallet/list_wallets", "")?;
         if a.status != 201 {
-            return Err(format!("list_wallets: {}", a.body));
+            return Err(NodeError::Bench(format!("list_wallets: {}", a.body)));
         }
         http.push(t0.elapsed());
     }
-    let http = quantiles(&mut http).ok_or("no samples")?;
+    let http = quantiles(&mut http).ok_or_else(no_samples)?;
     let fsync = fsync_floor(&args.fsync_dir, args.floor_samples)?;
     let SignerFloors { rtt, direct, sign } =
         signer_floors(&cfg, &key, &chain, args.floor_samples, height)?;
@@ -184,49 +192,48 @@ fn block_id(height: u32) -> Checksum256 {
     id
 }
 
-fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<(), String> {
+fn no_samples() -> NodeError {
+    NodeError::Bench("no samples".into())
+}
+
+fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<(), NodeError> {
+    let at = |why: String| NodeError::Bench(format!("height {height}: {why}"));
     let id = block_id(height);
     let a = nodeos.sign_digest(&id, key)?;
     if a.status != 201 {
-        return Err(format!("height {height}: {}", a.body));
+        return Err(at(a.body));
     }
-    let text: String =
-        serde_json::from_str(&a.body).map_err(|e| format!("height {height}: {e}: {}", a.body))?;
-    let sig = Signature::parse(&text).map_err(|e| format!("height {height}: {e}"))?;
+    let text: String = serde_json::from_str(&a.body).map_err(|e| at(format!("{e}: {}", a.body)))?;
+    let sig = Signature::parse(&text).map_err(|e| at(e.to_string()))?;
     if !sig.recovers_to(&id, key) {
-        return Err(format!(
-            "height {height}: the signature does not recover to {key}"
-        ));
+        return Err(at(format!("the signature does not recover to {key}")));
     }
     Ok(())
 }
 
-fn fsync_floor(dir: &std::path::Path, samples: u32) -> Result<Quantiles, String> {
+fn fsync_floor(dir: &std::path::Path, samples: u32) -> Result<Quantiles, NodeError> {
     let (mut f, path) = create_scratch(dir)?;
-    let mut measure = || -> Result<Vec<Duration>, String> {
+    let mut measure = || -> std::io::Result<Vec<Duration>> {
         let mut v = Vec::new();
         for i in 0..samples {
             use std::io::{Seek as _, SeekFrom};
             let t0 = Instant::now();
-            f.seek(SeekFrom::Start(0))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.write_all(&[i as u8; 64])
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            f.sync_data()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.seek(SeekFrom::Start(0))?;
+            f.write_all(&[i as u8; 64])?;
+            f.sync_data()?;
             v.push(t0.elapsed());
         }
         Ok(v)
     };
-    let measured = measure();
+    let measured = measure().map_err(NodeError::io("cannot write and fdatasync", &path));
     // Removed whatever happened: the file is ours (created exclusively), nothing else's.
     let _ = std::fs::remove_file(&path);
-    quantiles(&mut measured?).ok_or_else(|| "no samples".into())
+    quantiles(&mut measured?).ok_or_else(no_samples)
 }
 
 /// A new file in `dir`, created exclusively (`O_CREAT|O_EXCL`, mode 0600): an existing file or
 /// a symlink planted at the name (e.g. by another user in /tmp) is never opened or followed.
-fn create_scratch(dir: &std::path::Path) -> Result<(std::fs::File, std::path::PathBuf), String> {
+fn create_scratch(dir: &std::path::Path) -> Result<(std::fs::File, std::path::PathBuf), NodeError> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut last = None;
     for n in 0..100u32 {
@@ -240,20 +247,20 @@ fn create_scratch(dir: &std::path::Path) -> Result<(std::fs::File, std::path::Pa
             Ok(f) => return Ok((f, path)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(path),
             Err(e) => {
-                return Err(format!(
+                return Err(NodeError::Bench(format!(
                     "cannot create a scratch file {} for the fsync measurement: {e}; \
                      choose a writable --fsync-dir",
                     path.display()
-                ));
+                )));
             }
         }
     }
-    Err(format!(
+    Err(NodeError::Bench(format!(
         "cannot create a scratch file in {} for the fsync measurement: names up to {} exist; \
          remove stale .oryx-node-bench-* files or choose another --fsync-dir",
         dir.display(),
         last.map_or_else(String::new, |p| p.display().to_string())
-    ))
+    )))
 }
 
 /// What the bench measures straight at the signer.
@@ -273,19 +280,21 @@ fn signer_floors(
     chain: &Checksum256,
     samples: u32,
     mut height: u32,
-) -> Result<SignerFloors, String> {
+) -> Result<SignerFloors, NodeError> {
     let tls = cfg.client_tls()?;
     runtime()?.block_on(async {
-        let mut c = oryx_proto::client::connect(&cfg.signer.address, &tls).await?;
+        let mut c = oryx_proto::client::connect(&cfg.signer.address, &tls)
+            .await
+            .map_err(NodeError::SignerConnect)?;
         let mut v = Vec::new();
         for _ in 0..samples {
             let t0 = Instant::now();
             c.status(grpc::StatusRequest {})
                 .await
-                .map_err(|s| format!("Status: {}", s.message()))?;
+                .map_err(|s| NodeError::signer_call("Status", &s))?;
             v.push(t0.elapsed());
         }
-        let rtt = quantiles(&mut v).ok_or("no samples")?;
+        let rtt = quantiles(&mut v).ok_or_else(no_samples)?;
         let mut v = Vec::new();
         for _ in 0..samples {
             height += 1;
@@ -296,20 +305,20 @@ fn signer_floors(
                 digest: block_id(height).0.to_vec(),
             })
             .await
-            .map_err(|s| format!("SignDigest at height {height}: {}", s.message()))?;
+            .map_err(|s| NodeError::signer_call(format!("SignDigest at height {height}"), &s))?;
             v.push(t0.elapsed());
         }
-        let direct = quantiles(&mut v).ok_or("no samples")?;
+        let direct = quantiles(&mut v).ok_or_else(no_samples)?;
         let keys = c
             .list_keys(grpc::ListKeysRequest {})
             .await
-            .map_err(|s| format!("ListKeys: {}", s.message()))?
+            .map_err(|s| NodeError::signer_call("ListKeys", &s))?
             .into_inner()
             .keys;
         let info = keys
             .iter()
             .find(|k| PublicKey::parse(&k.public_key).is_ok_and(|p| &p == key))
-            .ok_or_else(|| format!("the signer does not list {key}"))?;
+            .ok_or_else(|| NodeError::Bench(format!("the signer does not list {key}")))?;
         let sign = Quantiles {
             p50: Duration::from_micros(info.sign_p50_us.into()),
             p99: Duration::from_micros(info.sign_p99_us.into()),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use oryx_proto::grpc;
 
+use crate::NodeError;
 use crate::bridge::{Bridge, http};
 use crate::commands::{ConfigArg, local_runtime, shutdown_signal};
 use crate::config::Config;
@@ -28,13 +29,13 @@ pub struct Args {
 const CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs the bridge until SIGINT/SIGTERM.
-pub fn run(args: Args) -> Result<(), String> {
+pub fn run(args: Args) -> Result<(), NodeError> {
     let cfg = Config::load(&args.config.config)?;
     let Some(b) = &cfg.bridge else {
-        return Err(format!(
-            "{}: no [bridge] section: add one with chain_id and unix_socket (see deploy/oryx-node.toml)",
-            args.config.config.display()
-        ));
+        return Err(NodeError::ConfigFile {
+            path: args.config.config.clone(),
+            problem: "no [bridge] section: add one with chain_id and unix_socket (see deploy/oryx-node.toml)".into(),
+        });
     };
     let chain = b.chain()?;
     let tls = cfg.client_tls()?;
@@ -52,14 +53,12 @@ pub fn run(args: Args) -> Result<(), String> {
             tokio::spawn(http::serve_unix(l, Arc::clone(&bridge)));
         }
         if let Some(a) = b.listen {
-            let l = http::bind_tcp(a).await?;
-            let at = l.local_addr().map_err(|e| e.to_string())?;
+            let (l, at) = http::bind_tcp(a).await?;
             println!("bridge listening on http://{at}");
             tokio::spawn(http::serve_tcp(l, Arc::clone(&bridge)));
         }
         if let Some(o) = &cfg.observability {
-            let l = http::bind_tcp(o.listen).await?;
-            let at = l.local_addr().map_err(|e| e.to_string())?;
+            let (l, at) = http::bind_tcp(o.listen).await?;
             println!("metrics on {at}");
             tokio::spawn(crate::observe::serve(l, Arc::clone(&bridge) as _));
         }

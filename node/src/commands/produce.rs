@@ -1,5 +1,6 @@
 //! `oryx-node produce -c FILE`: the block assembler loop (see [`crate::produce::producer`]).
 
+use crate::NodeError;
 use crate::commands::{ConfigArg, runtime, shutdown_signal};
 use crate::config::Config;
 use crate::produce::producer::Producer;
@@ -13,14 +14,13 @@ pub struct Args {
 }
 
 /// Runs the producer loop until SIGINT or SIGTERM.
-pub fn run(args: Args) -> Result<(), String> {
+pub fn run(args: Args) -> Result<(), NodeError> {
     let path = &args.config.config;
     let cfg = Config::load(path)?;
-    let produce = cfg.produce.as_ref().ok_or_else(|| {
-        format!(
-            "{}: no [produce] section: add one with chain_id, producer, public_key and block_log",
-            path.display()
-        )
+    let produce = cfg.produce.as_ref().ok_or_else(|| NodeError::ConfigFile {
+        path: path.clone(),
+        problem: "no [produce] section: add one with chain_id, producer, public_key and block_log"
+            .into(),
     })?;
     let settings = produce.settings()?;
     let tls = cfg.client_tls()?;
@@ -28,8 +28,7 @@ pub fn run(args: Args) -> Result<(), String> {
         let upstream = Upstream::start(&cfg.signer.address, tls);
         let mut producer = Producer::open(settings, upstream)?;
         if let Some(o) = &cfg.observability {
-            let l = crate::bridge::http::bind_tcp(o.listen).await?;
-            let at = l.local_addr().map_err(|e| e.to_string())?;
+            let (l, at) = crate::bridge::http::bind_tcp(o.listen).await?;
             println!("metrics on {at}");
             tokio::spawn(crate::observe::serve(l, producer.stats() as _));
         }

@@ -25,6 +25,7 @@ use oryx_proto::antelope::{
 use oryx_proto::blocklog::Head;
 
 use super::Mode;
+use crate::NodeError;
 
 /// File name of the pending block inside the block log directory.
 pub const PENDING_FILE: &str = "pending.bin";
@@ -119,10 +120,10 @@ impl Unsigned {
     }
 
     /// The digest the signer will sign.
-    pub fn digest(&self) -> Result<Checksum256, String> {
-        self.header
-            .signing_digest(self.legacy_inputs.as_ref().map(|(bm, sh)| (bm, sh)))
-            .map_err(|e| e.to_string())
+    pub fn digest(&self) -> Result<Checksum256, NodeError> {
+        Ok(self
+            .header
+            .signing_digest(self.legacy_inputs.as_ref().map(|(bm, sh)| (bm, sh)))?)
     }
 
     /// The signed block.
@@ -143,54 +144,67 @@ impl Unsigned {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Unsigned, String> {
+    /// Decodes the pending file at `path` (named in the error).
+    fn decode(path: &Path, bytes: &[u8]) -> Result<Unsigned, NodeError> {
+        let bad = |problem: String| NodeError::PendingBlock {
+            path: path.to_path_buf(),
+            problem,
+        };
         let body = bytes
             .strip_prefix(PENDING_MAGIC)
-            .ok_or("not a pending-block file")?;
-        let mut r = Reader::new(body);
-        let header = BlockHeader::unpack(&mut r).map_err(|e| e.to_string())?;
-        let transactions = Vec::unpack(&mut r).map_err(|e| e.to_string())?;
-        let legacy_inputs = Option::unpack(&mut r).map_err(|e| e.to_string())?;
-        r.finish("pending block").map_err(|e| e.to_string())?;
-        Ok(Unsigned {
-            header,
-            transactions,
-            legacy_inputs,
-        })
+            .ok_or_else(|| bad("not a pending-block file".into()))?;
+        let unpack = || -> oryx_proto::Result<Unsigned> {
+            let mut r = Reader::new(body);
+            let header = BlockHeader::unpack(&mut r)?;
+            let transactions = Vec::unpack(&mut r)?;
+            let legacy_inputs = Option::unpack(&mut r)?;
+            r.finish("pending block")?;
+            Ok(Unsigned {
+                header,
+                transactions,
+                legacy_inputs,
+            })
+        };
+        unpack().map_err(|e| bad(e.to_string()))
     }
 
     /// Writes the pending file in `dir` atomically and durably (temp file, fsync, rename,
     /// directory fsync).
-    pub fn write_pending(&self, dir: &Path) -> Result<(), String> {
+    pub fn write_pending(&self, dir: &Path) -> Result<(), NodeError> {
         let path = dir.join(PENDING_FILE);
         oryx_proto::durable::write_atomic(&path, &self.encode(), 0o600).map_err(|e| {
-            format!(
-                "{}: cannot write the pending block: {}",
-                e.path.display(),
-                e.source
-            )
+            NodeError::PendingBlock {
+                path: e.path,
+                problem: format!("cannot write the pending block: {}", e.source),
+            }
         })
     }
 
     /// Removes the pending file in `dir` (once its block is logged or definitely refused),
     /// durably.
-    pub fn remove_pending(dir: &Path) -> Result<(), String> {
+    pub fn remove_pending(dir: &Path) -> Result<(), NodeError> {
         let path = dir.join(PENDING_FILE);
         match std::fs::remove_file(&path) {
             Ok(()) => sync_dir(dir),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
-        .map_err(|e| format!("{}: cannot remove the pending block: {e}", path.display()))
+        .map_err(|e| NodeError::PendingBlock {
+            path,
+            problem: format!("cannot remove the pending block: {e}"),
+        })
     }
 
     /// The pending block in `dir`, if there is a readable one.
-    pub fn read_pending(dir: &Path) -> Option<Result<Unsigned, String>> {
+    pub fn read_pending(dir: &Path) -> Option<Result<Unsigned, NodeError>> {
         let path = dir.join(PENDING_FILE);
         match std::fs::read(&path) {
-            Ok(b) => Some(Unsigned::decode(&b).map_err(|e| format!("{}: {e}", path.display()))),
+            Ok(b) => Some(Unsigned::decode(&path, &b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => Some(Err(format!("{}: {e}", path.display()))),
+            Err(e) => Some(Err(NodeError::PendingBlock {
+                path,
+                problem: e.to_string(),
+            })),
         }
     }
 }

@@ -15,6 +15,8 @@ use oryx_proto::antelope::chain::parse_chain_id;
 use oryx_proto::antelope::{Checksum256, Name, PublicKey};
 use serde::Deserialize;
 
+use crate::NodeError;
+
 pub mod assemble;
 pub mod producer;
 pub mod spool;
@@ -111,7 +113,7 @@ pub struct Settings {
 
 impl ProduceConfig {
     /// Makes relative paths relative to `base`, and checks values.
-    pub fn resolve(&mut self, base: &Path) -> Result<(), String> {
+    pub fn resolve(&mut self, base: &Path) -> Result<(), NodeError> {
         for p in [&mut self.block_log]
             .into_iter()
             .chain(self.spool.as_mut())
@@ -125,38 +127,46 @@ impl ProduceConfig {
     }
 
     /// The typed settings, or what is wrong and how to fix it.
-    pub fn settings(&self) -> Result<Settings, String> {
+    pub fn settings(&self) -> Result<Settings, NodeError> {
         let chain_id = parse_chain_id(&self.chain_id).map_err(|e| {
-            format!(
+            NodeError::Config(format!(
                 "[produce] chain_id = {:?}: {e} (a chain name such as eos, or 64 hex characters)",
                 self.chain_id
-            )
+            ))
         })?;
-        let producer = Name::new(&self.producer)
-            .map_err(|e| format!("[produce] producer = {:?}: {e}", self.producer))?;
+        let producer = Name::new(&self.producer).map_err(|e| {
+            NodeError::Config(format!("[produce] producer = {:?}: {e}", self.producer))
+        })?;
         let key = PublicKey::parse(&self.public_key).map_err(|e| {
-            format!(
+            NodeError::Config(format!(
                 "[produce] public_key = {:?}: {e} (the PUB_K1_/EOS key the signer holds)",
                 self.public_key
-            )
+            ))
         })?;
         if self.takeover_slots == 0 {
-            return Err("[produce] takeover_slots must be at least 1".into());
+            return Err(NodeError::Config(
+                "[produce] takeover_slots must be at least 1".into(),
+            ));
         }
         if self.max_transactions == 0 {
-            return Err("[produce] max_transactions must be at least 1".into());
+            return Err(NodeError::Config(
+                "[produce] max_transactions must be at least 1".into(),
+            ));
         }
         if self.legacy
             && self.schedule_version == oryx_proto::antelope::block::SAVANNA_SCHEDULE_VERSION
         {
-            return Err("[produce] schedule_version 0x80000000 marks Savanna headers; pick a legacy version".into());
+            return Err(NodeError::Config("[produce] schedule_version 0x80000000 marks Savanna headers; pick a legacy version".into()));
         }
         if self.follow.iter().any(|f| f == &self.block_log) {
-            return Err("[produce] follow lists this instance's own block_log".into());
+            return Err(NodeError::Config(
+                "[produce] follow lists this instance's own block_log".into(),
+            ));
         }
         let genesis = match &self.genesis_id {
-            Some(h) => Checksum256::from_hex(h)
-                .map_err(|e| format!("[produce] genesis_id: {e} (64 hex characters)"))?,
+            Some(h) => Checksum256::from_hex(h).map_err(|e| {
+                NodeError::Config(format!("[produce] genesis_id: {e} (64 hex characters)"))
+            })?,
             None => default_genesis(&chain_id),
         };
         Ok(Settings {
@@ -195,11 +205,12 @@ mod tests {
 
     const KEY: &str = "EOS6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5GDW5CV";
 
-    fn cfg(extra: &str) -> Result<Settings, String> {
+    fn cfg(extra: &str) -> Result<Settings, NodeError> {
         let text = format!(
             "chain_id = \"eos\"\nproducer = \"oryxproducer\"\npublic_key = \"{KEY}\"\nblock_log = \"blocks\"\n{extra}"
         );
-        let mut c: ProduceConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        let mut c: ProduceConfig =
+            toml::from_str(&text).map_err(|e| NodeError::Config(e.to_string()))?;
         c.resolve(Path::new("/srv/oryx"))?;
         c.settings()
     }
@@ -230,7 +241,7 @@ mod tests {
             ("legacy = true\nschedule_version = 2147483648\n", "Savanna"),
             ("speed = 3\n", "unknown field"),
         ] {
-            let err = cfg(extra).unwrap_err();
+            let err = cfg(extra).unwrap_err().to_string();
             assert!(err.contains(want), "{extra}: {err}");
         }
     }

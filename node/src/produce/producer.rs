@@ -37,6 +37,7 @@ use super::assemble::{self, Unsigned};
 use super::spool::Spool;
 use super::stats::ProduceStats;
 use super::{Mode, Settings};
+use crate::NodeError;
 use crate::upstream::Upstream;
 
 /// How long one SignBlock may take before the slot is given up.
@@ -105,8 +106,8 @@ fn unix_ms() -> i64 {
 
 impl Producer {
     /// Opens the block log (repairing a torn tail), restores the head from it, opens the spool.
-    pub fn open(s: Settings, upstream: Upstream) -> Result<Producer, String> {
-        let (log, recovery, entries) = BlockLog::open(&s.block_log).map_err(|e| e.to_string())?;
+    pub fn open(s: Settings, upstream: Upstream) -> Result<Producer, NodeError> {
+        let (log, recovery, entries) = BlockLog::open(&s.block_log)?;
         if recovery.truncated_bytes > 0 || recovery.index_rebuilt {
             tracing::warn!(
                 dir = %s.block_log.display(),
@@ -126,16 +127,14 @@ impl Producer {
         if let Some(first) = entries.first()
             && first.block.header.previous != s.genesis
         {
-            return Err(format!(
-                "{}: the log starts at a block whose parent is {}, not this chain's genesis {} \
-                 (another chain's log, or a different genesis_id): point block_log at an empty directory",
-                s.block_log.display(),
-                first.block.header.previous,
-                s.genesis
-            ));
+            return Err(NodeError::ForeignBlockLog {
+                dir: s.block_log.clone(),
+                parent: first.block.header.previous,
+                genesis: s.genesis,
+            });
         }
         for e in &entries {
-            head = Head::of(&e.block).map_err(|e| e.to_string())?;
+            head = Head::of(&e.block)?;
             ids.append(head.id);
             included.extend(trx_ids(&e.block));
         }
@@ -373,7 +372,7 @@ impl Producer {
             self.legacy_inputs(),
         );
         if let Err(e) = unsigned.write_pending(&self.s.block_log) {
-            return Attempt::Failed(e);
+            return Attempt::Failed(e.to_string());
         }
         self.finish(unsigned, start, Some(slot)).await
     }
@@ -389,7 +388,7 @@ impl Producer {
                     && reason != "UNAVAILABLE"
                     && let Err(e) = Unsigned::remove_pending(&self.s.block_log)
                 {
-                    return Attempt::Failed(e);
+                    return Attempt::Failed(e.to_string());
                 }
                 return a;
             }
@@ -398,7 +397,7 @@ impl Producer {
         let slot = slot.unwrap_or(unsigned.header.timestamp.slot());
         let block = unsigned.sign(signature);
         if let Err(e) = self.append(&block) {
-            return Attempt::Failed(e);
+            return Attempt::Failed(e.to_string());
         }
         if let Err(e) = Unsigned::remove_pending(&self.s.block_log) {
             tracing::warn!("{e}");
@@ -417,7 +416,7 @@ impl Producer {
 
     /// Asks the signer to sign `u` and checks the answer by recovery.
     async fn sign(&mut self, u: &Unsigned) -> Result<(Signature, bool), Attempt> {
-        let digest = u.digest().map_err(Attempt::Failed)?;
+        let digest = u.digest().map_err(|e| Attempt::Failed(e.to_string()))?;
         let crate::upstream::Connection {
             generation,
             mut client,
@@ -496,8 +495,8 @@ impl Producer {
     }
 
     /// Appends a verified block and moves the head.
-    fn append(&mut self, block: &SignedBlock) -> Result<(), String> {
-        let head = self.log.append(block).map_err(|e| e.to_string())?;
+    fn append(&mut self, block: &SignedBlock) -> Result<(), NodeError> {
+        let head = self.log.append(block)?;
         if let Some(e) = self.log.index_error().map(str::to_string) {
             self.warn_once(format!("index {e}"), || {
                 format!("the block log's index could not be written ({e}); the log is intact and the index is rebuilt at the next start")
@@ -517,36 +516,40 @@ impl Producer {
     }
 
     /// Checks a block from elsewhere before it becomes the head.
-    fn verify(&self, block: &SignedBlock) -> Result<(), String> {
+    fn verify(&self, block: &SignedBlock) -> Result<(), NodeError> {
+        let refuse = NodeError::Unverified;
         let h = &block.header;
         if h.producer != self.s.producer {
-            return Err(format!(
+            return Err(refuse(format!(
                 "produced by {}, not {}",
                 h.producer, self.s.producer
-            ));
+            )));
         }
         if h.previous != self.head.id {
-            return Err(format!(
+            return Err(refuse(format!(
                 "its previous {} is not the head {}",
                 h.previous, self.head.id
-            ));
+            )));
         }
         if h.timestamp <= self.head.timestamp {
-            return Err(format!(
+            return Err(refuse(format!(
                 "its slot {} is not after the head's {}",
                 h.timestamp.slot(),
                 self.head.timestamp.slot()
-            ));
+            )));
         }
         if !block.transaction_mroot_matches() {
-            return Err("its transaction_mroot does not match its transactions".into());
+            return Err(refuse(
+                "its transaction_mroot does not match its transactions".into(),
+            ));
         }
         let inputs = self.legacy_inputs();
-        let digest = block
-            .signing_digest(inputs.as_ref().map(|(a, b)| (a, b)))
-            .map_err(|e| e.to_string())?;
+        let digest = block.signing_digest(inputs.as_ref().map(|(a, b)| (a, b)))?;
         if !block.producer_signature.recovers_to(&digest, &self.s.key) {
-            return Err(format!("its signature does not recover to {}", self.s.key));
+            return Err(refuse(format!(
+                "its signature does not recover to {}",
+                self.s.key
+            )));
         }
         Ok(())
     }

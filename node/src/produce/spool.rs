@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use oryx_proto::antelope::transaction::PackedTransaction;
 use oryx_proto::antelope::{BlockTimestamp, Checksum256, Unpack as _};
 
+use crate::NodeError;
+
 /// Subdirectory for files whose transactions are in a logged block.
 pub const INCLUDED: &str = "included";
 /// Subdirectory for files that can never be included.
@@ -40,10 +42,9 @@ pub struct Spool {
 
 impl Spool {
     /// Opens `dir`, creating it and its `included/` and `rejected/` subdirectories.
-    pub fn open(dir: &Path) -> Result<Spool, String> {
+    pub fn open(dir: &Path) -> Result<Spool, NodeError> {
         for d in [dir.to_path_buf(), dir.join(INCLUDED), dir.join(REJECTED)] {
-            std::fs::create_dir_all(&d)
-                .map_err(|e| format!("spool {}: cannot create it: {e}", d.display()))?;
+            std::fs::create_dir_all(&d).map_err(|source| NodeError::Spool { path: d, source })?;
         }
         Ok(Spool {
             dir: dir.to_path_buf(),
@@ -100,7 +101,7 @@ impl Spool {
                 // Vanished between listing and reading: another instance took it.
                 Err(None) => continue,
                 Err(Some(why)) => {
-                    self.reject(&path, &why);
+                    self.reject(&path, &why.to_string());
                     continue;
                 }
             };
@@ -114,7 +115,7 @@ impl Spool {
                 continue;
             }
             if let Err(why) = check(&tx, timestamp, chain_id) {
-                self.reject(&path, &why);
+                self.reject(&path, &why.to_string());
                 continue;
             }
             out.push(tx);
@@ -162,31 +163,33 @@ impl Spool {
     }
 }
 
-/// Reads one spool file. `Err(None)`: the file vanished; `Err(Some(why))`: it is bad.
-fn read_tx(path: &Path) -> Result<SpoolTx, Option<String>> {
+/// Reads one spool file. `Err(None)`: the file vanished; `Err(Some(why))`: it is bad
+/// ([`NodeError::BadTransaction`]).
+fn read_tx(path: &Path) -> Result<SpoolTx, Option<NodeError>> {
+    let bad = |why: String| Some(NodeError::BadTransaction(why));
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(None),
-        Err(e) => return Err(Some(format!("cannot read it: {e}"))),
+        Err(e) => return Err(bad(format!("cannot read it: {e}"))),
     };
     if data.len() > 4 << 20 {
-        return Err(Some("larger than 4 MiB".into()));
+        return Err(bad("larger than 4 MiB".into()));
     }
     let trx = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => serde_json::from_slice::<PackedTransaction>(&data)
-            .map_err(|e| format!("not a packed_transaction JSON: {e}"))?,
+            .map_err(|e| bad(format!("not a packed_transaction JSON: {e}")))?,
         Some("hex") => {
             let text = String::from_utf8_lossy(&data);
-            let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+            let bytes = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
             PackedTransaction::unpack_exact(&bytes)
-                .map_err(|e| format!("not a packed_transaction: {e}"))?
+                .map_err(|e| bad(format!("not a packed_transaction: {e}")))?
         }
         _ => PackedTransaction::unpack_exact(&data)
-            .map_err(|e| format!("not a packed_transaction: {e}"))?,
+            .map_err(|e| bad(format!("not a packed_transaction: {e}")))?,
     };
     let id = trx
         .id()
-        .map_err(|e| format!("the transaction does not decode: {e}"))?;
+        .map_err(|e| bad(format!("the transaction does not decode: {e}")))?;
     Ok(SpoolTx {
         path: path.to_path_buf(),
         trx,
@@ -195,24 +198,28 @@ fn read_tx(path: &Path) -> Result<SpoolTx, Option<String>> {
 }
 
 /// Whether a spooled transaction can go in a block at `timestamp`.
-fn check(tx: &SpoolTx, timestamp: BlockTimestamp, chain_id: &Checksum256) -> Result<(), String> {
+fn check(tx: &SpoolTx, timestamp: BlockTimestamp, chain_id: &Checksum256) -> Result<(), NodeError> {
+    let bad = NodeError::BadTransaction;
     let trx = tx
         .trx
         .transaction()
-        .map_err(|e| format!("the transaction does not decode: {e}"))?;
+        .map_err(|e| bad(format!("the transaction does not decode: {e}")))?;
     if i64::from(trx.expiration.0) * 1000 <= timestamp.to_unix_ms() {
-        return Err(format!("expired at {}", trx.expiration));
+        return Err(bad(format!("expired at {}", trx.expiration)));
     }
     if tx.trx.signatures.is_empty() {
-        return Err("it carries no signature".into());
+        return Err(bad("it carries no signature".into()));
     }
     let digest = tx
         .trx
         .signing_digest(chain_id)
-        .map_err(|e| format!("cannot compute its signing digest: {e}"))?;
+        .map_err(|e| bad(format!("cannot compute its signing digest: {e}")))?;
     for sig in &tx.trx.signatures {
-        sig.recover(&digest)
-            .map_err(|e| format!("signature {sig} does not recover on this chain: {e}"))?;
+        sig.recover(&digest).map_err(|e| {
+            bad(format!(
+                "signature {sig} does not recover on this chain: {e}"
+            ))
+        })?;
     }
     Ok(())
 }

@@ -90,7 +90,7 @@ impl Observed for ProduceStats {
         out
     }
 
-    fn health(&self) -> Result<(), String> {
+    fn health(&self) -> Result<(), crate::NodeError> {
         self.upstream.health()
     }
 }

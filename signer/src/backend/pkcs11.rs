@@ -3,8 +3,9 @@
 //! Guards:
 //! - keys are generated *on the token* as `CKA_SENSITIVE`, non-`CKA_EXTRACTABLE`, private token
 //!   objects; nothing here reads, wraps or exports a private key;
-//! - the user PIN comes from a file, lives in memory only in zeroizing containers whose `Debug`
-//!   prints `<redacted>`, and never appears in a log line or an error message;
+//! - the user PIN comes from a file, lives in memory only as a [`Secret`] (zeroized, `Debug`
+//!   prints `<redacted>`) and in `cryptoki`'s zeroizing `AuthPin`, and never appears in a log
+//!   line or an error message;
 //! - sessions are long-lived and logged in once (a new session + login costs ~0.8 ms, DESIGN §6);
 //!   after a session loss (token removed, module restarted, user logged out behind our back) the
 //!   session is dropped, a new one opened and logged in, the key handle found again, and the
@@ -14,7 +15,7 @@
 //!   id and the K1 canonical loop are done above, in [`crate::signing`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -25,9 +26,9 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use oryx_proto::antelope::{Checksum256, KeyType, PublicKey};
-use zeroize::Zeroizing;
 
 use super::{BackendError, KeyBackend, KeyInfo, KeyProvider, RawSignature};
+use crate::secret::{Secret, SecretKind};
 
 /// DER of the secp256k1 OID 1.3.132.0.10, as `CKA_EC_PARAMS` holds it.
 const SECP256K1_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a];
@@ -60,40 +61,14 @@ pub struct Pkcs11Config {
     pub parallel_k1_attempts: bool,
 }
 
-/// A user PIN in memory: zeroized on drop, printed as `<redacted>`.
-pub struct Pin(Zeroizing<String>);
-
-impl Pin {
-    /// Reads a PIN file, trimming surrounding whitespace. The error names the file, never its
-    /// contents.
-    pub fn from_file(path: &Path) -> Result<Self, BackendError> {
-        let raw = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            BackendError::Failed(format!(
-                "cannot read PIN file {}: {}",
-                path.display(),
-                e.kind()
-            ))
-        })?);
-        let pin = Zeroizing::new(raw.trim().to_owned());
-        if pin.is_empty() {
-            return Err(BackendError::Failed(format!(
-                "PIN file {} is empty",
-                path.display()
-            )));
-        }
-        Ok(Pin(pin))
-    }
-
-    fn auth(&self) -> AuthPin {
-        // `AuthPin` is a `secrecy::SecretString`: zeroized on drop as well.
-        AuthPin::new(self.0.as_str().into())
-    }
-}
-
-impl fmt::Debug for Pin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
+/// The PIN as `cryptoki` takes it. `AuthPin` is a `secrecy::SecretString`: zeroized on drop as
+/// well.
+fn auth_pin(pin: &Secret) -> Result<AuthPin, BackendError> {
+    // A PIN is checked to be UTF-8 when read (`SecretKind::Pkcs11Pin`), so this is only a guard.
+    let text = pin
+        .expose_str()
+        .ok_or_else(|| BackendError::Failed("the PIN is not UTF-8".into()))?;
+    Ok(AuthPin::new(text.into()))
 }
 
 /// How a PKCS#11 failure should be handled.
@@ -176,7 +151,7 @@ struct Token {
     ctx: Pkcs11,
     label: String,
     slot: Mutex<Slot>,
-    pin: Pin,
+    pin: Secret,
     size: usize,
     parallel_k1_attempts: bool,
     pool: Mutex<PoolState>,
@@ -277,7 +252,8 @@ impl Token {
             }
             Err(e) => return Err(Reopen::Fail(failed("opening a session", &e))),
         };
-        match session.login(UserType::User, Some(&self.pin.auth())) {
+        let pin = auth_pin(&self.pin).map_err(Reopen::Fail)?;
+        match session.login(UserType::User, Some(&pin)) {
             // Login state is per application and token: another session already logged in.
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
             Err(CkError::Pkcs11(
@@ -490,7 +466,7 @@ impl Pkcs11Provider {
                 "PKCS#11: `sessions` must be at least 1".into(),
             ));
         }
-        let pin = Pin::from_file(&config.pin_file)?;
+        let pin = Secret::from_file(SecretKind::Pkcs11Pin, &config.pin_file)?;
         let ctx = Pkcs11::new(&config.module).map_err(|e| {
             BackendError::Unavailable(format!(
                 "cannot load PKCS#11 module {}: {}",
@@ -849,13 +825,8 @@ mod tests {
     }
 
     #[test]
-    fn pin_is_redacted_and_config_strict() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pin");
-        std::fs::write(&path, "  123456\n").unwrap();
-        let pin = Pin::from_file(&path).unwrap();
-        assert_eq!(format!("{pin:?}"), "<redacted>");
-        assert_eq!(pin.0.as_str(), "123456");
+    fn config_is_strict() {
+        // The PIN file itself (trimming, redaction, empty refused): `crate::secret` tests.
         let cfg: Pkcs11Config =
             serde_json::from_str(r#"{"module":"/m.so","token_label":"t","pin_file":"/p"}"#)
                 .unwrap();

@@ -13,8 +13,9 @@
 //!   label, so editing or swapping any of them makes decryption fail; the KDF parameters, salt and
 //!   nonce are bound implicitly (changing them changes the key or the keystream). After
 //!   decryption the scalar must still derive the recorded public key;
-//! - the passphrase comes from a file, is held in [`Zeroizing`] memory, and appears in no log,
-//!   `Debug` output or error message; decrypted scalars and derived keys are zeroized;
+//! - the passphrase comes from a file, is held as a [`Secret`] (zeroized, `Debug` prints
+//!   `<redacted>`), and appears in no log, `Debug` output or error message; decrypted scalars
+//!   and derived keys are zeroized;
 //! - labels are `[A-Za-z0-9._-]{1,64}` and name the file `<label>.key` in the directory, so a
 //!   label can never point outside it;
 //! - key files are written `0600` to a fresh temporary file, fsynced, then hard-linked to their
@@ -32,7 +33,6 @@
 //!  "ciphertext":"<32-byte scalar sealed, followed by the 16-byte tag, hex>"}
 //! ```
 
-use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read as _};
 use std::os::unix::fs::DirBuilderExt as _;
@@ -47,6 +47,7 @@ use zeroize::Zeroizing;
 
 use super::soft::SoftKey;
 use super::{BackendError, KeyBackend, KeyInfo, KeyProvider};
+use crate::secret::{Secret, SecretKind};
 
 /// The key file format version this module writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -131,42 +132,6 @@ impl KdfParams {
     }
 }
 
-/// The passphrase in memory: zeroized on drop, printed as `<redacted>`.
-struct Passphrase(Zeroizing<Vec<u8>>);
-
-impl Passphrase {
-    /// Reads the passphrase file, removing one trailing newline (`\n` or `\r\n`). Errors name the
-    /// file, never its contents.
-    fn from_file(path: &Path) -> Result<Self, BackendError> {
-        let mut raw = Zeroizing::new(fs::read(path).map_err(|e| {
-            BackendError::Failed(format!(
-                "cannot read passphrase file {}: {}",
-                path.display(),
-                e.kind()
-            ))
-        })?);
-        if raw.last() == Some(&b'\n') {
-            raw.pop();
-            if raw.last() == Some(&b'\r') {
-                raw.pop();
-            }
-        }
-        if raw.is_empty() {
-            return Err(BackendError::Failed(format!(
-                "passphrase file {} is empty",
-                path.display()
-            )));
-        }
-        Ok(Passphrase(raw))
-    }
-}
-
-impl fmt::Debug for Passphrase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// The `kdf` object of a key file.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,7 +180,7 @@ struct ParsedKeyFile {
 #[derive(Debug)]
 pub struct SoftDirProvider {
     dir: PathBuf,
-    passphrase: Passphrase,
+    passphrase: Secret,
     kdf: KdfParams,
 }
 
@@ -223,7 +188,7 @@ impl SoftDirProvider {
     /// Opens the key directory (creating it with mode 0700 if missing) and reads the passphrase
     /// file. New keys use [`KdfParams::default`].
     pub fn new(config: SoftDirConfig) -> Result<Self, BackendError> {
-        let passphrase = Passphrase::from_file(&config.passphrase_file)?;
+        let passphrase = Secret::from_file(SecretKind::Passphrase, &config.passphrase_file)?;
         if !config.dir.is_dir() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -330,7 +295,7 @@ impl SoftDirProvider {
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.to_argon2()?);
         let mut key = Zeroizing::new([0u8; 32]);
         argon
-            .hash_password_into(&self.passphrase.0, salt, &mut key[..])
+            .hash_password_into(self.passphrase.expose(), salt, &mut key[..])
             .map_err(|e| BackendError::Failed(format!("argon2id: {e}")))?;
         XChaCha20Poly1305::new_from_slice(&key[..])
             .map_err(|_| BackendError::Failed("AEAD key length".into()))
@@ -616,7 +581,7 @@ mod tests {
         fs::write(path, serde_json::to_string(&v).expect("encode")).expect("write");
     }
 
-    fn err_text(r: Result<impl fmt::Debug, BackendError>) -> String {
+    fn err_text(r: Result<impl std::fmt::Debug, BackendError>) -> String {
         r.expect_err("expected an error").to_string()
     }
 

@@ -4,8 +4,8 @@
 //! - keys are generated *on* the YubiHSM (`EC_K256` for K1, `EC_P256` for R1) with the single
 //!   capability `sign-ecdsa` — never `exportable-under-wrap` — in the configured domain, under a
 //!   unique label of at most 40 bytes;
-//! - the authentication password is read from a file, trimmed, kept only in zeroized memory,
-//!   prints as `<redacted>`, and appears in no log line and no error message;
+//! - the authentication password is read from a file, trimmed, kept only as a [`Secret`]
+//!   (zeroized, prints as `<redacted>`), and appears in no log line and no error message;
 //! - this backend signs one 32-byte digest once and returns the raw (r, s) with no recovery id.
 //!   Low-S, the recovery id and the K1 canonical loop are done above, in [`crate::signing`].
 //!
@@ -47,16 +47,16 @@
 //! the password.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use oryx_proto::antelope::{Checksum256, KeyType, PublicKey};
 use yubihsm::{
     Capability, Client, Connector, Credentials, Domain, asymmetric, client, device, object,
 };
-use zeroize::Zeroizing;
 
 use super::{BackendError, KeyBackend, KeyInfo, KeyProvider, RawSignature};
+use crate::secret::{Secret, SecretKind};
 
 /// Maximum length of a YubiHSM object label, in bytes.
 pub const MAX_LABEL_LEN: usize = object::LABEL_SIZE;
@@ -108,48 +108,6 @@ pub struct YubiHsmConfig {
 
 fn default_domain() -> u16 {
     1
-}
-
-/// The password of a YubiHSM authentication key. Zeroized on drop; never printed.
-#[derive(Clone)]
-pub struct YubiHsmPassword(Zeroizing<String>);
-
-impl YubiHsmPassword {
-    /// Wraps a password (surrounding whitespace is trimmed). Refuses an empty one.
-    pub fn new(password: &str) -> Result<Self, BackendError> {
-        let trimmed = password.trim();
-        if trimmed.is_empty() {
-            return Err(BackendError::Failed("the YubiHSM password is empty".into()));
-        }
-        Ok(YubiHsmPassword(Zeroizing::new(trimmed.to_owned())))
-    }
-
-    /// Reads a password from a file, trimming surrounding whitespace (a trailing newline).
-    pub fn from_file(path: &Path) -> Result<Self, BackendError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            BackendError::Failed(format!(
-                "cannot read the YubiHSM password file {}: {}",
-                path.display(),
-                e.kind()
-            ))
-        })?);
-        Self::new(&text).map_err(|_| {
-            BackendError::Failed(format!(
-                "the YubiHSM password file {} is empty",
-                path.display()
-            ))
-        })
-    }
-
-    fn credentials(&self, auth_key_id: u16) -> Credentials {
-        Credentials::from_password(auth_key_id, self.0.as_bytes())
-    }
-}
-
-impl fmt::Debug for YubiHsmPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// The connection state shared by the provider and every key it opened.
@@ -272,7 +230,7 @@ impl YubiHsmProvider {
     /// Connects as configured: reads the password file, builds the HTTP or USB connector, opens
     /// and authenticates a session (so a wrong password is found at startup).
     pub fn connect(config: &YubiHsmConfig) -> Result<Self, BackendError> {
-        let password = YubiHsmPassword::from_file(&config.password_file)?;
+        let password = Secret::from_file(SecretKind::YubiHsmPassword, &config.password_file)?;
         let connector = match &config.connector {
             ConnectorConfig::Http { addr, port } => Connector::http(&yubihsm::HttpConfig {
                 addr: addr.clone(),
@@ -339,13 +297,13 @@ impl YubiHsmProvider {
     pub fn with_connector(
         connector: Connector,
         auth_key_id: u16,
-        password: &YubiHsmPassword,
+        password: &Secret,
         domain: u16,
     ) -> Result<Self, BackendError> {
         let domain_flag = Domain::at(usize::from(domain)).map_err(|_| {
             BackendError::Failed(format!("invalid YubiHSM domain {domain} (expected 1-16)"))
         })?;
-        let credentials = password.credentials(auth_key_id);
+        let credentials = Credentials::from_password(auth_key_id, password.expose());
         let client = Client::open(connector.clone(), credentials.clone(), true)
             .map_err(|e| classify("login", auth_key_id, &e))?;
         Ok(YubiHsmProvider {
@@ -745,14 +703,6 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<YubiHsmConfig>(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn password_is_trimmed_and_redacted() {
-        let p = YubiHsmPassword::new("  hunter2\n").unwrap();
-        assert_eq!(&*p.0, "hunter2");
-        assert_eq!(format!("{p:?}"), "<redacted>");
-        assert!(YubiHsmPassword::new(" \n").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use oryx_signer::cli::{Cli, print, run};
+use oryx_signer::cli_error::report;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -10,9 +11,6 @@ fn main() -> std::process::ExitCode {
             println!("{}", print(&value, cli.json));
             std::process::ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("oryx: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => report("oryx", &e),
     }
 }

@@ -1,4 +1,5 @@
-//! Printing command results: pretty JSON with `--json`, else indented `key: value` text.
+//! `oryx [--json] …` (every command): printing command results — pretty JSON with `--json`, else
+//! indented `key: value` text.
 
 use serde_json::Value;
 

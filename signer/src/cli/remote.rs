@@ -1,5 +1,6 @@
-//! Reaching the signer from the `oryx` CLI: mTLS material from flags or environment variables,
-//! one connection, a small runtime for the call.
+//! `oryx approvals|approve|ceremony …` (the commands that talk to the signer): reaching the
+//! signer from the `oryx` CLI — mTLS material from flags or environment variables, one
+//! connection, a small runtime for the call.
 
 use std::path::PathBuf;
 

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+use crate::cli_error::CliError;
+
 pub mod verify;
 
 /// Audit commands.
@@ -13,7 +15,7 @@ pub enum Audit {
 
 impl Audit {
     /// Runs the subcommand.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         match self {
             Audit::Verify(c) => c.run(),
         }

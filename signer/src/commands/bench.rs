@@ -20,6 +20,7 @@ use oryx_proto::antelope::{
 };
 use oryx_proto::grpc;
 
+use crate::cli_error::CliError;
 use crate::client::{ClientTls, connect};
 use crate::commands::ConfigArg;
 
@@ -170,7 +171,7 @@ fn transfer(i: u32) -> Transaction {
 
 impl Bench {
     /// Runs the benchmark.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let base = self
             .config
@@ -191,20 +192,20 @@ impl Bench {
             }),
             None => config.keys.first(),
         }
-        .ok_or("no such key in the config")?
+        .ok_or_else(|| CliError::Other("no such key in the config".into()))?
         .clone();
         let chain_id = key_cfg
             .chains
             .first()
             .and_then(|n| config.chain_id(n))
-            .ok_or("the key names no chain")?;
+            .ok_or_else(|| CliError::Other("the key names no chain".into()))?;
         if let Some(name) = oryx_proto::antelope::chain::chain_name(&chain_id)
             && !self.allow_public_chain
         {
-            return Err(format!(
+            return Err(CliError::Other(format!(
                 "the key's chain is {name}: bench signs made-up blocks and would raise a production key's watermark; \
                  use a development chain (`oryx-signer init --dev`) or pass --allow-public-chain"
-            ));
+            )));
         }
         let mut addr = config.server.listen.to_string();
         if config.server.listen.ip().is_unspecified() {
@@ -215,14 +216,14 @@ impl Bench {
         let above = {
             use crate::watermark::WatermarkStore as _;
             let store = crate::watermark::file::FileStore::open_read_only(&config.watermarks.dir)
-                .map_err(|e| e.to_string())?;
+                .map_err(CliError::other)?;
             let key = crate::watermark::WatermarkKey {
                 chain_id,
                 key: key_cfg.public_key,
             };
             store
                 .get(&key)
-                .map_err(|e| e.to_string())?
+                .map_err(CliError::other)?
                 .map_or(0, |w| w.block_num.max(w.slot))
         };
 
@@ -230,14 +231,13 @@ impl Bench {
         let providers = crate::providers::open_all(&config)?;
         let backend = providers
             .get(&key_cfg.backend)
-            .ok_or("backend missing")?
-            .open(&key_cfg.public_key)
-            .map_err(|e| e.to_string())?;
+            .ok_or_else(|| CliError::Other("backend missing".into()))?
+            .open(&key_cfg.public_key)?;
         let mut raw = Vec::new();
         for i in 0..200u32 {
             let d = Checksum256::hash(&i.to_le_bytes());
             let t = Instant::now();
-            backend.sign_digest(&d, 1).map_err(|e| e.to_string())?;
+            backend.sign_digest(&d, 1)?;
             raw.push(t.elapsed());
         }
         let raw_sign = median(raw);
@@ -252,15 +252,16 @@ impl Bench {
                     s.spawn(move || {
                         for i in 0..per_thread {
                             let d = Checksum256::hash(&(t * per_thread + i).to_le_bytes());
-                            backend.sign_digest(&d, 1).map_err(|e| e.to_string())?;
+                            backend.sign_digest(&d, 1)?;
                         }
-                        Ok::<(), String>(())
+                        Ok::<(), CliError>(())
                     })
                 })
                 .collect();
-            workers
-                .into_iter()
-                .try_for_each(|w| w.join().map_err(|_| "bench thread panicked".to_string())?)
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| CliError::Other("bench thread panicked".into()))?
+            })
         })?;
         let raw_tps_two = f64::from(2 * per_thread) / started.elapsed().as_secs_f64();
 
@@ -275,12 +276,12 @@ impl Bench {
                 .read(true)
                 .write(true)
                 .open(&probe_path)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| CliError::io(&probe_path, e))?;
             for i in 0..200u64 {
                 let t = Instant::now();
                 f.write_all_at(&[i as u8; 64], 0)
                     .and_then(|()| f.sync_data())
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| CliError::io(&probe_path, e))?;
                 syncs.push(t.elapsed());
             }
         }
@@ -290,7 +291,7 @@ impl Bench {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::other)?;
         // Where the signer's time goes (its per-stage histograms), when its metrics port is
         // a fixed one this command can find in the config.
         let metrics_addr = config

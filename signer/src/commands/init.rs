@@ -13,6 +13,7 @@ use oryx_proto::antelope::KeyType;
 
 use crate::backend::KeyProvider as _;
 use crate::backend::soft_file::{SoftDirConfig, SoftDirProvider};
+use crate::cli_error::CliError;
 use crate::pki::{Ca, write_secret};
 
 /// Arguments.
@@ -44,43 +45,43 @@ pub struct Init {
 /// The private chain `init --dev` configures: sha256("oryx local development chain").
 pub const DEV_CHAIN_ID: &str = "0261640fa4c4b1243f429b3bc69f18050bfc8b87645a218cc3b337ee34d8fa81";
 
-fn write(path: &std::path::Path, contents: &str) -> Result<(), String> {
-    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+fn write(path: &std::path::Path, contents: &str) -> Result<(), CliError> {
+    std::fs::write(path, contents).map_err(|e| CliError::io(path, e))
 }
 
-fn random_passphrase() -> Result<String, String> {
+fn random_passphrase() -> Result<String, CliError> {
     let mut b = [0u8; 24];
-    getrandom::fill(&mut b).map_err(|e| format!("random source: {e}"))?;
+    getrandom::fill(&mut b).map_err(|e| CliError::Other(format!("random source: {e}")))?;
     Ok(hex::encode(b))
 }
 
 impl Init {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let chain = match (&self.chain, self.dev) {
             (Some(c), _) => c.clone(),
             (None, true) => DEV_CHAIN_ID.to_string(),
             (None, false) => "eos".to_string(),
         };
-        oryx_proto::antelope::chain::parse_chain_id(&chain).map_err(|e| e.to_string())?;
+        oryx_proto::antelope::chain::parse_chain_id(&chain)?;
         if self.dir.exists()
             && std::fs::read_dir(&self.dir)
-                .map_err(|e| e.to_string())?
+                .map_err(CliError::other)?
                 .next()
                 .is_some()
         {
-            return Err(format!(
+            return Err(CliError::Other(format!(
                 "{} exists and is not empty; init writes a new directory",
                 self.dir.display()
-            ));
+            )));
         }
         for sub in ["tls", "secrets", "keys", "watermarks", "audit", "state"] {
             let d = self.dir.join(sub);
-            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            std::fs::create_dir_all(&d).map_err(|e| CliError::io(&d, e))?;
             // Only the service user reads keys, secrets, watermarks and the audit trail.
             #[cfg(unix)]
             std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .map_err(|e| format!("{}: {e}", d.display()))?;
+                .map_err(|e| CliError::io(&d, e))?;
         }
         let tls = self.dir.join("tls");
         let ca = Ca::new("Oryx operator CA")?;
@@ -106,11 +107,8 @@ impl Init {
             let provider = SoftDirProvider::new(SoftDirConfig {
                 dir: self.dir.join("keys"),
                 passphrase_file: self.dir.join("secrets/passphrase"),
-            })
-            .map_err(|e| e.to_string())?;
-            let info = provider
-                .generate("producer", KeyType::K1)
-                .map_err(|e| e.to_string())?;
+            })?;
+            let info = provider.generate("producer", KeyType::K1)?;
             backend_section = "[backends.dev]\ntype = \"soft\"\ndir = \"keys\"\npassphrase_file = \"secrets/passphrase\"\n".into();
             keys_section = format!(
                 "[[keys]]\npublic_key = \"{}\"\nbackend = \"dev\"\nchains = [\"main\"]\nblind_digest = true\nsame_height_retry = \"refuse\"\n",
@@ -155,7 +153,7 @@ impl Init {
         let path = self.dir.join("oryx-signer.toml");
         write(&path, &config)?;
         crate::config::Config::load(&path)
-            .map_err(|e| format!("init wrote an invalid config (a bug): {e}"))?;
+            .map_err(|e| CliError::Other(format!("init wrote an invalid config (a bug): {e}")))?;
         println!("wrote {}", path.display());
         println!(
             "CA key: {} (move it offline once every certificate is issued)",

@@ -2,6 +2,8 @@
 
 use clap::Subcommand;
 
+use crate::cli_error::CliError;
+
 pub mod generate;
 pub mod list;
 pub mod registry;
@@ -20,7 +22,7 @@ pub enum Keys {
 
 impl Keys {
     /// Runs the subcommand.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         match self {
             Keys::Generate(c) => c.run(),
             Keys::List(c) => c.run(),

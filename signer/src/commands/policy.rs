@@ -3,6 +3,8 @@
 
 use clap::Subcommand;
 
+use crate::cli_error::CliError;
+
 pub mod check;
 pub mod explain;
 
@@ -17,10 +19,17 @@ pub enum Policy {
 
 impl Policy {
     /// Runs the subcommand.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         match self {
             Policy::Check(c) => c.run(),
             Policy::Explain(c) => c.run(),
         }
     }
+}
+
+/// Reads and parses a policy file; errors name the file (and, for a bad policy, the line).
+fn read_policy(path: &std::path::Path) -> Result<oryx_policy::Policy, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+    oryx_policy::Policy::parse(&text)
+        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))
 }

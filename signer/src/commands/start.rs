@@ -32,7 +32,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
 
 impl Start {
     /// Runs the daemon until SIGTERM/SIGINT.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), crate::cli_error::CliError> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()

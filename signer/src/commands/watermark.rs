@@ -3,6 +3,8 @@
 
 use clap::Subcommand;
 
+use crate::cli_error::CliError;
+
 pub mod export;
 pub mod import;
 pub mod show;
@@ -20,7 +22,7 @@ pub enum Watermark {
 
 impl Watermark {
     /// Runs the subcommand.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         match self {
             Watermark::Show(c) => c.run(),
             Watermark::Export(c) => c.run(),

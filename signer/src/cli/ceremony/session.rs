@@ -1,6 +1,7 @@
-//! One run of a ceremony command in its directory: the transcript as the ceremony's state, the
-//! signing steps every ceremony shares (sign, or wait for approvals and resume), the signed
-//! transaction file, and the audit-key signature that ends each run.
+//! `oryx ceremony rotate-producer|rotate-auth|msig …` (shared by the three): one run of a
+//! ceremony command in its directory — the transcript as the ceremony's state, the signing steps
+//! every ceremony shares (sign, or wait for approvals and resume), the signed transaction file,
+//! and the audit-key signature that ends each run.
 //!
 //! Guards: the transcript is the only state, and each step is written durably (temporary file,
 //! fsync, rename, fsync of the directory) before the next one starts, so an interrupted run

@@ -1,5 +1,6 @@
-//! The steps a ceremony records in its transcript, their data, and the content checks
-//! `oryx ceremony verify` runs on them.
+//! `oryx ceremony verify|show` and every ceremony that records steps: the steps a ceremony
+//! records in its transcript, their data, and the content checks `oryx ceremony verify` runs on
+//! them.
 //!
 //! Guards: a transcript proves what was signed, not just that a file was hash-chained. So every
 //! transaction's id and signing digest are recomputed from its chain id and packed bytes, the

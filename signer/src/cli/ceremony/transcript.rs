@@ -1,5 +1,6 @@
-//! The ceremony transcript: one JSON file per ceremony that records every step as a hash-chained
-//! entry, and the signer's audit-key signatures over the chain's head.
+//! `oryx ceremony …` (every ceremony, `verify` and `show`): the ceremony transcript, one JSON
+//! file per ceremony that records every step as a hash-chained entry, and the signer's audit-key
+//! signatures over the chain's head.
 //!
 //! Format (`oryx-ceremony-transcript/1`):
 //!

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli_error::CliError;
+
 /// Arguments.
 #[derive(Debug, Args)]
 pub struct Verify {
@@ -17,13 +19,15 @@ pub struct Verify {
 
 impl Verify {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let report = match &self.anchor {
             Some(a) => {
-                let (seq, hash) = a.split_once(':').ok_or("--anchor must be SEQ:HASH")?;
-                let seq = seq
-                    .parse()
-                    .map_err(|_| format!("--anchor: bad sequence number {seq:?}"))?;
+                let (seq, hash) = a
+                    .split_once(':')
+                    .ok_or_else(|| CliError::Other("--anchor must be SEQ:HASH".into()))?;
+                let seq = seq.parse().map_err(|_| {
+                    CliError::Other(format!("--anchor: bad sequence number {seq:?}"))
+                })?;
                 crate::audit::verify_against(
                     &self.file,
                     &crate::audit::AuditEntryRef {
@@ -34,7 +38,7 @@ impl Verify {
             }
             None => crate::audit::verify(&self.file),
         }
-        .map_err(|e| format!("{}: {e}", self.file.display()))?;
+        .map_err(|e| CliError::Other(format!("{}: {e}", self.file.display())))?;
         println!("{}: {report}", self.file.display());
         Ok(())
     }

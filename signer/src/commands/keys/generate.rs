@@ -4,6 +4,7 @@
 use clap::Args;
 use oryx_proto::antelope::KeyType;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 
 /// Arguments.
@@ -27,21 +28,18 @@ pub struct Generate {
 
 impl Generate {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let backend = config.backends.get(&self.backend).ok_or_else(|| {
-            format!(
+            CliError::Other(format!(
                 "no backend named {:?} in {}",
                 self.backend,
                 self.config.config.display()
-            )
+            ))
         })?;
-        let provider = crate::providers::open(&self.backend, backend, config.allow_soft_keys)
-            .map_err(|e| e.to_string())?;
+        let provider = crate::providers::open(&self.backend, backend, config.allow_soft_keys)?;
         let kind = if self.r1 { KeyType::R1 } else { KeyType::K1 };
-        let info = provider
-            .generate(&self.label, kind)
-            .map_err(|e| e.to_string())?;
+        let info = provider.generate(&self.label, kind)?;
         if self.json {
             println!(
                 "{}",

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 
 /// Arguments.
@@ -16,12 +17,15 @@ pub struct List {
 
 impl List {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let providers = crate::providers::open_all(&config)?;
         let mut rows = Vec::new();
         for (name, p) in &providers {
-            for info in p.list().map_err(|e| format!("backend {name:?}: {e}"))? {
+            for info in p
+                .list()
+                .map_err(|e| CliError::Other(format!("backend {name:?}: {e}")))?
+            {
                 let configured = config.keys.iter().any(|k| k.public_key == info.public_key);
                 rows.push(serde_json::json!({"backend": name, "label": info.label, "id": info.id, "public_key": info.public_key, "legacy": info.public_key.to_legacy_string(), "configured": configured}));
             }

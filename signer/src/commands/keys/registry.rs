@@ -4,6 +4,7 @@
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 use crate::registry::{KeyState, Registry, RegistryEntry};
 
@@ -19,12 +20,10 @@ pub struct ShowRegistry {
 
 impl ShowRegistry {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let recorded = match &config.registry {
-            Some(r) => Registry::open(&r.path)
-                .map_err(|e| e.to_string())?
-                .entries(),
+            Some(r) => Registry::open(&r.path).map_err(CliError::other)?.entries(),
             None => Vec::new(),
         };
         // Config keys the registry has no record of are active, as configured.
@@ -36,10 +35,7 @@ impl ShowRegistry {
             .collect();
         rows.extend(recorded);
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string(&rows).map_err(|e| e.to_string())?
-            );
+            println!("{}", serde_json::to_string(&rows).map_err(CliError::other)?);
             return Ok(());
         }
         if config.registry.is_none() {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli_error::CliError;
+
 /// Arguments.
 #[derive(Debug, Args)]
 pub struct Check {
@@ -18,11 +20,8 @@ pub struct Check {
 
 impl Check {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
-        let text = std::fs::read_to_string(&self.file)
-            .map_err(|e| format!("{}: {e}", self.file.display()))?;
-        let policy = oryx_policy::Policy::parse(&text)
-            .map_err(|e| format!("{}: {e}", self.file.display()))?;
+    pub fn run(self) -> Result<(), CliError> {
+        let policy = super::read_policy(&self.file)?;
         let lints = policy.lint();
         for l in &lints {
             println!("{}: warning: {l}", self.file.display());
@@ -35,11 +34,11 @@ impl Check {
             lints.len()
         );
         if self.strict && !lints.is_empty() {
-            return Err(format!(
+            return Err(CliError::Other(format!(
                 "{}: {} warning(s) with --strict",
                 self.file.display(),
                 lints.len()
-            ));
+            )));
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Name, PublicKey, TimePointSec};
 use serde::Deserialize;
 
+use crate::cli_error::CliError;
+
 /// Arguments.
 #[derive(Debug, Args)]
 pub struct Explain {
@@ -59,15 +61,13 @@ struct RequestJson {
 
 impl Explain {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
-        let text = std::fs::read_to_string(&self.file)
-            .map_err(|e| format!("{}: {e}", self.file.display()))?;
-        let policy = oryx_policy::Policy::parse(&text)
-            .map_err(|e| format!("{}: {e}", self.file.display()))?;
-        let req_text = std::fs::read_to_string(&self.request)
-            .map_err(|e| format!("{}: {e}", self.request.display()))?;
-        let r: RequestJson = serde_json::from_str(&req_text)
-            .map_err(|e| format!("{}: {e}", self.request.display()))?;
+    pub fn run(self) -> Result<(), CliError> {
+        let policy = super::read_policy(&self.file)?;
+        let in_request =
+            |e: &dyn std::fmt::Display| CliError::Other(format!("{}: {e}", self.request.display()));
+        let req_text =
+            std::fs::read_to_string(&self.request).map_err(|e| CliError::io(&self.request, e))?;
+        let r: RequestJson = serde_json::from_str(&req_text).map_err(|e| in_request(&e))?;
         let body = match (r.block, r.digest, r.transaction) {
             (Some(b), false, None) => Body::Block {
                 block_num: b.block_num,
@@ -80,18 +80,16 @@ impl Explain {
                 msig_proposals: r.msig_proposals,
             },
             _ => {
-                return Err(format!(
+                return Err(CliError::Other(format!(
                     "{}: give exactly one of block, digest or transaction",
                     self.request.display()
-                ));
+                )));
             }
         };
         let now = r.now.unwrap_or_else(crate::clock::now_secs);
-        let chain_id =
-            parse_chain_id(&r.chain_id).map_err(|e| format!("{}: {e}", self.request.display()))?;
+        let chain_id = parse_chain_id(&r.chain_id).map_err(|e| in_request(&e))?;
         let held_keys = match &self.config {
-            Some(path) => crate::config::Config::load(path)
-                .map_err(|e| e.to_string())?
+            Some(path) => crate::config::Config::load(path)?
                 .keys
                 .iter()
                 .map(|k| k.public_key)

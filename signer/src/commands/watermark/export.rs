@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 
 /// Arguments.
@@ -18,16 +19,14 @@ pub struct Export {
 
 impl Export {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
-            .map_err(|e| e.to_string())?;
-        let json = serde_json::to_string_pretty(&store.export().map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::other)?;
+        let records = store.export().map_err(CliError::other)?;
+        let json = serde_json::to_string_pretty(&records).map_err(CliError::other)?;
         match self.out {
-            Some(path) => {
-                std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
-            }
+            Some(path) => std::fs::write(&path, json + "\n").map_err(|e| CliError::io(&path, e)),
             None => {
                 println!("{json}");
                 Ok(())

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 
 use crate::watermark::WatermarkRecord;
@@ -24,26 +25,26 @@ pub struct Import {
 
 impl Import {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
-        let text = std::fs::read_to_string(&self.file)
-            .map_err(|e| format!("{}: {e}", self.file.display()))?;
-        let records: Vec<WatermarkRecord> =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        let text = std::fs::read_to_string(&self.file).map_err(|e| CliError::io(&self.file, e))?;
+        let records: Vec<WatermarkRecord> = serde_json::from_str(&text)
+            .map_err(|e| CliError::Other(format!("{}: {e}", self.file.display())))?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Import)
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::other)?;
         // Check every record before writing any, so a bad file changes nothing.
         for r in &records {
             let key = crate::watermark::WatermarkKey {
                 chain_id: r.chain_id,
                 key: r.key,
             };
-            let current = store.get(&key).map_err(|e| e.to_string())?;
-            crate::watermark::check_import(current.as_ref(), r, self.force)
-                .map_err(|e| format!("{}: {e}; nothing imported", self.file.display()))?;
+            let current = store.get(&key).map_err(CliError::other)?;
+            crate::watermark::check_import(current.as_ref(), r, self.force).map_err(|e| {
+                CliError::Other(format!("{}: {e}; nothing imported", self.file.display()))
+            })?;
         }
         for r in &records {
-            store.import(r, self.force).map_err(|e| e.to_string())?;
+            store.import(r, self.force).map_err(CliError::other)?;
         }
         println!("imported {} watermark(s)", records.len());
         Ok(())

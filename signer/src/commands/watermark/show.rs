@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
 
 /// Arguments.
@@ -13,11 +14,11 @@ pub struct Show {
 
 impl Show {
     /// Runs the command.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
-            .map_err(|e| e.to_string())?;
-        for r in store.export().map_err(|e| e.to_string())? {
+            .map_err(CliError::other)?;
+        for r in store.export().map_err(CliError::other)? {
             let w = &r.watermark;
             println!(
                 "{} {} block {} slot {} wall_slot {} digest {} {}",
