@@ -316,7 +316,7 @@ pub struct AuditEntry {
     pub policy_version: Option<String>,
     /// See [`AuditRecord::latency_us`].
     pub latency_us: u64,
-        /// See [`AuditRecord::signature`].
+    /// See [`AuditRecord::signature`].
     pub signature: Option<String>,
     /// The signer replica that wrote the entry (`[watermarks.etcd] replica`); the one member
     /// that is left out, not `null`, when absent (a signer without replicas), so logs written
@@ -475,7 +475,7 @@ fn seal(
         reason: record.reason,
         policy_version: record.policy_version,
         latency_us: record.latency_us,
-                signature: record.signature,
+        signature: record.signature,
         replica: replica.map(str::to_owned),
         prev: prev.to_owned(),
         hash: String::new(),
@@ -551,7 +551,7 @@ mod tests {
         let (line, _) = seal(
             3,
             "t".into(),
-                        AuditRecord::new("op", AuditKind::GenerateKey, AuditDecision::Generated),
+            AuditRecord::new("op", AuditKind::GenerateKey, AuditDecision::Generated),
             None,
             GENESIS_PREV,
         )
@@ -566,7 +566,7 @@ mod tests {
             "policy_version",
             "signature",
         ] {
-                        assert!(text.contains(&format!("\"{f}\":null")), "{f} in {text}");
+            assert!(text.contains(&format!("\"{f}\":null")), "{f} in {text}");
         }
         // Without replicas the line is exactly what signers before replicas wrote.
         assert!(!text.contains("replica"), "{text}");

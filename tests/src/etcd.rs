@@ -5,7 +5,10 @@
 //!
 //! Every member is a child process this harness started; dropping the cluster kills each one by
 //! its PID. Faults: [`EtcdCluster::kill`] (SIGKILL), [`EtcdCluster::pause`] / [`EtcdCluster::resume`]
-//! (SIGSTOP / SIGCONT) and [`EtcdCluster::restart`] (same data directory).
+//! (SIGSTOP / SIGCONT), [`EtcdCluster::restart`] (same data directory), and [`Partition`]: members
+//! also serve clients on 127.0.0.2, and a partition drops (nftables) every packet between
+//! 127.0.0.2 and their client ports, so a process that reaches the cluster through
+//! [`EtcdCluster::endpoints_on`]`("127.0.0.2")` is cut off while the others are not.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::TcpListener;
@@ -77,6 +80,7 @@ fn write_pki(dir: &Path) -> (EtcdTls, PathBuf, PathBuf) {
         "127.0.0.1",
         vec![
             SanType::IpAddress("127.0.0.1".parse().unwrap()),
+            SanType::IpAddress("127.0.0.2".parse().unwrap()),
             SanType::DnsName("localhost".try_into().unwrap()),
         ],
         vec![
@@ -170,12 +174,13 @@ impl EtcdCluster {
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .unwrap();
         let client = format!("https://127.0.0.1:{}", m.client_port);
+        let listen = format!("{client},https://127.0.0.2:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let child = Command::new(etcd_bin())
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--listen-client-urls", &client])
+            .args(["--listen-client-urls", &listen])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
@@ -217,6 +222,19 @@ impl EtcdCluster {
             .iter()
             .map(|m| format!("https://127.0.0.1:{}", m.client_port))
             .collect()
+    }
+
+    /// Every member's client URL on loopback address `host` (127.0.0.1 or 127.0.0.2).
+    pub fn endpoints_on(&self, host: &str) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("https://{host}:{}", m.client_port))
+            .collect()
+    }
+
+    /// The members' client ports.
+    pub fn client_ports(&self) -> Vec<u16> {
+        self.members.iter().map(|m| m.client_port).collect()
     }
 
     /// The client URL of member `i`.
@@ -365,5 +383,60 @@ impl Drop for EtcdCluster {
             self.resume(i);
             self.kill(i);
         }
+    }
+}
+
+/// A network partition between 127.0.0.2 and the cluster's client ports (both directions),
+/// with nftables; healed when dropped.
+#[derive(Debug)]
+pub struct Partition {
+    table: String,
+}
+
+fn nft(args: &str) {
+    let out = Command::new("nft").arg(args).output().unwrap_or_else(|e| {
+        panic!("cannot run nft: {e} (install nftables: apt-get install nftables)")
+    });
+    assert!(
+        out.status.success(),
+        "nft {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Partition {
+    /// Cuts 127.0.0.2 off from every member's client port.
+    pub fn cut(cluster: &EtcdCluster) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let table = format!(
+            "oryx_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let ports = cluster
+            .client_ports()
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        nft(&format!("add table inet {table}"));
+        nft(&format!(
+            "add chain inet {table} out {{ type filter hook output priority 0; policy accept; }}"
+        ));
+        nft(&format!(
+            "add rule inet {table} out ip daddr 127.0.0.2 tcp dport {{ {ports} }} drop"
+        ));
+        nft(&format!(
+            "add rule inet {table} out ip saddr 127.0.0.2 tcp sport {{ {ports} }} drop"
+        ));
+        Partition { table }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .arg(format!("delete table inet {}", self.table))
+            .status();
     }
 }

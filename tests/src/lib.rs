@@ -7,7 +7,7 @@
 //! - [`wharfkit`]: driving `@wharfkit/antelope` (npm) through `tests/js/wharfkit-check.mjs`, an
 //!   independent implementation to check Oryx against;
 //! - [`etcd`]: a real etcd cluster on loopback ports with TLS client certificates, for the
-//!   replicated watermark store.
+//!   replicated watermark store; [`replicas`]: signer replicas of one key on such a cluster.
 
 pub mod etcd;
 pub mod harness;

@@ -26,7 +26,7 @@ pub struct AuditLog {
     state: Mutex<State>,
     /// Signalled when a batch is durable or has failed.
     batch_done: Condvar,
-        fsyncs: AtomicU64,
+    fsyncs: AtomicU64,
     entries: AtomicU64,
     /// Written into every entry: the replica this log belongs to.
     replica: Option<String>,
@@ -119,7 +119,7 @@ impl AuditLog {
                 poisoned: None,
             }),
             batch_done: Condvar::new(),
-                        fsyncs: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             replica: None,
             #[cfg(test)]
@@ -149,7 +149,7 @@ impl AuditLog {
         let next_seq = seq
             .checked_add(1)
             .ok_or_else(|| self.poisoned("seq space exhausted"))?;
-                let (line, hash) = seal(seq, time, record, self.replica.as_deref(), &st.prev)?;
+        let (line, hash) = seal(seq, time, record, self.replica.as_deref(), &st.prev)?;
         // Nothing above changed the state: a refused record leaves no trace.
         st.prev = sha256_hex(&line);
         st.next_seq = next_seq;

@@ -343,8 +343,14 @@ mod tests {
                     reason: Some(reason.into()),
                     ..AuditRecord::new("node-1", AuditKind::SignDigest, AuditDecision::Signed)
                 };
-                let (line, _) =
-                    seal(seq, "2025-01-01T00:00:00.000000Z".into(), record, None, &prev).unwrap();
+                let (line, _) = seal(
+                    seq,
+                    "2025-01-01T00:00:00.000000Z".into(),
+                    record,
+                    None,
+                    &prev,
+                )
+                .unwrap();
                 prev = sha256_hex(&line);
                 line
             })
