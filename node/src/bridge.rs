@@ -3,8 +3,9 @@
 //! Guards: the bridge holds no key and decides nothing. Every signature comes from the signer,
 //! which applies its watermark and policy; every refusal goes back to nodeos in keosd's error
 //! shape, and so does an answer without a signature (never a 201 with an empty one). A signer
-//! that stops answering (a call past [`UPSTREAM_DEADLINE`], or a transport failure) costs only
-//! its own connection: it is dropped and the background task reconnects. It listens only on a
+//! replica that stops answering (no answer within the attempt timeout, or a transport failure)
+//! costs only its own connection: it is dropped, reconnected in the background, and the identical
+//! request goes to the next replica ([`crate::failover`]). It listens only on a
 //! unix socket created mode 0600 (inside a private directory, then renamed into place, so there
 //! is no moment when another user could connect; one bridge per socket, by a lock) and,
 //! optionally, on loopback TCP (unauthenticated: any local user can reach it).
@@ -24,15 +25,16 @@ use std::time::{Duration, Instant};
 use oryx_proto::antelope::{Checksum256, PublicKey};
 use oryx_proto::client::reason;
 use oryx_proto::grpc;
+use oryx_proto::grpc::signer_client::SignerClient;
 use serde_json::Value;
+use tonic::transport::Channel;
 
+use crate::failover::{Answer, CallError, Signers};
 use crate::latency::Latency;
-use crate::upstream::{Connection, Upstream};
 use wallet::{Call, WalletError};
 
-/// How long one call to the signer may take before the bridge gives up on it. nodeos gives up
-/// much sooner; this only bounds what a stuck signer can hold. A call that outlives it is taken
-/// as a dead connection: the connection is dropped and the background task reconnects.
+/// How long one request may take over every replica before the bridge gives up on it. nodeos
+/// gives up much sooner; this only bounds what stuck signers can hold.
 pub const UPSTREAM_DEADLINE: Duration = Duration::from_secs(10);
 
 /// How long the key list from the signer is reused.
@@ -71,7 +73,7 @@ pub struct Counters {
 
 /// The bridge: one per process.
 pub struct Bridge {
-    upstream: Upstream,
+    signers: Signers,
     chain: Checksum256,
     /// nodeos's `keosd-provider-timeout`.
     pub timeout: Duration,
@@ -83,10 +85,10 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    /// A bridge for `chain` over `upstream`.
-    pub fn new(upstream: Upstream, chain: Checksum256, timeout: Duration) -> Arc<Bridge> {
+    /// A bridge for `chain` over the signer replicas `signers`.
+    pub fn new(signers: Signers, chain: Checksum256, timeout: Duration) -> Arc<Bridge> {
         Arc::new(Bridge {
-            upstream,
+            signers,
             chain,
             timeout,
             latency: Latency::default(),
@@ -100,9 +102,9 @@ impl Bridge {
         self.chain
     }
 
-    /// The signer connection.
-    pub fn upstream(&self) -> &Upstream {
-        &self.upstream
+    /// The signer replicas.
+    pub fn signers(&self) -> &Signers {
+        &self.signers
     }
 
     /// Answers one request.
@@ -139,70 +141,40 @@ impl Bridge {
         out.unwrap_or_else(Reply::from)
     }
 
-    fn client(&self, method: &str) -> Result<Connection, WalletError> {
-        self.upstream.connection().map_err(|e| {
-            self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
-            WalletError::unavailable(e.to_string(), method)
-        })
-    }
-
-    /// Runs one call on `conn` for at most [`UPSTREAM_DEADLINE`]: its answer, or a keosd error.
-    /// A call that outlives the deadline, or a transport failure, is treated as a dead
-    /// connection: it is dropped (if it is still the current one) so the background task
-    /// reconnects, instead of every later call hanging on it too.
-    async fn call<T>(
-        &self,
-        conn: &Connection,
-        f: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-        method: &str,
-        what: &str,
-    ) -> Result<T, WalletError> {
-        let out = tokio::time::timeout(UPSTREAM_DEADLINE, f)
-            .await
-            .map_err(|_| {
-                let why = format!(
-                    "the signer did not answer within {} s",
-                    UPSTREAM_DEADLINE.as_secs()
-                );
+    /// Asks the signer replicas (failing over between them): the answer, or a keosd error.
+    async fn ask<T, F, Fut>(&self, method: &str, what: &str, f: F) -> Result<Answer<T>, WalletError>
+    where
+        F: Fn(SignerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match self.signers.call(UPSTREAM_DEADLINE, f).await {
+            Ok(a) => Ok(a),
+            Err(CallError::Unavailable(why)) => {
                 self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
-                if self.upstream.connection_lost(conn.generation, &why) {
-                    tracing::warn!("{method}: {why}; dropped the connection to reconnect");
-                }
-                WalletError::unavailable(format!("{why}; reconnecting"), method)
-            })?;
-        out.map(tonic::Response::into_inner)
-            .map_err(|s| self.failed(conn, &s, method, what))
-    }
-
-    /// Turns a failed call on `conn` into a keosd error, noting a broken connection.
-    fn failed(
-        &self,
-        conn: &Connection,
-        status: &tonic::Status,
-        method: &str,
-        what: &str,
-    ) -> WalletError {
-        if self.upstream.observe_failure_on(conn.generation, status) {
-            self.counters.unreachable.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{what}: the signer connection failed: {}", status.message());
-            return WalletError::unavailable(
-                format!("the signer connection failed: {}", status.message()),
-                method,
-            );
+                tracing::warn!("{what}: {why}");
+                Err(WalletError::unavailable(
+                    format!("no signer replica answered: {why}"),
+                    method,
+                ))
+            }
+            Err(CallError::Refused(status)) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let r = reason(&status);
+                // Where the signer recorded the refusal, so an operator reading nodeos's log
+                // can find the audit entry.
+                let message = match oryx_proto::client::audit_position(&status) {
+                    Some((seq, hash)) => {
+                        format!("{} (signer audit {seq}:{hash})", status.message())
+                    }
+                    None => status.message().to_string(),
+                };
+                tracing::warn!(
+                    reason = r.as_deref().unwrap_or("?"),
+                    "{what} refused: {message}"
+                );
+                Err(WalletError::refused(r.as_deref(), &message, method))
+            }
         }
-        self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        let r = reason(status);
-        // Where the signer recorded the refusal, so an operator reading nodeos's log can find
-        // the audit entry.
-        let message = match oryx_proto::client::audit_position(status) {
-            Some((seq, hash)) => format!("{} (signer audit {seq}:{hash})", status.message()),
-            None => status.message().to_string(),
-        };
-        tracing::warn!(
-            reason = r.as_deref().unwrap_or("?"),
-            "{what} refused: {message}"
-        );
-        WalletError::refused(r.as_deref(), &message, method)
     }
 
     async fn sign_digest(
@@ -211,21 +183,26 @@ impl Bridge {
         key: &PublicKey,
     ) -> Result<Reply, WalletError> {
         const M: &str = "sign_digest";
-        let conn = self.client(M)?;
         let req = grpc::SignDigestRequest {
             chain_id: self.chain.0.to_vec(),
             public_key: key.to_string(),
             digest: digest.0.to_vec(),
         };
         let what = format!("sign_digest {digest} with {key}");
-        let mut client = conn.client.clone();
-        let call = client.sign_digest(req);
-        let resp = self.call(&conn, call, M, &what).await?;
+        let answer = self
+            .ask(M, &what, |mut c| {
+                let req = req.clone();
+                async move { c.sign_digest(req).await }
+            })
+            .await?;
+        let resp = answer.value;
         let sig = signature_text(resp.signature, &what, M)?;
         self.counters.signed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             block_num = resp.block_num,
             replayed = resp.replayed,
+            replica = %answer.replica,
+            failovers = answer.failovers,
             "signed digest {digest} with {key}"
         );
         Ok(Reply {
@@ -260,10 +237,13 @@ impl Bridge {
         {
             return Ok(keys.clone());
         }
-        let conn = self.client(M)?;
-        let mut client = conn.client.clone();
-        let call = client.list_keys(grpc::ListKeysRequest {});
-        let all = self.call(&conn, call, M, "list keys").await?.keys;
+        let all = self
+            .ask(M, "list keys", |mut c| async move {
+                c.list_keys(grpc::ListKeysRequest {}).await
+            })
+            .await?
+            .value
+            .keys;
         let keys: Vec<grpc::KeyInfo> = all
             .into_iter()
             .filter(|k| k.chain_ids.iter().any(|c| c[..] == self.chain.0[..]))
@@ -285,7 +265,6 @@ impl Bridge {
         use grpc::sign_transaction_request::Transaction as T;
         const M: &str = "sign_transaction";
         let split = wallet::split_transaction(trx)?;
-        let conn = self.client(M)?;
         let mut new = Vec::with_capacity(keys.len());
         for key in keys {
             let req = grpc::SignTransactionRequest {
@@ -296,9 +275,13 @@ impl Bridge {
                 msig_proposals: vec![],
             };
             let what = format!("sign_transaction with {key}");
-            let mut client = conn.client.clone();
-            let call = client.sign_transaction(req);
-            let resp = self.call(&conn, call, M, &what).await?;
+            let resp = self
+                .ask(M, &what, |mut c| {
+                    let req = req.clone();
+                    async move { c.sign_transaction(req).await }
+                })
+                .await?
+                .value;
             let sig = signature_text(resp.signature, &what, M)?;
             let id = hex::encode(&resp.transaction_id);
             tracing::info!(transaction = %id, "signed transaction with {key}");
@@ -339,16 +322,13 @@ impl Bridge {
              oryx_node_bridge_p99_seconds {p99}\n\
              # HELP oryx_node_bridge_nodeos_timeout_seconds nodeos's keosd-provider-timeout as configured\n\
              oryx_node_bridge_nodeos_timeout_seconds {}\n\
-             # HELP oryx_node_bridge_over_timeout 1 when p99 is above nodeos's timeout: nodeos will miss blocks\n\
-             oryx_node_bridge_over_timeout {}\n\
-             oryx_node_signer_connected {}\n\
-             oryx_node_signer_connects_total {}\n",
+                          # HELP oryx_node_bridge_over_timeout 1 when p99 is above nodeos's timeout: nodeos will miss blocks\n\
+             oryx_node_bridge_over_timeout {}\n",
             crate::latency::WINDOW,
             self.timeout.as_secs_f64(),
             u8::from(p99 > self.timeout.as_secs_f64()),
-            u8::from(self.upstream.is_connected()),
-            self.upstream.connects(),
         ));
+        self.signers.render_metrics(&mut out);
         out
     }
 }
@@ -375,7 +355,7 @@ impl crate::observe::Observed for Bridge {
     }
 
     fn health(&self) -> Result<(), crate::NodeError> {
-        self.upstream.health()
+        self.signers.health()
     }
 }
 

@@ -28,12 +28,20 @@ pub struct Config {
     pub observability: Option<Observability>,
 }
 
-/// The signer's address and this node's mTLS identity.
+/// The signer's address (or its replicas' addresses) and this node's mTLS identity.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignerConfig {
-    /// `host:port` of the signer.
-    pub address: String,
+    /// `host:port` of the signer (one replica).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// `host:port` of each signer replica sharing one watermark store (etcd), in the order
+    /// they are tried first; give this or `address`.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// How long one replica may take before the identical request goes to the next one.
+    #[serde(default = "default_attempt_timeout_ms")]
+    pub attempt_timeout_ms: u64,
     /// The name in the signer's certificate.
     #[serde(default = "default_server_name")]
     pub server_name: String,
@@ -47,6 +55,57 @@ pub struct SignerConfig {
 
 fn default_server_name() -> String {
     "localhost".to_string()
+}
+
+fn default_attempt_timeout_ms() -> u64 {
+    crate::failover::DEFAULT_ATTEMPT_TIMEOUT.as_millis() as u64
+}
+
+impl SignerConfig {
+    /// The replicas to ask, in order (one for a plain `address`).
+    pub fn replicas(&self) -> Vec<String> {
+        self.address
+            .iter()
+            .chain(self.addresses.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// How long one replica may take.
+    pub fn attempt_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.attempt_timeout_ms)
+    }
+
+    fn check(&self) -> Result<(), NodeError> {
+        match (&self.address, self.addresses.len()) {
+            (Some(_), 0) => {}
+            (None, n) if n > 0 => {}
+            (Some(_), _) => {
+                return Err(NodeError::Config(
+                    "[signer] give `address` (one signer) or `addresses` (its replicas), not both"
+                        .into(),
+                ));
+            }
+            (None, _) => {
+                return Err(NodeError::Config(
+                    "[signer] needs `address = \"host:port\"` or `addresses = [...]`".into(),
+                ));
+            }
+        }
+        let all = self.replicas();
+        if let Some(dup) = all.iter().enumerate().find(|(i, a)| all[..*i].contains(a)) {
+            return Err(NodeError::Config(format!(
+                "[signer] addresses lists {} twice",
+                dup.1
+            )));
+        }
+        if self.attempt_timeout_ms == 0 {
+            return Err(NodeError::Config(
+                "[signer] attempt_timeout_ms must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The keosd wallet API for nodeos and cleos.
@@ -107,6 +166,7 @@ impl Config {
         r(&mut cfg.signer.ca_cert);
         r(&mut cfg.signer.cert);
         r(&mut cfg.signer.key);
+        cfg.signer.check()?;
         if let Some(b) = &mut cfg.bridge {
             if let Some(p) = &mut b.unix_socket {
                 r(p);
@@ -205,6 +265,28 @@ mod tests {
             let err = Config::parse(&format!("{SIGNER}{extra}"), Path::new("/")).unwrap_err();
             assert!(matches!(err, NodeError::Config(_)), "{extra}: {err:?}");
             assert!(err.to_string().contains(want), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn replicas_are_listed_once_each() {
+        let tls = "ca_cert = \"ca.pem\"\ncert = \"n.pem\"\nkey = \"n.key\"\n";
+        let c = Config::parse(
+            &format!("[signer]\naddresses = [\"10.0.0.2:7150\", \"10.0.0.3:7150\"]\n{tls}"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.signer.replicas(), ["10.0.0.2:7150", "10.0.0.3:7150"]);
+        assert_eq!(c.signer.attempt_timeout().as_millis(), 1000);
+        for (signer, want) in [
+            ("address = \"a:1\"\naddresses = [\"b:1\"]\n", "not both"),
+            ("", "needs `address"),
+            ("addresses = [\"a:1\", \"a:1\"]\n", "twice"),
+            ("address = \"a:1\"\nattempt_timeout_ms = 0\n", "at least 1"),
+        ] {
+            let err =
+                Config::parse(&format!("[signer]\n{signer}{tls}"), Path::new("/")).unwrap_err();
+            assert!(err.to_string().contains(want), "{signer}: {err}");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `oryx-node`: the producer-host side of Oryx.
 //!
 //! - [`bridge`]: the keosd wallet API for unmodified nodeos and cleos, forwarding to the signer
-//!   over one long-lived mTLS connection ([`upstream`]). It holds no key.
+//!   over one long-lived mTLS connection per replica ([`upstream`]), failing over between
+//!   replicas ([`failover`]). It holds no key.
 //! - [`produce`]: the content-aware block assembler that hands the signer whole headers.
 //! - [`observe`]: `/metrics` and `/healthz` for either daemon.
 //! - [`latency`]: the node's own end-to-end latency, compared with nodeos's timeout.
@@ -15,6 +16,7 @@ pub mod bridge;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod latency;
 pub mod observe;
 pub mod produce;

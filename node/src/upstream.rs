@@ -1,4 +1,5 @@
-//! The one long-lived mTLS connection from the node to the signer.
+//! The one long-lived mTLS connection from the node to a signer (one per replica; see
+//! [`crate::failover`] for choosing among them).
 //!
 //! Guards: requests never wait on a dead connection. While the signer is unreachable every call
 //! fails at once with [`Unreachable`] (nodeos retries at its next slot anyway), and one background
@@ -141,13 +142,6 @@ impl Upstream {
         self.connection().map(|c| c.client)
     }
 
-    fn unreachable(&self) -> Unreachable {
-        Unreachable {
-            addr: self.inner.addr.clone(),
-            last_error: self.slot().last_error.clone(),
-        }
-    }
-
     /// Looks at a failed call on connection `generation`: when the connection itself failed
     /// (no `oryx-reason`: the signer did not answer), drops it, if it is still the current
     /// one, so the background task reconnects. Returns whether it was a transport failure.
@@ -181,35 +175,9 @@ impl Upstream {
         self.slot().generations
     }
 
-    /// `/healthz`: healthy exactly while connected.
-    pub fn health(&self) -> Result<(), crate::NodeError> {
-        if self.is_connected() {
-            Ok(())
-        } else {
-            Err(crate::NodeError::SignerUnreachable)
-        }
-    }
-
     /// The signer's address.
     pub fn addr(&self) -> &str {
         &self.inner.addr
-    }
-
-    /// Waits until connected, up to `limit`.
-    pub async fn wait_connected(
-        &self,
-        limit: Duration,
-    ) -> Result<SignerClient<Channel>, Unreachable> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            if let Ok(c) = self.client() {
-                return Ok(c);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(self.unreachable());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 

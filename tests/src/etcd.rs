@@ -310,6 +310,11 @@ impl EtcdCluster {
 
     /// Member `i`'s status (its id and the leader it knows), or `None` when it does not answer.
     fn status(&self, i: usize) -> Option<(u64, u64)> {
+        // On a thread of its own, so it works from async tests too.
+        std::thread::scope(|scope| scope.spawn(|| self.status_blocking(i)).join().unwrap())
+    }
+
+    fn status_blocking(&self, i: usize) -> Option<(u64, u64)> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -11,6 +11,7 @@
 
 pub mod etcd;
 pub mod harness;
+pub mod replicas;
 pub mod vectors;
 pub mod wharfkit;
 

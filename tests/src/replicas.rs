@@ -67,15 +67,20 @@ pub fn replica_dirs(
     init(&first, true);
     let key = first_key(&first);
     let prefix = format!("/oryx/test-{}", std::process::id());
-    let dirs: Vec<PathBuf> = (0..n)
-        .map(|i| {
-            let name = ((b'a' + i as u8) as char).to_string();
-            let dir = base.path().join(&name);
-            if i > 0 {
-                copy_dir(&first, &dir);
-            }
+    let names: Vec<String> = (0..n)
+        .map(|i| ((b'a' + i as u8) as char).to_string())
+        .collect();
+    // Copies first, while `a` is still the plain `init` directory.
+    for name in &names[1..] {
+        copy_dir(&first, &base.path().join(name));
+    }
+    let dirs: Vec<PathBuf> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let dir = base.path().join(name);
             let host = hosts.get(i).copied().unwrap_or("127.0.0.1");
-            let section = etcd_section(cluster, host, &prefix, &name);
+            let section = etcd_section(cluster, host, &prefix, name);
             let mut text = std::fs::read_to_string(config_path(&dir)).unwrap();
             text.push('\n');
             text.push_str(&section);

@@ -283,7 +283,9 @@ fn signer_floors(
 ) -> Result<SignerFloors, NodeError> {
     let tls = cfg.client_tls()?;
     runtime()?.block_on(async {
-        let mut c = oryx_proto::client::connect(&cfg.signer.address, &tls)
+        // The floors are the first replica's (the one the bridge asks first).
+        let first = cfg.signer.replicas().into_iter().next().unwrap_or_default();
+        let mut c = oryx_proto::client::connect(&first, &tls)
             .await
             .map_err(NodeError::SignerConnect)?;
         let mut v = Vec::new();

@@ -15,8 +15,8 @@ use crate::NodeError;
 use crate::bridge::{Bridge, http};
 use crate::commands::{ConfigArg, local_runtime, shutdown_signal};
 use crate::config::Config;
+use crate::failover::Signers;
 use crate::latency::quantiles;
-use crate::upstream::Upstream;
 
 /// Arguments of `bridge`.
 #[derive(Debug, clap::Args)]
@@ -41,8 +41,8 @@ pub fn run(args: Args) -> Result<(), NodeError> {
     let tls = cfg.client_tls()?;
     let timeout = Duration::from_millis(b.nodeos_timeout_ms);
     local_runtime()?.block_on(async {
-        let upstream = Upstream::start(&cfg.signer.address, tls);
-        let bridge = Bridge::new(upstream, chain, timeout);
+        let signers = Signers::start(&cfg.signer.replicas(), &tls, cfg.signer.attempt_timeout());
+        let bridge = Bridge::new(signers, chain, timeout);
         // Held until the end: the lock on `<socket>.lock`, and on drop the socket's removal
         // (only if it is still the one this bridge created).
         let mut socket_guard = None;
@@ -77,14 +77,15 @@ const PROBES: usize = 50;
 /// At startup: the signer round trip (Status) and, once known, the signer's own signing time
 /// per key; a WARN when their sum is above nodeos's timeout.
 async fn startup_probe(bridge: Arc<Bridge>) {
-    let up = bridge.upstream().clone();
-    let Ok(mut client) = up.wait_connected(Duration::from_secs(30)).await else {
+    let signers = bridge.signers().clone();
+    let Some((mut client, replica)) = signers.wait_connected(Duration::from_secs(30)).await else {
         tracing::warn!(
-            signer = up.addr(),
-            "the signer is not reachable yet: nodeos's signing requests fail until it is"
+            signers = ?signers.addrs(),
+            "no signer replica is reachable yet: nodeos's signing requests fail until one is"
         );
         return;
     };
+    tracing::info!(%replica, "measuring the round trip to this signer replica");
     let mut rtts = Vec::with_capacity(PROBES);
     for _ in 0..PROBES {
         let t0 = Instant::now();

@@ -3,8 +3,8 @@
 use crate::NodeError;
 use crate::commands::{ConfigArg, runtime, shutdown_signal};
 use crate::config::Config;
+use crate::failover::Signers;
 use crate::produce::producer::Producer;
-use crate::upstream::Upstream;
 
 /// Arguments of `produce`.
 #[derive(Debug, clap::Args)]
@@ -25,8 +25,8 @@ pub fn run(args: Args) -> Result<(), NodeError> {
     let settings = produce.settings()?;
     let tls = cfg.client_tls()?;
     runtime()?.block_on(async move {
-        let upstream = Upstream::start(&cfg.signer.address, tls);
-        let mut producer = Producer::open(settings, upstream)?;
+        let signers = Signers::start(&cfg.signer.replicas(), &tls, cfg.signer.attempt_timeout());
+        let mut producer = Producer::open(settings, signers)?;
         if let Some(o) = &cfg.observability {
             let (l, at) = crate::bridge::http::bind_tcp(o.listen).await?;
             println!("metrics on {at}");

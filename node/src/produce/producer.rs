@@ -38,9 +38,9 @@ use super::spool::Spool;
 use super::stats::ProduceStats;
 use super::{Mode, Settings};
 use crate::NodeError;
-use crate::upstream::Upstream;
+use crate::failover::{CallError, Signers};
 
-/// How long one SignBlock may take before the slot is given up.
+/// How long one SignBlock may take, over every replica asked, before the slot is given up.
 const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whether this instance produces or waits.
@@ -73,7 +73,7 @@ enum Attempt {
 /// The producer's state.
 pub struct Producer {
     s: Settings,
-    upstream: Upstream,
+    signers: Signers,
     log: BlockLog,
     head: Head,
     /// Blockroot merkle over genesis and every logged block id (legacy headers sign its root).
@@ -106,7 +106,7 @@ fn unix_ms() -> i64 {
 
 impl Producer {
     /// Opens the block log (repairing a torn tail), restores the head from it, opens the spool.
-    pub fn open(s: Settings, upstream: Upstream) -> Result<Producer, NodeError> {
+    pub fn open(s: Settings, signers: Signers) -> Result<Producer, NodeError> {
         let (log, recovery, entries) = BlockLog::open(&s.block_log)?;
         if recovery.truncated_bytes > 0 || recovery.index_rebuilt {
             tracing::warn!(
@@ -148,13 +148,14 @@ impl Producer {
             &s.key,
         );
         let tails = s.follow.iter().map(|d| LogTail::new(d)).collect();
-        let stats = Arc::new(ProduceStats::new(upstream.clone()));
+        let stats = Arc::new(ProduceStats::new(signers.clone()));
         stats
             .head
             .store(u64::from(head.block_num), Ordering::Relaxed);
         Ok(Producer {
             s,
-            upstream,
+            signers,
+
             log,
             head,
             ids,
@@ -208,7 +209,7 @@ impl Producer {
         if let Mode::Legacy { .. } = self.s.mode {
             tracing::info!(pending_schedule_hash = %self.schedule_hash, "legacy headers: pass this hash to `oryx inspect blocklog --schedule-hash` to verify the log");
         }
-        let _ = self.upstream.wait_connected(Duration::from_secs(5)).await;
+        let _ = self.signers.wait_connected(Duration::from_secs(5)).await;
         self.sync_follow();
         self.replay_pending().await;
         tokio::pin!(shutdown);
@@ -417,19 +418,6 @@ impl Producer {
     /// Asks the signer to sign `u` and checks the answer by recovery.
     async fn sign(&mut self, u: &Unsigned) -> Result<(Signature, bool), Attempt> {
         let digest = u.digest().map_err(|e| Attempt::Failed(e.to_string()))?;
-        let crate::upstream::Connection {
-            generation,
-            mut client,
-        } = match self.upstream.connection() {
-            Ok(c) => {
-                self.unreachable = 0;
-                c
-            }
-            Err(e) => {
-                self.unreachable += 1;
-                return Err(Attempt::Failed(e.to_string()));
-            }
-        };
         let (bm, sh) = u.legacy_inputs.map_or((Vec::new(), Vec::new()), |(b, s)| {
             (b.0.to_vec(), s.0.to_vec())
         });
@@ -441,33 +429,34 @@ impl Producer {
             pending_schedule_hash: sh,
         };
         let asked = Instant::now();
-        let resp = match tokio::time::timeout(SIGN_TIMEOUT, client.sign_block(req)).await {
-            Err(_) => {
-                // A signer that stopped answering: drop this connection (if it is still the
-                // current one) so the next slot gets a fresh one.
-                let why = format!(
-                    "the signer did not answer within {} ms",
-                    SIGN_TIMEOUT.as_millis()
-                );
-                self.upstream.connection_lost(generation, &why);
-                return Err(Attempt::Failed(why));
-            }
-            Ok(Err(status)) => {
-                if let Some(r) = reason(&status) {
-                    return Err(Attempt::Refused {
-                        reason: r,
-                        message: status.message().to_string(),
-                    });
-                }
-                self.upstream.observe_failure_on(generation, &status);
-                return Err(Attempt::Failed(format!(
-                    "signer call failed: {}",
-                    status.message()
-                )));
-            }
-            Ok(Ok(r)) => {
+        // The identical request goes to the next replica if one fails (they share one
+        // watermark), within the slot's budget.
+        let answer = self
+            .signers
+            .call(SIGN_TIMEOUT, |mut c| {
+                let req = req.clone();
+                async move { c.sign_block(req).await }
+            })
+            .await;
+        let resp = match answer {
+            Ok(a) => {
+                self.unreachable = 0;
                 self.stats.sign_block.record(asked.elapsed());
-                r.into_inner()
+                if a.failovers > 0 {
+                    tracing::info!(replica = %a.replica, failovers = a.failovers, "block signed by another signer replica");
+                }
+                a.value
+            }
+            Err(CallError::Refused(status)) => {
+                self.unreachable = 0;
+                return Err(Attempt::Refused {
+                    reason: reason(&status).unwrap_or_default(),
+                    message: status.message().to_string(),
+                });
+            }
+            Err(CallError::Unavailable(why)) => {
+                self.unreachable += 1;
+                return Err(Attempt::Failed(why));
             }
         };
         let sig = resp

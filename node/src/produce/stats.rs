@@ -6,13 +6,13 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::failover::Signers;
 use crate::latency::Latency;
 use crate::observe::Observed;
-use crate::upstream::Upstream;
 
 /// Shared between the producer loop and the metrics endpoint.
 pub struct ProduceStats {
-    upstream: Upstream,
+    signers: Signers,
     /// Blocks this instance had signed and logged.
     pub produced: AtomicU64,
     /// Blocks another instance had signed identically first (logged here too).
@@ -32,10 +32,10 @@ pub struct ProduceStats {
 }
 
 impl ProduceStats {
-    /// Counters for a producer talking to the signer over `upstream`.
-    pub fn new(upstream: Upstream) -> Self {
+    /// Counters for a producer talking to the signer replicas `signers`.
+    pub fn new(signers: Signers) -> Self {
         ProduceStats {
-            upstream,
+            signers,
             produced: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
             adopted: AtomicU64::new(0),
@@ -75,13 +75,13 @@ impl Observed for ProduceStats {
         let _ = writeln!(
             out,
             "oryx_node_sign_refusals_total {}\noryx_node_failed_slots_total {}\n\
-             oryx_node_head_block_num {}\noryx_node_active {}\noryx_node_signer_connected {}",
+                          oryx_node_head_block_num {}\noryx_node_active {}",
             self.refused.load(Ordering::Relaxed),
             self.failed_slots.load(Ordering::Relaxed),
             self.head.load(Ordering::Relaxed),
             u8::from(self.active.load(Ordering::Relaxed)),
-            u8::from(self.upstream.is_connected()),
         );
+        self.signers.render_metrics(&mut out);
         self.sign_block.render(
             "oryx_node_sign_block_seconds",
             "SignBlock round trips that returned a signature",
@@ -91,6 +91,6 @@ impl Observed for ProduceStats {
     }
 
     fn health(&self) -> Result<(), crate::NodeError> {
-        self.upstream.health()
+        self.signers.health()
     }
 }
