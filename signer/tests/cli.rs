@@ -289,3 +289,25 @@ fn tapos_from_carried_json() {
         dir.path().join("missing.json").to_str().expect("path"),
     ]);
 }
+
+/// `oryx inspect block … | head` (as the demo runs it): a reader that leaves early is not an
+/// error — exit 0, nothing on stderr (it used to panic with "failed printing to stdout").
+#[test]
+fn a_reader_that_leaves_early_is_not_an_error() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oryx"))
+        .args(["inspect", "block", EOS_BLOCK])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // Close the read end before the command writes: its write then fails with EPIPE.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
