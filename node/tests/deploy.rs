@@ -55,3 +55,19 @@ fn example_produce_config_parses() {
     assert_eq!(produce.block_log, Path::new("/var/lib/oryx-node/a/blocks"));
     assert!(config.bridge.is_none());
 }
+
+#[test]
+fn example_ha_config_asks_two_replicas() {
+    let config =
+        oryx_node::config::Config::parse(&deploy("ha/oryx-node.toml"), Path::new("/etc/oryx"))
+            .unwrap_or_else(|e| panic!("deploy/ha/oryx-node.toml: {e}"));
+    assert_eq!(
+        config.signer.replicas(),
+        ["10.20.0.2:7150", "10.20.0.3:7150"]
+    );
+    let bridge = config.bridge.unwrap();
+    assert!(
+        bridge.nodeos_timeout_ms > 5,
+        "nodeos's timeout is raised for replicas"
+    );
+}

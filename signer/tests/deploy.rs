@@ -136,3 +136,33 @@ fn policy_explain_names_the_deciding_rule() {
         "{within}"
     );
 }
+
+#[test]
+fn example_ha_replica_config_parses_and_its_etcd_member_has_the_required_settings() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ha/oryx-signer-a.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = oryx_signer::config::Config::parse(&text, Path::new("/etc/oryx"))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let etcd = config.watermarks.etcd.expect("the HA example uses etcd");
+    assert_eq!(etcd.endpoints.len(), 3, "three etcd members");
+    assert!(etcd.endpoints.iter().all(|e| e.starts_with("https://")));
+    assert_eq!(etcd.replica, "signer-a");
+    assert_eq!(etcd.ca_cert, Path::new("/etc/oryx/etcd/ca.pem"));
+    // The etcd member example carries what the README's HA section requires.
+    let member = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/ha/etcd-member.yml"),
+    )
+    .unwrap();
+    for required in [
+        "client-cert-auth: true",
+        "pre-vote: true",
+        "auto-compaction-mode:",
+        "quota-backend-bytes:",
+    ] {
+        assert!(
+            member.contains(required),
+            "etcd-member.yml lacks {required}"
+        );
+    }
+    assert!(!member.contains("http://"), "members speak TLS only");
+}

@@ -7,8 +7,10 @@
 //! - [`wharfkit`]: driving `@wharfkit/antelope` (npm) through `tests/js/wharfkit-check.mjs`, an
 //!   independent implementation to check Oryx against;
 //! - [`etcd`]: a real etcd cluster on loopback ports with TLS client certificates, for the
-//!   replicated watermark store; [`replicas`]: signer replicas of one key on such a cluster.
+//!   replicated watermark store; [`replicas`]: signer replicas of one key on such a cluster;
+//!   [`checker`]: no height or slot signed for two digests, every signature recovering.
 
+pub mod checker;
 pub mod etcd;
 pub mod harness;
 pub mod replicas;

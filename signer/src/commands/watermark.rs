@@ -1,13 +1,38 @@
-//! `oryx-signer watermark show|export|import`: inspect watermarks and move them between signers
-//! as JSON, so a key can move without a gap.
+//! `oryx-signer watermark show|export|import|migrate`: inspect watermarks and move them between
+//! signers (as JSON) or from the file store into etcd, so a key can move without a gap.
 
 use clap::Subcommand;
 
 use crate::cli_error::CliError;
+use crate::watermark::{WatermarkKey, WatermarkRecord, WatermarkStore};
 
 pub mod export;
 pub mod import;
+pub mod migrate;
 pub mod show;
+
+/// Checks every record against `store` first (so a bad source changes nothing), then imports
+/// them; a watermark is never lowered unless `force`. Returns how many were imported.
+fn import_all(
+    store: &dyn WatermarkStore,
+    records: &[WatermarkRecord],
+    force: bool,
+    source: &str,
+) -> Result<usize, CliError> {
+    for r in records {
+        let key = WatermarkKey {
+            chain_id: r.chain_id,
+            key: r.key,
+        };
+        let current = store.get(&key).map_err(CliError::other)?;
+        crate::watermark::check_import(current.as_ref(), r, force)
+            .map_err(|e| CliError::Other(format!("{source}: {e}; nothing imported")))?;
+    }
+    for r in records {
+        store.import(r, force).map_err(CliError::other)?;
+    }
+    Ok(records.len())
+}
 
 /// Watermark commands.
 #[derive(Debug, Subcommand)]
@@ -18,6 +43,8 @@ pub enum Watermark {
     Export(export::Export),
     /// Read watermarks from JSON; refuses to lower one unless `--force`.
     Import(import::Import),
+    /// Copy the file store's watermarks into etcd (`[watermarks.etcd]`), never lowering one.
+    Migrate(migrate::Migrate),
 }
 
 impl Watermark {
@@ -27,6 +54,7 @@ impl Watermark {
             Watermark::Show(c) => c.run(),
             Watermark::Export(c) => c.run(),
             Watermark::Import(c) => c.run(),
+            Watermark::Migrate(c) => c.run(),
         }
     }
 }

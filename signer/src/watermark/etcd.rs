@@ -45,6 +45,11 @@ use super::{
     WatermarkRecord, WatermarkStore,
 };
 
+/// With the test-only feature `unsafe-test-store`, this environment variable makes every
+/// compare-and-swap unconditional: an unsafe store, for proving that the HA tests' checker
+/// catches double signing. Builds without the feature ignore it.
+pub const UNSAFE_SKIP_COMPARE: &str = "ORYX_TEST_UNSAFE_SKIP_COMPARE";
+
 /// How often one reservation re-reads a watermark that other replicas keep moving.
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -472,6 +477,12 @@ impl EtcdStore {
                     be32(next.slot),
                 ));
             }
+        }
+        #[cfg(feature = "unsafe-test-store")]
+        if std::env::var_os(UNSAFE_SKIP_COMPARE).is_some() {
+            // The deliberately broken store the HA checker must catch: no compare, so
+            // replicas overwrite each other's reservations.
+            when.clear();
         }
         let txn = Txn::new()
             .when(when)

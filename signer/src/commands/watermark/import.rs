@@ -1,6 +1,8 @@
 //! `oryx-signer watermark import FILE [--force]`: set watermarks from an export. The whole file
 //! is parsed and checked before anything is written; a watermark is never lowered without
-//! `--force`. Run it while the signer is stopped.
+//! `--force`. With the file store, run it while the signer is stopped; into etcd
+//! (`[watermarks.etcd]`) it may run beside the replicas (every write is a compare-and-swap), and
+//! it is how a shared watermark starts: nothing signs from a watermark etcd does not hold.
 
 use std::path::PathBuf;
 
@@ -8,7 +10,6 @@ use clap::Args;
 
 use crate::cli_error::CliError;
 use crate::commands::ConfigArg;
-
 use crate::watermark::WatermarkRecord;
 
 /// Arguments.
@@ -32,21 +33,13 @@ impl Import {
             .map_err(|e| CliError::Other(format!("{}: {e}", self.file.display())))?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Import)
             .map_err(CliError::other)?;
-        // Check every record before writing any, so a bad file changes nothing.
-        for r in &records {
-            let key = crate::watermark::WatermarkKey {
-                chain_id: r.chain_id,
-                key: r.key,
-            };
-            let current = store.get(&key).map_err(CliError::other)?;
-            crate::watermark::check_import(current.as_ref(), r, self.force).map_err(|e| {
-                CliError::Other(format!("{}: {e}; nothing imported", self.file.display()))
-            })?;
-        }
-        for r in &records {
-            store.import(r, self.force).map_err(CliError::other)?;
-        }
-        println!("imported {} watermark(s)", records.len());
+        let n = super::import_all(
+            &*store,
+            &records,
+            self.force,
+            &self.file.display().to_string(),
+        )?;
+        println!("imported {n} watermark(s)");
         Ok(())
     }
 }
