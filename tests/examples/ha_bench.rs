@@ -3,8 +3,8 @@
 //! signer replicas on a 3-member loopback etcd cluster (TLS with client certificates), beside
 //! the floors measured in the same run, in alternating rounds:
 //!
-//! - the mTLS round trip (`Status`, nothing signed) and one etcd transaction of the store's shape
-//!   (compare the revision, put two keys) on its own;
+//! - the mTLS round trip (`ListKeys`, nothing signed) and one etcd transaction of the store's
+//!   shape (compare the revision, put two keys) on its own;
 //! - `SignBlock` on a single signer with the file store, and on a replica with etcd: the HA path
 //!   should add no more than 1.3× the etcd transaction's round trip;
 //! - `sign_digest` through `oryx-node bridge` as nodeos sends it, to the single signer and to
@@ -100,10 +100,12 @@ fn start_bridge(dir: &Path, signer_dir: &Path, addrs: &[String]) -> Bridge {
     }
 }
 
-async fn status_rtt(c: &mut SignerClient<Channel>, n: usize, out: &mut Series) {
+/// The mTLS round trip: `ListKeys` answers from memory (`Status` would probe the watermark
+/// store, etcd included).
+async fn rtt(c: &mut SignerClient<Channel>, n: usize, out: &mut Series) {
     for _ in 0..n {
         let t = Instant::now();
-        c.status(grpc::StatusRequest {}).await.unwrap();
+        c.list_keys(grpc::ListKeysRequest {}).await.unwrap();
         out.0.push(t.elapsed());
     }
 }
@@ -249,7 +251,7 @@ async fn main() {
         std::slice::from_ref(&single.addr),
     );
 
-    let (mut rtt, mut txn, mut file, mut ha) = (
+    let (mut round_trip, mut txn, mut file, mut ha) = (
         Series::default(),
         Series::default(),
         Series::default(),
@@ -258,7 +260,7 @@ async fn main() {
     let (mut br_file, mut br_ha) = (Series::default(), Series::default());
     let (mut next_single, mut next_ha) = (10u32, 10u32);
     // Warm every path once.
-    status_rtt(&mut single_c, 20, &mut Series::default()).await;
+    rtt(&mut single_c, 20, &mut Series::default()).await;
     sign_blocks(
         &mut single_c,
         &single_key,
@@ -278,7 +280,7 @@ async fn main() {
     )
     .await;
     for round in 0..3 {
-        status_rtt(&mut ha_c, n, &mut rtt).await;
+        rtt(&mut single_c, n, &mut round_trip).await;
         etcd_txns(&cluster, n, &mut txn).await;
         sign_blocks(
             &mut single_c,
@@ -313,7 +315,7 @@ async fn main() {
         3 * n
     );
     println!("floors:");
-    line("  mTLS round trip (Status)", &rtt.q());
+    line("  mTLS round trip (ListKeys)", &round_trip.q());
     line("  etcd transaction (CAS, 2 puts), alone", &txn.q());
     println!("paths:");
     line("  SignBlock, single signer (file store)", &file.q());

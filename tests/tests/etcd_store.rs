@@ -93,6 +93,23 @@ fn start_at(s: &EtcdStore, key: &WatermarkKey, n: u32) {
     .unwrap();
 }
 
+/// Waits until the signature committed for block `n` is visible in etcd (commits are written
+/// after the reply, off its path).
+fn wait_committed(s: &EtcdStore, key: &WatermarkKey, n: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s
+        .get(key)
+        .unwrap()
+        .is_none_or(|w| w.block_num != n || w.signature.is_none())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "block {n} never committed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn signed(k: &SoftKey, d: &Checksum256) -> Signature {
     sign(k, d, SignOptions::default()).unwrap().signature
 }
@@ -130,6 +147,7 @@ fn two_replicas_share_one_watermark() {
     };
     let sig10 = signed(&k, &digest(10, 1));
     assert_eq!(a.commit(r, &sig10).unwrap(), sig10);
+    wait_committed(&b, &key, 10);
 
     // The other replica: the identical request replays, a different block at 10 is refused.
     match reserve(&b, &key, 10, 1).unwrap() {
@@ -147,6 +165,8 @@ fn two_replicas_share_one_watermark() {
     assert!(matches!(refused, ReserveError::Refused(_)), "{refused}");
     let sig11 = signed(&k, &digest(11, 1));
     b.commit(r, &sig11).unwrap();
+    wait_committed(&a, &key, 11);
+
     match reserve(&a, &key, 11, 1).unwrap() {
         Reserved::Replay(s) => assert_eq!(s, sig11),
         Reserved::Proceed(_) => panic!("identical request reserved again"),

@@ -13,8 +13,11 @@
 //!   while this replica is the one signing; the first request after a start or a take-over
 //!   reads the watermark first.
 //! - **Sign only after the transaction committed.** An identical request (same position, same
-//!   digest) gets the stored signature; the signature is committed to etcd after signing
-//!   (compare-and-swap on the reservation's revision), so another replica can return it.
+//!   digest) gets the stored signature: after signing, the signature is written to its own key,
+//!   tagged with the reservation's revision, so another replica can return it. That write is
+//!   off the reply's path (the reservation is the guard; a lost signature only means an
+//!   identical retry signs the same content again) and lands only while the reservation it
+//!   belongs to is still the current one.
 //! - **Fail closed**: unreachable, no leader (every request requires one), timeout, an unknown
 //!   outcome, NOSPACE, or a revision below one this replica already saw (a restored or
 //!   rolled-back store) refuses with [`StoreError`]s that say what to do, and `/readyz` turns
@@ -25,8 +28,10 @@
 //!   rollback across its own restarts.
 //!
 //! Layout, under a per-deployment prefix:
-//! `<prefix>/wm/<chain id hex>/<key>/num` = `BE32(block_num) ‖ JSON record` and
-//! `<prefix>/wm/<chain id hex>/<key>/slot` = `BE32(slot)`.
+//! `<prefix>/wm/<chain id hex>/<key>/num` = `BE32(block_num) ‖ JSON record`,
+//! `<prefix>/wm/<chain id hex>/<key>/slot` = `BE32(slot)` and
+//! `<prefix>/wm/<chain id hex>/<key>/sig` = the JSON [`Committed`] signature of the reservation
+//! at its `revision`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -126,6 +131,16 @@ struct Record {
     replica: String,
     /// A random id of the reservation (to tell two reservations of one digest apart).
     request: String,
+}
+
+/// A signature committed for the reservation written at `revision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Committed {
+    revision: i64,
+    digest: Checksum256,
+    signature: Signature,
+    replica: String,
 }
 
 fn be32(n: u32) -> Vec<u8> {
@@ -356,6 +371,10 @@ impl EtcdStore {
         format!("{}/wm/{}/{}/slot", self.prefix, key.chain_id, key.key)
     }
 
+    fn sig_key(&self, key: &WatermarkKey) -> String {
+        format!("{}/wm/{}/{}/sig", self.prefix, key.chain_id, key.key)
+    }
+
     fn encode(&self, w: &Watermark) -> Result<Vec<u8>, StoreError> {
         let mut request = [0u8; 8];
         getrandom::fill(&mut request).map_err(|e| unreachable(format!("random source: {e}")))?;
@@ -426,26 +445,36 @@ impl EtcdStore {
 
     /// The watermark of `key` now (linearizable), with its revision.
     fn read(&self, key: &WatermarkKey) -> Result<Option<Seen>, StoreError> {
-        let num = self.num_key(key);
         let mut kv = self.kv.clone();
-        let resp = self.call(false, kv.get(num.clone(), None))?;
+        let (num, sig) = (self.num_key(key), self.sig_key(key));
+        let txn = Txn::new().and_then(vec![TxnOp::get(num, None), TxnOp::get(sig, None)]);
+        let resp = self.call(false, kv.txn(txn))?;
         self.observe(resp.header())?;
-        self.seen_in(resp.kvs())
+        self.seen_in(resp.op_responses())
     }
 
-    /// The watermark a read answered (its first key), with its revision.
-    fn seen_in(&self, kvs: &[etcd_client::KeyValue]) -> Result<Option<Seen>, StoreError> {
-        kvs.first()
-            .map(|kv| Ok((self.decode(kv.key(), kv.value())?, kv.mod_revision())))
-            .transpose()
-    }
-
-    /// What an `else: get(num)` branch answered.
-    fn else_read(&self, responses: Vec<TxnOpResponse>) -> Result<Option<Seen>, StoreError> {
-        match responses.first() {
-            Some(TxnOpResponse::Get(g)) => self.seen_in(g.kvs()),
-            _ => Err(unreachable("a transaction answered without its read")),
+    /// The watermark in the answers of `get(num), get(sig)`, with the revision of `num`; the
+    /// signature counts only if it was committed for that very reservation.
+    fn seen_in(&self, responses: Vec<TxnOpResponse>) -> Result<Option<Seen>, StoreError> {
+        let first = |i: usize| match responses.get(i) {
+            Some(TxnOpResponse::Get(g)) => Ok(g.kvs().first().cloned()),
+            _ => Err(unreachable("a transaction answered without its reads")),
+        };
+        let (Some(num), sig) = (first(0)?, first(1)?) else {
+            return Ok(None);
+        };
+        let mut w = self.decode(num.key(), num.value())?;
+        if let Some(sig) = sig {
+            let c: Committed =
+                serde_json::from_slice(sig.value()).map_err(|e| StoreError::Corrupt {
+                    path: format!("etcd key {}", String::from_utf8_lossy(sig.key())),
+                    detail: e.to_string(),
+                })?;
+            if w.signature.is_none() && c.revision == num.mod_revision() && c.digest == w.digest {
+                w.signature = Some(c.signature);
+            }
         }
+        Ok(Some((w, num.mod_revision())))
     }
 
     /// Writes `next` if the watermark is still `(stored, rev)` (and, moving up, still below
@@ -490,7 +519,10 @@ impl EtcdStore {
                 TxnOp::put(num.clone(), self.encode(next)?, None),
                 TxnOp::put(slot, be32(next.slot), None),
             ])
-            .or_else(vec![TxnOp::get(num, None)]);
+            .or_else(vec![
+                TxnOp::get(num, None),
+                TxnOp::get(self.sig_key(key), None),
+            ]);
         let mut kv = self.kv.clone();
         let resp = self.call(true, kv.txn(txn))?;
         self.observe(resp.header())?;
@@ -500,7 +532,7 @@ impl EtcdStore {
                 .map_or(0, etcd_client::ResponseHeader::revision);
             Ok(Ok(rev))
         } else {
-            Ok(Err(self.else_read(resp.op_responses())?))
+            Ok(Err(self.seen_in(resp.op_responses())?))
         }
     }
 
@@ -520,14 +552,25 @@ impl EtcdStore {
         wall_slot: u32,
         retry: RetryPolicy,
     ) -> Result<Reserved, ReserveError> {
-        let mut current = match lock(&self.seen).get(key).copied() {
+        let missing = || StoreError::Missing {
+            key: format!("chain {} key {}", key.chain_id, key.key),
+        };
+        let cached = lock(&self.seen).get(key).copied();
+        let mut fresh = cached.is_none();
+        let mut current = match cached {
             Some(s) => s,
-            None => self.read(key)?.ok_or_else(|| StoreError::Missing {
-                key: format!("chain {} key {}", key.chain_id, key.key),
-            })?,
+            None => self.read(key)?.ok_or_else(missing)?,
         };
         for _ in 0..MAX_ATTEMPTS {
             let (stored, _) = current;
+            if !fresh && stored.signature.is_none() && stored.digest == *digest {
+                // The identical request of a reservation this replica saw unsigned: another
+                // replica may have committed its signature since (a commit does not move the
+                // watermark's revision), so look before signing the same content again.
+                current = self.read(key)?.ok_or_else(missing)?;
+                fresh = true;
+                continue;
+            }
             let next = match decide(Some(&stored), request, digest, wall_slot, retry) {
                 Decision::Replay(sig) => {
                     self.remember(key, current);
@@ -553,13 +596,11 @@ impl EtcdStore {
                     return Ok(Reserved::Proceed(Reservation::recorded(*key, next, rev)));
                 }
                 // Another replica moved it: the rules decide again on what it holds now.
-                Err(Some(now)) => current = now,
-                Err(None) => {
-                    return Err(StoreError::Missing {
-                        key: format!("chain {} key {}", key.chain_id, key.key),
-                    }
-                    .into());
+                Err(Some(now)) => {
+                    current = now;
+                    fresh = true;
                 }
+                Err(None) => return Err(missing().into()),
             }
         }
         Err(StoreError::Contended {
@@ -619,29 +660,48 @@ impl WatermarkStore for EtcdStore {
         signature: &Signature,
     ) -> Result<Signature, StoreError> {
         let key = *reservation.key();
-        let mut current = reservation.version();
-        for _ in 0..MAX_ATTEMPTS {
-            let Some((stored, rev)) = current else {
-                return Err(StoreError::Stale);
+        let (reserved, rev) = reservation.version().ok_or(StoreError::Stale)?;
+        // What this replica knows of that reservation now: an identical request may have
+        // committed its signature already.
+        let current = {
+            let mut seen = lock(&self.seen);
+            let current = match seen.get(&key) {
+                Some((w, r)) if *r == rev => *w,
+                _ => reserved,
             };
-            let next = match super::commit_step(Some(&stored), reservation.digest(), signature)? {
+            let step = super::commit_step(Some(&current), reservation.digest(), signature)?;
+            match step {
                 CommitStep::Keep(existing) => return Ok(existing),
-                CommitStep::Write(next) => next,
-            };
-            let swapped = self.swap(&key, Some(&(stored, rev)), &next, false);
-            match swapped {
-                Ok(Ok(rev)) => {
-                    self.remember(&key, (next, rev));
-                    return Ok(*signature);
-                }
-                Ok(Err(now)) => current = now,
-                Err(e) => {
-                    self.forget(&key);
-                    return Err(e);
+                CommitStep::Write(w) => {
+                    if seen.get(&key).is_some_and(|(_, r)| *r == rev) {
+                        seen.insert(key, (w, rev));
+                    }
                 }
             }
-        }
-        Err(StoreError::Stale)
+            current
+        };
+        let committed = Committed {
+            revision: rev,
+            digest: current.digest,
+            signature: *signature,
+            replica: self.replica.clone(),
+        };
+        let value = serde_json::to_vec(&committed).map_err(|e| unreachable(e.to_string()))?;
+        // Off the reply's path: lands only while the reservation is still the current one.
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(
+                self.num_key(&key),
+                CompareOp::Equal,
+                rev,
+            )])
+            .and_then(vec![TxnOp::put(self.sig_key(&key), value, None)]);
+        let (mut kv, timeout) = (self.kv.clone(), self.timeout);
+        self.rt.spawn(async move {
+            if let Err(e) = tokio::time::timeout(timeout, kv.txn(txn)).await {
+                tracing::debug!("signature commit to etcd not confirmed: {e}");
+            }
+        });
+        Ok(*signature)
     }
 
     fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
@@ -653,7 +713,10 @@ impl WatermarkStore for EtcdStore {
         let mut kv = self.kv.clone();
         let resp = self.call(
             false,
-            kv.get(prefix.clone(), Some(GetOptions::new().with_prefix())),
+            kv.get(
+                prefix.clone(),
+                Some(GetOptions::new().with_keys_only().with_prefix()),
+            ),
         )?;
         self.observe(resp.header())?;
         let mut out = Vec::new();
@@ -676,11 +739,14 @@ impl WatermarkStore for EtcdStore {
                 .parse::<Checksum256>()
                 .map_err(|e| corrupt(&e.to_string()))?;
             let key = PublicKey::parse(key).map_err(|e| corrupt(&e.to_string()))?;
-            out.push(WatermarkRecord {
-                chain_id,
-                key,
-                watermark: self.decode(item.key(), item.value())?,
-            });
+            // Each watermark with its committed signature, as a reservation would see it.
+            if let Some((watermark, _)) = self.read(&WatermarkKey { chain_id, key })? {
+                out.push(WatermarkRecord {
+                    chain_id,
+                    key,
+                    watermark,
+                });
+            }
         }
         out.sort_by_key(|r| (r.chain_id, r.key));
         Ok(out)
