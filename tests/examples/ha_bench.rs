@@ -110,15 +110,18 @@ async fn rtt(c: &mut SignerClient<Channel>, n: usize, out: &mut Series) {
     }
 }
 
+/// `n` SignBlocks one after the other; `gap` between them (a producer asks once per 500 ms
+/// slot, a burst back to back).
 async fn sign_blocks(
     c: &mut SignerClient<Channel>,
     key: &PublicKey,
     next: &mut u32,
     base: u32,
-    n: usize,
+    (n, gap): (usize, Duration),
     out: &mut Series,
 ) {
     for _ in 0..n {
+        tokio::time::sleep(gap).await;
         *next += 1;
         let req = grpc::SignBlockRequest {
             chain_id: oryx_tests::harness::eos(),
@@ -222,6 +225,32 @@ fn line(name: &str, q: &Quantiles) {
     );
 }
 
+/// The mean of each of a signer's stages (`reserve`, `sign`, `audit`, `queue`) from `/metrics`.
+fn stage_means(signer: &Signer) -> String {
+    let Some(addr) = &signer.metrics else {
+        return "no metrics".into();
+    };
+    let (_, text) = oryx_tests::harness::http_get(addr, "/metrics");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    ["queue", "reserve", "sign", "audit"]
+        .iter()
+        .filter_map(|stage| {
+            let sum = value(&format!(
+                "oryx_stage_duration_seconds_sum{{stage=\"{stage}\"}}"
+            ))?;
+            let n = value(&format!(
+                "oryx_stage_duration_seconds_count{{stage=\"{stage}\"}}"
+            ))?;
+            Some(format!("{stage} {:.3} ms", sum / n.max(1.0) * 1e3))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn verdict(ratio: f64, target: f64) -> &'static str {
     if ratio <= target { "ok" } else { "OVER TARGET" }
 }
@@ -261,24 +290,20 @@ async fn main() {
     let (mut next_single, mut next_ha) = (10u32, 10u32);
     // Warm every path once.
     rtt(&mut single_c, 20, &mut Series::default()).await;
+    let warm = (20, Duration::ZERO);
+    let mut scratch = Series::default();
     sign_blocks(
         &mut single_c,
         &single_key,
         &mut next_single,
         base,
-        20,
-        &mut Series::default(),
+        warm,
+        &mut scratch,
     )
     .await;
-    sign_blocks(
-        &mut ha_c,
-        &dirs.key,
-        &mut next_ha,
-        base,
-        20,
-        &mut Series::default(),
-    )
-    .await;
+    sign_blocks(&mut ha_c, &dirs.key, &mut next_ha, base, warm, &mut scratch).await;
+    let (burst, paced) = ((n, Duration::ZERO), (n / 3, Duration::from_millis(20)));
+    let (mut file_paced, mut ha_paced) = (Series::default(), Series::default());
     for round in 0..3 {
         rtt(&mut single_c, n, &mut round_trip).await;
         etcd_txns(&cluster, n, &mut txn).await;
@@ -287,11 +312,30 @@ async fn main() {
             &single_key,
             &mut next_single,
             base,
-            n,
+            burst,
             &mut file,
         )
         .await;
-        sign_blocks(&mut ha_c, &dirs.key, &mut next_ha, base, n, &mut ha).await;
+        sign_blocks(&mut ha_c, &dirs.key, &mut next_ha, base, burst, &mut ha).await;
+        let file_p = &mut file_paced;
+        sign_blocks(
+            &mut single_c,
+            &single_key,
+            &mut next_single,
+            base,
+            paced,
+            file_p,
+        )
+        .await;
+        sign_blocks(
+            &mut ha_c,
+            &dirs.key,
+            &mut next_ha,
+            base,
+            paced,
+            &mut ha_paced,
+        )
+        .await;
         let (url_f, url_h) = (single_bridge.url.clone(), ha_bridge.url.clone());
         let (k_s, k_h) = (single_key, dirs.key);
         let (mut ns, mut nh) = (next_single, next_ha);
@@ -320,11 +364,14 @@ async fn main() {
     println!("paths:");
     line("  SignBlock, single signer (file store)", &file.q());
     line("  SignBlock, replica (etcd)", &ha.q());
+    line("  SignBlock every 20 ms, single signer", &file_paced.q());
+    line("  SignBlock every 20 ms, replica (etcd)", &ha_paced.q());
     line("  bridge sign_digest, single signer", &br_file.q());
     line("  bridge sign_digest, replicas (etcd)", &br_ha.q());
     for (what, a, b) in [
-        ("SignBlock", &file, &ha),
-        ("bridge sign_digest", &br_file, &br_ha),
+        ("SignBlock back to back", &file, &ha),
+        ("SignBlock every 20 ms", &file_paced, &ha_paced),
+        ("bridge sign_digest back to back", &br_file, &br_ha),
     ] {
         let (a, b, t) = (a.q(), b.q(), txn.q());
         let p50 = (ms(b.p50) - ms(a.p50)) / ms(t.p50);
@@ -337,6 +384,15 @@ async fn main() {
             verdict(p99, 1.3),
         );
     }
+
+    println!(
+        "stage means (every request so far): single signer: {}",
+        stage_means(&single)
+    );
+    println!(
+        "stage means (every request so far): replica a: {}",
+        stage_means(&replicas[0])
+    );
 
     // Take-over, one block per 500 ms slot through the node's failover.
     let tls = replicas[0].tls("node1");

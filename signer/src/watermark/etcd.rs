@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
@@ -266,6 +266,39 @@ impl Journal {
 /// A watermark as read from etcd, with the revision it was last written at.
 type Seen = (Watermark, i64);
 
+/// A signature to write for the reservation of `key` made at revision `rev`.
+struct CommitJob {
+    key: WatermarkKey,
+    rev: i64,
+    txn: Txn,
+}
+
+/// How many signature commits may wait; past that a commit is dropped (it is an optimisation
+/// for identical retries, never a guard).
+const COMMIT_QUEUE: usize = 1024;
+
+/// Writes signature commits one at a time, after the replies. A commit whose reservation this
+/// replica has already replaced is skipped: its compare could no longer succeed, and under a
+/// burst of requests only the newest signature per key is worth a round trip.
+async fn committer(
+    mut jobs: tokio::sync::mpsc::Receiver<CommitJob>,
+    seen: Arc<Mutex<HashMap<WatermarkKey, Seen>>>,
+    mut kv: KvClient,
+    timeout: Duration,
+) {
+    while let Some(job) = jobs.recv().await {
+        let superseded = lock(&seen)
+            .get(&job.key)
+            .is_some_and(|(_, r)| *r != job.rev);
+        if superseded {
+            continue;
+        }
+        if let Err(e) = tokio::time::timeout(timeout, kv.txn(job.txn)).await {
+            tracing::debug!("signature commit to etcd not confirmed: {e}");
+        }
+    }
+}
+
 /// Watermarks in etcd, shared by every replica of a deployment.
 pub struct EtcdStore {
     rt: tokio::runtime::Runtime,
@@ -275,7 +308,9 @@ pub struct EtcdStore {
     timeout: Duration,
     /// The watermark this replica last read or wrote per key, and its revision: the state a
     /// reservation's compare-and-swap expects. A wrong guess costs one round trip, never safety.
-    seen: Mutex<HashMap<WatermarkKey, Seen>>,
+    seen: Arc<Mutex<HashMap<WatermarkKey, Seen>>>,
+    /// Signature commits waiting for the committer task (see [`committer`]).
+    commits: tokio::sync::mpsc::Sender<CommitJob>,
     journal: Mutex<Journal>,
     /// The last failure, until an etcd request succeeds again (for readiness).
     failure: Mutex<Option<String>>,
@@ -350,13 +385,22 @@ impl EtcdStore {
                 Some(opts),
             ))
             .map_err(unreachable)?;
+        let seen = Arc::new(Mutex::default());
+        let (commits, jobs) = tokio::sync::mpsc::channel(COMMIT_QUEUE);
+        rt.spawn(committer(
+            jobs,
+            Arc::clone(&seen),
+            client.kv_client(),
+            settings.timeout,
+        ));
         Ok(EtcdStore {
             kv: client.kv_client(),
             rt,
+            commits,
             prefix: settings.prefix.trim_end_matches('/').to_string(),
             replica: settings.replica.clone(),
             timeout: settings.timeout,
-            seen: Mutex::default(),
+            seen,
             journal: Mutex::new(journal),
             failure: Mutex::default(),
             _lock: lock,
@@ -695,12 +739,8 @@ impl WatermarkStore for EtcdStore {
                 rev,
             )])
             .and_then(vec![TxnOp::put(self.sig_key(&key), value, None)]);
-        let (mut kv, timeout) = (self.kv.clone(), self.timeout);
-        self.rt.spawn(async move {
-            if let Err(e) = tokio::time::timeout(timeout, kv.txn(txn)).await {
-                tracing::debug!("signature commit to etcd not confirmed: {e}");
-            }
-        });
+        // A full queue drops the commit: an identical retry then signs the same content again.
+        let _ = self.commits.try_send(CommitJob { key, rev, txn });
         Ok(*signature)
     }
 
