@@ -150,6 +150,10 @@ impl Signers {
                 Ok(Err(status)) if reason(&status).as_deref() == Some("UNAVAILABLE") => {
                     format!("{addr}: UNAVAILABLE: {}", status.message())
                 }
+                // No `oryx-reason`: not the signer's decision (a proxy, a limit, a deadline).
+                Ok(Err(status)) if reason(&status).is_none() => {
+                    format!("{addr}: {:?}: {}", status.code(), status.message())
+                }
                 Ok(Err(status)) => {
                     // The replica answered; its refusal stands for all of them.
                     self.inner.preferred.store(idx, Ordering::Relaxed);

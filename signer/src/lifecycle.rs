@@ -548,6 +548,14 @@ impl Lifecycle {
 
     fn retire_inner(&self, req: Result<RetireKey, Refused>) -> Result<Done<Retired>, Refused> {
         let registry = self.registry("RetireKey")?;
+        if self.pipeline.watermarks.shared() {
+            // Stopping a key here does not stop it in the other replicas, which could then sign
+            // a height the successor signs too.
+            return Err(refused(
+                Reason::NotConfigured,
+                "RetireKey is not supported with signer replicas (a shared etcd watermark store) yet: stop the other replicas, or run the rotation on a single signer",
+            ));
+        }
         let RetireKey { key, successor } = req?;
         if Some(key) == self.audit_key || (successor.is_some() && successor == self.audit_key) {
             return Err(refused(

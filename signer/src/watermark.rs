@@ -266,6 +266,14 @@ pub enum StoreError {
         /// The replica's state file.
         state: String,
     },
+    /// A replica found the shared store rolled back and fenced it.
+    #[error(
+        "the shared watermark store is fenced after a rollback ({detail}): stop every replica, run `oryx-signer watermark unfence`, re-import the newest watermarks (`watermark import`, never lower), then start the replicas"
+    )]
+    Fenced {
+        /// Who fenced it and why.
+        detail: String,
+    },
     /// The watermark kept changing under this request (other replicas writing).
     #[error(
         "the watermark of {key} changed {attempts} times while this request tried to reserve it; retry"
@@ -362,6 +370,12 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
 
     /// Whether the store can take writes now (for `/readyz`).
     fn health(&self) -> Result<(), StoreError>;
+
+    /// Whether other signer processes share these watermarks (replicas). A key retired here
+    /// is not stopped in them, so the key lifecycle refuses RetireKey on a shared store.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// What a successor key's watermark becomes when a retired key hands its watermark `old` over:

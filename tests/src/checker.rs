@@ -66,9 +66,8 @@ impl Checker {
 
     /// Every block and digest signature in an audit log (signed or replayed).
     pub fn record_audit_log(&mut self, path: &Path) {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
-        };
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("audit log {}: {e}", path.display()));
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let kind = v["kind"].as_str().unwrap_or("");

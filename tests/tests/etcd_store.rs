@@ -316,3 +316,79 @@ fn a_rolled_back_store_is_refused() {
     assert!(err.to_string().contains("rolled back"), "{err}");
     assert!(a.health().is_err());
 }
+
+/// A restore that moves etcd's revisions up but its watermarks back (what `etcdutl snapshot
+/// restore --bump-revision` does) passes the revision check; the replica's per-key block floor
+/// catches it, fences the store, and then every replica refuses until an operator unfences.
+#[test]
+fn a_restore_with_bumped_revisions_is_caught_and_fences_every_replica() {
+    let cluster = EtcdCluster::start(3);
+    let a = store(&cluster, "/oryx/t5", "a");
+    let b = EtcdStore::open(&settings(&cluster, "/oryx/t5", "b", false), None).unwrap();
+    let (k, key) = fresh_key();
+    start_at(&a, &key, 4);
+    let reserve_and_commit = |n: u32| {
+        let Reserved::Proceed(r) = reserve(&a, &key, n, 1).unwrap() else {
+            panic!("block {n} not reserved");
+        };
+        a.commit(r, &signed(&k, &digest(n, 1))).unwrap();
+    };
+    reserve_and_commit(5);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let prefix = format!("/oryx/t5/wm/{}/{}", key.chain_id, key.key);
+    let old = rt.block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        let mut values = Vec::new();
+        for part in ["num", "slot"] {
+            let r = c.get(format!("{prefix}/{part}"), None).await.unwrap();
+            values.push(r.kvs()[0].value().to_vec());
+        }
+        values
+    });
+    for n in 6..=20 {
+        reserve_and_commit(n);
+    }
+    // The "restore": block 5's values written back, at a higher revision.
+    rt.block_on(async {
+        let mut c = cluster.client(&cluster.endpoints()).await;
+        for (part, v) in ["num", "slot"].iter().zip(&old) {
+            c.put(format!("{prefix}/{part}"), v.clone(), None)
+                .await
+                .unwrap();
+        }
+    });
+    let caught = reserve(&a, &key, 21, 1).unwrap_err();
+    assert!(
+        matches!(caught, ReserveError::Store(StoreError::RolledBack { .. })),
+        "{caught}"
+    );
+    // The other replica never reserved this key, so has no floor of its own: the fence stops it.
+    let fenced = reserve(&b, &key, 21, 2).unwrap_err();
+    assert!(
+        matches!(fenced, ReserveError::Store(StoreError::Fenced { .. })),
+        "{fenced}"
+    );
+    assert!(fenced.to_string().contains("unfence"), "{fenced}");
+    assert!(b.health().is_err());
+    // The operator: unfence, re-import the newest watermark (never lower), sign on.
+    assert!(b.unfence().unwrap());
+    b.import(
+        &WatermarkRecord {
+            chain_id: key.chain_id,
+            key: key.key,
+            watermark: Watermark {
+                block_num: 20,
+                slot: 1020,
+                wall_slot: now_slot(),
+                digest: Checksum256([0; 32]),
+                signature: None,
+            },
+        },
+        false,
+    )
+    .unwrap();
+    assert!(matches!(
+        reserve(&b, &key, 21, 2).unwrap(),
+        Reserved::Proceed(_)
+    ));
+}

@@ -124,19 +124,16 @@ async fn failover_survives_a_killed_replica_and_a_killed_etcd_leader() {
         }
     };
     let first = ask(201).await.unwrap();
-    assert_eq!(first.replica, addrs[0]);
-    assert_eq!(first.failovers, 0);
+    let in_use = addrs.iter().position(|a| *a == first.replica).unwrap();
+    let other = &addrs[1 - in_use];
 
     // The replica in use dies: the next block is signed by the other, at once.
-    signers[0].kill();
+    signers[in_use].kill();
     let next = ask(202).await.unwrap();
-    assert_eq!(next.replica, addrs[1]);
+    assert_eq!(&next.replica, other);
     // And stays there.
     let after = ask(203).await.unwrap();
-    assert_eq!(
-        (after.replica.as_str(), after.failovers),
-        (addrs[1].as_str(), 0)
-    );
+    assert_eq!((&after.replica, after.failovers), (other, 0));
 
     // The etcd leader dies: refused (never signed blind) until the election, then signed.
     let leader = cluster.leader();
@@ -291,4 +288,34 @@ fn signal(s: &Signer, sig: &str) {
         .unwrap()
         .success();
     assert!(ok, "kill {sig}");
+}
+
+/// RetireKey on one replica would not stop the key on the others: refused, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_key_is_refused_on_replicas() {
+    let cluster = EtcdCluster::start(3);
+    let base = base_slot();
+    let dirs = replica_dirs(&cluster, 2, &[], 500, base + 500);
+    let cfg = oryx_tests::harness::config_path(&dirs.dirs[0]);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("admins = [\"node1\"]\n{text}")).unwrap();
+    let a = Signer::start(&dirs.dirs[0], &[]);
+    let mut c = a.client("node1").await;
+    let refused = c
+        .retire_key(grpc::RetireKeyRequest {
+            public_key: dirs.key.to_string(),
+            successor: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&refused).as_deref(),
+        Some("NOT_CONFIGURED"),
+        "{refused:?}"
+    );
+    assert!(refused.message().contains("replicas"), "{refused:?}");
+    // The key still signs.
+    sign_block(&mut c, &dirs.key, &savanna(501, base + 501, 1))
+        .await
+        .unwrap();
 }

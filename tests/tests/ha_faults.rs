@@ -143,8 +143,14 @@ async fn load(l: Load, seed: u64) -> u32 {
                 match tokio::time::timeout(Duration::from_secs(3), ask).await {
                     Ok(Ok((resp, slot))) => {
                         let sig = Signature::parse(&resp.signature.unwrap().text).unwrap();
-                        let digest = Checksum256(resp.digest.try_into().unwrap());
-                        released.lock().unwrap().push((n, slot, digest, sig));
+                        // Checked against what was asked, not what came back: a signature for
+                        // another digest would not recover over this one.
+                        let requested = h.id().unwrap();
+                        assert_eq!(
+                            resp.digest, requested.0,
+                            "height {n}: answered for another digest"
+                        );
+                        released.lock().unwrap().push((n, slot, requested, sig));
                         true
                     }
                     _ => false,

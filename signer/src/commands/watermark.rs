@@ -1,4 +1,4 @@
-//! `oryx-signer watermark show|export|import|migrate`: inspect watermarks and move them between
+//! `oryx-signer watermark show|export|import|migrate|unfence`: inspect watermarks and move them between
 //! signers (as JSON) or from the file store into etcd, so a key can move without a gap.
 
 use clap::Subcommand;
@@ -10,6 +10,7 @@ pub mod export;
 pub mod import;
 pub mod migrate;
 pub mod show;
+pub mod unfence;
 
 /// Checks every record against `store` first (so a bad source changes nothing), then imports
 /// them; a watermark is never lowered unless `force`. Returns how many were imported.
@@ -45,6 +46,8 @@ pub enum Watermark {
     Import(import::Import),
     /// Copy the file store's watermarks into etcd (`[watermarks.etcd]`), never lowering one.
     Migrate(migrate::Migrate),
+    /// Remove the fence a replica set on etcd after finding it rolled back.
+    Unfence(unfence::Unfence),
 }
 
 impl Watermark {
@@ -55,6 +58,7 @@ impl Watermark {
             Watermark::Export(c) => c.run(),
             Watermark::Import(c) => c.run(),
             Watermark::Migrate(c) => c.run(),
+            Watermark::Unfence(c) => c.run(),
         }
     }
 }

@@ -155,12 +155,12 @@ struct JournalLine {
     key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     block_num: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    digest: Option<Checksum256>,
 }
 
-/// The replica's own memory of etcd: the highest revision it has seen, durably (in memory only
-/// for a tool without a journal file).
+/// The replica's own memory of etcd, durably (in memory only for a tool without a journal
+/// file): the highest revision it has seen, and per key the highest block it reserved. A store
+/// answering below either was restored or rolled back — also when a restore bumped its
+/// revisions (`etcdutl snapshot restore --bump-revision`), which the per-key floor still sees.
 #[derive(Debug)]
 struct Journal {
     path: PathBuf,
@@ -168,6 +168,8 @@ struct Journal {
     /// Highest revision seen (durable up to `durable`).
     seen: i64,
     durable: i64,
+    /// Per `chain/key`: the highest block number this replica reserved.
+    floors: HashMap<String, u32>,
     size: u64,
 }
 
@@ -178,6 +180,7 @@ impl Journal {
             file: None,
             seen: 0,
             durable: 0,
+            floors: HashMap::new(),
             size: 0,
         }
     }
@@ -195,12 +198,17 @@ impl Journal {
         // A last line without its newline was never synced: no reservation relied on it.
         let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
         let mut seen = 0;
+        let mut floors: HashMap<String, u32> = HashMap::new();
         for (i, line) in complete.lines().enumerate() {
             let l: JournalLine = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
                 path: path.display().to_string(),
                 detail: format!("line {}: {e}", i + 1),
             })?;
             seen = seen.max(l.revision);
+            if let (Some(k), Some(n)) = (l.key, l.block_num) {
+                let f = floors.entry(k).or_default();
+                *f = (*f).max(n);
+            }
         }
         if complete.len() < text.len() {
             oryx_proto::durable::write_atomic(path, complete.as_bytes(), 0o600)
@@ -215,50 +223,79 @@ impl Journal {
             file: Some(file),
             seen,
             durable: seen,
+            floors,
             size: complete.len() as u64,
         })
     }
 
-    /// Checks an answer's revision against the highest seen, and remembers it (in memory).
-    fn observe(&mut self, revision: i64) -> Result<(), StoreError> {
-        if revision < self.seen {
+    /// The highest block this replica reserved for `key`.
+    fn block_floor(&self, key: &str) -> Option<u32> {
+        self.floors.get(key).copied()
+    }
+
+    /// Checks the revision of an answer to a request sent when the highest revision seen was
+    /// `floor`, and remembers it (in memory).
+    fn observe(&mut self, revision: i64, floor: i64) -> Result<(), StoreError> {
+        if revision < floor {
             return Err(StoreError::RolledBack {
-                seen: self.seen,
+                seen: floor,
                 got: revision,
                 state: self.path.display().to_string(),
             });
         }
-        self.seen = revision;
+        self.seen = self.seen.max(revision);
         Ok(())
     }
 
-    /// Appends a reservation (and the highest revision) and syncs it.
-    fn record(&mut self, line: &JournalLine) -> Result<(), StoreError> {
+    /// Appends a reservation (and the highest revision) and syncs it; past its size bound the
+    /// journal is rewritten to one line per key with the highest revision, never lower.
+    fn record(&mut self, key: &str, block_num: u32, revision: i64) -> Result<(), StoreError> {
+        let floor = self.floors.entry(key.to_string()).or_default();
+        *floor = (*floor).max(block_num);
+        self.durable = self.durable.max(revision);
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
+        let path = self.path.display().to_string();
         let io = |source| StoreError::Io {
-            path: self.path.display().to_string(),
+            path: path.clone(),
             source,
         };
-        let mut text = serde_json::to_string(line).map_err(|e| StoreError::Corrupt {
-            path: self.path.display().to_string(),
-            detail: e.to_string(),
-        })?;
-        text.push('\n');
+        let line = |key: &str, n: u32, revision: i64| {
+            let mut t = serde_json::to_string(&JournalLine {
+                revision,
+                key: Some(key.to_string()),
+                block_num: Some(n),
+            })
+            .unwrap_or_default();
+            t.push('\n');
+            t
+        };
+        let text = line(key, block_num, revision);
         if self.size + text.len() as u64 > JOURNAL_COMPACT_BYTES {
-            oryx_proto::durable::write_atomic(&self.path, text.as_bytes(), 0o600)
+            let all: String = self
+                .floors
+                .iter()
+                .map(|(k, n)| line(k, *n, self.durable.max(self.seen)))
+                .collect();
+            oryx_proto::durable::write_atomic(&self.path, all.as_bytes(), 0o600)
                 .map_err(|e| io(e.source))?;
             let mut opts = std::fs::OpenOptions::new();
             opts.append(true);
             *file = opts.open(&self.path).map_err(io)?;
-            self.size = text.len() as u64;
+            self.size = all.len() as u64;
         } else {
-            file.write_all(text.as_bytes()).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            let written = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_data());
+            if let Err(e) = written {
+                // Cut a partial line off, so the next append (once the disk recovers) follows a
+                // whole one.
+                let _ = file.set_len(self.size);
+                return Err(io(e));
+            }
             self.size += text.len() as u64;
         }
-        self.durable = self.durable.max(line.revision);
         Ok(())
     }
 }
@@ -332,6 +369,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A key's name in the journal.
+fn journal_key(key: &WatermarkKey) -> String {
+    format!("{}/{}", key.chain_id, key.key)
+}
+
 fn unreachable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unreachable {
         detail: e.to_string(),
@@ -365,18 +407,12 @@ impl EtcdStore {
             // No leader, no answer: a partitioned minority must not serve stale reads.
             .with_require_leader(true);
         if let Some((ca, cert, key)) = &settings.tls {
-            let host = settings
-                .endpoints
-                .first()
-                .and_then(|e| e.split("://").nth(1))
-                .and_then(|rest| rest.rsplit_once(':'))
-                .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
-                .unwrap_or_default();
+            // No domain name set: each member's certificate is checked against the host of its
+            // own endpoint.
             opts = opts.with_tls(
                 etcd_client::TlsOptions::new()
                     .ca_certificate(etcd_client::Certificate::from_pem(ca))
-                    .identity(etcd_client::Identity::from_pem(cert, key))
-                    .domain_name(host),
+                    .identity(etcd_client::Identity::from_pem(cert, key)),
             );
         }
         let client = rt
@@ -385,6 +421,13 @@ impl EtcdStore {
                 Some(opts),
             ))
             .map_err(unreachable)?;
+        #[cfg(feature = "unsafe-test-store")]
+        if std::env::var_os(UNSAFE_SKIP_COMPARE).is_some() {
+            tracing::error!(
+                "{UNSAFE_SKIP_COMPARE} is set in a build with the unsafe-test-store feature: this \
+                 store skips its compare-and-swap and WILL double sign (tests only)"
+            );
+        }
         let seen = Arc::new(Mutex::default());
         let (commits, jobs) = tokio::sync::mpsc::channel(COMMIT_QUEUE);
         rt.spawn(committer(
@@ -417,6 +460,32 @@ impl EtcdStore {
 
     fn sig_key(&self, key: &WatermarkKey) -> String {
         format!("{}/wm/{}/{}/sig", self.prefix, key.chain_id, key.key)
+    }
+
+    /// Set by the first replica that finds the store rolled back: every reservation of every
+    /// replica requires it absent, so one replica's finding stops them all until an operator
+    /// re-imports the newest watermarks and runs `oryx-signer watermark unfence`.
+    fn fence_key(&self) -> String {
+        format!("{}/fence", self.prefix)
+    }
+
+    /// Fences the store (best effort) after this replica found it rolled back.
+    fn fence(&self, why: &StoreError) {
+        let value = serde_json::json!({"replica": self.replica, "reason": why.to_string()});
+        let mut kv = self.kv.clone();
+        let put = kv.put(self.fence_key(), value.to_string(), None);
+        if let Err(e) = self.call(true, put) {
+            tracing::error!("could not fence the watermark store after a rollback: {e}");
+        }
+    }
+
+    /// Removes the fence (`watermark unfence`); answers whether there was one.
+    pub fn unfence(&self) -> Result<bool, StoreError> {
+        let mut kv = self.kv.clone();
+        let floor = self.revision_floor();
+        let resp = self.call(true, kv.delete(self.fence_key(), None))?;
+        self.observe(resp.header(), floor)?;
+        Ok(resp.deleted() > 0)
     }
 
     fn encode(&self, w: &Watermark) -> Result<Vec<u8>, StoreError> {
@@ -476,34 +545,90 @@ impl EtcdStore {
         out
     }
 
-    fn observe(&self, header: Option<&etcd_client::ResponseHeader>) -> Result<(), StoreError> {
+    /// The highest revision seen so far: any linearizable answer to a request sent from now
+    /// on must be at least this one (answers to requests sent earlier may arrive later, lower).
+    fn revision_floor(&self) -> i64 {
+        let j = lock(&self.journal);
+        j.seen.max(j.durable)
+    }
+
+    /// Checks an answer to a request sent when the floor was `floor`.
+    fn observe(
+        &self,
+        header: Option<&etcd_client::ResponseHeader>,
+        floor: i64,
+    ) -> Result<(), StoreError> {
         let revision = header
             .map(etcd_client::ResponseHeader::revision)
             .ok_or_else(|| unreachable("an answer without a header"))?;
-        let r = lock(&self.journal).observe(revision);
+        let r = lock(&self.journal).observe(revision, floor);
         if let Err(e) = &r {
             *lock(&self.failure) = Some(e.to_string());
+            self.fence(e);
         }
         r
+    }
+
+    /// The highest block this replica reserved for `key`, before a request is sent: what its
+    /// answer may not be below.
+    fn block_floor(&self, key: &WatermarkKey) -> Option<u32> {
+        lock(&self.journal).block_floor(&journal_key(key))
+    }
+
+    /// Refuses (and fences) a watermark etcd answered below `floor` ([`Self::block_floor`]).
+    fn above_floor(
+        &self,
+        key: &WatermarkKey,
+        seen: Option<Seen>,
+        floor: Option<u32>,
+    ) -> Result<Option<Seen>, StoreError> {
+        match (floor, &seen) {
+            (Some(floor), Some((w, _))) if w.block_num < floor => {
+                let e = StoreError::RolledBack {
+                    seen: i64::from(floor),
+                    got: i64::from(w.block_num),
+                    state: format!(
+                        "{} (the highest block reserved for {})",
+                        lock(&self.journal).path.display(),
+                        journal_key(key)
+                    ),
+                };
+                self.fence(&e);
+                Err(e)
+            }
+            _ => Ok(seen),
+        }
     }
 
     /// The watermark of `key` now (linearizable), with its revision.
     fn read(&self, key: &WatermarkKey) -> Result<Option<Seen>, StoreError> {
         let mut kv = self.kv.clone();
         let (num, sig) = (self.num_key(key), self.sig_key(key));
-        let txn = Txn::new().and_then(vec![TxnOp::get(num, None), TxnOp::get(sig, None)]);
+        let txn = Txn::new().and_then(vec![
+            TxnOp::get(num, None),
+            TxnOp::get(sig, None),
+            TxnOp::get(self.fence_key(), None),
+        ]);
+        let (floor, block_floor) = (self.revision_floor(), self.block_floor(key));
         let resp = self.call(false, kv.txn(txn))?;
-        self.observe(resp.header())?;
-        self.seen_in(resp.op_responses())
+        self.observe(resp.header(), floor)?;
+        let seen = self.seen_in(resp.op_responses())?;
+        self.above_floor(key, seen, block_floor)
     }
 
-    /// The watermark in the answers of `get(num), get(sig)`, with the revision of `num`; the
-    /// signature counts only if it was committed for that very reservation.
+    /// The watermark in the answers of `get(num), get(sig), get(fence)`, with the revision of
+    /// `num`; the signature counts only if it was committed for that very reservation, and a
+    /// fence refuses.
     fn seen_in(&self, responses: Vec<TxnOpResponse>) -> Result<Option<Seen>, StoreError> {
         let first = |i: usize| match responses.get(i) {
             Some(TxnOpResponse::Get(g)) => Ok(g.kvs().first().cloned()),
             _ => Err(unreachable("a transaction answered without its reads")),
         };
+        if let Some(fence) = first(2)? {
+            return Err(StoreError::Fenced {
+                detail: String::from_utf8_lossy(fence.value()).into_owned(),
+            });
+        }
         let (Some(num), sig) = (first(0)?, first(1)?) else {
             return Ok(None);
         };
@@ -531,10 +656,15 @@ impl EtcdStore {
         block_request: bool,
     ) -> Result<Result<i64, Option<Seen>>, StoreError> {
         let (num, slot) = (self.num_key(key), self.slot_key(key));
-        let mut when = vec![match stored {
-            Some((_, rev)) => Compare::mod_revision(num.clone(), CompareOp::Equal, *rev),
-            None => Compare::create_revision(num.clone(), CompareOp::Equal, 0),
-        }];
+        let mut when = vec![
+            match stored {
+                Some((_, rev)) => Compare::mod_revision(num.clone(), CompareOp::Equal, *rev),
+                None => Compare::create_revision(num.clone(), CompareOp::Equal, 0),
+            },
+            // Nothing is written while the store is fenced (re-import the newest watermarks
+            // with the fence in place is refused too: unfence after checking them).
+            Compare::version(self.fence_key(), CompareOp::Equal, 0),
+        ];
         if let Some((w, _)) = stored {
             if next.block_num > w.block_num {
                 when.push(Compare::value(
@@ -566,17 +696,20 @@ impl EtcdStore {
             .or_else(vec![
                 TxnOp::get(num, None),
                 TxnOp::get(self.sig_key(key), None),
+                TxnOp::get(self.fence_key(), None),
             ]);
         let mut kv = self.kv.clone();
+        let (floor, block_floor) = (self.revision_floor(), self.block_floor(key));
         let resp = self.call(true, kv.txn(txn))?;
-        self.observe(resp.header())?;
+        self.observe(resp.header(), floor)?;
         if resp.succeeded() {
             let rev = resp
                 .header()
                 .map_or(0, etcd_client::ResponseHeader::revision);
             Ok(Ok(rev))
         } else {
-            Ok(Err(self.seen_in(resp.op_responses())?))
+            let seen = self.seen_in(resp.op_responses())?;
+            Ok(Err(self.above_floor(key, seen, block_floor)?))
         }
     }
 
@@ -607,6 +740,7 @@ impl EtcdStore {
         };
         for _ in 0..MAX_ATTEMPTS {
             let (stored, _) = current;
+
             if !fresh && stored.signature.is_none() && stored.digest == *digest {
                 // The identical request of a reservation this replica saw unsigned: another
                 // replica may have committed its signature since (a commit does not move the
@@ -628,18 +762,23 @@ impl EtcdStore {
                 Decision::Advance(next) => next,
             };
             let block_request = matches!(request, Request::Block { .. });
+            let started_at = current.1;
             match self.swap(key, Some(&current), &next, block_request)? {
                 Ok(rev) => {
-                    lock(&self.journal).record(&JournalLine {
-                        revision: rev,
-                        key: Some(format!("{}/{}", key.chain_id, key.key)),
-                        block_num: Some(next.block_num),
-                        digest: Some(next.digest),
-                    })?;
+                    lock(&self.journal).record(&journal_key(key), next.block_num, rev)?;
                     self.remember(key, (next, rev));
                     return Ok(Reserved::Proceed(Reservation::recorded(*key, next, rev)));
                 }
                 // Another replica moved it: the rules decide again on what it holds now.
+                Err(Some(now)) if now.1 == started_at => {
+                    // The revision compare held, so a value compare failed: the slot key
+                    // disagrees with the block key (written by something other than a signer).
+                    return Err(StoreError::Corrupt {
+                        path: self.slot_key(key),
+                        detail: "disagrees with its block key: re-import this watermark".into(),
+                    }
+                    .into());
+                }
                 Err(Some(now)) => {
                     current = now;
                     fresh = true;
@@ -751,6 +890,7 @@ impl WatermarkStore for EtcdStore {
     fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
         let prefix = format!("{}/wm/", self.prefix);
         let mut kv = self.kv.clone();
+        let floor = self.revision_floor();
         let resp = self.call(
             false,
             kv.get(
@@ -758,7 +898,7 @@ impl WatermarkStore for EtcdStore {
                 Some(GetOptions::new().with_keys_only().with_prefix()),
             ),
         )?;
-        self.observe(resp.header())?;
+        self.observe(resp.header(), floor)?;
         let mut out = Vec::new();
         for item in resp.kvs() {
             let path = String::from_utf8_lossy(item.key());
@@ -814,14 +954,21 @@ impl WatermarkStore for EtcdStore {
             .ok_or(StoreError::Stale)
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn health(&self) -> Result<(), StoreError> {
-        // A linearizable read of nothing in particular: answers only with a leader.
+        // A linearizable read (answers only with a leader) of the fence.
         let mut kv = self.kv.clone();
-        let probe = format!("{}/health", self.prefix);
-        let resp = self.call(
-            false,
-            kv.get(probe, Some(GetOptions::new().with_keys_only())),
-        )?;
-        self.observe(resp.header())
+        let floor = self.revision_floor();
+        let resp = self.call(false, kv.get(self.fence_key(), None))?;
+        self.observe(resp.header(), floor)?;
+        match resp.kvs().first() {
+            Some(fence) => Err(StoreError::Fenced {
+                detail: String::from_utf8_lossy(fence.value()).into_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 }
