@@ -410,6 +410,14 @@ impl Pipeline {
                     audit: None,
                 };
                 match self.reserve(p, entry, &request)? {
+                    // A stored signature leaves only if it is this key's over this digest (a
+                    // shared store is outside this process's trust).
+                    Reserved::Replay(signature) if !signature.recovers_to(&p.digest, &p.key) => {
+                        return Err(refused(
+                            Reason::Internal,
+                            "the watermark store holds a signature for this request that does not recover to the key: not returned",
+                        ));
+                    }
                     Reserved::Replay(signature) => return Ok((outcome(signature, true), None)),
                     // Blocks are latency-critical: let an HSM try two K1 nonces at once.
                     Reserved::Proceed(r) => (
@@ -703,5 +711,85 @@ mod tests {
         retire.join().unwrap();
         let after = pipeline.sign_digest("node1", chain, key, block_id(11), true);
         assert_eq!(after.unwrap_err().reason, Reason::KeyRetired);
+    }
+
+    /// A store whose replay is someone else's signature.
+    #[derive(Debug)]
+    struct ForeignReplay(FileStore, Signature);
+
+    impl WatermarkStore for ForeignReplay {
+        fn reserve(
+            &self,
+            _: &WatermarkKey,
+            _: &Request,
+            _: &Checksum256,
+            _: u32,
+            _: RetryPolicy,
+        ) -> Result<Reserved, ReserveError> {
+            Ok(Reserved::Replay(self.1))
+        }
+        fn commit(&self, r: Reservation, signature: &Signature) -> Result<Signature, StoreError> {
+            self.0.commit(r, signature)
+        }
+        fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
+            self.0.get(key)
+        }
+        fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
+            self.0.export()
+        }
+        fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
+            self.0.import(record, force)
+        }
+        fn raise(
+            &self,
+            key: &WatermarkKey,
+            from: &PublicKey,
+            floor: &Watermark,
+        ) -> Result<Watermark, StoreError> {
+            self.0.raise(key, from, floor)
+        }
+        fn health(&self) -> Result<(), StoreError> {
+            self.0.health()
+        }
+    }
+
+    /// A stored signature that does not recover to the key over the digest never leaves.
+    #[test]
+    fn a_replay_that_is_not_this_keys_signature_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let soft = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let other = SoftKey::generate(KeyType::K1).unwrap();
+        let key = *soft.public_key();
+        let chain = Checksum256([7; 32]);
+        let mut id = [9; 32];
+        id[..4].copy_from_slice(&10u32.to_be_bytes());
+        let digest = Checksum256(id);
+        let foreign = crate::signing::sign(&other, &digest, SignOptions::default())
+            .unwrap()
+            .signature;
+        let pipeline = Pipeline {
+            keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
+            chains: HashMap::from([(chain, SignOptions::default())]),
+            watermarks: Arc::new(ForeignReplay(
+                FileStore::open(dir.path().join("watermarks")).unwrap(),
+                foreign,
+            )),
+            audit: Arc::new(AuditLog::open(dir.path().join("audit.jsonl")).unwrap()),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![key],
+                    kinds: vec![RequestKind::Digest],
+                }],
+                "test".into(),
+            )),
+            metrics: Arc::default(),
+            approvals: None,
+            admins: Default::default(),
+        };
+        let r = pipeline
+            .sign_digest("node1", chain, key, digest, true)
+            .unwrap_err();
+        assert_eq!(r.reason, Reason::Internal, "{r}");
     }
 }
