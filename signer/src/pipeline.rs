@@ -655,26 +655,20 @@ mod tests {
         }
     }
 
-    /// What makes a hand-over safe: RetireKey cannot stop a key while one of its requests is
-    /// between the retired check and the watermark commit (so the watermark it then reads is
-    /// final), and no request passes the check afterwards.
-    #[test]
-    fn a_retirement_waits_for_a_request_inside_the_signing_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let soft = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+    /// A pipeline where principal `node1` may have `soft` sign blind digests on `chain`, over
+    /// `watermarks`.
+    fn digest_pipeline(
+        dir: &std::path::Path,
+        soft: Arc<SoftKey>,
+        chain: Checksum256,
+        watermarks: Arc<dyn WatermarkStore>,
+    ) -> Pipeline {
         let key = *soft.public_key();
-        let chain = Checksum256([7; 32]);
-        let (inside_tx, inside) = channel();
-        let (release, release_rx) = channel();
-        let pipeline = Arc::new(Pipeline {
+        Pipeline {
             keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
             chains: HashMap::from([(chain, SignOptions::default())]),
-            watermarks: Arc::new(PauseFirstReserve {
-                store: FileStore::open(dir.path().join("watermarks")).unwrap(),
-                inside: Mutex::new(Some(inside_tx)),
-                release: Mutex::new(release_rx),
-            }),
-            audit: Arc::new(AuditLog::open(dir.path().join("audit.jsonl")).unwrap()),
+            watermarks,
+            audit: Arc::new(AuditLog::open(dir.join("audit.jsonl")).unwrap()),
             authz: Arc::new(AllowList::new(
                 vec![AllowRule {
                     principal: "node1".into(),
@@ -686,7 +680,30 @@ mod tests {
             metrics: Arc::default(),
             approvals: None,
             admins: Default::default(),
-        });
+        }
+    }
+
+    /// What makes a hand-over safe: RetireKey cannot stop a key while one of its requests is
+    /// between the retired check and the watermark commit (so the watermark it then reads is
+    /// final), and no request passes the check afterwards.
+    #[test]
+    fn a_retirement_waits_for_a_request_inside_the_signing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let soft = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let key = *soft.public_key();
+        let chain = Checksum256([7; 32]);
+        let (inside_tx, inside) = channel();
+        let (release, release_rx) = channel();
+        let pipeline = Arc::new(digest_pipeline(
+            dir.path(),
+            soft,
+            chain,
+            Arc::new(PauseFirstReserve {
+                store: FileStore::open(dir.path().join("watermarks")).unwrap(),
+                inside: Mutex::new(Some(inside_tx)),
+                release: Mutex::new(release_rx),
+            }),
+        ));
         // A Savanna block id carries its block number in its first four bytes.
         let block_id = |n: u32| {
             let mut id = [9; 32];
@@ -767,26 +784,15 @@ mod tests {
         let foreign = crate::signing::sign(&other, &digest, SignOptions::default())
             .unwrap()
             .signature;
-        let pipeline = Pipeline {
-            keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
-            chains: HashMap::from([(chain, SignOptions::default())]),
-            watermarks: Arc::new(ForeignReplay(
+        let pipeline = digest_pipeline(
+            dir.path(),
+            soft,
+            chain,
+            Arc::new(ForeignReplay(
                 FileStore::open(dir.path().join("watermarks")).unwrap(),
                 foreign,
             )),
-            audit: Arc::new(AuditLog::open(dir.path().join("audit.jsonl")).unwrap()),
-            authz: Arc::new(AllowList::new(
-                vec![AllowRule {
-                    principal: "node1".into(),
-                    keys: vec![key],
-                    kinds: vec![RequestKind::Digest],
-                }],
-                "test".into(),
-            )),
-            metrics: Arc::default(),
-            approvals: None,
-            admins: Default::default(),
-        };
+        );
         let r = pipeline
             .sign_digest("node1", chain, key, digest, true)
             .unwrap_err();

@@ -322,6 +322,16 @@ pub struct WatermarkRecord {
     pub watermark: Watermark,
 }
 
+impl WatermarkRecord {
+    /// Which watermark the record is.
+    pub fn watermark_key(&self) -> WatermarkKey {
+        WatermarkKey {
+            chain_id: self.chain_id,
+            key: self.key,
+        }
+    }
+}
+
 /// Durable watermarks.
 pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
     /// Durably records the intent to sign `digest` at the request's position, or refuses.

@@ -4,7 +4,7 @@
 use clap::Subcommand;
 
 use crate::cli_error::CliError;
-use crate::watermark::{WatermarkKey, WatermarkRecord, WatermarkStore};
+use crate::watermark::{WatermarkRecord, WatermarkStore};
 
 pub mod export;
 pub mod import;
@@ -21,10 +21,7 @@ fn import_all(
     source: &str,
 ) -> Result<usize, CliError> {
     for r in records {
-        let key = WatermarkKey {
-            chain_id: r.chain_id,
-            key: r.key,
-        };
+        let key = r.watermark_key();
         let current = store.get(&key).map_err(CliError::other)?;
         crate::watermark::check_import(current.as_ref(), r, force)
             .map_err(|e| CliError::Other(format!("{source}: {e}; nothing imported")))?;

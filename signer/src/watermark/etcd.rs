@@ -933,10 +933,7 @@ impl WatermarkStore for EtcdStore {
     }
 
     fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
-        let key = WatermarkKey {
-            chain_id: record.chain_id,
-            key: record.key,
-        };
+        let key = record.watermark_key();
         self.update(&key, |current| {
             super::check_import(current, record, force)?;
             Ok(Some(record.watermark))

@@ -465,10 +465,7 @@ impl WatermarkStore for FileStore {
     }
 
     fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
-        let key = WatermarkKey {
-            chain_id: record.chain_id,
-            key: record.key,
-        };
+        let key = record.watermark_key();
         let slot = self.slot_for(&key);
         let mut guard = lock(&slot);
         let current = self.load(&key, &mut guard)?.and_then(|kf| kf.watermark);
