@@ -58,6 +58,12 @@ pub struct WatermarkKey {
     pub key: PublicKey,
 }
 
+impl std::fmt::Display for WatermarkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chain {} key {}", self.chain_id, self.key)
+    }
+}
+
 /// Proof that a store durably recorded the intent to sign `digest`. The signing path needs one
 /// to reach a backend; only a [`WatermarkStore`] can make one.
 #[derive(Debug)]

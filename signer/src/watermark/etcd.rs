@@ -730,7 +730,7 @@ impl EtcdStore {
         retry: RetryPolicy,
     ) -> Result<Reserved, ReserveError> {
         let missing = || StoreError::Missing {
-            key: format!("chain {} key {}", key.chain_id, key.key),
+            key: key.to_string(),
         };
         let cached = lock(&self.seen).get(key).copied();
         let mut fresh = cached.is_none();
@@ -787,7 +787,7 @@ impl EtcdStore {
             }
         }
         Err(StoreError::Contended {
-            key: format!("chain {} key {}", key.chain_id, key.key),
+            key: key.to_string(),
             attempts: MAX_ATTEMPTS,
         }
         .into())
@@ -814,7 +814,7 @@ impl EtcdStore {
             }
         }
         Err(StoreError::Contended {
-            key: format!("chain {} key {}", key.chain_id, key.key),
+            key: key.to_string(),
             attempts: MAX_ATTEMPTS,
         })
     }
