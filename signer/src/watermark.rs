@@ -260,21 +260,19 @@ pub enum StoreError {
         /// Chain and key.
         key: String,
     },
-    /// etcd answered with a revision below one this replica already saw.
+    /// etcd went back in time: an answer below what this replica saw or reserved before.
     #[error(
-        "etcd answered at revision {got}, below revision {seen} this replica already saw: the store was restored or rolled back, and its watermarks may be stale. Stop every replica, re-import the newest watermarks (never lower), then remove {state} on each replica"
+        "etcd went back in time ({found}): the store was restored or rolled back and its watermarks may be stale; this replica fenced it. {}",
+        ROLLBACK_RECOVERY
     )]
     RolledBack {
-        /// The highest revision seen before.
-        seen: i64,
-        /// The revision just answered.
-        got: i64,
-        /// The replica's state file.
-        state: String,
+        /// What was answered, against what this replica knew (revision, or a key's block).
+        found: String,
     },
     /// A replica found the shared store rolled back and fenced it.
     #[error(
-        "the shared watermark store is fenced after a rollback ({detail}): stop every replica, run `oryx-signer watermark unfence`, re-import the newest watermarks (`watermark import`, never lower), then start the replicas"
+        "the shared watermark store is fenced after a rollback ({detail}). {}",
+        ROLLBACK_RECOVERY
     )]
     Fenced {
         /// Who fenced it and why.
@@ -303,6 +301,10 @@ pub enum StoreError {
         to: u32,
     },
 }
+
+/// What an operator does after etcd was restored or rolled back: one sequence, said by both
+/// refusals that find it.
+const ROLLBACK_RECOVERY: &str = "Stop every replica, run `oryx-signer watermark unfence`, re-import the newest watermarks (`oryx-signer watermark import`, never lower), remove each replica's etcd journal (`etcd-REPLICA.journal` in its `[watermarks] dir`), then start them";
 
 /// Either outcome of a reservation that is not a go-ahead.
 #[derive(Debug, thiserror::Error)]

@@ -27,11 +27,11 @@ fn settings(cluster: &EtcdCluster, prefix: &str, replica: &str, journal: bool) -
         endpoints: cluster.endpoints(),
         prefix: prefix.into(),
         replica: replica.into(),
-        tls: Some((
+        tls: (
             read(&cluster.tls.ca),
             read(&cluster.tls.cert),
             read(&cluster.tls.key),
-        )),
+        ),
         timeout: Duration::from_millis(1000),
         connect_timeout: Duration::from_millis(500),
         journal: journal.then(|| cluster.dir().join(format!("{replica}.journal"))),
@@ -268,7 +268,8 @@ fn an_unreachable_cluster_refuses_and_recovers_without_a_restart() {
         }
     };
     a.commit(r, &signed(&k, &digest(2, 1))).unwrap();
-    assert!(a.health().is_ok());
+    let healthy = a.health();
+    assert!(healthy.is_ok(), "{healthy:?}");
 }
 
 #[test]

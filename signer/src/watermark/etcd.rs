@@ -70,9 +70,9 @@ pub struct EtcdSettings {
     pub prefix: String,
     /// This replica's name, recorded with each reservation.
     pub replica: String,
-    /// CA (PEM) the members' certificates chain to, client certificate and key (PEM); `None`
-    /// for plain `http://` endpoints (tests of the store itself only).
-    pub tls: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// CA (PEM) the members' certificates chain to, this replica's client certificate and key
+    /// (PEM).
+    pub tls: (Vec<u8>, Vec<u8>, Vec<u8>),
     /// Longest wait for one etcd request.
     pub timeout: Duration,
     /// Longest wait for a connection to a member.
@@ -98,7 +98,7 @@ impl EtcdSettings {
             endpoints: c.endpoints.clone(),
             prefix: c.prefix.clone(),
             replica: c.replica.clone(),
-            tls: Some((read(&c.ca_cert)?, read(&c.cert)?, read(&c.key)?)),
+            tls: (read(&c.ca_cert)?, read(&c.cert)?, read(&c.key)?),
             timeout: Duration::from_millis(c.timeout_ms),
             connect_timeout: Duration::from_millis(c.connect_timeout_ms),
             journal,
@@ -112,7 +112,7 @@ impl std::fmt::Debug for EtcdSettings {
             .field("endpoints", &self.endpoints)
             .field("prefix", &self.prefix)
             .field("replica", &self.replica)
-            .field("tls", &self.tls.as_ref().map(|_| "<redacted>"))
+            .field("tls", &"<redacted>")
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -238,9 +238,10 @@ impl Journal {
     fn observe(&mut self, revision: i64, floor: i64) -> Result<(), StoreError> {
         if revision < floor {
             return Err(StoreError::RolledBack {
-                seen: floor,
-                got: revision,
-                state: self.path.display().to_string(),
+                found: format!(
+                    "revision {revision}, after this replica saw revision {floor} ({})",
+                    self.path.display()
+                ),
             });
         }
         self.seen = self.seen.max(revision);
@@ -349,8 +350,7 @@ pub struct EtcdStore {
     /// Signature commits waiting for the committer task (see [`committer`]).
     commits: tokio::sync::mpsc::Sender<CommitJob>,
     journal: Mutex<Journal>,
-    /// The last failure, until an etcd request succeeds again (for readiness).
-    failure: Mutex<Option<String>>,
+
     /// The state directory's lock, held by the serving replica.
     _lock: Option<super::file::DirLock>,
 }
@@ -400,21 +400,20 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(|e| unreachable(format!("runtime: {e}")))?;
-        let mut opts = etcd_client::ConnectOptions::new()
+        let (ca, cert, key) = &settings.tls;
+        let opts = etcd_client::ConnectOptions::new()
             .with_timeout(settings.timeout)
             .with_connect_timeout(settings.connect_timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             // No leader, no answer: a partitioned minority must not serve stale reads.
-            .with_require_leader(true);
-        if let Some((ca, cert, key)) = &settings.tls {
+            .with_require_leader(true)
             // No domain name set: each member's certificate is checked against the host of its
             // own endpoint.
-            opts = opts.with_tls(
+            .with_tls(
                 etcd_client::TlsOptions::new()
                     .ca_certificate(etcd_client::Certificate::from_pem(ca))
                     .identity(etcd_client::Identity::from_pem(cert, key)),
             );
-        }
         let client = rt
             .block_on(etcd_client::Client::connect(
                 &settings.endpoints,
@@ -445,7 +444,7 @@ impl EtcdStore {
             timeout: settings.timeout,
             seen,
             journal: Mutex::new(journal),
-            failure: Mutex::default(),
+
             _lock: lock,
         })
     }
@@ -522,13 +521,13 @@ impl EtcdStore {
         })
     }
 
-    /// Runs one etcd call with the timeout; `Err` is already the store error to answer with,
-    /// and is remembered for readiness. `sends_write`: a timeout leaves the outcome unknown.
+    /// Runs one etcd call with the timeout; `Err` is already the store error to answer with.
+    /// `sends_write`: a timeout leaves the outcome unknown.
     fn call<T, F>(&self, sends_write: bool, f: F) -> Result<T, StoreError>
     where
         F: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
-        let out = self.rt.block_on(async {
+        self.rt.block_on(async {
             match tokio::time::timeout(self.timeout, f).await {
                 Ok(Ok(t)) => Ok(t),
                 Ok(Err(e)) => Err(unreachable(e)),
@@ -540,9 +539,7 @@ impl EtcdStore {
                     self.timeout.as_millis()
                 ))),
             }
-        });
-        *lock(&self.failure) = out.as_ref().err().map(ToString::to_string);
-        out
+        })
     }
 
     /// The highest revision seen so far: any linearizable answer to a request sent from now
@@ -563,7 +560,6 @@ impl EtcdStore {
             .ok_or_else(|| unreachable("an answer without a header"))?;
         let r = lock(&self.journal).observe(revision, floor);
         if let Err(e) = &r {
-            *lock(&self.failure) = Some(e.to_string());
             self.fence(e);
         }
         r
@@ -585,12 +581,10 @@ impl EtcdStore {
         match (floor, &seen) {
             (Some(floor), Some((w, _))) if w.block_num < floor => {
                 let e = StoreError::RolledBack {
-                    seen: i64::from(floor),
-                    got: i64::from(w.block_num),
-                    state: format!(
-                        "{} (the highest block reserved for {})",
+                    found: format!(
+                        "block {} for {key}, after this replica reserved block {floor} ({})",
+                        w.block_num,
                         lock(&self.journal).path.display(),
-                        journal_key(key)
                     ),
                 };
                 self.fence(&e);
@@ -959,7 +953,15 @@ impl WatermarkStore for EtcdStore {
         // A linearizable read (answers only with a leader) of the fence.
         let mut kv = self.kv.clone();
         let floor = self.revision_floor();
-        let resp = self.call(false, kv.get(self.fence_key(), None))?;
+        // Asked twice at most: the client answers the first request after a member came back
+        // with that member's last connection error before it reconnects, and a read is always
+        // safe to repeat. Readiness should not flap on that one stale error.
+        let resp = match self.call(false, kv.get(self.fence_key(), None)) {
+            Err(StoreError::Unreachable { .. }) => {
+                self.call(false, kv.get(self.fence_key(), None))?
+            }
+            other => other?,
+        };
         self.observe(resp.header(), floor)?;
         match resp.kvs().first() {
             Some(fence) => Err(StoreError::Fenced {
