@@ -593,7 +593,7 @@ impl Pipeline {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::sync::Mutex;
-    use std::sync::mpsc::{Receiver, Sender, channel};
+    use std::sync::mpsc::channel;
     use std::time::Duration;
 
     use oryx_proto::antelope::KeyType;
@@ -606,16 +606,24 @@ mod tests {
     use crate::watermark::file::FileStore;
     use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkRecord};
 
-    /// The real file store, with the first reservation paused until the test releases it: a
-    /// request held between its retired check and its watermark commit.
-    #[derive(Debug)]
-    struct PauseFirstReserve {
+    /// What a [`Hooked`] store runs before each reservation: `Some` answers instead of the store.
+    type ReserveHook = Box<dyn Fn() -> Option<Reserved> + Send + Sync>;
+
+    /// The real file store with a hook in front of `reserve`.
+    struct Hooked {
         store: FileStore,
-        inside: Mutex<Option<Sender<()>>>,
-        release: Mutex<Receiver<()>>,
+        hook: ReserveHook,
     }
 
-    impl WatermarkStore for PauseFirstReserve {
+    impl std::fmt::Debug for Hooked {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Hooked")
+                .field("store", &self.store)
+                .finish()
+        }
+    }
+
+    impl WatermarkStore for Hooked {
         fn reserve(
             &self,
             key: &WatermarkKey,
@@ -624,11 +632,10 @@ mod tests {
             wall_slot: u32,
             retry: RetryPolicy,
         ) -> Result<Reserved, ReserveError> {
-            if let Some(inside) = self.inside.lock().unwrap().take() {
-                inside.send(()).unwrap();
-                let _ = self.release.lock().unwrap().recv();
+            match (self.hook)() {
+                Some(answer) => Ok(answer),
+                None => self.store.reserve(key, request, digest, wall_slot, retry),
             }
-            self.store.reserve(key, request, digest, wall_slot, retry)
         }
         fn commit(&self, r: Reservation, signature: &Signature) -> Result<Signature, StoreError> {
             self.store.commit(r, signature)
@@ -698,10 +705,20 @@ mod tests {
             dir.path(),
             soft,
             chain,
-            Arc::new(PauseFirstReserve {
+            // The first reservation is paused until the test releases it: a request held
+            // between its retired check and its watermark commit.
+            Arc::new(Hooked {
                 store: FileStore::open(dir.path().join("watermarks")).unwrap(),
-                inside: Mutex::new(Some(inside_tx)),
-                release: Mutex::new(release_rx),
+                hook: {
+                    let (inside, release) = (Mutex::new(Some(inside_tx)), Mutex::new(release_rx));
+                    Box::new(move || {
+                        if let Some(inside) = inside.lock().unwrap().take() {
+                            inside.send(()).unwrap();
+                            let _ = release.lock().unwrap().recv();
+                        }
+                        None
+                    })
+                },
             }),
         ));
         // A Savanna block id carries its block number in its first four bytes.
@@ -730,46 +747,6 @@ mod tests {
         assert_eq!(after.unwrap_err().reason, Reason::KeyRetired);
     }
 
-    /// A store whose replay is someone else's signature.
-    #[derive(Debug)]
-    struct ForeignReplay(FileStore, Signature);
-
-    impl WatermarkStore for ForeignReplay {
-        fn reserve(
-            &self,
-            _: &WatermarkKey,
-            _: &Request,
-            _: &Checksum256,
-            _: u32,
-            _: RetryPolicy,
-        ) -> Result<Reserved, ReserveError> {
-            Ok(Reserved::Replay(self.1))
-        }
-        fn commit(&self, r: Reservation, signature: &Signature) -> Result<Signature, StoreError> {
-            self.0.commit(r, signature)
-        }
-        fn get(&self, key: &WatermarkKey) -> Result<Option<Watermark>, StoreError> {
-            self.0.get(key)
-        }
-        fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
-            self.0.export()
-        }
-        fn import(&self, record: &WatermarkRecord, force: bool) -> Result<(), StoreError> {
-            self.0.import(record, force)
-        }
-        fn raise(
-            &self,
-            key: &WatermarkKey,
-            from: &PublicKey,
-            floor: &Watermark,
-        ) -> Result<Watermark, StoreError> {
-            self.0.raise(key, from, floor)
-        }
-        fn health(&self) -> Result<(), StoreError> {
-            self.0.health()
-        }
-    }
-
     /// A stored signature that does not recover to the key over the digest never leaves.
     #[test]
     fn a_replay_that_is_not_this_keys_signature_is_refused() {
@@ -788,10 +765,11 @@ mod tests {
             dir.path(),
             soft,
             chain,
-            Arc::new(ForeignReplay(
-                FileStore::open(dir.path().join("watermarks")).unwrap(),
-                foreign,
-            )),
+            // A store whose replay is someone else's signature.
+            Arc::new(Hooked {
+                store: FileStore::open(dir.path().join("watermarks")).unwrap(),
+                hook: Box::new(move || Some(Reserved::Replay(foreign))),
+            }),
         );
         let r = pipeline
             .sign_digest("node1", chain, key, digest, true)

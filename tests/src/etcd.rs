@@ -290,22 +290,29 @@ impl EtcdCluster {
 
     /// A TLS client connected to `endpoints`.
     pub async fn client(&self, endpoints: &[String]) -> etcd_client::Client {
+        etcd_client::Client::connect(
+            endpoints,
+            Some(self.connect_options(Duration::from_secs(2))),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// TLS with the cluster's client certificate, and `timeout` for connecting and for each
+    /// request.
+    fn connect_options(&self, timeout: Duration) -> etcd_client::ConnectOptions {
+        let read = |p: &Path| std::fs::read(p).unwrap();
         let tls = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(
-                std::fs::read(&self.tls.ca).unwrap(),
-            ))
+            .ca_certificate(etcd_client::Certificate::from_pem(read(&self.tls.ca)))
             .identity(etcd_client::Identity::from_pem(
-                std::fs::read(&self.tls.cert).unwrap(),
-                std::fs::read(&self.tls.key).unwrap(),
+                read(&self.tls.cert),
+                read(&self.tls.key),
             ))
             .domain_name("127.0.0.1");
-        let opts = etcd_client::ConnectOptions::new()
+        etcd_client::ConnectOptions::new()
             .with_tls(tls)
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(2));
-        etcd_client::Client::connect(endpoints, Some(opts))
-            .await
-            .unwrap()
+            .with_connect_timeout(timeout)
+            .with_timeout(timeout)
     }
 
     /// Member `i`'s status (its id and the leader it knows), or `None` when it does not answer.
@@ -320,19 +327,7 @@ impl EtcdCluster {
             .build()
             .unwrap();
         rt.block_on(async {
-            let tls = etcd_client::TlsOptions::new()
-                .ca_certificate(etcd_client::Certificate::from_pem(
-                    std::fs::read(&self.tls.ca).ok()?,
-                ))
-                .identity(etcd_client::Identity::from_pem(
-                    std::fs::read(&self.tls.cert).ok()?,
-                    std::fs::read(&self.tls.key).ok()?,
-                ))
-                .domain_name("127.0.0.1");
-            let opts = etcd_client::ConnectOptions::new()
-                .with_tls(tls)
-                .with_connect_timeout(Duration::from_millis(500))
-                .with_timeout(Duration::from_millis(500));
+            let opts = self.connect_options(Duration::from_millis(500));
             let mut c = etcd_client::Client::connect([self.endpoint(i)], Some(opts))
                 .await
                 .ok()?;
