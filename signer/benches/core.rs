@@ -194,10 +194,7 @@ fn main() {
     row("floor: 64-byte write + fdatasync", fsync, None);
 
     let store = FileStore::open(dir.path().join("wm")).expect("store");
-    let wk = WatermarkKey {
-        chain_id: Checksum256([1; 32]),
-        key: public,
-    };
+    let wk = WatermarkKey::of_key(Checksum256([1; 32]), public);
     let wm = median(n.min(500), |i| {
         let n = i + 1;
         let req = Request::Block {

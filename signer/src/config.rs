@@ -118,6 +118,22 @@ pub struct WatermarkConfig {
     /// Share watermarks with other signer replicas through an etcd v3 cluster instead.
     #[serde(default)]
     pub etcd: Option<EtcdConfig>,
+    /// Producers whose block-signing keys share one watermark per chain.
+    #[serde(default)]
+    pub producers: Vec<ProducerGroupConfig>,
+}
+
+/// One producer's block-signing keys on one chain: no two of them sign two blocks at one
+/// height between them (`[[watermarks.producers]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerGroupConfig {
+    /// The chain (a name under `[[chains]]`).
+    pub chain: String,
+    /// The producer account.
+    pub account: oryx_proto::antelope::Name,
+    /// Every key in its block-signing authority, whether or not this signer holds it.
+    pub keys: Vec<PublicKey>,
 }
 
 /// The shared watermark store of signer replicas.
@@ -460,6 +476,7 @@ impl Config {
         if let Some(audit_key) = &self.audit.signing_key {
             self.check_audit_key(audit_key)?;
         }
+        self.producer_groups()?;
         for rule in &self.allow {
             for key in &rule.keys {
                 if !self.keys.iter().any(|k| k.public_key == *key) {
@@ -497,6 +514,49 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The chain id of a configured chain name.
+    pub fn producer_groups(&self) -> Result<Vec<crate::watermark::scope::Group>, String> {
+        let mut groups: Vec<crate::watermark::scope::Group> = Vec::new();
+        for g in &self.watermarks.producers {
+            let what = format!("watermarks.producers {}", g.account);
+            let chain_id = self
+                .chain_id(&g.chain)
+                .ok_or_else(|| format!("{what}: unknown chain {:?}", g.chain))?;
+            if g.account.0 == 0 {
+                return Err("watermarks.producers: give the producer's account".into());
+            }
+            if g.keys.is_empty() {
+                return Err(format!("{what}: list its block-signing keys"));
+            }
+            for (i, k) in g.keys.iter().enumerate() {
+                if g.keys[..i].contains(k) {
+                    return Err(format!("{what}: key {k} is listed twice"));
+                }
+                if let Some(o) = groups
+                    .iter()
+                    .find(|o| o.chain_id == chain_id && o.keys.contains(k))
+                {
+                    return Err(format!(
+                        "{what}: key {k} is already in producer {}'s group on this chain",
+                        o.producer
+                    ));
+                }
+            }
+            if groups
+                .iter()
+                .any(|o| o.chain_id == chain_id && o.producer == g.account)
+            {
+                return Err(format!("{what}: listed twice for chain {}", g.chain));
+            }
+            groups.push(crate::watermark::scope::Group {
+                chain_id,
+                producer: g.account,
+                keys: g.keys.clone(),
+            });
+        }
+        Ok(groups)
     }
 
     /// The chain id of a configured chain name.
@@ -598,6 +658,52 @@ kinds = ["block", "digest"]
                 .to_string()
                 .contains("loopback")
         );
+    }
+
+    #[test]
+    fn producer_groups_are_checked() {
+        const OTHER: &str = "PUB_K1_5bbkxaLdB5bfVZW6DJY8M74vwT2m61PqwywNUa5azfkJTvYa5H";
+        let group = |chain: &str, account: &str, keys: &str| {
+            format!(
+                "[[watermarks.producers]]\nchain = \"{chain}\"\naccount = \"{account}\"\nkeys = {keys}\n"
+            )
+        };
+        let both = format!("[\"{KEY}\", \"{OTHER}\"]");
+        let c = Config::parse(
+            &sample(&group("eos", "oryxproducer", &both)),
+            Path::new("."),
+        )
+        .unwrap();
+        let groups = c.producer_groups().unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].keys.len(), 2);
+        assert_eq!(groups[0].chain_id, c.chain_id("eos").unwrap());
+        // The same key may sign for one producer per chain.
+        let twice = format!(
+            "{}{}",
+            group("eos", "oryxproducer", &both),
+            group("eos", "another", &format!("[\"{OTHER}\"]"))
+        );
+        for (extra, want) in [
+            (group("wax", "oryxproducer", &both), "unknown chain"),
+            (
+                group("eos", "oryxproducer", "[]"),
+                "list its block-signing keys",
+            ),
+            (
+                group("eos", "oryxproducer", &format!("[\"{KEY}\", \"{KEY}\"]")),
+                "listed twice",
+            ),
+            (twice, "already in producer oryxproducer"),
+            (group("eos", "", &both), "give the producer"),
+        ] {
+            let e = Config::parse(&sample(&extra), Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let bad_name = group("eos", "Not_A_Name", &both);
+        assert!(Config::parse(&sample(&bad_name), Path::new(".")).is_err());
     }
 
     #[test]

@@ -26,7 +26,6 @@ use crate::pipeline::Pipeline;
 use crate::refusal::{Reason, Refused, refused, sanitize_principal, sign_failure};
 use crate::registry::{self, KeyState, Registry, RegistryEntry, Source};
 use crate::signing::SignOptions;
-use crate::watermark::WatermarkKey;
 
 /// Longest ceremony id SignTranscript accepts.
 pub const MAX_CEREMONY_LEN: usize = 128;
@@ -666,12 +665,18 @@ impl Lifecycle {
         // exported watermarks are final.
         let records = store.export().map_err(unavailable)?;
         let mut out = Vec::new();
-        for r in records.iter().filter(|r| r.key == *old) {
+        let scopes = &self.pipeline.scopes;
+        // The old key's watermark on each chain is its producer's when it is grouped; a
+        // successor in the same group already signs under it.
+        for r in records
+            .iter()
+            .filter(|r| r.watermark_key() == scopes.of(r.chain_id, *old))
+        {
             let chain_id = r.chain_id;
-            let to = WatermarkKey {
-                chain_id,
-                key: successor,
-            };
+            if scopes.shared(chain_id, *old, successor) {
+                continue;
+            }
+            let to = scopes.of(chain_id, successor);
             let after = store.raise(&to, old, &r.watermark).map_err(unavailable)?;
             tracing::info!(%old, %successor, %chain_id, block_num = after.block_num, slot = after.slot, "watermark handed over");
             out.push(Handover {

@@ -34,9 +34,7 @@ use crate::keyset::KeySet;
 use crate::metrics::{Metrics, Stage};
 use crate::refusal::{Admins, Reason, Refused, refused, sanitize_principal, sign_failure};
 use crate::signing::SignOptions;
-use crate::watermark::{
-    Request, Reservation, ReserveError, Reserved, WatermarkKey, WatermarkStore,
-};
+use crate::watermark::{Request, Reservation, ReserveError, Reserved, Scopes, WatermarkStore};
 
 mod approvals;
 
@@ -79,6 +77,8 @@ pub struct Pipeline {
     pub chains: HashMap<Checksum256, SignOptions>,
     /// Watermarks.
     pub watermarks: Arc<dyn WatermarkStore>,
+    /// Which watermark each key reserves under (its own, or its producer's).
+    pub scopes: Arc<Scopes>,
     /// The audit log.
     pub audit: Arc<AuditLog>,
     /// Who may do what.
@@ -326,8 +326,8 @@ impl Pipeline {
                 match self.watermarks.commit(reservation, &outcome.signature) {
                     Ok(stored) if stored == outcome.signature => Ok(outcome),
                     // An identical request committed first: everyone gets that one signature.
-                    Ok(stored) => Ok(Outcome {
-                        signature: stored,
+                    Ok(stored) => self.stored_signature(&p, stored).map(|signature| Outcome {
+                        signature,
                         replayed: true,
                         ..outcome
                     }),
@@ -410,15 +410,10 @@ impl Pipeline {
                     audit: None,
                 };
                 match self.reserve(p, entry, &request)? {
-                    // A stored signature leaves only if it is this key's over this digest (a
-                    // shared store is outside this process's trust).
-                    Reserved::Replay(signature) if !signature.recovers_to(&p.digest, &p.key) => {
-                        return Err(refused(
-                            Reason::Internal,
-                            "the watermark store holds a signature for this request that does not recover to the key: not returned",
-                        ));
+                    Reserved::Replay(signature) => {
+                        let signature = self.stored_signature(p, signature)?;
+                        return Ok((outcome(signature, true), None));
                     }
-                    Reserved::Replay(signature) => return Ok((outcome(signature, true), None)),
                     // Blocks are latency-critical: let an HSM try two K1 nonces at once.
                     Reserved::Proceed(r) => (
                         Some(r),
@@ -460,11 +455,11 @@ impl Pipeline {
         entry: &KeyEntry,
         request: &Request,
     ) -> Result<Reserved, Refused> {
-        let key = WatermarkKey {
-            chain_id: p.chain_id,
-            key: p.key,
-        };
+        let key = self.scopes.of(p.chain_id, p.key);
         let t = Instant::now();
+        self.scopes
+            .settle(&key, self.watermarks.as_ref())
+            .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
         let reserved = self.watermarks.reserve(
             &key,
             request,
@@ -477,6 +472,32 @@ impl Pipeline {
             ReserveError::Refused(r) => refused(Reason::DoubleSign, r.to_string()),
             ReserveError::Store(e) => refused(Reason::Unavailable, e.to_string()),
         })
+    }
+
+    /// A signature the watermark store holds for this request's digest. It leaves only if it is
+    /// this key's over this digest: a shared store is outside this process's trust, and a
+    /// producer's watermark may hold another of its keys' signature of the same block.
+    fn stored_signature(
+        &self,
+        p: &Prepared<'_>,
+        signature: Signature,
+    ) -> Result<Signature, Refused> {
+        if signature.recovers_to(&p.digest, &p.key) {
+            return Ok(signature);
+        }
+        match signature.recover_lenient(&p.digest) {
+            Ok(other) if self.scopes.shared(p.chain_id, p.key, other) => Err(refused(
+                Reason::DoubleSign,
+                format!(
+                    "{other}, another key of this producer, already signed this block; {} does not sign it again",
+                    p.key
+                ),
+            )),
+            _ => Err(refused(
+                Reason::Internal,
+                "the watermark store holds a signature for this request that does not recover to the key: not returned",
+            )),
+        }
     }
 
     /// `entry` (the request's lookup of `key`), checked to be an active key configured for
@@ -604,7 +625,7 @@ mod tests {
     use crate::backend::soft::SoftKey;
     use crate::config::AllowRule;
     use crate::watermark::file::FileStore;
-    use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkRecord};
+    use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkKey, WatermarkRecord};
 
     /// What a [`Hooked`] store runs before each reservation: `Some` answers instead of the store.
     type ReserveHook = Box<dyn Fn() -> Option<Reserved> + Send + Sync>;
@@ -657,6 +678,9 @@ mod tests {
         ) -> Result<Watermark, StoreError> {
             self.store.raise(key, from, floor)
         }
+        fn seal(&self, member: &WatermarkKey, scope: &WatermarkKey) -> Result<(), StoreError> {
+            self.store.seal(member, scope)
+        }
         fn health(&self) -> Result<(), StoreError> {
             self.store.health()
         }
@@ -675,6 +699,7 @@ mod tests {
             keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
             chains: HashMap::from([(chain, SignOptions::default())]),
             watermarks,
+            scopes: Arc::default(),
             audit: Arc::new(AuditLog::open(dir.join("audit.jsonl")).unwrap()),
             authz: Arc::new(AllowList::new(
                 vec![AllowRule {
@@ -775,5 +800,92 @@ mod tests {
             .sign_digest("node1", chain, key, digest, true)
             .unwrap_err();
         assert_eq!(r.reason, Reason::Internal, "{r}");
+    }
+
+    /// Two keys of one producer (`[[watermarks.producers]]`) share one watermark: neither signs
+    /// a height the other signed, the group starts above what each key signed alone, and a key
+    /// taken out of the group again signs nothing under its own (sealed) watermark.
+    #[test]
+    fn grouped_keys_never_sign_one_height_twice_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let b = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let (ka, kb) = (*a.public_key(), *b.public_key());
+        let chain = Checksum256([7; 32]);
+        let store: Arc<dyn WatermarkStore> =
+            Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
+        let pipeline = |scopes: Scopes| Pipeline {
+            keys: KeySet::new([
+                KeyEntry::new(a.clone(), vec![chain], true, RetryPolicy::Refuse),
+                KeyEntry::new(b.clone(), vec![chain], true, RetryPolicy::Refuse),
+            ]),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![ka, kb],
+                    kinds: vec![RequestKind::Digest],
+                }],
+                "test".into(),
+            )),
+            scopes: Arc::new(scopes),
+            ..digest_pipeline(dir.path(), a.clone(), chain, store.clone())
+        };
+        // A Savanna block id: its number in the first four bytes, `fill` for the rest.
+        let id = |n: u32, fill: u8| {
+            let mut id = [fill; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            Checksum256(id)
+        };
+        let producer: oryx_proto::antelope::Name = "oryxproducer".parse().unwrap();
+        let reason = |p: &Pipeline, k: PublicKey, d: Checksum256| {
+            p.sign_digest("node1", chain, k, d, true)
+                .err()
+                .map(|r| (r.reason, r.message))
+        };
+
+        // Alone, each key has its own watermark: b signs 20, a only 5.
+        let alone = pipeline(Scopes::default());
+        assert_eq!(reason(&alone, kb, id(20, 1)), None);
+        assert_eq!(reason(&alone, ka, id(5, 1)), None);
+
+        let grouped = pipeline(Scopes::new(&[crate::watermark::scope::Group {
+            chain_id: chain,
+            producer,
+            keys: vec![ka, kb],
+        }]));
+        // The group starts above b's 20, so a cannot sign 20 (nor 19).
+        for n in [19, 20] {
+            let r = reason(&grouped, ka, id(n, 2)).unwrap();
+            assert_eq!(r.0, Reason::DoubleSign, "{n}: {}", r.1);
+        }
+        assert_eq!(reason(&grouped, ka, id(21, 2)), None);
+        // b can sign neither another block at 21 nor the very block a signed.
+        for d in [id(21, 3), id(21, 2)] {
+            let r = reason(&grouped, kb, d).unwrap();
+            assert_eq!(r.0, Reason::DoubleSign, "{}", r.1);
+        }
+        // a's identical retry gets its own signature back.
+        let again = grouped
+            .sign_digest("node1", chain, ka, id(21, 2), true)
+            .unwrap();
+        assert!(again.replayed && again.signature.recovers_to(&id(21, 2), &ka));
+        assert_eq!(reason(&grouped, kb, id(22, 3)), None);
+
+        // One watermark, the producer's; the keys' own are sealed.
+        let records = store.export().unwrap();
+        let scope = WatermarkKey {
+            chain_id: chain,
+            scope: crate::watermark::Scope::Producer(producer),
+        };
+        let mine = records.iter().find(|r| r.watermark_key() == scope).unwrap();
+        assert_eq!(mine.watermark.block_num, 22);
+        for k in [ka, kb] {
+            let own = store.get(&WatermarkKey::of_key(chain, k)).unwrap().unwrap();
+            assert!(own.is_sealed(), "{k}: {own:?}");
+        }
+        // Taken out of the group, a key signs nothing under its sealed watermark.
+        let r = reason(&alone, ka, id(30, 4)).unwrap();
+        assert_eq!(r.0, Reason::DoubleSign);
+        assert!(r.1.contains("sealed"), "{}", r.1);
     }
 }

@@ -1,8 +1,10 @@
-//! Double-sign protection: per (chain, key) watermarks, the rules that decide whether a request
-//! may be signed, and the durable store that records the decision before any signature exists.
+//! Double-sign protection: per (chain, key) or per (chain, producer) watermarks, the rules that
+//! decide whether a request may be signed, and the durable store that records the decision
+//! before any signature exists.
 //!
 //! Guards (DESIGN.md §4):
-//! - never two different blocks at one height for one key, across crashes and retries;
+//! - never two different blocks at one height for one key — or, for a producer whose keys are
+//!   grouped ([`scope`]), for any two keys of that producer — across crashes and retries;
 //! - the reservation is durable (fsynced) *before* the backend is asked to sign — the only way to
 //!   reach a backend is with a [`Reservation`], which only a store can create;
 //! - an exactly identical request gets the stored signature back instead of a new one.
@@ -12,8 +14,10 @@ use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
 pub mod etcd;
 pub mod file;
 pub mod rules;
+pub mod scope;
 
 pub use rules::{Conflict, Decision, Request, RetryPolicy, Watermark, decide};
+pub use scope::{Scope, Scopes};
 
 /// What a process opens the configured store for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,18 +53,31 @@ pub fn open(
     }
 }
 
-/// Which watermark: one per chain and key.
+/// Which watermark: one per chain and scope (a key, or a producer's group of keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WatermarkKey {
     /// The chain the signatures are for.
     pub chain_id: Checksum256,
-    /// The signing key.
-    pub key: PublicKey,
+    /// Whose signatures it guards.
+    pub scope: Scope,
+}
+
+impl WatermarkKey {
+    /// The watermark of one key alone.
+    pub fn of_key(chain_id: Checksum256, key: PublicKey) -> Self {
+        WatermarkKey {
+            chain_id,
+            scope: Scope::Key(key),
+        }
+    }
 }
 
 impl std::fmt::Display for WatermarkKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "chain {} key {}", self.chain_id, self.key)
+        match self.scope {
+            Scope::Key(k) => write!(f, "chain {} key {k}", self.chain_id),
+            Scope::Producer(p) => write!(f, "chain {} producer {p}", self.chain_id),
+        }
     }
 }
 
@@ -144,6 +161,9 @@ impl Refusal {
         Refusal {
             reason,
             stored: stored.map_or("nothing".into(), |w| {
+                if w.is_sealed() {
+                    return "sealed: this key's blocks are guarded by its producer's watermark ([[watermarks.producers]]); a key taken out of its group signs again only after `oryx-signer watermark import --force` of its own watermark".into();
+                }
                 format!(
                     "block {}, slot {}, wall slot {}, digest {}",
                     w.block_num, w.slot, w.wall_slot, w.digest
@@ -317,16 +337,16 @@ pub enum ReserveError {
     Store(#[from] StoreError),
 }
 
-/// One watermark as exported and imported (JSON interchange between signers).
+/// One watermark as exported and imported (JSON interchange between signers): `chain_id`, then
+/// `key` (`PUB_K1_…`/`PUB_R1_…`) or `producer` (an account name), then the watermark.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RecordJson", into = "RecordJson")]
 pub struct WatermarkRecord {
     /// Chain id (hex).
     pub chain_id: Checksum256,
-    /// The key (`PUB_K1_…`/`PUB_R1_…`).
-    pub key: PublicKey,
+    /// Whose watermark.
+    pub scope: Scope,
     /// The watermark.
-    #[serde(flatten)]
     pub watermark: Watermark,
 }
 
@@ -335,7 +355,60 @@ impl WatermarkRecord {
     pub fn watermark_key(&self) -> WatermarkKey {
         WatermarkKey {
             chain_id: self.chain_id,
-            key: self.key,
+            scope: self.scope,
+        }
+    }
+
+    /// The record of `key`'s watermark.
+    pub fn new(key: &WatermarkKey, watermark: Watermark) -> Self {
+        WatermarkRecord {
+            chain_id: key.chain_id,
+            scope: key.scope,
+            watermark,
+        }
+    }
+}
+
+/// [`WatermarkRecord`] as JSON: exactly one of `key` and `producer`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordJson {
+    chain_id: Checksum256,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<PublicKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    producer: Option<oryx_proto::antelope::Name>,
+    #[serde(flatten)]
+    watermark: Watermark,
+}
+
+impl TryFrom<RecordJson> for WatermarkRecord {
+    type Error = String;
+    fn try_from(r: RecordJson) -> Result<Self, String> {
+        let scope = match (r.key, r.producer) {
+            (Some(k), None) => Scope::Key(k),
+            (None, Some(p)) => Scope::Producer(p),
+            _ => return Err("a watermark record names either a key or a producer".into()),
+        };
+        Ok(WatermarkRecord {
+            chain_id: r.chain_id,
+            scope,
+            watermark: r.watermark,
+        })
+    }
+}
+
+impl From<WatermarkRecord> for RecordJson {
+    fn from(r: WatermarkRecord) -> Self {
+        let (key, producer) = match r.scope {
+            Scope::Key(k) => (Some(k), None),
+            Scope::Producer(p) => (None, Some(p)),
+        };
+        RecordJson {
+            chain_id: r.chain_id,
+            key,
+            producer,
+            watermark: r.watermark,
         }
     }
 }
@@ -386,6 +459,12 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
         floor: &Watermark,
     ) -> Result<Watermark, StoreError>;
 
+    /// Moves the key watermark `member` into the producer watermark `scope` (see
+    /// [`scope`]): raises `scope` to at least `member`'s positions, then seals `member` — the
+    /// seal lands only on the watermark the raise read (under the key's lock, or by
+    /// compare-and-swap), so a signature racing it is raised too or refused. Idempotent.
+    fn seal(&self, member: &WatermarkKey, scope: &WatermarkKey) -> Result<(), StoreError>;
+
     /// Whether the store can take writes now (for `/readyz`).
     fn health(&self) -> Result<(), StoreError>;
 
@@ -433,6 +512,28 @@ pub fn handover(
     })
 }
 
+/// What [`WatermarkStore::seal`] does to a member's own watermark `current`, after the
+/// producer's watermark was raised to it: `None` when it is sealed already.
+pub fn seal_step(member: &PublicKey, current: Option<&Watermark>) -> Option<Watermark> {
+    if current.is_some_and(Watermark::is_sealed) {
+        return None;
+    }
+    let closed = Watermark {
+        block_num: u32::MAX,
+        slot: u32::MAX,
+        wall_slot: u32::MAX,
+        digest: Checksum256::default(),
+        signature: None,
+    };
+    handover(member, &closed, None)
+}
+
+/// The watermark a member's own positions raise its producer's to (`None`: nothing to carry,
+/// it is absent or sealed already).
+pub fn carried(current: Option<&Watermark>) -> Option<&Watermark> {
+    current.filter(|w| !w.is_sealed())
+}
+
 /// Checks an imported record against the current watermark: never lower it, never reopen a
 /// signed position with another digest (unless `force`), and never accept a signature that
 /// does not recover to the key over the digest.
@@ -442,11 +543,18 @@ pub fn check_import(
     force: bool,
 ) -> Result<(), StoreError> {
     let w = &record.watermark;
+    let name = record.watermark_key().to_string();
+    // A producer's watermark may hold any of its keys' signatures; the signer returns a stored
+    // signature only to the key it recovers to.
+    let recovers = |sig: &Signature| match &record.scope {
+        Scope::Key(k) => sig.recovers_to(&w.digest, k),
+        Scope::Producer(_) => sig.recover_lenient(&w.digest).is_ok(),
+    };
     if let Some(sig) = &w.signature
-        && !sig.recovers_to(&w.digest, &record.key)
+        && !recovers(sig)
     {
         return Err(StoreError::BadImport {
-            key: record.key.to_string(),
+            key: name,
             reason: "its signature does not recover to the key over its digest".into(),
         });
     }
@@ -456,14 +564,14 @@ pub fn check_import(
     }
     if w.block_num < c.block_num || w.slot < c.slot || w.wall_slot < c.wall_slot {
         return Err(StoreError::WouldLower {
-            key: record.key.to_string(),
+            key: name,
             from: c.block_num,
             to: w.block_num,
         });
     }
     if w.block_num == c.block_num && w.digest != c.digest {
         return Err(StoreError::BadImport {
-            key: record.key.to_string(),
+            key: name,
             reason: format!(
                 "block {} is already signed here with another digest; pass --force to override",
                 c.block_num

@@ -143,6 +143,9 @@ fn example_ha_replica_config_parses_and_its_etcd_member_has_the_required_setting
     let text = std::fs::read_to_string(&path).unwrap();
     let config = oryx_signer::config::Config::parse(&text, Path::new("/etc/oryx"))
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let groups = config.producer_groups().unwrap();
+    assert_eq!(groups.len(), 1, "the producer's keys share one watermark");
+    assert_eq!(groups[0].keys.len(), 2);
     let etcd = config.watermarks.etcd.expect("the HA example uses etcd");
     assert_eq!(etcd.endpoints.len(), 3, "three etcd members");
     assert!(etcd.endpoints.iter().all(|e| e.starts_with("https://")));

@@ -79,7 +79,7 @@ fn start_at(s: &EtcdStore, key: &WatermarkKey, n: u32) {
     s.import(
         &WatermarkRecord {
             chain_id: key.chain_id,
-            key: key.key,
+            scope: key.scope,
             watermark: Watermark {
                 block_num: n,
                 slot: n + 1000,
@@ -116,10 +116,7 @@ fn signed(k: &SoftKey, d: &Checksum256) -> Signature {
 
 fn fresh_key() -> (SoftKey, WatermarkKey) {
     let k = SoftKey::generate(KeyType::K1).unwrap();
-    let key = WatermarkKey {
-        chain_id: CHAIN,
-        key: *k.public_key(),
-    };
+    let key = WatermarkKey::of_key(CHAIN, *k.public_key());
     (k, key)
 }
 
@@ -178,7 +175,7 @@ fn two_replicas_share_one_watermark() {
 
     // What etcd holds, as `watermark export` shows it.
     let exported = b.export().unwrap();
-    let mine: Vec<_> = exported.iter().filter(|r| r.key == key.key).collect();
+    let mine: Vec<_> = exported.iter().filter(|r| r.scope == key.scope).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].watermark.block_num, 11);
     assert_eq!(mine[0].watermark.signature, Some(sig11));
@@ -301,7 +298,7 @@ fn a_rolled_back_store_is_refused() {
         .import(
             &WatermarkRecord {
                 chain_id: key.chain_id,
-                key: key.key,
+                scope: key.scope,
                 watermark: Watermark {
                     block_num: 5,
                     slot: 1005,
@@ -336,7 +333,7 @@ fn a_restore_with_bumped_revisions_is_caught_and_fences_every_replica() {
     };
     reserve_and_commit(5);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let prefix = format!("/oryx/t5/wm/{}/{}", key.chain_id, key.key);
+    let prefix = format!("/oryx/t5/wm/{}/{}", key.chain_id, key.scope);
     let old = rt.block_on(async {
         let mut c = cluster.client(&cluster.endpoints()).await;
         let mut values = Vec::new();
@@ -376,7 +373,7 @@ fn a_restore_with_bumped_revisions_is_caught_and_fences_every_replica() {
     b.import(
         &WatermarkRecord {
             chain_id: key.chain_id,
-            key: key.key,
+            scope: key.scope,
             watermark: Watermark {
                 block_num: 20,
                 slot: 1020,
@@ -392,4 +389,88 @@ fn a_restore_with_bumped_revisions_is_caught_and_fences_every_replica() {
         reserve(&b, &key, 21, 2).unwrap(),
         Reserved::Proceed(_)
     ));
+}
+
+/// A producer's keys grouped on one replica share one watermark in etcd: the group starts above
+/// what each key signed alone, a replica still on the old config (signing under a key's own
+/// watermark) is stopped by the seal, and a signature such a replica reserves while the group
+/// is being settled is carried into the group — never left below it.
+#[test]
+fn a_producer_group_carries_and_seals_its_keys_watermarks() {
+    use oryx_signer::watermark::scope::Group;
+    use oryx_signer::watermark::{Scope, Scopes};
+    let cluster = EtcdCluster::start(3);
+    let new = store(&cluster, "/oryx/t6", "new");
+    let old = store(&cluster, "/oryx/t6", "old");
+    let mut raced_in = [0; 2];
+
+    // Each round: a new producer with two fresh keys whose own watermarks are at 10 and 30;
+    // the old-config replica reserves key a at 40 while the new one settles the group.
+    for round in 0..20u8 {
+        let producer = format!("oryxprod{}", (b'a' + round) as char)
+            .parse()
+            .unwrap();
+        let group_key = WatermarkKey {
+            chain_id: CHAIN,
+            scope: Scope::Producer(producer),
+        };
+        let ((_, a), (_, b)) = (fresh_key(), fresh_key());
+        start_at(&new, &a, 10);
+        start_at(&new, &b, 30);
+        let member = |k: &WatermarkKey| k.scope.key().copied().unwrap();
+        let scopes = Scopes::new(&[Group {
+            chain_id: CHAIN,
+            producer,
+            keys: vec![member(&a), member(&b)],
+        }]);
+        let barrier = Barrier::new(2);
+        let (racer, settled) = std::thread::scope(|t| {
+            let racer = t.spawn(|| {
+                barrier.wait();
+                // Later rounds give the settling replica a growing head start, so the racing
+                // reservation lands before, inside and after the seal's read-raise-swap.
+                std::thread::sleep(Duration::from_micros(u64::from(round) * 400));
+                reserve(&old, &a, 40, 1)
+            });
+            barrier.wait();
+            let settled = scopes.settle(&group_key, &new);
+            (racer.join().unwrap(), settled)
+        });
+        settled.unwrap();
+        let got_in = matches!(racer, Ok(Reserved::Proceed(_)));
+        raced_in[usize::from(got_in)] += 1;
+        // Whatever the order, the producer's watermark covers every height either key
+        // reserved alone: 40 if the old replica got in first, else 30.
+        let floor = if got_in { 40 } else { 30 };
+        let w = new.get(&group_key).unwrap().unwrap();
+        assert_eq!(w.block_num, floor, "round {round}: {w:?}");
+        for n in [floor - 1, floor] {
+            assert!(matches!(
+                reserve(&new, &group_key, n, 2),
+                Err(ReserveError::Refused(_))
+            ));
+        }
+        assert!(matches!(
+            reserve(&new, &group_key, floor + 1, 2),
+            Ok(Reserved::Proceed(_))
+        ));
+        // The old replica signs nothing more under either key's own watermark.
+        for k in [&a, &b] {
+            assert!(matches!(
+                reserve(&old, k, 1000, 3),
+                Err(ReserveError::Refused(_))
+            ));
+            assert!(new.get(k).unwrap().unwrap().is_sealed());
+        }
+        // Settling again (another replica, a restart) changes nothing.
+        Scopes::new(&[Group {
+            chain_id: CHAIN,
+            producer,
+            keys: vec![member(&a), member(&b)],
+        }])
+        .settle(&group_key, &old)
+        .unwrap();
+        assert_eq!(new.get(&group_key).unwrap().unwrap().block_num, floor + 1);
+    }
+    eprintln!("old replica got in {} of 20 rounds", raced_in[1]);
 }

@@ -217,10 +217,10 @@ impl Bench {
             use crate::watermark::WatermarkStore as _;
             let store = crate::watermark::file::FileStore::open_read_only(&config.watermarks.dir)
                 .map_err(CliError::other)?;
-            let key = crate::watermark::WatermarkKey {
-                chain_id,
-                key: key_cfg.public_key,
-            };
+            // The watermark the key signs under (its producer's, when grouped).
+            let key =
+                crate::watermark::Scopes::new(&config.producer_groups().map_err(CliError::other)?)
+                    .of(chain_id, key_cfg.public_key);
             store
                 .get(&key)
                 .map_err(CliError::other)?

@@ -131,6 +131,7 @@ impl Start {
             keys,
             chains,
             watermarks: store.clone(),
+            scopes: Arc::new(crate::watermark::Scopes::new(&config.producer_groups()?)),
             audit: audit.clone(),
             authz: authorizer.clone(),
             metrics: metrics.clone(),

@@ -369,6 +369,7 @@ mod tests {
             )]),
             chains: HashMap::from([(chain, SignOptions::default())]),
             watermarks: Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap()),
+            scopes: Arc::default(),
             audit: Arc::new(AuditLog::open(&audit_path).unwrap()),
             authz: Arc::new(authz),
             metrics: Arc::default(),

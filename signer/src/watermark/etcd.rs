@@ -371,7 +371,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A key's name in the journal.
 fn journal_key(key: &WatermarkKey) -> String {
-    format!("{}/{}", key.chain_id, key.key)
+    format!("{}/{}", key.chain_id, key.scope)
 }
 
 fn unreachable(e: impl std::fmt::Display) -> StoreError {
@@ -450,15 +450,15 @@ impl EtcdStore {
     }
 
     fn num_key(&self, key: &WatermarkKey) -> String {
-        format!("{}/wm/{}/{}/num", self.prefix, key.chain_id, key.key)
+        format!("{}/wm/{}/{}/num", self.prefix, key.chain_id, key.scope)
     }
 
     fn slot_key(&self, key: &WatermarkKey) -> String {
-        format!("{}/wm/{}/{}/slot", self.prefix, key.chain_id, key.key)
+        format!("{}/wm/{}/{}/slot", self.prefix, key.chain_id, key.scope)
     }
 
     fn sig_key(&self, key: &WatermarkKey) -> String {
-        format!("{}/wm/{}/{}/sig", self.prefix, key.chain_id, key.key)
+        format!("{}/wm/{}/{}/sig", self.prefix, key.chain_id, key.scope)
     }
 
     /// Set by the first replica that finds the store rolled back: every reservation of every
@@ -906,23 +906,20 @@ impl WatermarkStore for EtcdStore {
                 path: format!("etcd key {path}"),
                 detail: detail.into(),
             };
-            let (chain, key) = rest
+            let (chain, scope) = rest
                 .split_once('/')
-                .ok_or_else(|| corrupt("no chain/key"))?;
+                .ok_or_else(|| corrupt("no chain/scope"))?;
             let chain_id = chain
                 .parse::<Checksum256>()
                 .map_err(|e| corrupt(&e.to_string()))?;
-            let key = PublicKey::parse(key).map_err(|e| corrupt(&e.to_string()))?;
+            let scope = scope.parse().map_err(|e: String| corrupt(&e))?;
+            let key = WatermarkKey { chain_id, scope };
             // Each watermark with its committed signature, as a reservation would see it.
-            if let Some((watermark, _)) = self.read(&WatermarkKey { chain_id, key })? {
-                out.push(WatermarkRecord {
-                    chain_id,
-                    key,
-                    watermark,
-                });
+            if let Some((watermark, _)) = self.read(&key)? {
+                out.push(WatermarkRecord::new(&key, watermark));
             }
         }
-        out.sort_by_key(|r| (r.chain_id, r.key));
+        out.sort_by_key(|r| (r.chain_id, r.scope));
         Ok(out)
     }
 
@@ -943,6 +940,20 @@ impl WatermarkStore for EtcdStore {
     ) -> Result<Watermark, StoreError> {
         self.update(key, |current| Ok(super::handover(from, floor, current)))?
             .ok_or(StoreError::Stale)
+    }
+
+    fn seal(&self, member: &WatermarkKey, scope: &WatermarkKey) -> Result<(), StoreError> {
+        let key = *member.scope.key().ok_or(StoreError::Stale)?;
+        // The seal's compare-and-swap expects the member's watermark the raise read: a
+        // signature another replica reserved in between makes it fail, and the step runs again
+        // on the newer watermark.
+        self.update(member, |current| {
+            if let Some(w) = super::carried(current) {
+                self.raise(scope, &key, w)?;
+            }
+            Ok(super::seal_step(&key, current))
+        })?;
+        Ok(())
     }
 
     fn shared(&self) -> bool {

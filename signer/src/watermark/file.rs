@@ -71,7 +71,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 fn file_name(key: &WatermarkKey) -> String {
-    format!("{}.{}.wm", key.chain_id, key.key)
+    format!("{}.{}.wm", key.chain_id, key.scope)
 }
 
 fn encode(key: &WatermarkKey, seq: u64, w: &Watermark) -> [u8; SLOT] {
@@ -80,7 +80,7 @@ fn encode(key: &WatermarkKey, seq: u64, w: &Watermark) -> [u8; SLOT] {
     b[4] = VERSION;
     b[8..16].copy_from_slice(&seq.to_le_bytes());
     b[16..48].copy_from_slice(&key.chain_id.0);
-    b[48..82].copy_from_slice(&key.key.packed());
+    b[48..82].copy_from_slice(&key.scope.packed());
     b[82..86].copy_from_slice(&w.block_num.to_le_bytes());
     b[86..90].copy_from_slice(&w.slot.to_le_bytes());
     b[90..94].copy_from_slice(&w.wall_slot.to_le_bytes());
@@ -106,7 +106,7 @@ fn decode(b: &[u8]) -> Option<(WatermarkKey, u64, Watermark)> {
     let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
     let chain_id = Checksum256(b[16..48].try_into().ok()?);
-    let key = PublicKey::unpack_exact(&b[48..82]).ok()?;
+    let scope = super::Scope::unpack(&b[48..82])?;
     let signature = match b[126] {
         0 => None,
         1 => Some(Signature::unpack_exact(&b[127..193]).ok()?),
@@ -119,7 +119,7 @@ fn decode(b: &[u8]) -> Option<(WatermarkKey, u64, Watermark)> {
         digest: Checksum256(b[94..126].try_into().ok()?),
         signature,
     };
-    Some((WatermarkKey { chain_id, key }, seq, w))
+    Some((WatermarkKey { chain_id, scope }, seq, w))
 }
 
 /// Reads a watermark file: the valid copy with the highest sequence number.
@@ -453,14 +453,10 @@ impl WatermarkStore for FileStore {
             let path = entry.map_err(io(&self.dir))?.path();
             if path.extension().is_some_and(|e| e == "wm") {
                 let (key, _, watermark) = read_file(&path)?;
-                out.push(WatermarkRecord {
-                    chain_id: key.chain_id,
-                    key: key.key,
-                    watermark,
-                });
+                out.push(WatermarkRecord::new(&key, watermark));
             }
         }
-        out.sort_by_key(|r| (r.chain_id, r.key));
+        out.sort_by_key(|r| (r.chain_id, r.scope));
         Ok(out)
     }
 
@@ -493,6 +489,22 @@ impl WatermarkStore for FileStore {
         }
     }
 
+    fn seal(&self, member: &WatermarkKey, scope: &WatermarkKey) -> Result<(), StoreError> {
+        let key = *member.scope.key().ok_or(StoreError::Stale)?;
+        // Held across the raise: nothing signs under the member's own watermark in between
+        // (and the directory lock keeps other processes out).
+        let slot = self.slot_for(member);
+        let mut guard = lock(&slot);
+        let current = self.load(member, &mut guard)?.and_then(|kf| kf.watermark);
+        if let Some(w) = super::carried(current.as_ref()) {
+            self.raise(scope, &key, w)?;
+        }
+        if let Some(sealed) = super::seal_step(&key, current.as_ref()) {
+            self.write(member, &mut guard, sealed)?;
+        }
+        Ok(())
+    }
+
     fn health(&self) -> Result<(), StoreError> {
         if let Some(cause) = lock(&self.poisoned).clone() {
             return Err(StoreError::Poisoned { cause });
@@ -515,10 +527,10 @@ mod tests {
     use oryx_proto::antelope::KeyType;
 
     fn key() -> WatermarkKey {
-        WatermarkKey {
-            chain_id: Checksum256([7; 32]),
-            key: *SoftKey::generate(KeyType::K1).unwrap().public_key(),
-        }
+        WatermarkKey::of_key(
+            Checksum256([7; 32]),
+            *SoftKey::generate(KeyType::K1).unwrap().public_key(),
+        )
     }
 
     fn sig(b: u8) -> Signature {
@@ -649,10 +661,7 @@ mod tests {
     fn import_refuses_to_lower_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
         let soft = SoftKey::generate(KeyType::K1).unwrap();
-        let k = WatermarkKey {
-            chain_id: Checksum256([7; 32]),
-            key: *soft.public_key(),
-        };
+        let k = WatermarkKey::of_key(Checksum256([7; 32]), *soft.public_key());
         let s = FileStore::open(dir.path()).unwrap();
         let digest = Checksum256([1; 32]);
         let res = proceed(s.reserve(&k, &block(10), &digest, 0, RetryPolicy::Refuse));

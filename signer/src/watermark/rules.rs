@@ -24,6 +24,14 @@ pub struct Watermark {
     pub signature: Option<Signature>,
 }
 
+impl Watermark {
+    /// Closed for good: a key's own watermark after it moved into its producer's
+    /// ([`super::seal_step`]). Nothing is at or above it.
+    pub fn is_sealed(&self) -> bool {
+        self.block_num == u32::MAX && self.slot == u32::MAX && self.wall_slot == u32::MAX
+    }
+}
+
 /// A request's position, as the signer derived it from what it was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {

@@ -23,7 +23,7 @@ impl Show {
             println!(
                 "{} {} block {} slot {} wall_slot {} digest {} {}",
                 r.chain_id,
-                r.key,
+                r.scope,
                 w.block_num,
                 w.slot,
                 w.wall_slot,
