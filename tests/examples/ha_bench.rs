@@ -177,7 +177,8 @@ async fn etcd_txns(cluster: &EtcdCluster, n: usize, out: &mut Series) {
 }
 
 /// One block per 500 ms slot through the node's failover for `slots` slots; `fault` runs at the
-/// start of slot `at`. Returns the slots whose block was not signed within the slot.
+/// start of slot `at`. Returns the slots whose block was not signed within the slot, and prints
+/// each missed slot with what the node heard.
 async fn takeover(
     node: &Signers,
     key: &PublicKey,
@@ -189,10 +190,12 @@ async fn takeover(
 ) -> u32 {
     let slot = Duration::from_millis(500);
     let mut missed = 0;
+    let mut fault_at: Option<Instant> = None;
     for s in 0..slots {
         let start = Instant::now();
         if s == at {
             fault();
+            fault_at = Some(Instant::now());
         }
         *next += 1;
         let req = grpc::SignBlockRequest {
@@ -202,15 +205,20 @@ async fn takeover(
             ..Default::default()
         };
         let left = slot.saturating_sub(start.elapsed());
-        let ok = node
+        let answer = node
             .call(left, |mut c| {
                 let req = req.clone();
                 async move { c.sign_block(req).await }
             })
-            .await
-            .is_ok();
-        if !ok || start.elapsed() > slot {
+            .await;
+        if answer.is_err() || start.elapsed() > slot {
             missed += 1;
+            let why = answer.err().map_or("late".to_string(), |e| e.to_string());
+            println!(
+                "  slot {s} missed, answer {} ms after the fault: {}",
+                fault_at.map_or(0, |f| f.elapsed().as_millis()),
+                why.chars().take(200).collect::<String>()
+            );
         }
         tokio::time::sleep(slot.saturating_sub(start.elapsed())).await;
     }

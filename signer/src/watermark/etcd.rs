@@ -23,9 +23,9 @@
 //!   rolled-back store) refuses with [`StoreError`]s that say what to do, and `/readyz` turns
 //!   unready. Nothing falls back to a local file, and nothing starts from zero: a watermark
 //!   missing from etcd refuses until one is imported.
-//! - Each replica keeps the highest etcd revision it has seen and its last reservation in a
-//!   local journal, appended and `fdatasync`ed before a reservation is used, to detect a
-//!   rollback across its own restarts.
+//! - Each replica keeps the highest etcd revision it has seen and its reservations' blocks in a
+//!   local [`journal`], durable (`fdatasync`) before a signature leaves, to detect a rollback
+//!   across its own restarts; the sync runs while the backend signs.
 //!
 //! Layout, under a per-deployment prefix:
 //! `<prefix>/wm/<chain id hex>/<key>/num` = `BE32(block_num) ‖ JSON record`,
@@ -34,8 +34,6 @@
 //! at its `revision`.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,11 +42,14 @@ use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp, TxnOpRes
 use oryx_proto::antelope::{Checksum256, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 
+mod journal;
+
 use super::rules::{Decision, Request, RetryPolicy, Watermark, decide};
 use super::{
     CommitStep, Refusal, Reservation, ReserveError, Reserved, StoreError, WatermarkKey,
     WatermarkRecord, WatermarkStore,
 };
+use journal::Journal;
 
 /// With the test-only feature `unsafe-test-store`, this environment variable makes every
 /// compare-and-swap unconditional: an unsafe store, for proving that the HA tests' checker
@@ -57,9 +58,6 @@ pub const UNSAFE_SKIP_COMPARE: &str = "ORYX_TEST_UNSAFE_SKIP_COMPARE";
 
 /// How often one reservation re-reads a watermark that other replicas keep moving.
 const MAX_ATTEMPTS: u32 = 4;
-
-/// The local journal is rewritten to its last line once it grows past this.
-const JOURNAL_COMPACT_BYTES: u64 = 1 << 20;
 
 /// How to reach the cluster.
 #[derive(Clone)]
@@ -147,160 +145,6 @@ fn be32(n: u32) -> Vec<u8> {
     n.to_be_bytes().to_vec()
 }
 
-/// A local line: the highest revision seen and, for a reservation, what was reserved.
-#[derive(Debug, Serialize, Deserialize)]
-struct JournalLine {
-    revision: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    block_num: Option<u32>,
-}
-
-/// The replica's own memory of etcd, durably (in memory only for a tool without a journal
-/// file): the highest revision it has seen, and per key the highest block it reserved. A store
-/// answering below either was restored or rolled back — also when a restore bumped its
-/// revisions (`etcdutl snapshot restore --bump-revision`), which the per-key floor still sees.
-#[derive(Debug)]
-struct Journal {
-    path: PathBuf,
-    file: Option<File>,
-    /// Highest revision seen (durable up to `durable`).
-    seen: i64,
-    durable: i64,
-    /// Per `chain/key`: the highest block number this replica reserved.
-    floors: HashMap<String, u32>,
-    size: u64,
-}
-
-impl Journal {
-    fn in_memory() -> Self {
-        Journal {
-            path: PathBuf::from("(none)"),
-            file: None,
-            seen: 0,
-            durable: 0,
-            floors: HashMap::new(),
-            size: 0,
-        }
-    }
-
-    fn open(path: &Path) -> Result<Self, StoreError> {
-        let io = |source| StoreError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(e)),
-        };
-        // A last line without its newline was never synced: no reservation relied on it.
-        let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
-        let mut seen = 0;
-        let mut floors: HashMap<String, u32> = HashMap::new();
-        for (i, line) in complete.lines().enumerate() {
-            let l: JournalLine = serde_json::from_str(line).map_err(|e| StoreError::Corrupt {
-                path: path.display().to_string(),
-                detail: format!("line {}: {e}", i + 1),
-            })?;
-            seen = seen.max(l.revision);
-            if let (Some(k), Some(n)) = (l.key, l.block_num) {
-                let f = floors.entry(k).or_default();
-                *f = (*f).max(n);
-            }
-        }
-        if complete.len() < text.len() {
-            oryx_proto::durable::write_atomic(path, complete.as_bytes(), 0o600)
-                .map_err(|e| io(e.source))?;
-        }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.create(true).append(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let file = opts.open(path).map_err(io)?;
-        Ok(Journal {
-            path: path.to_path_buf(),
-            file: Some(file),
-            seen,
-            durable: seen,
-            floors,
-            size: complete.len() as u64,
-        })
-    }
-
-    /// The highest block this replica reserved for `key`.
-    fn block_floor(&self, key: &str) -> Option<u32> {
-        self.floors.get(key).copied()
-    }
-
-    /// Checks the revision of an answer to a request sent when the highest revision seen was
-    /// `floor`, and remembers it (in memory).
-    fn observe(&mut self, revision: i64, floor: i64) -> Result<(), StoreError> {
-        if revision < floor {
-            return Err(StoreError::RolledBack {
-                found: format!(
-                    "revision {revision}, after this replica saw revision {floor} ({})",
-                    self.path.display()
-                ),
-            });
-        }
-        self.seen = self.seen.max(revision);
-        Ok(())
-    }
-
-    /// Appends a reservation (and the highest revision) and syncs it; past its size bound the
-    /// journal is rewritten to one line per key with the highest revision, never lower.
-    fn record(&mut self, key: &str, block_num: u32, revision: i64) -> Result<(), StoreError> {
-        let floor = self.floors.entry(key.to_string()).or_default();
-        *floor = (*floor).max(block_num);
-        self.durable = self.durable.max(revision);
-        let Some(file) = self.file.as_mut() else {
-            return Ok(());
-        };
-        let path = self.path.display().to_string();
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        let line = |key: &str, n: u32, revision: i64| {
-            let mut t = serde_json::to_string(&JournalLine {
-                revision,
-                key: Some(key.to_string()),
-                block_num: Some(n),
-            })
-            .unwrap_or_default();
-            t.push('\n');
-            t
-        };
-        let text = line(key, block_num, revision);
-        if self.size + text.len() as u64 > JOURNAL_COMPACT_BYTES {
-            let all: String = self
-                .floors
-                .iter()
-                .map(|(k, n)| line(k, *n, self.durable.max(self.seen)))
-                .collect();
-            oryx_proto::durable::write_atomic(&self.path, all.as_bytes(), 0o600)
-                .map_err(|e| io(e.source))?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.append(true);
-            *file = opts.open(&self.path).map_err(io)?;
-            self.size = all.len() as u64;
-        } else {
-            let written = file
-                .write_all(text.as_bytes())
-                .and_then(|()| file.sync_data());
-            if let Err(e) = written {
-                // Cut a partial line off, so the next append (once the disk recovers) follows a
-                // whole one.
-                let _ = file.set_len(self.size);
-                return Err(io(e));
-            }
-            self.size += text.len() as u64;
-        }
-        Ok(())
-    }
-}
-
 /// A watermark as read from etcd, with the revision it was last written at.
 type Seen = (Watermark, i64);
 
@@ -309,13 +153,21 @@ struct CommitJob {
     key: WatermarkKey,
     rev: i64,
     txn: Txn,
+    /// When the signature was made.
+    at: tokio::time::Instant,
 }
+
+/// How long a signature commit waits before it is sent: past the reply, so the members' log
+/// writes for it do not queue beside the replica's own audit sync, and long enough that under
+/// back-to-back requests the next reservation usually replaces it (then it is skipped). A node
+/// retries on another replica only after a failure or its attempt timeout, far later.
+const COMMIT_DELAY: Duration = Duration::from_millis(10);
 
 /// How many signature commits may wait; past that a commit is dropped (it is an optimisation
 /// for identical retries, never a guard).
 const COMMIT_QUEUE: usize = 1024;
 
-/// Writes signature commits one at a time, after the replies. A commit whose reservation this
+/// Writes signature commits one at a time, [`COMMIT_DELAY`] after their signatures. A commit whose reservation this
 /// replica has already replaced is skipped: its compare could no longer succeed, and under a
 /// burst of requests only the newest signature per key is worth a round trip.
 async fn committer(
@@ -325,6 +177,7 @@ async fn committer(
     timeout: Duration,
 ) {
     while let Some(job) = jobs.recv().await {
+        tokio::time::sleep_until(job.at + COMMIT_DELAY).await;
         let superseded = lock(&seen)
             .get(&job.key)
             .is_some_and(|(_, r)| *r != job.rev);
@@ -836,6 +689,15 @@ impl WatermarkStore for EtcdStore {
         reservation: Reservation,
         signature: &Signature,
     ) -> Result<Signature, StoreError> {
+        // The reservation's journal line is durable before its signature leaves (its sync ran
+        // while the backend signed).
+        let (syncer, ticket) = {
+            let j = lock(&self.journal);
+            (j.syncer(), j.written())
+        };
+        if let Some(syncer) = syncer {
+            syncer.durable(ticket)?;
+        }
         let key = *reservation.key();
         let (reserved, rev) = reservation.version().ok_or(StoreError::Stale)?;
         // What this replica knows of that reservation now: an identical request may have
@@ -873,7 +735,12 @@ impl WatermarkStore for EtcdStore {
             )])
             .and_then(vec![TxnOp::put(self.sig_key(&key), value, None)]);
         // A full queue drops the commit: an identical retry then signs the same content again.
-        let _ = self.commits.try_send(CommitJob { key, rev, txn });
+        let _ = self.commits.try_send(CommitJob {
+            key,
+            rev,
+            txn,
+            at: tokio::time::Instant::now(),
+        });
         Ok(*signature)
     }
 
