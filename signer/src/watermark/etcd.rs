@@ -227,6 +227,24 @@ fn journal_key(key: &WatermarkKey) -> String {
     format!("{}/{}", key.chain_id, key.scope)
 }
 
+/// How often one call is asked when it never reached a member ([`EtcdStore::call`]).
+const NOT_SENT_ATTEMPTS: u32 = 4;
+
+/// Whether an etcd error says the request never left this process (no connection to the
+/// member the client picked), so asking again cannot write twice.
+fn not_sent(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            s.code() == tonic::Code::Unavailable
+                && ["connect error", "Connection refused"]
+                    .iter()
+                    .any(|m| s.message().contains(m))
+        }
+        _ => false,
+    }
+}
+
 fn unreachable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unreachable {
         detail: e.to_string(),
@@ -324,8 +342,11 @@ impl EtcdStore {
     /// Fences the store (best effort) after this replica found it rolled back.
     fn fence(&self, why: &StoreError) {
         let value = serde_json::json!({"replica": self.replica, "reason": why.to_string()});
-        let mut kv = self.kv.clone();
-        let put = kv.put(self.fence_key(), value.to_string(), None);
+        let value = value.to_string();
+        let put = |mut kv: KvClient| {
+            let (key, value) = (self.fence_key(), value.clone());
+            async move { kv.put(key, value, None).await }
+        };
         if let Err(e) = self.call(true, put) {
             tracing::error!("could not fence the watermark store after a rollback: {e}");
         }
@@ -333,9 +354,11 @@ impl EtcdStore {
 
     /// Removes the fence (`watermark unfence`); answers whether there was one.
     pub fn unfence(&self) -> Result<bool, StoreError> {
-        let mut kv = self.kv.clone();
         let floor = self.revision_floor();
-        let resp = self.call(true, kv.delete(self.fence_key(), None))?;
+        let resp = self.call(true, |mut kv| {
+            let key = self.fence_key();
+            async move { kv.delete(key, None).await }
+        })?;
         self.observe(resp.header(), floor)?;
         Ok(resp.deleted() > 0)
     }
@@ -374,24 +397,50 @@ impl EtcdStore {
         })
     }
 
-    /// Runs one etcd call with the timeout; `Err` is already the store error to answer with.
-    /// `sends_write`: a timeout leaves the outcome unknown.
-    fn call<T, F>(&self, sends_write: bool, f: F) -> Result<T, StoreError>
+    /// Runs one etcd call (`f` on a client) within the timeout; `Err` is already the store
+    /// error to answer with. `sends_write`: a timeout leaves the outcome unknown.
+    ///
+    /// A call that never reached a member — the client picked a member it has no connection to,
+    /// as it does for seconds after a member dies, or answered first with a connection's last
+    /// error — is asked again at once, within the same timeout: nothing was sent, and the
+    /// client picks again.
+    fn call<T, F, Fut>(&self, sends_write: bool, mut f: F) -> Result<T, StoreError>
     where
-        F: std::future::Future<Output = Result<T, etcd_client::Error>>,
+        F: FnMut(KvClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
         self.rt.block_on(async {
-            match tokio::time::timeout(self.timeout, f).await {
-                Ok(Ok(t)) => Ok(t),
-                Ok(Err(e)) => Err(unreachable(e)),
-                Err(_) if sends_write => Err(StoreError::UnknownOutcome {
-                    timeout_ms: self.timeout.as_millis() as u64,
-                }),
-                Err(_) => Err(unreachable(format!(
-                    "no answer within {} ms",
-                    self.timeout.as_millis()
-                ))),
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let mut attempt = 1;
+            loop {
+                match tokio::time::timeout_at(deadline, f(self.kv.clone())).await {
+                    Ok(Ok(t)) => return Ok(t),
+                    Ok(Err(e)) if attempt < NOT_SENT_ATTEMPTS && not_sent(&e) => {
+                        attempt += 1;
+                        tracing::debug!("etcd call did not reach a member, asking again: {e}");
+                    }
+                    Ok(Err(e)) => return Err(unreachable(e)),
+                    Err(_) if sends_write => {
+                        return Err(StoreError::UnknownOutcome {
+                            timeout_ms: self.timeout.as_millis() as u64,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(unreachable(format!(
+                            "no answer within {} ms",
+                            self.timeout.as_millis()
+                        )));
+                    }
+                }
             }
+        })
+    }
+
+    /// One transaction through [`Self::call`].
+    fn txn(&self, sends_write: bool, txn: &Txn) -> Result<etcd_client::TxnResponse, StoreError> {
+        self.call(sends_write, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
         })
     }
 
@@ -449,7 +498,6 @@ impl EtcdStore {
 
     /// The watermark of `key` now (linearizable), with its revision.
     fn read(&self, key: &WatermarkKey) -> Result<Option<Seen>, StoreError> {
-        let mut kv = self.kv.clone();
         let (num, sig) = (self.num_key(key), self.sig_key(key));
         let txn = Txn::new().and_then(vec![
             TxnOp::get(num, None),
@@ -457,7 +505,7 @@ impl EtcdStore {
             TxnOp::get(self.fence_key(), None),
         ]);
         let (floor, block_floor) = (self.revision_floor(), self.block_floor(key));
-        let resp = self.call(false, kv.txn(txn))?;
+        let resp = self.txn(false, &txn)?;
         self.observe(resp.header(), floor)?;
         let seen = self.seen_in(resp.op_responses())?;
         self.above_floor(key, seen, block_floor)
@@ -545,9 +593,8 @@ impl EtcdStore {
                 TxnOp::get(self.sig_key(key), None),
                 TxnOp::get(self.fence_key(), None),
             ]);
-        let mut kv = self.kv.clone();
         let (floor, block_floor) = (self.revision_floor(), self.block_floor(key));
-        let resp = self.call(true, kv.txn(txn))?;
+        let resp = self.txn(true, &txn)?;
         self.observe(resp.header(), floor)?;
         if resp.succeeded() {
             let rev = resp
@@ -750,15 +797,17 @@ impl WatermarkStore for EtcdStore {
 
     fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
         let prefix = format!("{}/wm/", self.prefix);
-        let mut kv = self.kv.clone();
         let floor = self.revision_floor();
-        let resp = self.call(
-            false,
-            kv.get(
-                prefix.clone(),
-                Some(GetOptions::new().with_keys_only().with_prefix()),
-            ),
-        )?;
+        let resp = self.call(false, |mut kv| {
+            let prefix = prefix.clone();
+            async move {
+                kv.get(
+                    prefix,
+                    Some(GetOptions::new().with_keys_only().with_prefix()),
+                )
+                .await
+            }
+        })?;
         self.observe(resp.header(), floor)?;
         let mut out = Vec::new();
         for item in resp.kvs() {
@@ -829,15 +878,16 @@ impl WatermarkStore for EtcdStore {
 
     fn health(&self) -> Result<(), StoreError> {
         // A linearizable read (answers only with a leader) of the fence.
-        let mut kv = self.kv.clone();
         let floor = self.revision_floor();
+        let get = |mut kv: KvClient| {
+            let key = self.fence_key();
+            async move { kv.get(key, None).await }
+        };
         // Asked twice at most: the client answers the first request after a member came back
         // with that member's last connection error before it reconnects, and a read is always
         // safe to repeat. Readiness should not flap on that one stale error.
-        let resp = match self.call(false, kv.get(self.fence_key(), None)) {
-            Err(StoreError::Unreachable { .. }) => {
-                self.call(false, kv.get(self.fence_key(), None))?
-            }
+        let resp = match self.call(false, get) {
+            Err(StoreError::Unreachable { .. }) => self.call(false, get)?,
             other => other?,
         };
         self.observe(resp.header(), floor)?;
