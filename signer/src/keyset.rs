@@ -30,8 +30,8 @@ pub struct KeyEntry {
     pub retry: RetryPolicy,
     /// How long its verified signatures take (see [`KeyEntry::sign`]).
     pub sign_time: Arc<oryx_proto::stats::Window>,
-    /// The key whose policy rules it signs under: itself, or the root of its `successor_of`
-    /// chain. Watermarks and signatures always use the real key.
+    /// The key whose policy rules and watermark it signs under: itself, or the root of its
+    /// `successor_of` chain (see `watermark::scope`). Signatures always use the real key.
     pub identity: PublicKey,
     /// The key's label on its device (for ListKeys).
     pub label: String,

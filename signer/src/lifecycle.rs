@@ -342,6 +342,23 @@ impl Lifecycle {
             ));
         }
 
+        // One active successor per key: a second one would be a second key signing for the
+        // producer while the first ceremony is still open (abort that one first).
+        if let Some(pred) = successor_of
+            && let Some(other) = registry
+                .entries()
+                .into_iter()
+                .find(|e| e.successor_of == Some(pred) && e.state == KeyState::Active)
+        {
+            return Err(refused(
+                Reason::Malformed,
+                format!(
+                    "{pred} already has an active successor, {} (label {:?}): finish that rotation, or end it with `oryx ceremony abort` (RetireKey of {} without a successor), before starting another",
+                    other.public_key, other.label, other.public_key
+                ),
+            ));
+        }
+
         let (chains, blind_digest, retry, identity) = match successor_of {
             Some(pred) => {
                 let p = self.pipeline.keys.get(&pred).ok_or_else(|| {
@@ -665,19 +682,20 @@ impl Lifecycle {
         // exported watermarks are final.
         let records = store.export().map_err(unavailable)?;
         let mut out = Vec::new();
-        let scopes = &self.pipeline.scopes;
-        // The old key's watermark on each chain is its producer's when it is grouped; a
-        // successor in the same group already signs under it.
+        let p = &self.pipeline;
+        // The old key's watermark on each chain (its identity's, or its producer's); a successor
+        // it made signs under that very watermark already, another key gets it raised.
         for r in records
             .iter()
-            .filter(|r| r.watermark_key() == scopes.of(r.chain_id, *old))
+            .filter(|r| r.watermark_key() == p.watermark_key(r.chain_id, old))
         {
             let chain_id = r.chain_id;
-            if scopes.shared(chain_id, *old, successor) {
-                continue;
-            }
-            let to = scopes.of(chain_id, successor);
-            let after = store.raise(&to, old, &r.watermark).map_err(unavailable)?;
+            let to = p.watermark_key(chain_id, &successor);
+            let after = if to == r.watermark_key() {
+                r.watermark
+            } else {
+                store.raise(&to, old, &r.watermark).map_err(unavailable)?
+            };
             tracing::info!(%old, %successor, %chain_id, block_num = after.block_num, slot = after.slot, "watermark handed over");
             out.push(Handover {
                 chain_id,

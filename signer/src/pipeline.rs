@@ -34,7 +34,9 @@ use crate::keyset::KeySet;
 use crate::metrics::{Metrics, Stage};
 use crate::refusal::{Admins, Reason, Refused, refused, sanitize_principal, sign_failure};
 use crate::signing::SignOptions;
-use crate::watermark::{Request, Reservation, ReserveError, Reserved, Scopes, WatermarkStore};
+use crate::watermark::{
+    Request, Reservation, ReserveError, Reserved, Scopes, WatermarkKey, WatermarkStore,
+};
 
 mod approvals;
 
@@ -455,10 +457,17 @@ impl Pipeline {
         entry: &KeyEntry,
         request: &Request,
     ) -> Result<Reserved, Refused> {
-        let key = self.scopes.of(p.chain_id, p.key);
+        let key = self.watermark_key(p.chain_id, &p.key);
         let t = Instant::now();
+        let successors = || {
+            let keys = self.keys.all().into_iter();
+            keys.filter(|e| e.identity != *e.public_key())
+                .filter(|e| self.scopes.of(p.chain_id, e.identity) == key)
+                .map(|e| *e.public_key())
+                .collect()
+        };
         self.scopes
-            .settle(&key, self.watermarks.as_ref())
+            .settle(&key, successors, self.watermarks.as_ref())
             .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
         let reserved = self.watermarks.reserve(
             &key,
@@ -474,6 +483,13 @@ impl Pipeline {
         })
     }
 
+    /// The watermark `key` reserves under on `chain_id`: its policy identity's (a successor
+    /// shares its predecessor's from the moment it exists), or that identity's producer's.
+    pub fn watermark_key(&self, chain_id: Checksum256, key: &PublicKey) -> WatermarkKey {
+        let identity = self.keys.get(key).map_or(*key, |e| e.identity);
+        self.scopes.of(chain_id, identity)
+    }
+
     /// A signature the watermark store holds for this request's digest. It leaves only if it is
     /// this key's over this digest: a shared store is outside this process's trust, and a
     /// producer's watermark may hold another of its keys' signature of the same block.
@@ -486,13 +502,18 @@ impl Pipeline {
             return Ok(signature);
         }
         match signature.recover_lenient(&p.digest) {
-            Ok(other) if self.scopes.shared(p.chain_id, p.key, other) => Err(refused(
-                Reason::DoubleSign,
-                format!(
-                    "{other}, another key of this producer, already signed this block; {} does not sign it again",
-                    p.key
-                ),
-            )),
+            Ok(other)
+                if self.watermark_key(p.chain_id, &other)
+                    == self.watermark_key(p.chain_id, &p.key) =>
+            {
+                Err(refused(
+                    Reason::DoubleSign,
+                    format!(
+                        "{other}, another key of this producer, already signed this block; {} does not sign it again",
+                        p.key
+                    ),
+                ))
+            }
             _ => Err(refused(
                 Reason::Internal,
                 "the watermark store holds a signature for this request that does not recover to the key: not returned",
@@ -625,7 +646,7 @@ mod tests {
     use crate::backend::soft::SoftKey;
     use crate::config::AllowRule;
     use crate::watermark::file::FileStore;
-    use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkKey, WatermarkRecord};
+    use crate::watermark::{RetryPolicy, StoreError, Watermark, WatermarkRecord};
 
     /// What a [`Hooked`] store runs before each reservation: `Some` answers instead of the store.
     type ReserveHook = Box<dyn Fn() -> Option<Reserved> + Send + Sync>;
@@ -887,5 +908,66 @@ mod tests {
         let r = reason(&alone, ka, id(30, 4)).unwrap();
         assert_eq!(r.0, Reason::DoubleSign);
         assert!(r.1.contains("sealed"), "{}", r.1);
+    }
+
+    /// A successor signs under its predecessor's watermark; a successor that signed under its
+    /// own (before this rule) has that history carried over before either key signs again.
+    #[test]
+    fn a_successor_shares_its_predecessors_watermark_and_brings_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let succ = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let (kr, ks) = (*root.public_key(), *succ.public_key());
+        let chain = Checksum256([7; 32]);
+        let store: Arc<dyn WatermarkStore> =
+            Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
+        let pipeline = |identity: PublicKey| Pipeline {
+            keys: KeySet::new([
+                KeyEntry::new(root.clone(), vec![chain], true, RetryPolicy::Refuse),
+                KeyEntry::new(succ.clone(), vec![chain], true, RetryPolicy::Refuse)
+                    .with_identity(identity),
+            ]),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![kr, ks],
+                    kinds: vec![RequestKind::Digest],
+                }],
+                "test".into(),
+            )),
+            ..digest_pipeline(dir.path(), root.clone(), chain, store.clone())
+        };
+        let id = |n: u32, fill: u8| {
+            let mut id = [fill; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            Checksum256(id)
+        };
+        let refused = |p: &Pipeline, k: PublicKey, d: Checksum256| {
+            p.sign_digest("node1", chain, k, d, true)
+                .err()
+                .map(|r| r.reason)
+        };
+        // The old behaviour, for the history: the successor on a watermark of its own.
+        let before = pipeline(ks);
+        assert_eq!(refused(&before, kr, id(50, 1)), None);
+        assert_eq!(refused(&before, ks, id(60, 2)), None);
+
+        let now = pipeline(kr);
+        assert_eq!(
+            now.watermark_key(chain, &ks),
+            WatermarkKey::of_key(chain, kr)
+        );
+        // The successor's 60 was carried into the shared watermark: the root cannot sign 55.
+        assert_eq!(refused(&now, kr, id(55, 3)), Some(Reason::DoubleSign));
+        assert_eq!(refused(&now, kr, id(61, 3)), None);
+        assert_eq!(refused(&now, ks, id(61, 4)), Some(Reason::DoubleSign));
+        assert_eq!(refused(&now, ks, id(62, 4)), None);
+        assert!(
+            store
+                .get(&WatermarkKey::of_key(chain, ks))
+                .unwrap()
+                .unwrap()
+                .is_sealed()
+        );
     }
 }

@@ -173,6 +173,30 @@ impl Setup {
         oryx(&all)
     }
 
+    /// `oryx ceremony rotate-producer start` of the old key to a new one labelled `label`,
+    /// in `dir`, before the chain and TaPoS flags.
+    fn rotation_args(&self, dir: &Path, label: &str) -> Vec<String> {
+        s(&[
+            "ceremony",
+            "rotate-producer",
+            "start",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--producer",
+            PRODUCER,
+            "--old-key",
+            &self.old.to_string(),
+            "--backend",
+            "hsm",
+            "--label",
+            label,
+            "--signing-key",
+            &self.acct.to_string(),
+            "--url",
+            "https://oryx.invalid",
+        ])
+    }
+
     fn tx_args(&self) -> Vec<String> {
         vec![
             "--chain-id".into(),
@@ -357,33 +381,14 @@ async fn producer_key_rotation_with_approvals() {
         sign_block_at(&x.signer, &x.old, h, 0).await.unwrap();
     }
 
-    let mut start = s(&[
-        "ceremony",
-        "rotate-producer",
-        "start",
-        "--dir",
-        &cdir_s,
-        "--producer",
-        PRODUCER,
-        "--old-key",
-        &x.old.to_string(),
-        "--backend",
-        "hsm",
-        "--label",
-        "producer-2",
-        "--signing-key",
-        &x.acct.to_string(),
-        "--url",
-        "https://oryx.invalid",
-        "--location",
-        "276",
-    ]);
+    let mut start = x.rotation_args(&cdir, "producer-2");
+    start.extend(s(&["--location", "276"]));
     start.extend(x.tx_args());
 
     // Dry run: prints the transaction with a placeholder key; generates, signs, writes nothing.
     let mut dry = start.clone();
     dry.push("--dry-run".into());
-    let d = oryx(&dry).unwrap();
+    let d = x.oryx(&dry).unwrap();
     assert!(
         d["new_key"].as_str().unwrap().contains("PLACEHOLDER"),
         "{d}"
@@ -408,7 +413,7 @@ async fn producer_key_rotation_with_approvals() {
             info["head_block_time"].as_str().unwrap(),
         ]),
     );
-    let t = oryx(&typed).unwrap();
+    let t = x.oryx(&typed).unwrap();
     for field in ["ref_block_num", "ref_block_prefix", "expiration"] {
         assert!(
             !d["would_sign"][0]["decoded"][field].is_null(),
@@ -616,6 +621,116 @@ async fn producer_key_rotation_with_approvals() {
     let kinds = x.audit_kinds();
     assert!(kinds.iter().any(|(k, _)| k == "sign_transcript"));
     assert!(kinds.iter().any(|(k, _)| k == "retire_key"));
+}
+
+/// A rotation that will not finish (here: waiting for approvals that never come). Its new key
+/// shares the producer key's watermark from the moment it exists, so it cannot sign a height the
+/// producer signed; a second rotation of the same key is refused while it is open; `abort`
+/// retires the new key (audited, in the transcript) and ends the ceremony for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
+    let x = Setup::new(PRODUCER_RULES);
+    let base = now_slot();
+    let n = base + 3;
+    for h in base..=n {
+        sign_block_at(&x.signer, &x.old, h, 0).await.unwrap();
+    }
+    let rotation = |dir: &Path, label: &str| {
+        let mut a = x.rotation_args(dir, label);
+        a.extend(x.tx_args());
+        x.oryx(&a)
+    };
+    // What the signer can check before a key exists is checked first: a wrong chain generates
+    // nothing (it used to leave a live successor behind).
+    let wrong_chain = {
+        let mut a = x.rotation_args(&x.path("rotation-0"), "producer-0");
+        // TaPoS typed in: nothing carried names the chain, so only the signer can tell.
+        a.extend(s(&[
+            "--chain-id",
+            "wax",
+            "--ref-block-id",
+            x.info["last_irreversible_block_id"].as_str().unwrap(),
+            "--ref-time",
+            x.info["head_block_time"].as_str().unwrap(),
+        ]));
+        a
+    };
+    let e = x.oryx(&wrong_chain).unwrap_err();
+    assert!(e.contains("is not configured for chain"), "{e}");
+    assert!(!x.token_labels().iter().any(|(l, _)| l == "producer-0"));
+
+    let first = x.path("rotation-1");
+    let w = rotation(&first, "producer-2").unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+    let new = PublicKey::parse(w["new_key"].as_str().unwrap()).unwrap();
+
+    // The new key signs none of the heights the producer key signed, nor the very blocks.
+    for (h, variant) in [(base, 7), (n, 7), (n, 0)] {
+        let e = sign_block_at(&x.signer, &new, h, variant)
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{h}: {e:?}");
+    }
+    // One open rotation per key.
+    let e = rotation(&x.path("rotation-2"), "producer-3").unwrap_err();
+    assert!(e.contains("already has an active successor"), "{e}");
+
+    let cmd = |verb: &str| {
+        x.oryx(&s(&[
+            "ceremony",
+            "rotate-producer",
+            verb,
+            "--dir",
+            first.to_str().unwrap(),
+        ]))
+    };
+    let a = cmd("abort").unwrap();
+    assert_eq!(a["status"], "aborted", "{a}");
+    assert_eq!(a["retired"], new.to_string());
+    // Again: harmless; resume refuses.
+    assert_eq!(cmd("abort").unwrap()["status"], "aborted");
+    let e = cmd("resume").unwrap_err();
+    assert!(e.contains("aborted"), "{e}");
+
+    let e = sign_block_at(&x.signer, &new, n + 5, 0).await.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("KEY_RETIRED"), "{e:?}");
+    sign_block_at(&x.signer, &x.old, n + 1, 0)
+        .await
+        .expect("the producer key signs on");
+    let v = verify_transcript(&first.join("transcript.json"), &x.audit, &x.signer);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(
+        x.audit_kinds()
+            .iter()
+            .any(|(k, d)| k == "retire_key" && d == "retired"),
+        "the abort is audited"
+    );
+
+        // Now another rotation may start.
+    let second = x.path("rotation-2");
+    let w = rotation(&second, "producer-3").unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+
+    // The old key is retired elsewhere meanwhile: the open ceremony is stale, and resuming it
+    // signs no regproducer (which would point the chain at a key that does not succeed it).
+    let mut c = x.signer.client("node1").await;
+    c.retire_key(grpc::RetireKeyRequest {
+        public_key: x.old.to_string(),
+        successor: String::new(),
+    })
+    .await
+    .unwrap();
+    let e = x
+        .oryx(&s(&[
+            "ceremony",
+            "rotate-producer",
+            "resume",
+            "--dir",
+            second.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+    assert!(e.contains("stale"), "{e}");
+    assert!(!second.join("regproducer.json").exists());
 }
 
 const OWNER_RULES: &str = r#"

@@ -143,6 +143,15 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
         .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("MALFORMED"), "{e:?}");
     assert!(e.message().contains("is registered for"), "{e:?}");
+    // One active successor per key: a second ceremony's key is refused while this one is open.
+    let e = generate(&mut admin, "dev", "producer-2b", &old)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"), "{e:?}");
+    assert!(
+        e.message().contains("already has an active successor"),
+        "{e:?}"
+    );
     let on_device = run(
         &[
             "keys",
@@ -162,12 +171,24 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
     let keys = listed(&mut admin).await;
     assert!(keys.contains(&new.to_string()) && keys.contains(&old.to_string()));
 
-    // The successor signs under the predecessor's allow rule (node1 may use `old`).
+    // The successor signs under the predecessor's allow rule (node1 may use `old`) and its
+    // watermark: from the moment it exists, neither key signs a height the other signed — not
+    // even the very block the other signed.
     let base = now_slot();
-    for n in base..base + 3 {
+    signs(&mut admin, &old, base).await;
+    refused_with(&mut admin, &new, base, "DOUBLE_SIGN").await;
+    let e = sign_block(&mut admin, &new, &savanna(base, base, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("DOUBLE_SIGN"), "{e:?}");
+    assert!(
+        e.message().contains("another key of this producer"),
+        "{e:?}"
+    );
+    for n in base + 1..base + 3 {
         signs(&mut admin, &new, n).await;
     }
-    signs(&mut admin, &old, base).await;
+    refused_with(&mut admin, &old, base + 2, "DOUBLE_SIGN").await;
     let d = savanna(base + 10, base + 10, 0).id().unwrap();
     let r = admin
         .sign_digest(grpc::SignDigestRequest {
@@ -210,6 +231,24 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
             .iter()
             .any(|e| e["kind"] == "generate_key" && e["decision"] == "generated")
     );
+
+    // Ending the open rotation (what `oryx ceremony abort` does: RetireKey of the new key
+    // without a successor) lets another one start; the old key signs on meanwhile.
+    let ended = admin
+        .retire_key(grpc::RetireKeyRequest {
+            public_key: new.to_string(),
+            successor: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ended.already_retired);
+    refused_with(&mut admin, &new, base + 20, "KEY_RETIRED").await;
+    signs(&mut admin, &old, base + 20).await;
+    let next = generate(&mut admin, "dev", "producer-2b", &old)
+        .await
+        .unwrap();
+    assert!(!next.existing);
     verify_audit(&signer);
 }
 
@@ -247,8 +286,11 @@ async fn softhsm2_rotation_hands_the_watermark_over_and_survives_a_restart() {
     for h in base..=n {
         signs(&mut c, &old, h).await;
     }
-    // Both keys may sign before the retirement.
-    signs(&mut c, &new, base).await;
+    // The successor shares the producer key's watermark from the moment it exists: before
+    // the retirement it signs no height the old key signed (issue: a ceremony that failed
+    // after GenerateKey left a successor that signed blocks 10 and 50 again).
+    refused_with(&mut c, &new, base, "DOUBLE_SIGN").await;
+    refused_with(&mut c, &new, n, "DOUBLE_SIGN").await;
 
     let r = retire(&mut c, &old, &new).await;
     assert!(!r.already_retired);

@@ -433,7 +433,7 @@ fn a_producer_group_carries_and_seals_its_keys_watermarks() {
                 reserve(&old, &a, 40, 1)
             });
             barrier.wait();
-            let settled = scopes.settle(&group_key, &new);
+            let settled = scopes.settle(&group_key, Vec::new, &new);
             (racer.join().unwrap(), settled)
         });
         settled.unwrap();
@@ -468,7 +468,7 @@ fn a_producer_group_carries_and_seals_its_keys_watermarks() {
             producer,
             keys: vec![member(&a), member(&b)],
         }])
-        .settle(&group_key, &old)
+        .settle(&group_key, Vec::new, &old)
         .unwrap();
         assert_eq!(new.get(&group_key).unwrap().unwrap().block_num, floor + 1);
     }

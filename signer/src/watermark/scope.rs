@@ -1,15 +1,18 @@
-//! Watermark scopes: which watermark guards a key's blocks. A key alone by default; all keys of
-//! one producer account on one chain together when the config groups them
-//! (`[[watermarks.producers]]`), so no two keys of one producer sign two blocks at one height.
+//! Watermark scopes: which watermark guards a key's blocks. The watermark guards the
+//! *producer*, not one key: a key signs under its policy identity's watermark (itself, or for a
+//! successor made by a rotation, the root of its `successor_of` chain — from the moment the
+//! successor exists), and all keys of one producer account on one chain share one watermark when
+//! the config groups them (`[[watermarks.producers]]`). So no two keys of one producer sign two
+//! blocks at one height: not a producer key and its successor, not two keys of one authority.
 //!
 //! Guards (DESIGN.md §4):
-//! - a grouped key reserves only under its producer's watermark;
-//! - before a producer's watermark is first used in a process, each member's own watermark is
-//!   *sealed* ([`super::WatermarkStore::seal`]): the producer's watermark is raised to it, then
-//!   the member's own one is closed for good, by compare-and-swap on the member's. So a key added
-//!   to a group brings its history along, a replica still running the old config (signing under
-//!   the key's own watermark) is stopped, and a key taken out of its group signs nothing until
-//!   an operator imports a watermark for it.
+//! - a key reserves only under [`Scopes::of`] its identity;
+//! - before a shared watermark is first used in a process, each other key that signs under it
+//!   has its own watermark *sealed* ([`super::WatermarkStore::seal`]): the shared watermark is
+//!   raised to it, then the key's own is closed for good, by compare-and-swap on the key's. So a
+//!   key added to a group brings its history along, a replica still running the old config
+//!   (signing under the key's own watermark) is stopped, and a key taken out of its group signs
+//!   nothing until an operator imports a watermark for it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -137,7 +140,8 @@ impl Scopes {
         s
     }
 
-    /// The watermark `key`'s signatures on `chain_id` reserve under.
+    /// The watermark the signatures of a key with policy identity `key` reserve under on
+    /// `chain_id`.
     pub fn of(&self, chain_id: Checksum256, key: PublicKey) -> WatermarkKey {
         match self.producer_of.get(&(chain_id, key)) {
             Some(p) => WatermarkKey {
@@ -148,23 +152,25 @@ impl Scopes {
         }
     }
 
-    /// Whether `a` and `b` sign under one watermark on `chain_id`.
-    pub fn shared(&self, chain_id: Checksum256, a: PublicKey, b: PublicKey) -> bool {
-        self.of(chain_id, a) == self.of(chain_id, b)
-    }
-
-    /// Makes `wk` safe to reserve under: for a producer watermark, seals every member's own
-    /// watermark into it (once per process; sealing is idempotent, so racing callers and other
-    /// replicas doing the same are harmless). Nothing to do for a key's own watermark.
-    pub fn settle(&self, wk: &WatermarkKey, store: &dyn WatermarkStore) -> Result<(), StoreError> {
-        let Some(members) = self.members.get(wk) else {
-            return Ok(());
-        };
+    /// Makes `wk` safe to reserve under: seals into it the own watermark of every key that
+    /// signs under it — a producer's configured keys, and `others()` (the successors whose
+    /// identity resolves to it) — once per process. Sealing is idempotent, so racing callers
+    /// and other replicas doing the same are harmless.
+    pub fn settle(
+        &self,
+        wk: &WatermarkKey,
+        others: impl FnOnce() -> Vec<PublicKey>,
+        store: &dyn WatermarkStore,
+    ) -> Result<(), StoreError> {
         if lock(&self.settled).contains(wk) {
             return Ok(());
         }
-        for m in members {
-            store.seal(&WatermarkKey::of_key(wk.chain_id, *m), wk)?;
+        let grouped = self.members.get(wk).into_iter().flatten().copied();
+        for m in grouped.chain(others()) {
+            let own = WatermarkKey::of_key(wk.chain_id, m);
+            if own != *wk {
+                store.seal(&own, wk)?;
+            }
         }
         lock(&self.settled).insert(*wk);
         Ok(())
@@ -215,8 +221,8 @@ mod tests {
             keys: vec![a, b],
         }]);
         assert_eq!(s.of(chain, a).scope, Scope::Producer(p));
-        assert!(s.shared(chain, a, b));
-        assert!(!s.shared(chain, a, c));
+        assert_eq!(s.of(chain, a), s.of(chain, b));
+        assert_ne!(s.of(chain, a), s.of(chain, c));
         assert_eq!(s.of(other, a), WatermarkKey::of_key(other, a));
         assert_eq!(s.of(chain, c), WatermarkKey::of_key(chain, c));
     }

@@ -11,6 +11,11 @@
 //!    key on chain, RetireKey(old, successor = new): the old key is refused from then on and
 //!    its watermarks are the new key's floor.
 //!
+//! 4. `abort`: a rotation that will not finish retires its new key (RetireKey without a
+//!    successor, audited) and records it; the ceremony cannot be resumed or finished after.
+//!    Until then the new key shares the old key's watermark, so even a ceremony abandoned
+//!    without `abort` leaves no key that can sign a height the producer signed.
+//!
 //! Guards: the key is generated at most once (recorded, and found again by its label); the
 //! old key is only retired after the chain is shown to use the new one.
 
@@ -30,8 +35,8 @@ use super::other;
 use super::session::Session;
 use super::steps::{self, Handover, KeyGenerated, OnChain, Output, Retired, TxData};
 use super::{
-    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, placeholder_key,
-    push_hint, report,
+    TaposParams, TxArgs, describe, finish_signing, generate_key, key_type, list_keys,
+    placeholder_key, push_hint, report,
 };
 use crate::cli::remote::SignerArgs;
 use crate::cli::{CliError, read_input};
@@ -50,6 +55,8 @@ pub enum RotateProducer {
     Resume(super::Resume),
     /// Retire the old key once the chain shows the new one.
     Finish(Finish),
+    /// End a rotation that will not finish: retire its new key (the old one signs on).
+    Abort(Abort),
 }
 
 impl RotateProducer {
@@ -59,6 +66,7 @@ impl RotateProducer {
             RotateProducer::Start(c) => c.run(),
             RotateProducer::Resume(c) => c.run_with(&[KIND], advance),
             RotateProducer::Finish(c) => c.run(),
+            RotateProducer::Abort(c) => c.run(),
         }
     }
 }
@@ -123,6 +131,95 @@ pub struct Finish {
     pub(crate) signer: SignerArgs,
 }
 
+/// Arguments of `abort`.
+#[derive(Debug, Args)]
+pub struct Abort {
+    /// The ceremony directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Abort even though regproducer naming the new key was signed (only if it was never
+    /// pushed: on chain it would name a retired key, and the producer would miss every block).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+}
+
+/// The ceremony's new key when an `abort` retired it (a [`Retired`] step of that key).
+fn aborted(s: &Session) -> Result<Option<Retired>, CliError> {
+    let key = s.get::<KeyGenerated>(steps::KEY_GENERATED, None)?;
+    let retired = s.get::<Retired>(steps::RETIRED, None)?;
+    Ok(match (key, retired) {
+        (Some(k), Some(r)) if r.public_key == k.public_key => Some(r),
+        _ => None,
+    })
+}
+
+/// Refuses to go on with an aborted ceremony.
+fn not_aborted(s: &Session) -> Result<(), CliError> {
+    match aborted(s)? {
+        Some(r) => Err(other(format!(
+            "this rotation was aborted: its new key {} is retired. Start a new rotation in              another directory",
+            r.public_key
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Abort {
+    /// Runs the command.
+    pub fn run(&self) -> Result<Value, CliError> {
+        let signer = &self.signer;
+        let mut s = Session::open(&self.dir, &[KIND])?;
+        let p: Params = s.params()?;
+        let Some(key) = s.get::<KeyGenerated>(steps::KEY_GENERATED, None)? else {
+            return Err(other(
+                "no key was generated in this ceremony: nothing to retire (if a GenerateKey                  answer was lost, `resume` records the key first; then abort)",
+            ));
+        };
+        let new_key = key.public_key;
+        if let Some(r) = s.get::<Retired>(steps::RETIRED, None)?
+            && r.public_key == p.old_key
+        {
+            return Err(other(format!(
+                "this rotation finished: {} is retired and {new_key} signs for {}; nothing to                  abort",
+                p.old_key, p.producer
+            )));
+        }
+        if aborted(&s)?.is_none() {
+            if s.t.last(steps::SIGNED, Some(TX)).is_some() && !self.force {
+                return Err(other(format!(
+                    "{TX} naming {new_key} was signed: if it was pushed, the chain expects the                      new key and retiring it stops the producer. Push a regproducer with the                      old key first, or pass --force if it was never pushed"
+                )));
+            }
+            let req = grpc::RetireKeyRequest {
+                public_key: new_key.to_string(),
+                successor: String::new(),
+            };
+            let resp =
+                signer.call(async move |c| c.retire_key(req).await.map(|r| r.into_inner()))?;
+            s.record(
+                steps::RETIRED,
+                &Retired {
+                    public_key: new_key,
+                    successor: None,
+                    handovers: Vec::new(),
+                    already_retired: resp.already_retired,
+                    audit: super::session::audit_pos(resp.audit),
+                },
+            )?;
+        }
+        let status = json!({
+            "status": "aborted",
+            "retired": new_key.to_string(),
+            "signs_on": p.old_key.to_string(),
+            "next": [format!("keep the transcript: `oryx ceremony verify {}`", s.dir.join(super::session::TRANSCRIPT).display())],
+        });
+        let sealed = s.seal(signer)?;
+        Ok(report(status, sealed))
+    }
+}
+
 /// What `start` records as the ceremony's parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +272,45 @@ impl Params {
     }
 }
 
+/// What the signer can tell before a key exists: it holds the old key and the signing key,
+/// and serves the ceremony's chain with both (ListKeys lists active keys only). A rotation that
+/// would be refused later generates nothing.
+fn precheck(signer: &SignerArgs, p: &Params) -> Result<(), CliError> {
+    let infos = list_keys(signer)?;
+    for (what, key) in [("--old-key", p.old_key), ("--signing-key", p.signing_key)] {
+        let info = infos
+            .iter()
+            .find(|k| PublicKey::parse(&k.public_key).ok() == Some(key))
+            .ok_or_else(|| {
+                other(format!(
+                    "the signer holds no active key {key} ({what}): nothing was generated"
+                ))
+            })?;
+        if !info.chain_ids.iter().any(|c| c[..] == p.chain_id.0[..]) {
+            return Err(other(format!(
+                "{what} {key} is not configured for chain {} on the signer (check --chain-id):                  nothing was generated",
+                p.chain_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Before regproducer is signed: the rotation still stands — the old key is still active (not
+/// retired to another successor meanwhile) and so is the new one (not aborted). A stale
+/// ceremony gets nothing signed that would point the chain at a key that no longer signs.
+fn still_current(signer: &SignerArgs, p: &Params, new_key: &PublicKey) -> Result<(), CliError> {
+    let active = super::public_keys(&list_keys(signer)?)?;
+    for (what, key) in [("the old key", p.old_key), ("the new key", *new_key)] {
+        if !active.contains(&key) {
+            return Err(other(format!(
+                "{what} {key} is no longer an active key on the signer (retired, or rotated                  by another ceremony): this rotation is stale and regproducer is not signed.                  End it with `oryx ceremony rotate-producer abort`"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl Start {
     fn params(&self) -> Result<Params, CliError> {
         let (chain_id, tapos) = self.tx.resolve()?;
@@ -208,6 +344,7 @@ impl Start {
     pub fn run(&self) -> Result<Value, CliError> {
         let params = self.params()?;
         if self.dry_run {
+            precheck(&self.signer, &params)?;
             let new_key = placeholder_key(key_type(&params.key_type)?)?;
             let trx = params.transaction(new_key)?;
             return Ok(json!({
@@ -229,9 +366,11 @@ fn advance(
     p: &Params,
     approvals: &[PathBuf],
 ) -> Result<Value, CliError> {
+    not_aborted(s)?;
     let key = match s.get::<KeyGenerated>(steps::KEY_GENERATED, None)? {
         Some(k) => k,
         None => {
+            precheck(signer, p)?;
             let k = generate_key(
                 signer,
                 grpc::GenerateKeyRequest {
@@ -247,6 +386,9 @@ fn advance(
             k
         }
     };
+        if s.t.last(steps::SIGNED, Some(TX)).is_none() {
+        still_current(signer, p, &key.public_key)?;
+    }
     let trx = p.transaction(key.public_key)?;
     s.record_tx(TxData::new(TX, p.chain_id, p.signing_key, &trx, vec![]))?;
     let state = s.sign(signer, TX, approvals)?;
@@ -271,6 +413,7 @@ impl Finish {
         let signer = &self.signer;
         let mut s = Session::open(&self.dir, &[KIND])?;
         let p: Params = s.params()?;
+        not_aborted(&s)?;
         if s.get::<Output>(steps::OUTPUT, Some(TX))?.is_none() {
             let state = if s.t.last(steps::SIGNED, Some(TX)).is_some() {
                 "signed but its file is not written"

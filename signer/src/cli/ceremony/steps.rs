@@ -435,7 +435,11 @@ pub fn check(
             }
             RETIRED => {
                 let r: Retired = data(e)?;
-                if let Some(g) = &generated {
+                // An aborted rotation retires its own new key, without a successor.
+                let abort = generated
+                    .as_ref()
+                    .is_some_and(|g| r.public_key == g.public_key && r.successor.is_none());
+                if let Some(g) = generated.as_ref().filter(|_| !abort) {
                     if r.successor != Some(g.public_key) {
                         return at(
                             &name,
