@@ -105,8 +105,9 @@ struct Prepared<'a> {
     key: PublicKey,
     digest: Checksum256,
     watermark: Option<Request>,
-    /// Its approvers approved it: a policy answer of "needs approvals" means go.
-    approved: bool,
+    /// A released approval request: the keys that approved it. The policy's answer of "needs
+    /// approvals" means go only when enough of them are in the approver set in force now.
+    approved: Option<Vec<PublicKey>>,
     started: Instant,
 }
 
@@ -128,7 +129,7 @@ impl<'a> Prepared<'a> {
             key,
             digest: Checksum256::default(),
             watermark: None,
-            approved: false,
+            approved: None,
             started,
         }
     }
@@ -367,8 +368,33 @@ impl Pipeline {
         };
         let charges = match self.authz.authorize(&request) {
             Authorization::Allow { charges } => charges,
-            // Approved: the approvals are the go-ahead; budgets and rates still hold now.
-            Authorization::NeedsApprovals { charges, .. } if p.approved => charges,
+            // Approved: the approvals are the go-ahead if they meet the rule in force now (an
+            // approver removed since counts no more, a raised threshold holds); budgets and
+            // rates still hold now.
+            Authorization::NeedsApprovals {
+                charges,
+                threshold,
+                approvers,
+                set,
+            } if p.approved.is_some() => {
+                let by = p.approved.as_deref().unwrap_or_default();
+                let mut counted: Vec<&PublicKey> =
+                    by.iter().filter(|k| approvers.contains(k)).collect();
+                counted.sort();
+                counted.dedup();
+                if counted.len() < threshold as usize {
+                    return Err(refused(
+                        Reason::ApprovalRejected,
+                        format!(
+                            "the policy changed since this request was approved: it now needs {threshold} of {} approvals from set {set:?}, and {} of the {} approvals come from that set; submit the transaction again for a new request",
+                            approvers.len(),
+                            counted.len(),
+                            by.len()
+                        ),
+                    ));
+                }
+                charges
+            }
             Authorization::NeedsApprovals {
                 threshold,
                 approvers,
@@ -377,7 +403,7 @@ impl Pipeline {
             } => {
                 return Err(self.store_for_approvals(p, entry, now, threshold, approvers, set));
             }
-            Authorization::Deny(reason) if p.approved => {
+            Authorization::Deny(reason) if p.approved.is_some() => {
                 return Err(refused(
                     Reason::PolicyDenied,
                     format!("approved, but the policy now refuses it: {reason}"),

@@ -706,7 +706,7 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
         "the abort is audited"
     );
 
-        // Now another rotation may start.
+    // Now another rotation may start.
     let second = x.path("rotation-2");
     let w = rotation(&second, "producer-3").unwrap();
     assert_eq!(w["status"], "waiting-for-approvals", "{w}");

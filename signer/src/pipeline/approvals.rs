@@ -139,7 +139,28 @@ impl Pipeline {
         if req.state != State::Pending || !req.approved() {
             return Ok(req);
         }
-        let outcome = self.sign_approved(&req)?;
+        let outcome = match self.sign_approved(&req) {
+            Ok(o) => o,
+            // The policy in force refuses it now (the approver set or threshold changed, a
+            // budget or rate is spent): the request is closed, so no later approval signs it.
+            // An outage leaves it pending.
+            Err(r) if matches!(r.reason, Reason::PolicyDenied | Reason::ApprovalRejected) => {
+                let closed = store.cancel(
+                    &req.id,
+                    &format!("oryx-signer at release: {}", r.reason.as_str()),
+                );
+                if let Ok(closed) = &closed {
+                    self.audit_approval(
+                        "oryx-signer",
+                        closed,
+                        AuditDecision::Cancelled,
+                        Some(r.message.clone()),
+                    );
+                }
+                return Err(r);
+            }
+            Err(r) => return Err(r),
+        };
         store
             .mark_signed(&req.id, outcome.signature, outcome.audit)
             .map_err(approval_refusal)
@@ -169,7 +190,7 @@ impl Pipeline {
                     .map_err(|e| format!("stored proposals: {e}"))?;
                 Ok(Prepared {
                     body: Some(body),
-                    approved: true,
+                    approved: Some(req.approvals.iter().map(|a| a.approver).collect()),
                     ..p
                 })
             });
@@ -332,82 +353,124 @@ mod tests {
             .signature
     }
 
-    /// Two final approvals arriving together (threshold 2 of 3: the second and third approver at
-    /// once) release the request once: one signature, one `signed` audit entry, one spend.
-    #[test]
-    fn two_final_approvals_at_once_sign_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SlowKey(SoftKey::generate(KeyType::K1).unwrap());
-        let public = *key.public_key();
-        let chain = Checksum256([7; 32]);
-        let approvers: Vec<SoftKey> = (0..3)
-            .map(|_| SoftKey::generate(KeyType::K1).unwrap())
-            .collect();
+    /// A custody key whose transfers need `threshold` of `approvers` (policy version "t"),
+    /// its pipeline, and a stored approval request for a 10 EOS transfer.
+    struct Custody {
+        pipeline: Arc<Pipeline>,
+        policy: Arc<PolicyAuthorizer>,
+        public: PublicKey,
+        audit_path: std::path::PathBuf,
+        journal: std::path::PathBuf,
+        id: String,
+        req: PendingRequest,
+        _dir: tempfile::TempDir,
+    }
+
+    fn policy(public: &PublicKey, threshold: u32, approvers: &[&SoftKey]) -> oryx_policy::Policy {
         let set: Vec<String> = approvers
             .iter()
             .map(|a| format!("\"{}\"", a.public_key()))
             .collect();
-        let policy = oryx_policy::Policy::parse(&format!(
-            "version = \"t\"\n[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{public}\"]\n\
+        oryx_policy::Policy::parse(&format!(
+            "version = \"t{threshold}\"\n[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{public}\"]\n\
              kinds = [\"transaction\"]\nactions = [\"eosio.token::transfer@oryxcustody1@active\"]\n\
              transfer = {{ daily_budget = \"1000.0000 EOS\" }}\n\
-             approvals = {{ threshold = 2, approvers = [{}], set = \"custodians\" }}\n",
+             approvals = {{ threshold = {threshold}, approvers = [{}], set = \"custodians\" }}\n",
             set.join(", ")
         ))
-        .unwrap();
-        let journal = dir.path().join("spend.jsonl");
-        let authz = PolicyAuthorizer::new(policy, vec![public])
-            .with_journal(&journal, crate::clock::now_secs())
-            .unwrap();
-        let audit_path = dir.path().join("audit.jsonl");
-        let pipeline = Arc::new(Pipeline {
-            keys: KeySet::new([KeyEntry::new(
-                Arc::new(key),
-                vec![chain],
-                false,
-                RetryPolicy::Refuse,
-            )]),
-            chains: HashMap::from([(chain, SignOptions::default())]),
-            watermarks: Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap()),
-            scopes: Arc::default(),
-            audit: Arc::new(AuditLog::open(&audit_path).unwrap()),
-            authz: Arc::new(authz),
-            metrics: Arc::default(),
-            approvals: Some(Arc::new(
-                ApprovalStore::open(dir.path().join("approvals")).unwrap(),
-            )),
-            admins: Admins::default(),
-        });
-        let expiration = crate::clock::now_secs().0 + 600;
-        let trx: Transaction = serde_json::from_value(serde_json::json!({
-            "expiration": TimePointSec(expiration),
-            "ref_block_num": 1, "ref_block_prefix": 2,
-            "actions": [{"account": "eosio.token", "name": "transfer",
-                "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
-                "data": {"from": "oryxcustody1", "to": "exchangeacct",
-                         "quantity": "10.0000 EOS", "memo": ""}}]
-        }))
-        .unwrap();
+        .unwrap()
+    }
 
-        let stored = pipeline
-            .sign_transaction("node1", chain, public, &trx, &[], &[])
-            .unwrap_err();
-        assert_eq!(stored.reason, Reason::NeedsApprovals, "{stored}");
-        let id = stored.request_id.unwrap();
-        let req = pipeline.get_approval(&id).unwrap();
-        let first = pipeline
-            .approve("custodian-0", &id, &approval(&approvers[0], &req))
+    impl Custody {
+        fn new(threshold: u32, approvers: &[&SoftKey]) -> Custody {
+            let dir = tempfile::tempdir().unwrap();
+            let key = SlowKey(SoftKey::generate(KeyType::K1).unwrap());
+            let public = *key.public_key();
+            let chain = Checksum256([7; 32]);
+            let journal = dir.path().join("spend.jsonl");
+            let policy = Arc::new(
+                PolicyAuthorizer::new(policy(&public, threshold, approvers), vec![public])
+                    .with_journal(&journal, crate::clock::now_secs())
+                    .unwrap(),
+            );
+            let audit_path = dir.path().join("audit.jsonl");
+            let pipeline = Arc::new(Pipeline {
+                keys: KeySet::new([KeyEntry::new(
+                    Arc::new(key),
+                    vec![chain],
+                    false,
+                    RetryPolicy::Refuse,
+                )]),
+                chains: HashMap::from([(chain, SignOptions::default())]),
+                watermarks: Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap()),
+                scopes: Arc::default(),
+                audit: Arc::new(AuditLog::open(&audit_path).unwrap()),
+                authz: policy.clone(),
+                metrics: Arc::default(),
+                approvals: Some(Arc::new(
+                    ApprovalStore::open(dir.path().join("approvals")).unwrap(),
+                )),
+                admins: Admins::default(),
+            });
+            let expiration = crate::clock::now_secs().0 + 600;
+            let trx: Transaction = serde_json::from_value(serde_json::json!({
+                "expiration": TimePointSec(expiration),
+                "ref_block_num": 1, "ref_block_prefix": 2,
+                "actions": [{"account": "eosio.token", "name": "transfer",
+                    "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+                    "data": {"from": "oryxcustody1", "to": "exchangeacct",
+                             "quantity": "10.0000 EOS", "memo": ""}}]
+            }))
             .unwrap();
+            let stored = pipeline
+                .sign_transaction("node1", chain, public, &trx, &[], &[])
+                .unwrap_err();
+            assert_eq!(stored.reason, Reason::NeedsApprovals, "{stored}");
+            let id = stored.request_id.unwrap();
+            let req = pipeline.get_approval(&id).unwrap();
+            Custody {
+                pipeline,
+                policy,
+                public,
+                audit_path,
+                journal,
+                id,
+                req,
+                _dir: dir,
+            }
+        }
+
+        fn approve(&self, i: usize, by: &SoftKey) -> Result<PendingRequest, Refused> {
+            self.pipeline.approve(
+                &format!("custodian-{i}"),
+                &self.id,
+                &approval(by, &self.req),
+            )
+        }
+    }
+
+    /// Two final approvals arriving together (threshold 2 of 3: the second and third approver at
+    /// once) release the request once: one signature, one `signed` audit entry, one spend.
+    #[test]
+    fn two_final_approvals_at_once_sign_once() {
+        let approvers: Vec<SoftKey> = (0..3)
+            .map(|_| SoftKey::generate(KeyType::K1).unwrap())
+            .collect();
+        let c = Custody::new(2, &approvers.iter().collect::<Vec<_>>());
+        let first = c.approve(0, &approvers[0]).unwrap();
         assert_eq!((first.approvals.len(), &first.state), (1, &State::Pending));
 
+        let c = Arc::new(c);
         let barrier = Arc::new(Barrier::new(2));
+        let approvers = Arc::new(approvers);
         let finals: Vec<_> = [1, 2]
             .map(|i| {
-                let (pipeline, barrier, id) = (pipeline.clone(), barrier.clone(), id.clone());
-                let signature = approval(&approvers[i], &req);
+                let (c, barrier, approvers) = (c.clone(), barrier.clone(), approvers.clone());
+                let signature = approval(&approvers[i], &c.req);
                 std::thread::spawn(move || {
                     barrier.wait();
-                    pipeline.approve(&format!("custodian-{i}"), &id, &signature)
+                    c.pipeline
+                        .approve(&format!("custodian-{i}"), &c.id, &signature)
                 })
             })
             .into_iter()
@@ -419,7 +482,7 @@ mod tests {
             panic!("not signed: {:?}", finals[0].state);
         };
         assert_eq!(finals[1].state, State::Signed { signature });
-        let log = std::fs::read_to_string(&audit_path).unwrap();
+        let log = std::fs::read_to_string(&c.audit_path).unwrap();
         let signed: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("\"kind\":\"sign_transaction\""))
@@ -427,7 +490,44 @@ mod tests {
             .collect();
         assert_eq!(signed.len(), 1, "{log}");
         assert!(signed[0].contains(&signature.to_string()));
-        let spends = std::fs::read_to_string(&journal).unwrap();
+        let spends = std::fs::read_to_string(&c.journal).unwrap();
         assert_eq!(spends.lines().count(), 1, "{spends}");
+    }
+
+    /// The approver set and threshold in force at release are the current policy's: after a
+    /// reload that removed an approver, that approver's signature no longer completes a request,
+    /// and a raised threshold holds. The request is then closed, never left pending for a later
+    /// approval to sign.
+    #[test]
+    fn a_revoked_approver_no_longer_counts_and_a_raised_threshold_holds() {
+        let a: Vec<SoftKey> = (0..4)
+            .map(|_| SoftKey::generate(KeyType::K1).unwrap())
+            .collect();
+        for (threshold_now, approvers_now) in [
+            (2, vec![&a[1], &a[2], &a[3]]),
+            (3, vec![&a[0], &a[1], &a[2]]),
+        ] {
+            let c = Custody::new(2, &[&a[0], &a[1], &a[2]]);
+            c.approve(0, &a[0]).unwrap();
+            c.policy
+                .replace(policy(&c.public, threshold_now, &approvers_now));
+            let r = c.approve(1, &a[1]).unwrap_err();
+            assert_eq!(r.reason, Reason::ApprovalRejected, "{r}");
+            assert!(r.message.contains("the policy changed"), "{r}");
+            let closed = c.pipeline.get_approval(&c.id).unwrap();
+            assert!(
+                matches!(closed.state, State::Cancelled { .. }),
+                "{:?}",
+                closed.state
+            );
+            // A later approval signs nothing.
+            assert!(c.approve(2, &a[2]).is_err());
+            let log = std::fs::read_to_string(&c.audit_path).unwrap();
+            assert!(
+                !log.lines().any(|l| l.contains("\"decision\":\"signed\"")),
+                "{log}"
+            );
+            assert!(!c.journal.exists() || std::fs::read_to_string(&c.journal).unwrap().is_empty());
+        }
     }
 }

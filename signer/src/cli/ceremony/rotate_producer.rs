@@ -386,7 +386,7 @@ fn advance(
             k
         }
     };
-        if s.t.last(steps::SIGNED, Some(TX)).is_none() {
+    if s.t.last(steps::SIGNED, Some(TX)).is_none() {
         still_current(signer, p, &key.public_key)?;
     }
     let trx = p.transaction(key.public_key)?;
