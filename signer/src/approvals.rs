@@ -64,6 +64,15 @@ pub enum State {
     },
 }
 
+/// What [`ApprovalStore::create`] answered.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new request.
+    New(PendingRequest),
+    /// The same transaction's request, pending or signed already.
+    Existing(PendingRequest),
+}
+
 /// One approval, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -320,7 +329,10 @@ impl ApprovalStore {
         Ok(out)
     }
 
-    /// Stores a new request (with a fresh random id, and its binding digest) durably.
+    /// Stores a new request (with a fresh random id, and its binding digest) durably — unless
+    /// the same transaction for the same key and chain (one signing digest) is already pending
+    /// or signed: then that request is the answer (`existing`), so a retried submission is the
+    /// same request, approved once and signed at most once.
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         &self,
@@ -336,7 +348,22 @@ impl ApprovalStore {
         set: String,
         now: TimePointSec,
         ttl_secs: u32,
-    ) -> Result<PendingRequest, ApprovalError> {
+    ) -> Result<Created, ApprovalError> {
+        let _one_writer = self
+            .lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same = self.list()?.into_iter().find(|r| {
+            (r.chain_id, r.key, r.signing_digest) == (chain_id, key, signing_digest)
+                && match r.state {
+                    State::Pending => !r.expired(now),
+                    State::Signed { .. } => true,
+                    State::Cancelled { .. } => false,
+                }
+        });
+        if let Some(r) = same {
+            return Ok(Created::Existing(r));
+        }
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw)
             .map_err(|e| ApprovalError::Store(format!("random source: {e}")))?;
@@ -360,12 +387,8 @@ impl ApprovalStore {
             msig_proposals,
             audit: None,
         };
-        let _one_writer = self
-            .lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.write(&req)?;
-        Ok(req)
+        Ok(Created::New(req))
     }
 
     /// Verifies and records an approval. Duplicates change nothing.
@@ -482,6 +505,9 @@ mod tests {
                 600,
             )
             .unwrap();
+        let Created::New(req) = req else {
+            panic!("a new request")
+        };
         Setup {
             _dir: dir,
             store,

@@ -401,7 +401,9 @@ impl Pipeline {
                 set,
                 ..
             } => {
-                return Err(self.store_for_approvals(p, entry, now, threshold, approvers, set));
+                return self
+                    .store_for_approvals(p, entry, now, threshold, approvers, set)
+                    .map(|o| (o, None));
             }
             Authorization::Deny(reason) if p.approved.is_some() => {
                 return Err(refused(

@@ -357,12 +357,66 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
         "the approver sees what is signed"
     );
     let req_file = dir.path().join("request.json");
-    std::fs::write(&req_file, shown.to_string()).unwrap();
     let approval_file = dir.path().join("approval.json");
+    // Never a blind approval: each of these is refused before anything is signed.
+    let outsider = dir.path().join("outsider.key");
+    std::fs::write(
+        &outsider,
+        oryx_signer::backend::soft::SoftKey::generate(oryx_proto::antelope::KeyType::K1)
+            .unwrap()
+            .private_key()
+            .to_pvt_string()
+            .as_str(),
+    )
+    .unwrap();
+    let mut edited = shown.clone();
+    edited["transaction"]["actions"][0]["data"]["quantity"] = "0.0001 EOS".into();
+    edited["transaction"]["actions"][0]["data"]["to"] = "trustedacct".into();
+    let mut expired = shown.clone();
+    expired["expires"] = "2001-01-01T00:00:00".into();
+    for (file, key, yes, want) in [
+        (
+            &edited,
+            &key_files[0],
+            true,
+            "does not match its packed_trx",
+        ),
+        (&shown, &outsider, true, "is not in its approver set"),
+        (&expired, &key_files[0], true, "expired"),
+        (&shown, &key_files[0], false, "pass --yes"),
+    ] {
+        std::fs::write(&req_file, file.to_string()).unwrap();
+        let mut args = vec![
+            "approve",
+            "--offline",
+            "--request",
+            req_file.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+            "--out",
+            approval_file.to_str().unwrap(),
+        ];
+        if yes {
+            args.push("--yes");
+        }
+        let out = oryx_output(&signer, &args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{want}: {err}");
+        assert!(!approval_file.exists(), "{want}: nothing written");
+        // What it would have approved was shown first (decoded from the bytes).
+        if want == "pass --yes" {
+            assert!(
+                err.contains("10.0000 EOS") && err.contains("exchangeacct"),
+                "{err}"
+            );
+        }
+    }
+    std::fs::write(&req_file, shown.to_string()).unwrap();
     oryx(
         &signer,
         &[
             "approve",
+            "--yes",
             "--offline",
             "--request",
             req_file.to_str().unwrap(),
@@ -387,6 +441,7 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
         &signer,
         &[
             "approve",
+            "--yes",
             "--offline",
             "--request",
             req_file.to_str().unwrap(),
@@ -403,10 +458,33 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
         "{out:?}"
     );
 
+    // Online, an approver who approved already is told so; nothing is signed again.
+    let again = oryx(
+        &signer,
+        &[
+            "approve",
+            "--yes",
+            &id,
+            "--key-file",
+            key_files[0].to_str().unwrap(),
+        ],
+    );
+    assert!(
+        again["note"].as_str().unwrap().contains("already"),
+        "{again}"
+    );
+    assert_eq!(again["approvals"], "1 of 2");
+
     // Online: the second approval signs.
     let done = oryx(
         &signer,
-        &["approve", &id, "--key-file", key_files[2].to_str().unwrap()],
+        &[
+            "approve",
+            "--yes",
+            &id,
+            "--key-file",
+            key_files[2].to_str().unwrap(),
+        ],
     );
     assert_eq!(done["state"], "signed");
     let sig = Signature::parse(done["signature"].as_str().unwrap()).unwrap();
@@ -434,7 +512,13 @@ async fn an_approver_key_on_a_pkcs11_token() {
     std::fs::write(&first, approvers[0].private_key().to_pvt_string().as_str()).unwrap();
     oryx(
         &signer,
-        &["approve", &id, "--key-file", first.to_str().unwrap()],
+        &[
+            "approve",
+            "--yes",
+            &id,
+            "--key-file",
+            first.to_str().unwrap(),
+        ],
     );
 
     let module = softhsm_module();
@@ -443,6 +527,7 @@ async fn an_approver_key_on_a_pkcs11_token() {
         &signer,
         &[
             "approve",
+            "--yes",
             &id,
             "--pkcs11-module",
             module.to_str().unwrap(),
@@ -764,6 +849,7 @@ async fn msig_approve_signed_only_after_custodians_sign_off_the_proposal() {
         let out_file = dir.path().join("approval.json");
         let args = [
             "approve",
+            "--yes",
             "--offline",
             "--request",
             req_file.to_str().unwrap(),

@@ -213,6 +213,7 @@ impl Setup {
         let out = self.path(&format!("approval{i}.json"));
         oryx(&s(&[
             "approve",
+            "--yes",
             "--offline",
             "--request",
             request,
@@ -229,6 +230,7 @@ impl Setup {
     fn online_approval(&self, i: usize, id: &str) -> Value {
         self.oryx(&s(&[
             "approve",
+            "--yes",
             id,
             "--key-file",
             self.approvers[i].file.to_str().unwrap(),

@@ -189,8 +189,38 @@ pub fn from_json(v: &Value) -> Result<grpc::ApprovalRequest, CliError> {
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let approvers = v
+        .get("approvers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let expires = match v.get("expires").and_then(Value::as_str) {
+        Some(t) => {
+            t.parse::<oryx_proto::antelope::TimePointSec>()
+                .map_err(|e| CliError::Other(format!("request file: expires: {e}")))?
+                .0
+        }
+        None => 0,
+    };
     Ok(grpc::ApprovalRequest {
         id: s("id")?.to_string(),
+        approvers,
+        expires,
+        set: v
+            .get("set")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        state: v
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         msig_proposals: proposals,
         public_key: s("public_key")?.to_string(),
         chain_id: hexf("chain_id")?,

@@ -9,6 +9,13 @@
 //! `proposal_hash` (see [`super::approvals::check`]): the approval then covers the proposal.
 //! The approver's key is a key file, or a key on a PKCS#11 token (`--pkcs11-module …
 //! --key-label …`) that never leaves it.
+//!
+//! Guards (never a blind approval): what is approved is decoded from the request's own bytes
+//! and shown (stderr) before anything is signed; a request file whose readable `transaction`
+//! (or a proposal's) disagrees with its bytes is refused, as are a key outside the request's
+//! approver set, an expired or closed request, and a repeated approval (said, not signed
+//! again). Without `--yes` the approver confirms on a terminal; without one, `--yes` is
+//! required.
 
 use std::path::PathBuf;
 
@@ -56,6 +63,9 @@ pub struct Approve {
     /// Where to write the approval (offline).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Approve without asking (scripts): the decoded transaction is still printed first.
+    #[arg(long)]
+    yes: bool,
     #[command(flatten)]
     signer: Option<SignerArgs>,
 }
@@ -111,6 +121,81 @@ impl Approve {
         ))
     }
 
+    /// Checks and shows what `approver` is about to approve, and asks: see the module docs.
+    /// `file` is the offline request file, whose readable parts must match its bytes.
+    fn review(
+        &self,
+        req: &grpc::ApprovalRequest,
+        file: Option<&Value>,
+        approver: &oryx_proto::antelope::PublicKey,
+    ) -> Result<super::approvals::Checked, CliError> {
+        let refuse = |why: String| {
+            Err(CliError::Other(format!(
+                "request {}: {why}: not approved",
+                req.id
+            )))
+        };
+        let checked = super::approvals::check(req)?;
+        let shown = super::approvals::to_json(req)?;
+        if let Some(v) = file {
+            if let Some(t) = v.get("transaction")
+                && *t != shown["transaction"]
+            {
+                return refuse("its readable `transaction` does not match its packed_trx (the bytes the signer signs)".into());
+            }
+            let proposals = v.get("msig_proposals").and_then(Value::as_array);
+            for (k, p) in proposals.into_iter().flatten().enumerate() {
+                if let Some(t) = p.get("transaction")
+                    && *t != shown["msig_proposals"][k]["transaction"]
+                {
+                    return refuse(format!(
+                        "msig_proposals[{k}]: its readable `transaction` does not match its packed_trx"
+                    ));
+                }
+            }
+        }
+        if !req.approvers.is_empty() && !req.approvers.contains(&approver.to_string()) {
+            return refuse(format!(
+                "{approver} is not in its approver set {:?} ({})",
+                req.set,
+                req.approvers.join(", ")
+            ));
+        }
+        if !req.state.is_empty() && req.state != "pending" {
+            return refuse(format!("it is {}", req.state));
+        }
+        let now = crate::clock::now_secs().0;
+        if req.expires != 0 && req.expires <= now {
+            return refuse(format!(
+                "it expired at {}",
+                oryx_proto::antelope::TimePointSec(req.expires)
+            ));
+        }
+        let summary = json!({
+            "approving": req.id, "as": approver.to_string(), "key": req.public_key,
+            "chain_id": shown["chain_id"], "expires": shown["expires"],
+            "transaction": shown["transaction"], "msig_proposals": shown["msig_proposals"],
+        });
+        eprintln!("{summary:#}");
+        if !self.yes {
+            use std::io::IsTerminal as _;
+            if !std::io::stdin().is_terminal() {
+                return refuse(
+                    "no terminal to confirm on: review the transaction above and pass --yes".into(),
+                );
+            }
+            eprint!("Approve this transaction with {approver}? Type yes: ");
+            let mut answer = String::new();
+            std::io::stdin()
+                .read_line(&mut answer)
+                .map_err(|e| CliError::Other(format!("reading the answer: {e}")))?;
+            if answer.trim() != "yes" {
+                return refuse("not confirmed".into());
+            }
+        }
+        Ok(checked)
+    }
+
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
         let key = self.approver_key()?;
@@ -123,7 +208,7 @@ impl Approve {
             let v: Value = serde_json::from_str(&read_input(req_path)?)
                 .map_err(|e| CliError::Other(format!("{}: {e}", req_path.display())))?;
             let req = super::approvals::from_json(&v)?;
-            let checked = super::approvals::check(&req)?;
+            let checked = self.review(&req, Some(&v), key.public_key())?;
             let signature = sign(
                 key.as_ref(),
                 &checked.binding_digest,
@@ -146,7 +231,13 @@ impl Approve {
                 .await
                 .map(|r| r.into_inner())
         })?;
-        let checked = super::approvals::check(&req)?;
+        let mine = key.public_key().to_string();
+        if req.approved_by.contains(&mine) {
+            return Ok(json!({"id": req.id, "state": req.state,
+                "approvals": format!("{} of {}", req.approved_by.len(), req.threshold),
+                "note": format!("{mine} approved this request already: nothing signed again")}));
+        }
+        let checked = self.review(&req, None, key.public_key())?;
         let signature = sign(
             key.as_ref(),
             &checked.binding_digest,

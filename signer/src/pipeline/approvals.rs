@@ -15,7 +15,7 @@ use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Bytes, Pack, PublicKey, Signature, TimePointSec};
 
 use super::{Outcome, Pipeline, Prepared, transaction_body};
-use crate::approvals::{Added, ApprovalError, ApprovalStore, PendingRequest, State};
+use crate::approvals::{Added, ApprovalError, ApprovalStore, Created, PendingRequest, State};
 use crate::audit::{AuditDecision, AuditKind, AuditRecord};
 use crate::keyset::KeyEntry;
 use crate::refusal::{Reason, Refused, refused, sanitize_principal};
@@ -224,7 +224,7 @@ impl Pipeline {
         threshold: u32,
         approvers: Vec<PublicKey>,
         set: String,
-    ) -> Refused {
+    ) -> Result<Outcome, Refused> {
         let (
             Some(store),
             Some(oryx_policy::Body::Transaction {
@@ -234,24 +234,21 @@ impl Pipeline {
             }),
         ) = (&self.approvals, &p.body)
         else {
-            return refused(
+            return Err(refused(
                 Reason::PolicyDenied,
                 format!(
                     "needs {threshold} of {} approvals from set {set:?}, which only transactions can collect",
                     approvers.len()
                 ),
-            );
+            ));
         };
-        if let Err(r) = self.key_on_chain(entry, &p.key, &p.chain_id) {
-            return r;
-        }
+        self.key_on_chain(entry, &p.key, &p.chain_id)?;
         if trx.expiration <= now {
-            return refused(
+            return Err(refused(
                 Reason::Malformed,
                 format!("the transaction expired at {}", trx.expiration),
-            );
+            ));
         }
-        let n = approvers.len();
         let ttl = trx.expiration.0 - now.0;
         match store.create(
             p.principal,
@@ -268,16 +265,40 @@ impl Pipeline {
             now,
             ttl,
         ) {
-            Ok(req) => Refused {
-                reason: Reason::NeedsApprovals,
-                message: format!(
-                    "stored as approval request {}: needs {threshold} of {n} approvals from set {set:?}, each a signature over binding digest {} (until {})",
-                    req.id, req.binding_digest, req.expires
-                ),
-                request_id: Some(req.id),
+            // The same transaction was approved and signed before: its one signature.
+            Ok(Created::Existing(PendingRequest {
+                state: State::Signed { signature },
+                ..
+            })) => Ok(Outcome {
+                digest: p.digest,
+                signature,
+                replayed: true,
+                block_num: 0,
+                slot: 0,
                 audit: None,
-            },
-            Err(e) => refused(Reason::Unavailable, e.to_string()),
+            }),
+            Ok(created) => {
+                let (req, what) = match created {
+                    Created::New(r) => (r, "stored as"),
+                    Created::Existing(r) => (r, "already waiting as"),
+                };
+                Err(Refused {
+                    reason: Reason::NeedsApprovals,
+                    message: format!(
+                        "{what} approval request {}: needs {} of {} approvals from set {:?} ({} so far), each a signature over binding digest {} (until {})",
+                        req.id,
+                        req.threshold,
+                        req.approvers.len(),
+                        req.set,
+                        req.approvals.len(),
+                        req.binding_digest,
+                        req.expires
+                    ),
+                    request_id: Some(req.id),
+                    audit: None,
+                })
+            }
+            Err(e) => Err(refused(Reason::Unavailable, e.to_string())),
         }
     }
 
@@ -356,6 +377,8 @@ mod tests {
     /// A custody key whose transfers need `threshold` of `approvers` (policy version "t"),
     /// its pipeline, and a stored approval request for a 10 EOS transfer.
     struct Custody {
+        trx: Transaction,
+        chain: Checksum256,
         pipeline: Arc<Pipeline>,
         policy: Arc<PolicyAuthorizer>,
         public: PublicKey,
@@ -429,6 +452,8 @@ mod tests {
             let id = stored.request_id.unwrap();
             let req = pipeline.get_approval(&id).unwrap();
             Custody {
+                trx,
+                chain,
                 pipeline,
                 policy,
                 public,
@@ -529,5 +554,34 @@ mod tests {
             );
             assert!(!c.journal.exists() || std::fs::read_to_string(&c.journal).unwrap().is_empty());
         }
+    }
+
+    /// The same transaction for the same key is the same request: a retried submission gets the
+    /// pending request's id, and once signed, its one signature (replayed, charged once).
+    #[test]
+    fn a_retried_request_is_the_same_request_and_is_signed_once() {
+        let a: Vec<SoftKey> = (0..2)
+            .map(|_| SoftKey::generate(KeyType::K1).unwrap())
+            .collect();
+        let c = Custody::new(2, &[&a[0], &a[1]]);
+        let submit = || {
+            c.pipeline
+                .sign_transaction("node1", c.chain, c.public, &c.trx, &[], &[])
+        };
+        let again = submit().unwrap_err();
+        assert_eq!(again.reason, Reason::NeedsApprovals);
+        assert_eq!(again.request_id.as_deref(), Some(c.id.as_str()), "{again}");
+        assert!(again.message.contains("already waiting"), "{again}");
+        c.approve(0, &a[0]).unwrap();
+        let signed = c.approve(1, &a[1]).unwrap();
+        let State::Signed { signature } = signed.state else {
+            panic!("{:?}", signed.state)
+        };
+        let (replay, _) = submit().unwrap();
+        assert!(replay.replayed);
+        assert_eq!(replay.signature, signature);
+        assert_eq!(c.pipeline.list_approvals().unwrap().len(), 1);
+        let spends = std::fs::read_to_string(&c.journal).unwrap();
+        assert_eq!(spends.lines().count(), 1, "charged once: {spends}");
     }
 }
