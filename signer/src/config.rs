@@ -345,7 +345,7 @@ impl Config {
     pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let mut c: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: String::new(),
-            message: e.to_string(),
+            message: top_level_hint(e.to_string()),
         })?;
         c.resolve(base);
         c.check().map_err(|message| ConfigError::Invalid {
@@ -568,6 +568,23 @@ impl Config {
     }
 }
 
+/// The keys that belong before the first `[table]`: appended at the end of the file, TOML puts
+/// them inside the last table, where they are unknown fields.
+const TOP_LEVEL: [&str; 3] = ["policy", "admins", "allow_soft_keys"];
+
+/// A parse error, with a hint when it is a top-level key written inside a table.
+fn top_level_hint(message: String) -> String {
+    match TOP_LEVEL
+        .iter()
+        .find(|k| message.contains(&format!("unknown field `{k}`")))
+    {
+        Some(k) => format!(
+            "{message}\n`{k}` is a top-level key: write it before the first [table] of the file (at the end it lands inside the last table)"
+        ),
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -704,6 +721,14 @@ kinds = ["block", "digest"]
         }
         let bad_name = group("eos", "Not_A_Name", &both);
         assert!(Config::parse(&sample(&bad_name), Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn a_top_level_key_appended_at_the_end_says_where_it_belongs() {
+        let e = Config::parse(&sample("policy = \"policy.toml\"\n"), Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`policy` is a top-level key"), "{e}");
     }
 
     #[test]

@@ -580,8 +580,19 @@ async fn producer_key_rotation_with_approvals() {
     let f = finish(&carried(&new)).unwrap();
     assert_eq!(f["status"], "complete", "{f}");
     assert_eq!(f["handovers"][0]["block_num"], n + 1);
-    // finish again: harmless.
-    finish(&carried(&new)).unwrap();
+    assert_eq!(f["already_retired"], false, "{f}");
+    // finish again: harmless, and says it was done before.
+    let again = finish(&carried(&new)).unwrap();
+    assert_eq!(again["already_retired"], true, "{again}");
+    // start (a resume) on the finished ceremony signs and pushes nothing again.
+    let done = x.oryx(&start).unwrap();
+    assert_eq!(done["status"], "complete", "{done}");
+    assert!(
+        done["note"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to sign or push again")
+    );
 
     let e = sign_block_at(&x.signer, &x.old, n + 2, 0)
         .await
@@ -597,6 +608,10 @@ async fn producer_key_rotation_with_approvals() {
     let transcript = cdir.join("transcript.json");
     let v = verify_transcript(&transcript, &x.audit, &x.signer);
     assert_eq!(v["ok"], true);
+    assert_eq!(v["not_checked"], json!([]), "{v}");
+    // Without the audit key and log, it says what it did not check.
+    let bare = oryx(&s(&["ceremony", "verify", transcript.to_str().unwrap()])).unwrap();
+    assert_eq!(bare["not_checked"].as_array().unwrap().len(), 2, "{bare}");
     assert_eq!(v["kind"], "rotate-producer");
     let steps: Vec<String> = serde_json::from_value(v["steps"].clone()).unwrap();
     for want in [

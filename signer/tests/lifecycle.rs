@@ -505,6 +505,33 @@ async fn without_a_registry_the_lifecycle_calls_say_what_to_configure() {
     assert!(e.message().contains("signing_key"), "{}", e.message());
 }
 
+/// `keys generate` prints a `[[keys]]` entry that works pasted as printed: it names the
+/// config's own chain (`init` calls it `main`), not a guess.
+#[test]
+fn a_generated_key_entry_pastes_into_the_config_as_printed() {
+    let (dir, _) = dev_dir();
+    let cfg = config_path(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let out = run(
+        &[
+            "keys",
+            "generate",
+            "-c",
+            cfg,
+            "--backend",
+            "dev",
+            "--label",
+            "walk",
+        ],
+        &[],
+    );
+    let entry = &out[out.find("[[keys]]").expect("an entry to paste")..];
+    assert!(entry.contains("chains = [\"main\"]"), "{out}");
+    append_config(dir.path(), &format!("\n{entry}\n"));
+    let listed = run(&["keys", "list", "-c", cfg, "--json"], &[]);
+    assert!(listed.contains("\"label\":\"walk\""), "{listed}");
+}
+
 #[test]
 fn a_corrupt_registry_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -367,6 +367,18 @@ fn advance(
     approvals: &[PathBuf],
 ) -> Result<Value, CliError> {
     not_aborted(s)?;
+    if let Some(r) = s.get::<Retired>(steps::RETIRED, None)?
+        && r.public_key == p.old_key
+    {
+        return Ok(json!({
+            "status": "complete",
+            "note": format!(
+                "this rotation finished: {} is retired and its successor signs; nothing to sign or push again",
+                p.old_key
+            ),
+            "new_key": r.successor.map(|k| k.to_string()),
+        }));
+    }
     let key = match s.get::<KeyGenerated>(steps::KEY_GENERATED, None)? {
         Some(k) => k,
         None => {
@@ -461,6 +473,7 @@ impl Finish {
                 },
             )?;
         }
+        let finished_before = s.get::<Retired>(steps::RETIRED, None)?.is_some();
         let retired = match s.get::<Retired>(steps::RETIRED, None)? {
             Some(r) => r,
             None => {
@@ -498,7 +511,7 @@ impl Finish {
             "status": "complete",
             "retired": p.old_key.to_string(),
             "successor": new_key.to_string(),
-            "already_retired": retired.already_retired,
+                        "already_retired": finished_before || retired.already_retired,
             "handovers": retired.handovers,
             "next": [format!("keep the transcript: `oryx ceremony verify {}`", s.dir.join(super::session::TRANSCRIPT).display())],
         });

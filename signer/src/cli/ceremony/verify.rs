@@ -75,8 +75,23 @@ impl Verify {
             }
             None => None,
         };
+        // `ok` covers what was checked; this says what was not.
+        let mut not_checked = Vec::new();
+        if self.audit_key.is_none() {
+            not_checked.push(
+                "whose key signed the transcript: its signatures match its head, but only \
+                 --audit-key (the signer's audit.signing_key) shows they are the signer's",
+            );
+        }
+        if self.audit_log.is_none() {
+            not_checked.push(
+                "the audit positions the transcript names: pass --audit-log with the signer's \
+                 audit log",
+            );
+        }
         Ok(json!({
             "ok": true,
+            "not_checked": not_checked,
             "ceremony": r.ceremony,
             "kind": r.kind,
             "entries": r.entries,

@@ -53,8 +53,18 @@ impl Generate {
             if let Some(legacy) = info.public_key.to_legacy_string() {
                 println!("legacy form: {legacy}");
             }
+            // The config's own chain names (what `[[keys]] chains` takes), never a guess.
+            let names: Vec<&str> = config.chains.iter().map(|c| c.name.as_str()).collect();
+            let chains = match names.as_slice() {
+                [] => "[]  # add a [[chains]] entry and name it here".to_string(),
+                [one] => format!("[\"{one}\"]"),
+                [first, ..] => format!(
+                    "[\"{first}\"]  # one of: {} (a block-signing key names one chain)",
+                    names.join(", ")
+                ),
+            };
             println!(
-                "\nAdd to {}:\n\n[[keys]]\npublic_key = \"{}\"\nbackend = \"{}\"\nchains = [\"eos\"]",
+                "\nAdd to {}:\n\n[[keys]]\npublic_key = \"{}\"\nbackend = \"{}\"\nchains = {chains}",
                 self.config.config.display(),
                 info.public_key,
                 self.backend
