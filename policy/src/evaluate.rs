@@ -271,15 +271,12 @@ fn check(
         check_transaction(
             rule,
             req,
-            trx,
+            (trx, msig_proposals),
             *has_context_free_data,
             ctx,
             counters,
             &mut charges,
         )?;
-        if let Some(patterns) = &rule.msig_proposed_actions {
-            check_msig_proposals(patterns, trx, msig_proposals)?;
-        }
     }
     if let Some(rate) = rule.rate {
         let used = counters.requests(
@@ -331,7 +328,7 @@ fn describe(action: &Action, context_free: bool, index: usize) -> String {
 fn check_transaction(
     rule: &Rule,
     req: &Request,
-    trx: &Transaction,
+    (trx, proposals): (&Transaction, &[Transaction]),
     has_context_free_data: bool,
     ctx: &Context,
     counters: &dyn Counters,
@@ -412,6 +409,29 @@ fn check_transaction(
             )
         })?;
     }
+    // The proposals the transaction's eosio.msig approves consent to: their actions must match
+    // `msig_proposed_actions`, and their transfers are held to the rule's recipients, per-
+    // transaction limit and budget like direct ones (the budget is charged when the approve is
+    // signed: approving is consenting to the spend).
+    if let Some(patterns) = &rule.msig_proposed_actions {
+        check_msig_proposals(patterns, trx, proposals)?;
+    }
+    for (p, proposal) in proposals.iter().enumerate() {
+        for (i, action) in proposal.actions.iter().enumerate() {
+            if let Some(Ok(SystemAction::Transfer(t))) = action.system_action() {
+                check_transfer(rule, &t, &mut transfers).map_err(|r| {
+                    refuse(
+                        r.constraint,
+                        format!(
+                            "proposal {p} (approved by this transaction), {}: {}",
+                            describe(action, false, i),
+                            r.reason
+                        ),
+                    )
+                })?;
+            }
+        }
+    }
 
     if let Some(limits) = &rule.transfer {
         for (&symbol, &total) in &transfers {
@@ -427,13 +447,18 @@ fn check_transaction(
                 ));
             }
             let requested = show(total, symbol);
+            let included = if proposals.is_empty() {
+                ""
+            } else {
+                " (the proposals it approves included)"
+            };
             if let Some(max) = limits.max_per_tx
                 && total > i128::from(max.amount)
             {
                 return Err(refuse(
                     "transfer.max_per_tx",
                     format!(
-                        "the transaction transfers {requested}, more than the {max} allowed per transaction"
+                        "the transaction transfers {requested}{included}, more than the {max} allowed per transaction"
                     ),
                 ));
             }
@@ -443,7 +468,7 @@ fn check_transaction(
                     return Err(refuse(
                         "transfer.daily_budget",
                         format!(
-                            "daily budget of {budget} for {} would be exceeded: spent {} in the last 24 h + {requested} requested",
+                            "daily budget of {budget} for {} would be exceeded: spent {} in the last 24 h + {requested} requested{included}",
                             req.key,
                             show(i128::from(spent), symbol)
                         ),
@@ -518,6 +543,31 @@ fn show(amount: i128, symbol: Symbol) -> Asset {
     }
 }
 
+/// One transfer (direct, or in an approved proposal): positive, to an allowed recipient;
+/// added to the per-symbol totals the limits and budget are checked on.
+fn check_transfer(
+    rule: &Rule,
+    t: &oryx_proto::antelope::actions::Transfer,
+    transfers: &mut BTreeMap<Symbol, i128>,
+) -> Result<(), Refusal> {
+    if t.quantity.amount <= 0 {
+        return Err(refuse(
+            "transfer",
+            format!("quantity {} is not positive", t.quantity),
+        ));
+    }
+    if let Some(recipients) = rule.transfer.as_ref().and_then(|l| l.recipients.as_ref())
+        && !recipients.contains(&t.to)
+    {
+        return Err(refuse(
+            "transfer.recipients",
+            format!("recipient {} is not in transfer.recipients", t.to),
+        ));
+    }
+    *transfers.entry(t.quantity.symbol).or_default() += i128::from(t.quantity.amount);
+    Ok(())
+}
+
 /// One action (or context-free action) against the rule.
 fn check_action(
     rule: &Rule,
@@ -560,23 +610,7 @@ fn check_action(
         .validate()
         .map_err(|e| refuse("action data", format!("the chain would reject it: {e}")))?;
     match &decoded {
-        SystemAction::Transfer(t) => {
-            if t.quantity.amount <= 0 {
-                return Err(refuse(
-                    "transfer",
-                    format!("quantity {} is not positive", t.quantity),
-                ));
-            }
-            if let Some(recipients) = rule.transfer.as_ref().and_then(|l| l.recipients.as_ref())
-                && !recipients.contains(&t.to)
-            {
-                return Err(refuse(
-                    "transfer.recipients",
-                    format!("recipient {} is not in transfer.recipients", t.to),
-                ));
-            }
-            *transfers.entry(t.quantity.symbol).or_default() += i128::from(t.quantity.amount);
-        }
+        SystemAction::Transfer(t) => check_transfer(rule, t, transfers)?,
         SystemAction::UpdateAuth(u) => {
             let Some(limits) = &rule.updateauth else {
                 return Err(refuse(

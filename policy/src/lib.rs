@@ -67,7 +67,10 @@
 //!     action) of every proposal must match a `msig_proposed_actions` pattern (allow semantics,
 //!     as for `actions`), else `Deny` naming the approve and the proposed action. Without
 //!     `msig_proposed_actions` the rule may approve any proposal (linted); the signer still
-//!     refuses an approve whose proposal it was not given.
+//!     refuses an approve whose proposal it was not given. Every `eosio.token::transfer` in an
+//!     approved proposal is held to the rule's `transfer` table like a direct one (positive,
+//!     recipients, `max_per_tx` and the daily budget, charged when the approve is signed);
+//!     approving proposals that may transfer without a `transfer` table is linted.
 //!
 //!   Context-free actions (or context-free data) refuse the transaction unless
 //!   `context_free_actions = "allow_listed"`; a context-free action has no authorization, so it

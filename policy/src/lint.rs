@@ -33,6 +33,9 @@ pub enum LintKind {
     /// `eosio.msig::approve` allowed without `msig_proposed_actions`: the key may approve any
     /// proposal.
     MsigApproveUnconstrained,
+    /// `eosio.msig::approve` of proposals that may transfer tokens, without `transfer` limits:
+    /// approved transfers are unlimited.
+    MsigTransfersUnlimited,
 }
 
 /// One warning.
@@ -140,6 +143,25 @@ impl Policy {
                     LintKind::MsigApproveUnconstrained,
                     format!(
                         "{p} lets this rule approve any eosio.msig proposal: set msig_proposed_actions to the actions a proposal may contain"
+                    ),
+                );
+            }
+            let approves = rule
+                .actions
+                .iter()
+                .find(|p| could_name(p, "eosio.msig", "approve"));
+            let may_transfer = rule.msig_proposed_actions.is_none()
+                || proposed
+                    .iter()
+                    .any(|p| could_name(p, "eosio.token", "transfer"));
+            if let Some(p) = approves
+                && may_transfer
+                && rule.transfer.is_none()
+            {
+                warn(
+                    LintKind::MsigTransfersUnlimited,
+                    format!(
+                        "{p} approves proposals that may transfer tokens, and the rule has no transfer limits: set transfer = {{ max_per_tx, daily_budget, recipients }} (they hold for proposed transfers too)"
                     ),
                 );
             }

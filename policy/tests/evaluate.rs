@@ -568,4 +568,50 @@ msig_proposed_actions = ["eosio::updateauth@alice@owner", "eosio.token::transfer
         deny(body(&rotate, vec![])).contains("1 eosio.msig::approve action(s) but 0 proposal(s)")
     );
     assert!(deny(body(&link, vec![rotate.clone()])).contains("pins proposal_hash"));
+
+    // Proposed transfers are held to the rule's transfer limits, recipients and budget like
+    // direct ones (a proposal of 9 999 EOS to an account not on the list was approved before).
+    let limited = Policy::parse(&format!(
+        r#"
+version = "msig-2"
+[[rule]]
+name = "custody-approvals"
+principals = ["ops"]
+keys = ["{k1}"]
+kinds = ["transaction"]
+actions = ["eosio.msig::approve@custody1@active"]
+msig_proposed_actions = ["eosio.token::transfer"]
+transfer = {{ max_per_tx = "100.0000 EOS", daily_budget = "150.0000 EOS", recipients = ["bob"] }}
+"#
+    ))
+    .unwrap();
+    let mut counters = MemoryCounters::new();
+    let decide = |b: Body, counters: &MemoryCounters| {
+        limited.evaluate(&request("ops", k1, "eos", b), &context(), counters)
+    };
+    let pay = |to: &str, amount: &str| trx(vec![transfer(&["alice@active"], "alice", to, amount)]);
+    for (proposal, want) in [
+        (
+            pay("carol", "9999.0000 EOS"),
+            "proposal 0 (approved by this transaction), action #0 eosio.token::transfer (alice@active): recipient carol is not in transfer.recipients",
+        ),
+        (
+            pay("bob", "9999.0000 EOS"),
+            "transfers 9999.0000 EOS (the proposals it approves included), more than the 100.0000 EOS allowed per transaction",
+        ),
+    ] {
+        match decide(body(&proposal, vec![proposal.clone()]), &counters).verdict {
+            Verdict::Deny(r) => assert!(r.contains(want), "{r}"),
+            v => panic!("{want}: {v:?}"),
+        }
+    }
+    let ok = pay("bob", "90.0000 EOS");
+    let d = decide(body(&ok, vec![ok.clone()]), &counters);
+    assert_eq!(d.verdict, Verdict::Allow);
+    counters.record(&d.charges, TimePointSec(NOW));
+    // The approved 90 EOS count against the daily budget: another 90 would exceed 150.
+    match decide(body(&ok, vec![ok.clone()]), &counters).verdict {
+        Verdict::Deny(r) => assert!(r.contains("daily budget of 150.0000 EOS"), "{r}"),
+        v => panic!("budget: {v:?}"),
+    }
 }

@@ -308,7 +308,24 @@ fn lints() {
             )
         ))
     };
-    assert_eq!(approver(""), vec![LintKind::MsigApproveUnconstrained]);
+    assert_eq!(
+        approver(""),
+        vec![
+            LintKind::MsigApproveUnconstrained,
+            LintKind::MsigTransfersUnlimited
+        ]
+    );
+    // Proposals that may transfer tokens need the rule's transfer limits (they hold for them).
+    assert_eq!(
+        approver("msig_proposed_actions = [\"eosio.token::transfer\"]"),
+        vec![LintKind::MsigTransfersUnlimited]
+    );
+    assert_eq!(
+        approver(
+            "msig_proposed_actions = [\"eosio.token::transfer\"]\ntransfer = { max_per_tx = \"10.0000 EOS\" }"
+        ),
+        vec![]
+    );
     assert_eq!(
         approver("msig_proposed_actions = [\"eosio::updateauth@c@owner\"]"),
         vec![]
