@@ -25,9 +25,10 @@ pub trait Counters {
         now: TimePointSec,
     ) -> u32;
 
-    /// Amount of `symbol` spent under `rule` with this key in the 24 hours up to `now`, in the
-    /// symbol's smallest unit.
-    fn spent(&self, rule: &str, key: &PublicKey, symbol: Symbol, now: TimePointSec) -> i64;
+    /// Amount of `symbol` spent with this key in the 24 hours up to `now`, in the symbol's
+    /// smallest unit, whichever rule allowed it: a budget limits what leaves through the key,
+    /// so renaming, splitting or reloading rules never resets what was spent.
+    fn spent(&self, key: &PublicKey, symbol: Symbol, now: TimePointSec) -> i64;
 }
 
 /// Something to record if, and only if, the request is signed.
@@ -44,9 +45,9 @@ pub enum Charge {
         /// The rate limit's window, so a store knows how long to keep the hit.
         window_secs: u32,
     },
-    /// An amount against a rule's daily budget.
+    /// An amount against the key's daily budget (counted per key and symbol).
     Spend {
-        /// The rule with the budget.
+        /// The rule that allowed it (recorded, not part of the count's key).
         rule: String,
         /// The key.
         key: PublicKey,
@@ -62,7 +63,7 @@ pub enum Charge {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryCounters {
     hits: HashMap<(String, String, PublicKey), VecDeque<(u32, u32)>>,
-    spends: HashMap<(String, PublicKey, Symbol), VecDeque<(u32, i64)>>,
+    spends: HashMap<(PublicKey, Symbol), VecDeque<(u32, i64)>>,
 }
 
 /// Whether a time `t` lies in the window of `window` seconds ending at `now`. Entries from the
@@ -94,11 +95,8 @@ impl MemoryCounters {
                     log.retain(|&(t, w)| in_window(t, w, now));
                     log.push_back((now.0, *window_secs));
                 }
-                Charge::Spend { rule, key, amount } => {
-                    let log = self
-                        .spends
-                        .entry((rule.clone(), *key, amount.symbol))
-                        .or_default();
+                Charge::Spend { key, amount, .. } => {
+                    let log = self.spends.entry((*key, amount.symbol)).or_default();
                     log.retain(|&(t, _)| in_window(t, SPEND_WINDOW_SECS, now));
                     log.push_back((now.0, amount.amount));
                 }
@@ -127,16 +125,13 @@ impl Counters for MemoryCounters {
         u32::try_from(count).unwrap_or(u32::MAX)
     }
 
-    fn spent(&self, rule: &str, key: &PublicKey, symbol: Symbol, now: TimePointSec) -> i64 {
-        let total: i128 = self
-            .spends
-            .get(&(rule.to_string(), *key, symbol))
-            .map_or(0, |log| {
-                log.iter()
-                    .filter(|&&(t, _)| in_window(t, SPEND_WINDOW_SECS, now))
-                    .map(|&(_, amount)| i128::from(amount))
-                    .sum()
-            });
+    fn spent(&self, key: &PublicKey, symbol: Symbol, now: TimePointSec) -> i64 {
+        let total: i128 = self.spends.get(&(*key, symbol)).map_or(0, |log| {
+            log.iter()
+                .filter(|&&(t, _)| in_window(t, SPEND_WINDOW_SECS, now))
+                .map(|&(_, amount)| i128::from(amount))
+                .sum()
+        });
         i64::try_from(total).unwrap_or(i64::MAX)
     }
 }
@@ -188,16 +183,16 @@ mod tests {
         let mut c = MemoryCounters::new();
         c.record(&[spend(100)], TimePointSec(10));
         c.record(&[spend(50)], TimePointSec(20));
-        assert_eq!(c.spent("r", &key(1), eos, TimePointSec(20)), 150);
+        assert_eq!(c.spent(&key(1), eos, TimePointSec(20)), 150);
         assert_eq!(
-            c.spent("r", &key(1), eos, TimePointSec(10 + SPEND_WINDOW_SECS)),
+            c.spent(&key(1), eos, TimePointSec(10 + SPEND_WINDOW_SECS)),
             50
         );
         assert_eq!(
-            c.spent("r", &key(1), eos, TimePointSec(20 + SPEND_WINDOW_SECS)),
+            c.spent(&key(1), eos, TimePointSec(20 + SPEND_WINDOW_SECS)),
             0
         );
         let wax: Symbol = "8,WAX".parse().unwrap();
-        assert_eq!(c.spent("r", &key(1), wax, TimePointSec(20)), 0);
+        assert_eq!(c.spent(&key(1), wax, TimePointSec(20)), 0);
     }
 }

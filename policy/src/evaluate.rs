@@ -463,7 +463,7 @@ fn check_transaction(
                 ));
             }
             if let Some(budget) = limits.daily_budget {
-                let spent = counters.spent(&rule.name, &req.key, symbol, req.now);
+                let spent = counters.spent(&req.key, symbol, req.now);
                 if i128::from(spent) + total > i128::from(budget.amount) {
                     return Err(refuse(
                         "transfer.daily_budget",

@@ -299,15 +299,47 @@ fn daily_budget_refusal_names_the_rule_and_the_amounts() {
     );
     // The budget is per key: another key under another rule is unaffected.
     assert_eq!(
-        counters.spent(
-            "custody-transfers",
-            &key(2),
-            "4,EOS".parse().unwrap(),
-            TimePointSec(now)
-        ),
+        counters.spent(&key(2), "4,EOS".parse().unwrap(), TimePointSec(now)),
         0
     );
     use oryx_policy::Counters as _;
+}
+
+/// A budget limits what leaves through the key: renaming the rule (a policy reload) does not
+/// reset what was spent (30 EOS spent under the old name still count).
+#[test]
+fn renaming_a_rule_does_not_reset_its_budget() {
+    let budget = |name: &str| {
+        Policy::parse(&format!(
+            r#"
+version = "{name}"
+[[rule]]
+name = "{name}"
+principals = ["ops"]
+keys = ["{}"]
+kinds = ["transaction"]
+actions = ["eosio.token::transfer@custody1@active"]
+transfer = {{ daily_budget = "40.0000 EOS" }}
+"#,
+            key(1)
+        ))
+        .unwrap()
+    };
+    let mut counters = MemoryCounters::new();
+    let first = spend(&budget("payouts"), &counters, "30.0000 EOS", NOW);
+    assert_eq!(first.verdict, Verdict::Allow);
+    counters.record(&first.charges, TimePointSec(NOW));
+    match spend(
+        &budget("payouts-renamed"),
+        &counters,
+        "30.0000 EOS",
+        NOW + 10,
+    )
+    .verdict
+    {
+        Verdict::Deny(r) => assert!(r.contains("spent 30.0000 EOS"), "{r}"),
+        v => panic!("the renamed rule started from zero: {v:?}"),
+    }
 }
 
 #[test]

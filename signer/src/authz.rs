@@ -376,8 +376,7 @@ mod tests {
             .parse::<oryx_proto::antelope::Asset>()
             .unwrap()
             .symbol;
-        let spent =
-            oryx_policy::Counters::spent(&*b.counters.lock().unwrap(), "r", &key, symbol, now);
+        let spent = oryx_policy::Counters::spent(&*b.counters.lock().unwrap(), &key, symbol, now);
         assert_eq!(spent, 20_000, "only the last day's 2.0000 EOS counts");
         // The replay compacted the file: the old spend and the torn tail are gone, so the next
         // line starts on a line of its own.
@@ -389,8 +388,7 @@ mod tests {
         let c = PolicyAuthorizer::new(policy(), vec![])
             .with_journal(&path, now)
             .unwrap();
-        let spent =
-            oryx_policy::Counters::spent(&*c.counters.lock().unwrap(), "r", &key, symbol, now);
+        let spent = oryx_policy::Counters::spent(&*c.counters.lock().unwrap(), &key, symbol, now);
         assert_eq!(spent, 50_000);
         drop(c);
         // A damaged complete line refuses to start, naming the line.
