@@ -251,6 +251,11 @@ impl Lifecycle {
         }
     }
 
+    /// The `[audit] signing_key` that signs ceremony transcripts, if configured.
+    pub fn transcript_key(&self) -> Option<PublicKey> {
+        self.audit_key
+    }
+
     /// GenerateKey. `req` is the decoded request or why it did not decode: either way the call
     /// is checked for an admin first and audited.
     pub fn generate_key(

@@ -587,6 +587,11 @@ impl Signer for SignerService {
             ready: problems.is_empty(),
             problems,
             keys: self.pipeline.keys.active().len() as u32,
+            transcript_key: self
+                .lifecycle
+                .transcript_key()
+                .map(|k| k.to_string())
+                .unwrap_or_default(),
         }))
     }
 }

@@ -197,6 +197,29 @@ impl Setup {
         ])
     }
 
+    /// `oryx ceremony rotate-auth start` of the producer's owner permission in `dir`, from the
+    /// carried account in `current`, signed with the account key, with the chain and TaPoS
+    /// flags.
+    fn owner_rotation_args(&self, dir: &Path, current: &Path) -> Vec<String> {
+        let mut a = s(&[
+            "ceremony",
+            "rotate-auth",
+            "start",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--account",
+            PRODUCER,
+            "--permission",
+            "owner",
+            "--current",
+            current.to_str().unwrap(),
+            "--signing-key",
+            &self.acct.to_string(),
+        ]);
+        a.extend(self.tx_args());
+        a
+    }
+
     fn tx_args(&self) -> Vec<String> {
         vec![
             "--chain-id".into(),
@@ -750,6 +773,60 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
     assert!(!second.join("regproducer.json").exists());
 }
 
+/// Without a transcript key (`[audit] signing_key`) a ceremony's transcript could never be
+/// signed: every ceremony says so before it generates or signs anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ceremony_without_a_transcript_key_generates_and_signs_nothing() {
+    let mut x = Setup::new(PRODUCER_RULES);
+    let cfg = config_path(x.dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // No signing_key; its [[keys]] entry becomes an ordinary key (chains = [] is refused then).
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("signing_key = "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace(
+            &format!(
+                "public_key = \"{}\"\nbackend = \"hsm\"\nchains = []",
+                x.audit
+            ),
+            &format!(
+                "public_key = \"{}\"\nbackend = \"hsm\"\nchains = [\"main\"]",
+                x.audit
+            ),
+        );
+    assert_ne!(text, without);
+    std::fs::write(&cfg, without).unwrap();
+    x.signer.stop();
+    x.signer = Signer::start(x.dir.path(), &[("SOFTHSM2_CONF", x.conf.to_str().unwrap())]);
+    let current = x.path("get_account.json");
+    let auth = json!({"threshold": 1, "keys": [{"key": x.acct.to_string(), "weight": 1}], "accounts": [], "waits": []});
+    std::fs::write(
+        &current,
+        json!({"account_name": PRODUCER, "permissions": [
+            {"perm_name": "active", "parent": "owner", "required_auth": auth},
+            {"perm_name": "owner", "parent": "", "required_auth": auth}]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut producer = x.rotation_args(&x.path("rot"), "producer-2");
+    producer.extend(x.tx_args());
+    let mut auth = x.owner_rotation_args(&x.path("own"), &current);
+    auth.extend(s(&["--new-key", &x.old.to_string()]));
+    for args in [producer, auth] {
+        let e = x.oryx(&args).unwrap_err();
+        assert!(e.contains("no [audit] signing_key"), "{e}");
+    }
+    assert!(!x.path("rot").exists() && !x.path("own").exists());
+    assert!(!x.token_labels().iter().any(|(l, _)| l == "producer-2"));
+    assert!(
+        !x.audit_kinds()
+            .iter()
+            .any(|(k, d)| k == "sign_transaction" && d == "signed")
+    );
+}
+
 const OWNER_RULES: &str = r#"
 [[rule]]
 name = "owner"
@@ -777,22 +854,7 @@ async fn owner_rotation_refuses_bad_authorities_before_signing() {
     .unwrap();
     let cdir = x.path("owner");
     let rotate = |extra: &[String]| {
-        let mut a = s(&[
-            "ceremony",
-            "rotate-auth",
-            "start",
-            "--dir",
-            cdir.to_str().unwrap(),
-            "--account",
-            PRODUCER,
-            "--permission",
-            "owner",
-            "--current",
-            current.to_str().unwrap(),
-            "--signing-key",
-            &x.acct.to_string(),
-        ]);
-        a.extend(x.tx_args());
+        let mut a = x.owner_rotation_args(&cdir, &current);
         a.extend(extra.iter().cloned());
         x.oryx(&a)
     };
@@ -821,6 +883,9 @@ async fn owner_rotation_refuses_bad_authorities_before_signing() {
     assert!(e.contains("lock-out"), "{e}");
     let e = rotate(&s(&["--new-key", &outsider.to_string(), "--dry-run"])).unwrap_err();
     assert!(e.contains("lock-out"), "a dry run checks the same: {e}");
+    // The transcript key signs only transcripts: it never counts as a key the team can use.
+    let e = rotate(&s(&["--new-key", &x.audit.to_string()])).unwrap_err();
+    assert!(e.contains("lock-out"), "{e}");
     // Nothing was written or signed.
     assert!(!cdir.exists());
     assert!(

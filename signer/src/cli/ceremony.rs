@@ -278,6 +278,24 @@ pub(crate) fn list_keys(signer: &SignerArgs) -> Result<Vec<grpc::KeyInfo>, CliEr
     })
 }
 
+/// The signer's transcript key (`[audit] signing_key`), asked before a ceremony generates or
+/// signs anything: without one its transcript could never be signed.
+pub(crate) fn transcript_key(signer: &SignerArgs) -> Result<PublicKey, CliError> {
+    let status = signer.call(async move |c| {
+        c.status(grpc::StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+    })?;
+    if status.transcript_key.is_empty() {
+        return Err(other(
+            "the signer has no [audit] signing_key, so this ceremony's transcript could not be \
+             signed: nothing was generated or signed. Configure it first (a [[keys]] entry with \
+             chains = [] named by audit.signing_key)",
+        ));
+    }
+    Ok(PublicKey::parse(&status.transcript_key)?)
+}
+
 /// The public keys of a ListKeys answer.
 pub(crate) fn public_keys(infos: &[grpc::KeyInfo]) -> Result<Vec<PublicKey>, CliError> {
     infos

@@ -300,8 +300,9 @@ impl Start {
     pub fn run(&self) -> Result<Value, CliError> {
         let p = self.params()?;
         let signer = &self.signer;
+        let transcript = super::transcript_key(signer)?;
         let infos = list_keys(signer)?;
-        let signer_keys = public_keys(&infos)?;
+        let signer_keys = usable(public_keys(&infos)?, &transcript);
         if !signer_keys.contains(&p.signing_key) {
             return Err(other(format!(
                 "the signer does not hold --signing-key {}",
@@ -353,6 +354,13 @@ impl Start {
     }
 }
 
+/// The signer's keys the lock-out guard may count: not the transcript key, which signs only
+/// transcripts and can never satisfy a permission.
+fn usable(mut keys: Vec<PublicKey>, transcript: &PublicKey) -> Vec<PublicKey> {
+    keys.retain(|k| k != transcript);
+    keys
+}
+
 fn advance(
     s: &mut Session,
     signer: &SignerArgs,
@@ -392,7 +400,8 @@ fn advance(
                     Authority::single_key(k.public_key)
                 }
             };
-            let signer_keys = public_keys(&list_keys(signer)?)?;
+            let transcript = super::transcript_key(signer)?;
+            let signer_keys = usable(public_keys(&list_keys(signer)?)?, &transcript);
             let held = p.held(&signer_keys);
             // Checked again with what the signer holds now, before it is recorded.
             p.transaction(&new, &held)?;

@@ -276,6 +276,7 @@ impl Params {
 /// and serves the ceremony's chain with both (ListKeys lists active keys only). A rotation that
 /// would be refused later generates nothing.
 fn precheck(signer: &SignerArgs, p: &Params) -> Result<(), CliError> {
+    super::transcript_key(signer)?;
     let infos = list_keys(signer)?;
     for (what, key) in [("--old-key", p.old_key), ("--signing-key", p.signing_key)] {
         let info = infos
@@ -343,8 +344,13 @@ impl Start {
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
         let params = self.params()?;
-        if self.dry_run {
+        // A new ceremony is checked before its directory exists (an existing one, resumed by
+        // `start`, before GenerateKey if that is still to do).
+        let new = !self.dir.join(super::session::TRANSCRIPT).exists();
+        if new || self.dry_run {
             precheck(&self.signer, &params)?;
+        }
+        if self.dry_run {
             let new_key = placeholder_key(key_type(&params.key_type)?)?;
             let trx = params.transaction(new_key)?;
             return Ok(json!({
