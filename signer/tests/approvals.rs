@@ -492,6 +492,89 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
     assert_eq!(sig.recover(&digest).unwrap(), key);
 }
 
+/// The requester's round trip with the CLI only: submit a transaction, see it listed apart from
+/// others (amount, recipient), get it back signed in the form `cleos push transaction` and
+/// `oryx inspect tx` take once approved (the same command again), see who approved and where the
+/// signature is in the audit log, and withdraw another request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_submits_gets_it_signed_and_cancels_with_the_cli() {
+    let (dir, signer, key, approvers) = custody_signer();
+    let trx_file = dir.path().join("transfer.json");
+    std::fs::write(
+        &trx_file,
+        serde_json::to_string(&transfer("2030-01-01T00:00:00", 21)).unwrap(),
+    )
+    .unwrap();
+    let out = dir.path().join("signed.json");
+    let request_args = [
+        "approvals",
+        "request",
+        trx_file.to_str().unwrap(),
+        "--key",
+        &key.to_string(),
+        "--chain-id",
+        "eos",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let w = oryx(&signer, &request_args);
+    assert_eq!(w["state"], "waiting-for-approvals", "{w}");
+    let id = w["request_id"].as_str().unwrap().to_string();
+    assert!(!out.exists());
+
+    let list = oryx(&signer, &["approvals", "list"]);
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
+    assert!(
+        row["summary"][0]
+            .as_str()
+            .unwrap()
+            .contains("transfer 10.0000 EOS oryxcustody1 → exchangeacct"),
+        "{row}"
+    );
+    for (i, a) in approvers.iter().take(2).enumerate() {
+        let f = dir.path().join(format!("a{i}.key"));
+        std::fs::write(&f, a.private_key().to_pvt_string().as_str()).unwrap();
+        oryx(
+            &signer,
+            &["approve", "--yes", &id, "--key-file", f.to_str().unwrap()],
+        );
+    }
+    // The same command again: the same request, now signed, written ready to push.
+    let done = oryx(&signer, &request_args);
+    assert_eq!(done["state"], "signed", "{done}");
+    let shown = oryx(
+        &signer,
+        &["inspect", "tx", "--chain-id", "eos", out.to_str().unwrap()],
+    );
+    assert_eq!(
+        shown["signatures"][0]["public_key"],
+        key.to_string(),
+        "{shown}"
+    );
+    let req = oryx(&signer, &["approvals", "show", &id]);
+    assert_eq!(req["approvals"].as_array().unwrap().len(), 2, "{req}");
+    assert!(req["audit"]["seq"].as_u64().is_some(), "{req}");
+    // Its push form reads back too.
+    let push = dir.path().join("push.json");
+    std::fs::write(&push, req["signed_transaction"].to_string()).unwrap();
+    let again = oryx(
+        &signer,
+        &["inspect", "tx", "--chain-id", "eos", push.to_str().unwrap()],
+    );
+    assert_eq!(again["signatures"][0]["public_key"], key.to_string());
+
+    // Another request, withdrawn by its requester.
+    let mut c = signer.client("node1").await;
+    let other = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 22)).await;
+    let cancelled = oryx(&signer, &["approvals", "cancel", &other]);
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_key_on_a_pkcs11_token() {
     // The approver's own token, with a key generated on it.

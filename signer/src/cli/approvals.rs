@@ -1,5 +1,6 @@
-//! `oryx approvals list|show|submit`: what waits for approval, in full, and carrying offline
-//! approvals back to the signer.
+//! `oryx approvals list|show|submit|request|cancel`: what waits for approval, in full; carrying
+//! offline approvals back to the signer; and the requester's round trip (submit a transaction,
+//! get it back signed, or withdraw it).
 //!
 //! [`check`] is what an approver's tool verifies before signing anything: the digests are
 //! recomputed from the transaction, and for every `eosio.msig::approve` in it, the proposed
@@ -18,7 +19,9 @@ use serde_json::{Value, json};
 
 use super::CliError;
 
+pub mod cancel;
 pub mod list;
+pub mod request;
 pub mod show;
 pub mod submit;
 
@@ -31,6 +34,10 @@ pub enum Approvals {
     Show(show::Show),
     /// Submit an approval file written by `oryx approve --offline`.
     Submit(submit::Submit),
+    /// Submit a transaction for signing; when approved and signed, get it back ready to push.
+    Request(request::Request),
+    /// Withdraw a pending request (the requester or an admin).
+    Cancel(cancel::Cancel),
 }
 
 impl Approvals {
@@ -40,6 +47,8 @@ impl Approvals {
             Approvals::List(c) => c.run(),
             Approvals::Show(c) => c.run(),
             Approvals::Submit(c) => c.run(),
+            Approvals::Request(c) => c.run(),
+            Approvals::Cancel(c) => c.run(),
         }
     }
 }
@@ -120,9 +129,18 @@ pub fn to_json(r: &grpc::ApprovalRequest) -> Result<Value, CliError> {
             })
         })
         .collect();
+    let cfd: Vec<Bytes> = r.context_free_data.iter().cloned().map(Bytes).collect();
+    let signatures = r
+        .signature
+        .as_ref()
+        .map(|s| oryx_proto::antelope::Signature::parse(&s.text))
+        .transpose()?;
+    // The transaction as `cleos push transaction` and `oryx inspect tx` take it (signed once
+    // the request is).
+    let push = super::inspect::tx::push_form(&checked.trx, &cfd, signatures.as_slice())?;
     let loaded = super::inspect::tx::Loaded {
         trx: checked.trx,
-        context_free_data: r.context_free_data.iter().cloned().map(Bytes).collect(),
+        context_free_data: cfd,
         signatures: vec![],
     };
     Ok(json!({
@@ -142,9 +160,36 @@ pub fn to_json(r: &grpc::ApprovalRequest) -> Result<Value, CliError> {
         "signature": r.signature.as_ref().map(|s| s.text.clone()),
         "packed_trx": hex::encode(&r.packed_trx),
         "context_free_data": r.context_free_data.iter().map(hex::encode).collect::<Vec<_>>(),
-        "transaction": super::inspect::tx::describe(&loaded, &chain_id),
+                "transaction": super::inspect::tx::describe(&loaded, &chain_id),
         "msig_proposals": proposals,
+        "summary": summary(&loaded.trx),
+        "approvals": r.approvals.iter().map(|a| json!({"approver": a.approver, "signature": a.signature})).collect::<Vec<_>>(),
+        "audit": r.audit.as_ref().map(|a| json!({"seq": a.seq, "hash": hex::encode(&a.hash)})),
+        "signed_transaction": push,
     }))
+}
+
+/// One line per action, for telling requests apart: transfers with their amount and
+/// recipient, other actions by name and authorization.
+pub fn summary(trx: &Transaction) -> Vec<String> {
+    trx.actions
+        .iter()
+        .map(|a| match a.system_action() {
+            Some(Ok(oryx_proto::antelope::SystemAction::Transfer(t))) => {
+                format!("transfer {} {} → {} {:?}", t.quantity, t.from, t.to, t.memo)
+            }
+            _ => format!(
+                "{}::{} ({})",
+                a.account,
+                a.name,
+                a.authorization
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect()
 }
 
 /// Reads a request back from its JSON form.

@@ -25,8 +25,15 @@ impl List {
         Ok(Value::Array(
             list.iter()
                 .map(|r| {
+                    let summary =
+                        oryx_proto::antelope::transaction::Transaction::decode(&r.packed_trx)
+                            .map(|t| super::summary(&t))
+                            .unwrap_or_else(|e| {
+                                vec![format!("the transaction does not decode: {e}")]
+                            });
                     json!({
                         "id": r.id,
+                        "summary": summary,
                         "state": r.state,
                         "requester": r.requester,
                         "public_key": r.public_key,

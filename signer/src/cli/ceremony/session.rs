@@ -651,22 +651,6 @@ fn waiting(dir: &Path, d: &TxData, r: &ApprovalRequested, req: &grpc::ApprovalRe
 /// (`compression`, `packed_context_free_data`, `packed_trx`: what `/v1/chain/send_transaction`
 /// and `push_transaction` read). Each reader ignores the other's fields.
 pub fn signed_file(d: &TxData, signatures: &[Signature]) -> Result<Value, CliError> {
-    let mut v = d.transaction.clone();
-    let obj = v
-        .as_object_mut()
-        .ok_or_else(|| other("the recorded transaction is not a JSON object"))?;
-    obj.insert("signatures".into(), json!(signatures));
-    obj.insert("context_free_data".into(), json!(d.context_free_data));
-    obj.insert("compression".into(), json!("none"));
-    obj.insert(
-        "packed_context_free_data".into(),
-        json!(if d.context_free_data.is_empty() {
-            String::new()
-        } else {
-            use oryx_proto::antelope::Pack as _;
-            hex::encode(d.context_free_data.to_vec().packed())
-        }),
-    );
-    obj.insert("packed_trx".into(), json!(d.packed_trx));
-    Ok(v)
+    let trx = oryx_proto::antelope::transaction::Transaction::decode(&d.packed_trx.0)?;
+    crate::cli::inspect::tx::push_form(&trx, &d.context_free_data, signatures)
 }

@@ -147,6 +147,42 @@ fn from_json(text: &str) -> Result<Loaded, CliError> {
     })
 }
 
+/// A signed transaction in the form nodeos's `push_transaction` (and `cleos push transaction`)
+/// takes, which `oryx inspect tx` reads too: the transaction's fields with `signatures`,
+/// `context_free_data`, `compression`, `packed_context_free_data` and `packed_trx`.
+pub fn push_form(
+    trx: &Transaction,
+    context_free_data: &[Bytes],
+    signatures: &[Signature],
+) -> Result<Value, CliError> {
+    use oryx_proto::antelope::Pack as _;
+    let mut v = serde_json::to_value(trx).map_err(|e| CliError::Other(e.to_string()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| CliError::Other("a transaction is not a JSON object".into()))?;
+    obj.insert("signatures".into(), json!(signatures));
+    obj.insert(
+        "context_free_data".into(),
+        json!(
+            context_free_data
+                .iter()
+                .map(|d| hex::encode(&d.0))
+                .collect::<Vec<_>>()
+        ),
+    );
+    obj.insert("compression".into(), json!("none"));
+    obj.insert(
+        "packed_context_free_data".into(),
+        json!(if context_free_data.is_empty() {
+            String::new()
+        } else {
+            hex::encode(context_free_data.to_vec().packed())
+        }),
+    );
+    obj.insert("packed_trx".into(), json!(hex::encode(trx.packed())));
+    Ok(v)
+}
+
 /// An eosio.msig proposed transaction as reviewers see it: its id (the `proposal_hash` an
 /// approve pins), expiration, delay and every action decoded.
 pub fn proposed_json(t: &Transaction) -> Value {
