@@ -597,10 +597,28 @@ async fn producer_key_rotation_with_approvals() {
     };
     let e = finish(&carried(&x.old)).unwrap_err();
     assert!(e.contains("not the new key"), "{e}");
+    // Registered is not switched: nothing is retired until the active schedule names the key.
+    let r = finish(&carried(&new)).unwrap();
+    assert_eq!(r["status"], "registered", "{r}");
+    let schedule = |key: &PublicKey| {
+        let p = x.path("get_producer_schedule.json");
+        std::fs::write(
+            &p,
+            json!({"active": {"version": 7, "producers": [{"producer_name": PRODUCER,
+                "authority": ["block_signing_authority_v0", {"threshold": 1,
+                    "keys": [{"key": key.to_string(), "weight": 1}]}]}]},
+                "pending": null, "proposed": null})
+            .to_string(),
+        )
+        .unwrap();
+        p
+    };
+    let e = finish(&schedule(&x.old)).unwrap_err();
+    assert!(e.contains("not yet from the new key"), "{e}");
     sign_block_at(&x.signer, &x.old, n + 1, 0)
         .await
-        .expect("the old key still signs until finish");
-    let f = finish(&carried(&new)).unwrap();
+        .expect("the old key still signs until the schedule switches");
+    let f = finish(&schedule(&new)).unwrap();
     assert_eq!(f["status"], "complete", "{f}");
     assert_eq!(f["handovers"][0]["block_num"], n + 1);
     assert_eq!(f["already_retired"], false, "{f}");

@@ -1,6 +1,7 @@
 //! Chain state carried across the air gap: the JSON answers of `/v1/chain/get_producers`,
-//! `/v1/chain/get_table_rows` (`eosio` `eosio` `producers`) and `/v1/chain/get_account` that an
-//! operator fetched on an online host, parsed for what a ceremony needs.
+//! `/v1/chain/get_table_rows` (`eosio` `eosio` `producers`), `/v1/chain/get_producer_schedule`
+//! and `/v1/chain/get_account` that an operator fetched on an online host, parsed for what a
+//! ceremony needs.
 //!
 //! Guards: a ceremony acts on these answers (retires a key once the chain shows its successor;
 //! builds an `updateauth` from an account's permissions), so they are read strictly: a missing
@@ -158,6 +159,77 @@ pub fn find_producer(text: &str, producer: Name) -> Result<(ProducerSource, Prod
              {{\"code\":\"eosio\",\"scope\":\"eosio\",\"table\":\"producers\",\"json\":true,\
              \"lower_bound\":\"{producer}\",\"limit\":1}}",
             rows.len()
+        ),
+    ))
+}
+
+/// A producer in the *active* schedule of a carried `get_producer_schedule` answer: the keys
+/// the chain takes its blocks from now (a registration changes the schedule only later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The active schedule's version.
+    pub version: u32,
+    /// The keys that can sign alone (weight at or above the threshold).
+    pub keys: Vec<PublicKey>,
+}
+
+/// Whether `text` looks like a `get_producer_schedule` answer (it has `active`).
+pub fn is_schedule(text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| v.get("active").is_some())
+}
+
+/// Finds `producer` in the active schedule of a carried `get_producer_schedule` answer, in the
+/// block-signing-authority form (`authority`) or the older `block_signing_key` form.
+pub fn find_scheduled(text: &str, producer: Name) -> Result<Scheduled> {
+    const WHAT: &str = "get_producer_schedule answer";
+    let v = parse_object(text, WHAT)?;
+    let active = v
+        .get("active")
+        .filter(|a| a.is_object())
+        .ok_or_else(|| bad(WHAT, "field `active` is missing or not an object"))?;
+    let version = active
+        .get("version")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| bad(WHAT, "active.version is missing or not a number"))?;
+    let producers = active
+        .get("producers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(WHAT, "active.producers is missing or not an array"))?;
+    for (i, p) in producers.iter().enumerate() {
+        let name = Name::new(str_field(p, WHAT, "producer_name")?)?;
+        if name != producer {
+            continue;
+        }
+        let keys = match (p.get("authority"), p.get("block_signing_key")) {
+            (Some(a), _) => {
+                let BlockSigningAuthority::V0(a) =
+                    serde_json::from_value::<BlockSigningAuthority>(a.clone())
+                        .map_err(|e| bad(WHAT, format!("active.producers[{i}].authority: {e}")))?;
+                a.keys
+                    .iter()
+                    .filter(|k| u32::from(k.weight) >= a.threshold)
+                    .map(|k| k.key)
+                    .collect()
+            }
+            (None, Some(Value::String(k))) => vec![PublicKey::parse(k)?],
+            _ => {
+                return Err(bad(
+                    WHAT,
+                    format!(
+                        "active.producers[{i}] has neither `authority` nor `block_signing_key`"
+                    ),
+                ));
+            }
+        };
+        return Ok(Scheduled { version, keys });
+    }
+    Err(bad(
+        WHAT,
+        format!(
+            "{producer} is not in the active schedule (version {version}, {} producers): it \
+             produces no blocks now",
+            producers.len()
         ),
     ))
 }
@@ -401,5 +473,38 @@ mod tests {
                 .to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn the_active_schedule_names_the_keys_blocks_come_from() {
+        let sched = |producer: serde_json::Value| {
+            json!({"active": {"version": 9, "producers": [
+                {"producer_name": "other", "block_signing_key": DEV_KEY}, producer]},
+                "pending": null, "proposed": null})
+            .to_string()
+        };
+        let text = sched(
+            json!({"producer_name": "alice", "authority": ["block_signing_authority_v0",
+            {"threshold": 2, "keys": [{"key": ALICE_KEY, "weight": 2}, {"key": DEV_KEY, "weight": 1}]}]}),
+        );
+        assert!(is_schedule(&text));
+        let s = find_scheduled(&text, n("alice")).expect("listed");
+        assert_eq!(s.version, 9);
+        assert_eq!(
+            s.keys,
+            vec![key(ALICE_KEY)],
+            "a key below the threshold cannot sign alone"
+        );
+        let legacy = sched(json!({"producer_name": "alice", "block_signing_key": ALICE_KEY}));
+        assert_eq!(
+            find_scheduled(&legacy, n("alice")).expect("listed").keys,
+            vec![key(ALICE_KEY)]
+        );
+        let e = find_scheduled(&text, n("bob"))
+            .expect_err("absent")
+            .to_string();
+        assert!(e.contains("not in the active schedule"), "{e}");
+        assert!(!is_schedule(r#"{"rows": [], "more": ""}"#));
+        assert!(find_scheduled(r#"{"active": 3}"#, n("alice")).is_err());
     }
 }

@@ -7,9 +7,11 @@
 //!    who must approve.
 //! 2. `resume`: continues from the last recorded step (submits carried approval files, polls
 //!    the request once); when signed, writes `DIR/regproducer.json` for the online host.
-//! 3. `finish --carried FILE`: once a carried get_producers/get_table_rows answer shows the new
-//!    key on chain, RetireKey(old, successor = new): the old key is refused from then on and
-//!    its watermarks are the new key's floor.
+//! 3. `finish --carried FILE`: a carried get_producers/get_table_rows answer that shows the new
+//!    key registered is reported (nothing retired: blocks switch keys only with the active
+//!    schedule); once a carried get_producer_schedule answer's *active* schedule names the new
+//!    key, RetireKey(old, successor = new): the old key is refused from then on, and the new
+//!    one goes on under the same watermark.
 //!
 //! 4. `abort`: a rotation that will not finish retires its new key (RetireKey without a
 //!    successor, audited) and records it; the ceremony cannot be resumed or finished after.
@@ -17,7 +19,7 @@
 //!    without `abort` leaves no key that can sign a height the producer signed.
 //!
 //! Guards: the key is generated at most once (recorded, and found again by its label); the
-//! old key is only retired after the chain is shown to use the new one.
+//! old key is only retired after the chain's active schedule is shown to use the new one.
 
 use std::path::PathBuf;
 
@@ -25,7 +27,7 @@ use clap::{Args, Subcommand};
 use oryx_proto::antelope::actions::{
     BlockSigningAuthority, BlockSigningAuthorityV0, KeyWeight, RegProducer, RegProducer2,
 };
-use oryx_proto::antelope::carried::find_producer;
+use oryx_proto::antelope::carried::{find_producer, find_scheduled, is_schedule};
 use oryx_proto::antelope::{Checksum256, Name, PermissionLevel, PublicKey};
 use oryx_proto::grpc;
 use serde::{Deserialize, Serialize};
@@ -123,8 +125,9 @@ pub struct Finish {
     /// The ceremony directory.
     #[arg(long)]
     pub dir: PathBuf,
-    /// A carried answer of /v1/chain/get_producers or of get_table_rows (eosio, eosio,
-    /// producers, json) whose row for the producer shows the new key.
+    /// A carried answer of /v1/chain/get_producer_schedule whose active schedule names the new
+    /// key (retires the old one), or of get_producers / get_table_rows (eosio, eosio, producers,
+    /// json) showing it registered (reported; nothing retired).
     #[arg(long)]
     pub carried: PathBuf,
     #[command(flatten)]
@@ -425,7 +428,46 @@ fn advance(
     Ok(out)
 }
 
+/// [`OnChain::source`] of the evidence `finish` retires on.
+const SCHEDULE: &str = "get_producer_schedule";
+
 impl Finish {
+    /// A carried producers answer (get_producers / get_table_rows): shows the registration, not
+    /// yet the switch, so nothing is retired; says what to carry next.
+    fn registered(&self, text: &str, p: &Params, new_key: PublicKey) -> Result<Value, CliError> {
+        let (source, row) = find_producer(text, p.producer)?;
+        if !row.is_active {
+            return Err(other(format!(
+                "{}: {} is not an active producer (is_active 0): the old key is not retired",
+                self.carried.display(),
+                p.producer
+            )));
+        }
+        let keys: Vec<String> = row.keys().iter().map(ToString::to_string).collect();
+        if !row.signs_with(&new_key) {
+            return Err(other(format!(
+                "{}: {} signs with {} on chain, not the new key {new_key}: push {TX}.json, \
+                 wait until it is irreversible, and carry a fresh answer. The old key is not \
+                 retired",
+                self.carried.display(),
+                p.producer,
+                keys.join(", ")
+            )));
+        }
+        Ok(json!({
+            "status": "registered",
+            "source": source.label(),
+            "registered_keys": keys,
+            "note": format!(
+                "{} is registered with {new_key}, but blocks switch keys only when the active \
+                 schedule does: the old key is not retired and signs on. Carry \
+                 /v1/chain/get_producer_schedule once its `active` schedule names the new key, \
+                 and run finish again with it",
+                p.producer
+            ),
+        }))
+    }
+
     /// Runs the command.
     pub fn run(&self) -> Result<Value, CliError> {
         let signer = &self.signer;
@@ -447,39 +489,46 @@ impl Finish {
             .get(steps::KEY_GENERATED, None)?
             .ok_or_else(|| other("no key generated in this ceremony"))?;
         let new_key = key.public_key;
-        if s.get::<OnChain>(steps::ON_CHAIN, None)?.is_none() {
+        let finished_before = s.get::<Retired>(steps::RETIRED, None)?.is_some();
+        // The old key retires only on evidence that the chain takes the producer's blocks from
+        // the new key: its *active schedule* names it. A registration (get_producers) changes
+        // the schedule only later; retiring then would miss every block in between.
+        let scheduled = s
+            .get::<OnChain>(steps::ON_CHAIN, None)?
+            .is_some_and(|o| o.source == SCHEDULE);
+        if !finished_before && !scheduled {
             let text = read_input(&self.carried)?;
-            let (source, row) = find_producer(&text, p.producer)?;
-            if !row.is_active {
-                return Err(other(format!(
-                    "{}: {} is not an active producer (is_active 0): the old key is not retired",
-                    self.carried.display(),
-                    p.producer
-                )));
+            if !is_schedule(&text) {
+                return self.registered(&text, &p, new_key);
             }
-            if !row.signs_with(&new_key) {
-                let keys: Vec<String> = row.keys().iter().map(ToString::to_string).collect();
+            let sch = find_scheduled(&text, p.producer)?;
+            if !sch.keys.contains(&new_key) {
                 return Err(other(format!(
-                    "{}: {} signs with {} on chain, not the new key {new_key}: push {TX}.json, \
-                     wait until it is irreversible, and carry a fresh answer. The old key is \
-                     not retired",
+                    "{}: the active schedule (version {}) takes {}'s blocks from {}, not yet from \
+                     the new key {new_key}: wait until it does (the schedule changes after \
+                     regproducer once a new schedule is proposed and becomes irreversible) and \
+                     carry a fresh answer. The old key is not retired",
                     self.carried.display(),
+                    sch.version,
                     p.producer,
-                    keys.join(", ")
+                    sch.keys
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             s.record(
                 steps::ON_CHAIN,
                 &OnChain {
-                    source: source.label().into(),
+                    source: SCHEDULE.into(),
                     carried_sha256: Checksum256::hash(text.as_bytes()),
                     producer: p.producer,
-                    keys: row.keys(),
+                    keys: sch.keys,
                     new_key,
                 },
             )?;
         }
-        let finished_before = s.get::<Retired>(steps::RETIRED, None)?.is_some();
         let retired = match s.get::<Retired>(steps::RETIRED, None)? {
             Some(r) => r,
             None => {
