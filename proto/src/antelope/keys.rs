@@ -82,11 +82,22 @@ pub(crate) fn encode_check(data: &[u8], suffix: &[u8]) -> String {
     bs58::encode(&buf[..]).into_string()
 }
 
+/// The longest base58 text of `bytes` bytes: log(256)/log(58) < 1.3658 characters per byte
+/// (a leading zero byte is one `1`, never more).
+pub(crate) const fn base58_max_len(bytes: usize) -> usize {
+    bytes * 13658 / 10000 + 1
+}
+
 /// Decodes base58 and checks a ripemd160 checksum with `suffix`; returns exactly `N` bytes.
+/// Text longer than `N + 4` bytes can encode is refused before decoding: base58 decoding is
+/// quadratic in the length, and these strings come from outside.
 pub(crate) fn decode_check<const N: usize>(
     text: &str,
     suffix: &[u8],
 ) -> std::result::Result<Zeroizing<[u8; N]>, &'static str> {
+    if text.len() > base58_max_len(N + 4) {
+        return Err("too long");
+    }
     let raw = Zeroizing::new(bs58::decode(text).into_vec().map_err(|_| "not base58")?);
     if raw.len() != N + 4 {
         return Err("wrong length");
@@ -357,6 +368,9 @@ impl PrivateKey {
             let data = decode_check::<32>(body, label.as_bytes()).map_err(err)?;
             return PrivateKey::from_bytes(kind, *data);
         }
+        if text.len() > base58_max_len(37) {
+            return Err(err("too long for a PVT_ key or a WIF"));
+        }
         let raw = Zeroizing::new(
             bs58::decode(text)
                 .into_vec()
@@ -417,6 +431,37 @@ impl Unpack for PrivateKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Strings from outside are bounded by what their format can hold before base58 decoding
+    /// (quadratic in the length): an 80 000-character key or signature is refused at once,
+    /// while the longest real encodings still decode.
+    #[test]
+    fn oversized_base58_is_refused_before_decoding() {
+        for n in [32usize, 33, 37, 65, 69] {
+            for fill in [0u8, 1, 0x7f, 0xff] {
+                let text = bs58::encode(vec![fill; n]).into_string();
+                assert!(
+                    text.len() <= base58_max_len(n),
+                    "{n} bytes of {fill}: {text}"
+                );
+            }
+        }
+        let long = "1".repeat(80_000);
+        for text in [
+            format!("PUB_K1_{long}"),
+            format!("EOS{long}"),
+            format!("PVT_K1_{long}"),
+            long.clone(),
+        ] {
+            let e = PublicKey::parse(&text)
+                .map(|_| ())
+                .or_else(|_| PrivateKey::parse(&text).map(|_| ()))
+                .expect_err("refused");
+            assert!(e.to_string().contains("too long"), "{e}");
+        }
+        let e = crate::antelope::Signature::parse(&format!("SIG_K1_{long}")).expect_err("refused");
+        assert!(e.to_string().contains("too long"), "{e}");
+    }
 
     #[test]
     fn dev_key_forms() {
