@@ -105,6 +105,37 @@ impl MemoryCounters {
     }
 }
 
+impl MemoryCounters {
+    /// Takes back charges [`MemoryCounters::record`]ed at `now` for a request that was then
+    /// not signed (one entry per charge, the newest match), so a reservation that came to
+    /// nothing uses up nothing.
+    pub fn release(&mut self, charges: &[Charge], now: TimePointSec) {
+        for charge in charges {
+            match charge {
+                Charge::Request {
+                    rule,
+                    principal,
+                    key,
+                    window_secs,
+                } => {
+                    if let Some(log) = self.hits.get_mut(&(rule.clone(), principal.clone(), *key))
+                        && let Some(i) = log.iter().rposition(|&e| e == (now.0, *window_secs))
+                    {
+                        log.remove(i);
+                    }
+                }
+                Charge::Spend { key, amount, .. } => {
+                    if let Some(log) = self.spends.get_mut(&(*key, amount.symbol))
+                        && let Some(i) = log.iter().rposition(|&e| e == (now.0, amount.amount))
+                    {
+                        log.remove(i);
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Counters for MemoryCounters {
     fn requests(
         &self,

@@ -37,14 +37,70 @@ pub enum Authorization {
     },
 }
 
+impl Authorization {
+    /// The charges it reserved (none for a denial).
+    pub fn charges(&self) -> &[Charge] {
+        match self {
+            Authorization::Allow { charges } | Authorization::NeedsApprovals { charges, .. } => {
+                charges
+            }
+            Authorization::Deny(_) => &[],
+        }
+    }
+}
+
+/// The charges one authorization reserved, held until the request ends: [`ChargeHold::keep`]
+/// makes them durable once a signature exists; dropped without it (a refusal, a replay, a
+/// failure, a request stored for approvals), they are taken back.
+#[must_use = "reserved charges are taken back when the hold is dropped"]
+pub struct ChargeHold<'a> {
+    authz: &'a dyn Authorizer,
+    charges: Vec<Charge>,
+    now: TimePointSec,
+    kept: bool,
+}
+
+impl<'a> ChargeHold<'a> {
+    /// Holds `charges`, reserved by `authz` at `now`.
+    pub fn new(authz: &'a dyn Authorizer, charges: &[Charge], now: TimePointSec) -> Self {
+        ChargeHold {
+            authz,
+            charges: charges.to_vec(),
+            now,
+            kept: false,
+        }
+    }
+
+    /// A signature exists: the charges stay, durably. They stay even when that fails (the
+    /// signature is then withheld): budgets err on the strict side.
+    pub fn keep(mut self) -> Result<(), String> {
+        self.kept = true;
+        self.authz.signed(&self.charges, self.now)
+    }
+}
+
+impl Drop for ChargeHold<'_> {
+    fn drop(&mut self) {
+        if !self.kept && !self.charges.is_empty() {
+            self.authz.release(&self.charges, self.now);
+        }
+    }
+}
+
 /// Decides whether a request may proceed to the watermark and the key.
 pub trait Authorizer: Send + Sync + std::fmt::Debug {
-    /// The decision for one request.
+    /// The decision for one request. Its charges (rate hits, spend) are *reserved* in the same
+    /// step as the check (atomically: concurrent requests see each other's reservations), and
+    /// must end in [`Authorizer::signed`] or [`Authorizer::release`].
     fn authorize(&self, req: &Request) -> Authorization;
 
-    /// Records what a signed request used (rate hits, spend), durably where it matters (spend):
-    /// an `Err` means the record could not be kept, and the signature must be withheld.
+    /// Makes the reserved charges of a signed request durable: an `Err` means the record could
+    /// not be kept, and the signature must be withheld.
     fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String>;
+
+    /// Takes back the reserved charges of a request that was not signed (`now`: the request's
+    /// time, as given to [`Authorizer::authorize`]).
+    fn release(&self, _charges: &[Charge], _now: TimePointSec) {}
 
     /// The version of the rules in force (recorded in every audit entry).
     fn version(&self) -> String;
@@ -108,6 +164,8 @@ impl Authorizer for AllowList {
 
 /// The policy engine with its counters.
 ///
+/// Charges are reserved in memory when a request is authorized (under the same lock as the
+/// check, so concurrent requests cannot all pass one budget) and taken back if it is not signed.
 /// Counters are journaled: every spend (daily budgets) and every rate-limit hit is appended to a
 /// JSON-lines file and fdatasynced before the signature is released, and what is still inside
 /// its window is replayed at start, so a restart resets neither a budget nor a rate limit. The
@@ -207,12 +265,18 @@ impl Authorizer for PolicyAuthorizer {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        // Checked and charged under one lock: a budget or rate limit is never passed by
+        // requests that each saw it before the others were charged.
         let decision = {
-            let counters = self
+            let mut counters = self
                 .counters
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            policy.evaluate(req, &context, &*counters)
+            let d = policy.evaluate(req, &context, &*counters);
+            if !matches!(d.verdict, Verdict::Deny(_)) {
+                counters.record(&d.charges, req.now);
+            }
+            d
         };
         match decision.verdict {
             Verdict::Allow => Authorization::Allow {
@@ -249,11 +313,14 @@ impl Authorizer for PolicyAuthorizer {
                     format!("spend journal {}: {e}", path.display())
                 })?;
         }
+        Ok(())
+    }
+
+    fn release(&self, charges: &[Charge], now: TimePointSec) {
         self.counters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(charges, now);
-        Ok(())
+            .release(charges, now);
     }
 
     fn version(&self) -> String {
@@ -486,5 +553,82 @@ mod tests {
             list.authorize(&req("node1", key, Body::Digest)),
             Authorization::Deny(_)
         ));
+    }
+
+    /// Checked and charged atomically: 16 concurrent 10 EOS transfers against a 10 EOS daily
+    /// budget, or against a rate of 1 per hour, each "signing" for 20 ms between its check and
+    /// its charge, get exactly one go-ahead (before, 7 of 16 and 3 of 16 were signed). A request
+    /// that ends without a signature gives its reservation back.
+    #[test]
+    fn concurrent_requests_cannot_all_pass_one_budget_or_rate_limit() {
+        use std::sync::{Arc, Barrier};
+        let key =
+            PublicKey::parse("PUB_K1_6MRyAjQq8ud7hVNYcfnVPJqcVpscN5So8BhtHuGYqET5BoDq63").unwrap();
+        let transfer = move |n: u16| {
+            let trx: oryx_proto::antelope::transaction::Transaction =
+                serde_json::from_value(serde_json::json!({
+                    "expiration": "2030-01-01T00:00:00", "ref_block_num": n, "ref_block_prefix": 2,
+                    "actions": [{"account": "eosio.token", "name": "transfer",
+                        "authorization": [{"actor": "oryxcustody1", "permission": "active"}],
+                        "data": {"from": "oryxcustody1", "to": "exchangeacct",
+                                 "quantity": "10.0000 EOS", "memo": ""}}]
+                }))
+                .unwrap();
+            Request {
+                now: TimePointSec(1_900_000_000),
+                ..req(
+                    "ops",
+                    key,
+                    Body::Transaction {
+                        trx,
+                        has_context_free_data: false,
+                        msig_proposals: vec![],
+                    },
+                )
+            }
+        };
+        for limits in [
+            "transfer = { daily_budget = \"10.0000 EOS\" }",
+            "rate = { max = 1, per_seconds = 3600 }",
+        ] {
+            let policy = Policy::parse(&format!(
+                "version = \"v\"\n[[rule]]\nname = \"payouts\"\nprincipals = [\"ops\"]\n\
+                 keys = [\"{key}\"]\nkinds = [\"transaction\"]\n\
+                 actions = [\"eosio.token::transfer@oryxcustody1@active\"]\n{limits}\n"
+            ))
+            .unwrap();
+            let a = Arc::new(PolicyAuthorizer::new(policy, vec![]));
+            // A request that is refused later (or replayed) gives its reservation back.
+            {
+                let r = transfer(0);
+                let auth = a.authorize(&r);
+                assert!(matches!(auth, Authorization::Allow { .. }), "{limits}");
+                let _dropped = ChargeHold::new(a.as_ref(), auth.charges(), r.now);
+            }
+            let barrier = Arc::new(Barrier::new(16));
+            let signed: usize = (1..=16u16)
+                .map(|n| {
+                    let (a, barrier) = (a.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let r = transfer(n);
+                        barrier.wait();
+                        let auth = a.authorize(&r);
+                        let hold = ChargeHold::new(a.as_ref(), auth.charges(), r.now);
+                        match auth {
+                            Authorization::Allow { .. } => {
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                                hold.keep().unwrap();
+                                1
+                            }
+                            _ => 0,
+                        }
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .sum();
+            assert_eq!(signed, 1, "{limits}");
+        }
     }
 }

@@ -27,7 +27,7 @@ use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Signature};
 
 use crate::approvals::ApprovalStore;
 use crate::audit::{AuditDecision, AuditKind, AuditLog, AuditRecord, Position};
-use crate::authz::{Authorization, Authorizer};
+use crate::authz::{Authorization, Authorizer, ChargeHold};
 use crate::config::RequestKind;
 pub use crate::keyset::KeyEntry;
 use crate::keyset::KeySet;
@@ -366,16 +366,19 @@ impl Pipeline {
             now,
             body,
         };
-        let charges = match self.authz.authorize(&request) {
-            Authorization::Allow { charges } => charges,
+        let authorization = self.authz.authorize(&request);
+        // What it reserved is taken back unless this request ends with a signature.
+        let hold = ChargeHold::new(self.authz.as_ref(), authorization.charges(), now);
+        match authorization {
+            Authorization::Allow { .. } => {}
             // Approved: the approvals are the go-ahead if they meet the rule in force now (an
             // approver removed since counts no more, a raised threshold holds); budgets and
             // rates still hold now.
             Authorization::NeedsApprovals {
-                charges,
                 threshold,
                 approvers,
                 set,
+                ..
             } if p.approved.is_some() => {
                 let by = p.approved.as_deref().unwrap_or_default();
                 let mut counted: Vec<&PublicKey> =
@@ -393,7 +396,6 @@ impl Pipeline {
                         ),
                     ));
                 }
-                charges
             }
             Authorization::NeedsApprovals {
                 threshold,
@@ -463,9 +465,7 @@ impl Pipeline {
         self.metrics.stage(Stage::Sign, t.elapsed());
         // Counted as soon as a signature exists, even if it is then withheld: budgets err on the
         // strict side. A spend that cannot be recorded withholds the signature.
-        self.authz
-            .signed(&charges, now)
-            .map_err(|e| refused(Reason::Unavailable, e))?;
+        hold.keep().map_err(|e| refused(Reason::Unavailable, e))?;
         let outcome = Outcome {
             digest: p.digest,
             signature: signed.signature,
