@@ -161,6 +161,13 @@ pub enum Conflict {
 /// the watermark out of reach (which would lock the key out of every real block).
 pub const MAX_AHEAD_SLOTS: u32 = 7_200;
 
+/// How far a *blind* Savanna block id may run ahead of the last signature plus the slots
+/// elapsed since: 20 slots (10 s) of clock skew. Its block number is only the id's first four
+/// bytes, which anyone can grind a transaction digest to match; the chain cannot advance more
+/// than one block per slot, so a blind id further ahead is not a block, and signing it would
+/// push the watermark past the producer's real next blocks.
+pub const BLIND_AHEAD_SLOTS: u32 = 20;
+
 /// Decides a request against the stored watermark.
 pub fn decide(
     stored: Option<&Watermark>,
@@ -207,10 +214,14 @@ pub fn decide(
     }
     // Identical requests replay above; anything new may not run further ahead than the time
     // since the last signature allows.
+    let ahead = match request {
+        Request::BlindSavanna => BLIND_AHEAD_SLOTS,
+        _ => MAX_AHEAD_SLOTS,
+    };
     let reach = w
         .block_num
         .saturating_add(wall_slot.saturating_sub(w.wall_slot))
-        .saturating_add(MAX_AHEAD_SLOTS);
+        .saturating_add(ahead);
     if block_num > reach {
         return Decision::Refuse(Conflict::TooFarAhead {
             block_num,
@@ -377,27 +388,37 @@ mod tests {
     fn the_watermark_cannot_be_pushed_out_of_reach() {
         let stored = wm(10, 20, id(10, 1), true);
         let r = RetryPolicy::Refuse;
-        // One hour of slots plus the time elapsed is the most a block number may jump.
+        // A full header: one hour of slots plus the time elapsed is the most a block number
+        // may jump; a blind id (grindable): 20 slots plus the time elapsed.
+        let block = |n: u32| Request::Block {
+            block_num: n,
+            slot: 100,
+        };
+        assert!(matches!(
+            decide(Some(&stored), &block(10 + MAX_AHEAD_SLOTS), &d(3), 100, r),
+            Decision::Advance(_)
+        ));
+        assert!(matches!(
+            decide(Some(&stored), &block(11 + MAX_AHEAD_SLOTS), &d(3), 100, r),
+            Decision::Refuse(_)
+        ));
         assert!(matches!(
             decide(
                 Some(&stored),
                 &Request::BlindSavanna,
-                &id(10 + MAX_AHEAD_SLOTS, 2),
+                &id(10 + BLIND_AHEAD_SLOTS, 2),
                 100,
                 r
             ),
             Decision::Advance(_)
         ));
-        assert!(matches!(
-            decide(
-                Some(&stored),
-                &Request::BlindSavanna,
-                &id(11 + MAX_AHEAD_SLOTS, 2),
-                100,
-                r
-            ),
-            Decision::Refuse(_)
-        ));
+        // A ground digest a few hundred blocks ahead (it passed before): refused.
+        for n in [11 + BLIND_AHEAD_SLOTS, 10 + 300, 10 + MAX_AHEAD_SLOTS] {
+            assert!(matches!(
+                decide(Some(&stored), &Request::BlindSavanna, &id(n, 2), 100, r),
+                Decision::Refuse(_)
+            ));
+        }
         assert!(matches!(
             decide(
                 Some(&stored),
@@ -408,11 +429,12 @@ mod tests {
             ),
             Decision::Refuse(_)
         ));
+        // Time passing lets the chain (and the watermark) move on by one block per slot.
         assert!(matches!(
             decide(
                 Some(&stored),
                 &Request::BlindSavanna,
-                &id(11 + MAX_AHEAD_SLOTS, 2),
+                &id(11 + BLIND_AHEAD_SLOTS, 2),
                 101,
                 r
             ),
