@@ -167,6 +167,22 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
         1,
         "{on_device}"
     );
+    // A generated successor is listed as such, under its predecessor's rules.
+    let rows: serde_json::Value = serde_json::from_str(&on_device).unwrap();
+    let successor = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] == "producer-2")
+        .unwrap();
+    assert_eq!(successor["role"], "generated (registry)", "{successor}");
+    assert!(
+        successor["rules"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("allow node1"),
+        "{successor}"
+    );
 
     let keys = listed(&mut admin).await;
     assert!(keys.contains(&new.to_string()) && keys.contains(&old.to_string()));
@@ -528,8 +544,33 @@ fn a_generated_key_entry_pastes_into_the_config_as_printed() {
     let entry = &out[out.find("[[keys]]").expect("an entry to paste")..];
     assert!(entry.contains("chains = [\"main\"]"), "{out}");
     append_config(dir.path(), &format!("\n{entry}\n"));
-    let listed = run(&["keys", "list", "-c", cfg, "--json"], &[]);
-    assert!(listed.contains("\"label\":\"walk\""), "{listed}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(&["keys", "list", "-c", cfg, "--json"], &[])).unwrap();
+    let row = |label: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["label"] == label)
+            .cloned()
+            .unwrap_or_else(|| panic!("{label}: {listed}"))
+    };
+    // Each key with what it is here and the rules that use it.
+    assert_eq!(row("walk")["role"], "configured");
+    assert_eq!(row("walk")["rules"], serde_json::json!([]));
+    let producer = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["label"] != "walk")
+        .unwrap();
+    assert!(
+        producer["rules"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("allow node1: block"),
+        "{producer}"
+    );
 }
 
 #[test]

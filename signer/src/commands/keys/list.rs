@@ -1,4 +1,6 @@
-//! `oryx-signer keys list`: every key each configured backend holds.
+//! `oryx-signer keys list`: every key each configured backend holds, what it is to this signer
+//! (a `[[keys]]` key, the transcript key, a key generated or retired at runtime, or unused) and
+//! the rules that let someone use it (`[[allow]]` rules, or the policy file's rules).
 
 use clap::Args;
 
@@ -20,29 +22,89 @@ impl List {
     pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         let providers = crate::providers::open_all(&config)?;
+        let policy = match &config.policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+                Some(
+                    oryx_policy::Policy::parse(&text)
+                        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?,
+                )
+            }
+            None => None,
+        };
+        let registry = match &config.registry {
+            Some(r) => crate::registry::Registry::open(&r.path)
+                .map(|r| r.entries())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let mut rows = Vec::new();
         for (name, p) in &providers {
             for info in p
                 .list()
                 .map_err(|e| CliError::Other(format!("backend {name:?}: {e}")))?
             {
-                let configured = config.keys.iter().any(|k| k.public_key == info.public_key);
-                rows.push(serde_json::json!({"backend": name, "label": info.label, "id": info.id, "public_key": info.public_key, "legacy": info.public_key.to_legacy_string(), "configured": configured}));
+                let k = info.public_key;
+                let configured = config.keys.iter().any(|c| c.public_key == k);
+                let registered = registry.iter().find(|e| e.public_key == k);
+                let role = if config.audit.signing_key == Some(k) {
+                    "transcript key".to_string()
+                } else if configured {
+                    "configured".to_string()
+                } else if let Some(e) = registered {
+                    match e.state {
+                        crate::registry::KeyState::Active => "generated (registry)".to_string(),
+                        crate::registry::KeyState::Retired => "retired (registry)".to_string(),
+                    }
+                } else {
+                    "not in config".to_string()
+                };
+                // A registered successor signs under its root's rules.
+                let identity = crate::registry::identity(&k, |x| {
+                    registry
+                        .iter()
+                        .find(|e| e.public_key == *x)
+                        .and_then(|e| e.successor_of)
+                })
+                .unwrap_or(k);
+                let rules: Vec<String> = match &policy {
+                    Some(p) => p
+                        .rules()
+                        .iter()
+                        .filter(|r| r.names_key(&identity))
+                        .map(|r| format!("policy rule {:?}", r.name))
+                        .collect(),
+                    None => config
+                        .allow
+                        .iter()
+                        .filter(|r| r.keys.contains(&identity))
+                        .map(|r| {
+                            let kinds: Vec<&str> = r.kinds.iter().map(|k| k.as_str()).collect();
+                            format!("allow {}: {}", r.principal, kinds.join(", "))
+                        })
+                        .collect(),
+                };
+                rows.push(serde_json::json!({"backend": name, "label": info.label, "id": info.id, "public_key": k, "legacy": k.to_legacy_string(), "configured": configured, "role": role, "rules": rules}));
             }
         }
         if self.json {
             println!("{}", serde_json::Value::Array(rows));
         } else {
             for r in rows {
+                let rules: Vec<&str> = r["rules"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}",
                     r["backend"].as_str().unwrap_or(""),
                     r["label"].as_str().unwrap_or(""),
                     r["public_key"].as_str().unwrap_or(""),
-                    if r["configured"] == true {
-                        "configured"
+                    r["role"].as_str().unwrap_or(""),
+                    if rules.is_empty() {
+                        "no rule uses it".to_string()
                     } else {
-                        "not in config"
+                        rules.join("; ")
                     }
                 );
             }
