@@ -229,6 +229,24 @@ impl AuditRecord {
         }
     }
 
+    /// The record with its reason cut to [`MAX_REASON`] bytes (on a character boundary, saying
+    /// so): reasons can quote what a client sent, and the fact of a decision is never lost for
+    /// the length of its explanation.
+    pub fn clamped(mut self) -> Self {
+        if let Some(r) = &mut self.reason
+            && r.len() > MAX_REASON
+        {
+            let note = format!(" … (cut from {} bytes)", r.len());
+            let mut end = MAX_REASON - note.len();
+            while !r.is_char_boundary(end) {
+                end -= 1;
+            }
+            r.truncate(end);
+            r.push_str(&note);
+        }
+        self
+    }
+
     /// Checks the shape of every field, so a bad record is refused before it takes a `seq`.
     fn validate(&self) -> Result<(), AuditError> {
         fn bad(msg: String) -> Result<(), AuditError> {
@@ -275,7 +293,7 @@ impl AuditRecord {
             lower_hex("digest", d, None)?;
         }
         if let Some(r) = &self.reason {
-            text("reason", r, 4096)?;
+            text("reason", r, MAX_REASON)?;
         }
         if let Some(p) = &self.policy_version {
             text("policy_version", p, 256)?;
@@ -286,6 +304,9 @@ impl AuditRecord {
         Ok(())
     }
 }
+
+/// The longest reason an entry keeps (see [`AuditRecord::clamped`]).
+pub const MAX_REASON: usize = 4096;
 
 /// One line of the audit log. Field names and order are the file format: never rename or
 /// reorder them (see the module docs).

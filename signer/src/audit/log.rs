@@ -138,6 +138,8 @@ impl AuditLog {
     /// write or sync failure returns [`AuditError::Write`] to the appender whose batch failed and
     /// poisons the log: that append and every later one fail until restart.
     pub fn append(&self, record: AuditRecord) -> Result<AuditEntryRef, AuditError> {
+        // An over-long reason is cut, never the entry refused: the fact of a decision is kept.
+        let record = record.clamped();
         record.validate()?;
         let mut st = self.lock()?;
         if let Some(cause) = &st.poisoned {
@@ -480,6 +482,19 @@ mod tests {
         // Not poisoned, and no seq was used.
         assert_eq!(log.append(record(1)).unwrap().seq, 1);
         assert_eq!(verify(&path).unwrap().entries, 2);
+        // A refusal whose reason is far too long (here 100 KB of multi-byte characters) is
+        // recorded with the reason cut, not refused.
+        let long = AuditRecord {
+            reason: Some("é".repeat(50_000)),
+            ..AuditRecord::new("p", AuditKind::SignBlock, AuditDecision::Refused)
+        };
+        assert_eq!(log.append(long).unwrap().seq, 2);
+        let text = fs::read_to_string(&path).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        let reason = last["reason"].as_str().unwrap();
+        assert!(reason.len() <= crate::audit::MAX_REASON, "{}", reason.len());
+        assert!(reason.ends_with("(cut from 100000 bytes)"), "{reason}");
+        assert_eq!(verify(&path).unwrap().entries, 3);
     }
 
     #[test]
