@@ -6,6 +6,7 @@ use clap::Parser as _;
 use oryx_node::commands::{Cli, run};
 
 fn main() -> ExitCode {
+    oryx_proto::process::quiet_on_broken_stdout();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

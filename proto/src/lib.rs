@@ -25,6 +25,7 @@ pub mod durable;
 mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+pub mod process;
 pub mod stats;
 
 pub use error::Error;

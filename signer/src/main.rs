@@ -3,6 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    oryx_proto::process::quiet_on_broken_stdout();
     let cli = oryx_signer::commands::Cli::parse();
     match oryx_signer::commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

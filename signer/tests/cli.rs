@@ -311,3 +311,24 @@ fn a_reader_that_leaves_early_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The same for `oryx-signer` (and `oryx-node`, which installs the same hook): `init` prints
+/// several lines into a pipe whose reader is gone — exit 0, no panic on stderr.
+#[test]
+fn oryx_signer_exits_quietly_when_its_reader_leaves() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oryx-signer"))
+        .arg("init")
+        .arg(dir.path().join("signer"))
+        .arg("--dev")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
