@@ -526,19 +526,18 @@ actions = ["eosio.token::transfer"]
 fn msig_proposed_actions_constrain_what_a_key_approves() {
     use oryx_proto::antelope::actions::Propose;
     let k1 = key(1);
-    let p = Policy::parse(&format!(
-        r#"
-version = "msig-1"
-[[rule]]
-name = "custody-approvals"
-principals = ["ops"]
-keys = ["{k1}"]
-kinds = ["transaction"]
-actions = ["eosio.msig::approve@custody1@active"]
-msig_proposed_actions = ["eosio::updateauth@alice@owner", "eosio.token::transfer"]
-"#
-    ))
-    .unwrap();
+    // The rule "custody-approvals": ops may have k1 approve eosio.msig proposals, with `rest`.
+    let approver = |rest: &str| {
+        Policy::parse(&format!(
+            "version = \"msig\"\n[[rule]]\nname = \"custody-approvals\"\nprincipals = [\"ops\"]\n\
+             keys = [\"{k1}\"]\nkinds = [\"transaction\"]\n\
+             actions = [\"eosio.msig::approve@custody1@active\"]\n{rest}\n"
+        ))
+        .unwrap()
+    };
+    let p = approver(
+        r#"msig_proposed_actions = ["eosio::updateauth@alice@owner", "eosio.token::transfer"]"#,
+    );
     let approve_of = |proposal: &Transaction| {
         Propose::build(
             n("proposer1"),
@@ -603,20 +602,10 @@ msig_proposed_actions = ["eosio::updateauth@alice@owner", "eosio.token::transfer
 
     // Proposed transfers are held to the rule's transfer limits, recipients and budget like
     // direct ones (a proposal of 9 999 EOS to an account not on the list was approved before).
-    let limited = Policy::parse(&format!(
-        r#"
-version = "msig-2"
-[[rule]]
-name = "custody-approvals"
-principals = ["ops"]
-keys = ["{k1}"]
-kinds = ["transaction"]
-actions = ["eosio.msig::approve@custody1@active"]
-msig_proposed_actions = ["eosio.token::transfer"]
-transfer = {{ max_per_tx = "100.0000 EOS", daily_budget = "150.0000 EOS", recipients = ["bob"] }}
-"#
-    ))
-    .unwrap();
+    let limited = approver(
+        r#"msig_proposed_actions = ["eosio.token::transfer"]
+transfer = { max_per_tx = "100.0000 EOS", daily_budget = "150.0000 EOS", recipients = ["bob"] }"#,
+    );
     let mut counters = MemoryCounters::new();
     let decide = |b: Body, counters: &MemoryCounters| {
         limited.evaluate(&request("ops", k1, "eos", b), &context(), counters)

@@ -38,13 +38,13 @@ pub enum Authorization {
 }
 
 impl Authorization {
-    /// The charges it reserved (none for a denial).
-    pub fn charges(&self) -> &[Charge] {
+    /// Takes the charges it reserved (none for a denial), to hand to a [`ChargeHold`].
+    pub fn take_charges(&mut self) -> Vec<Charge> {
         match self {
             Authorization::Allow { charges } | Authorization::NeedsApprovals { charges, .. } => {
-                charges
+                std::mem::take(charges)
             }
-            Authorization::Deny(_) => &[],
+            Authorization::Deny(_) => Vec::new(),
         }
     }
 }
@@ -62,10 +62,10 @@ pub struct ChargeHold<'a> {
 
 impl<'a> ChargeHold<'a> {
     /// Holds `charges`, reserved by `authz` at `now`.
-    pub fn new(authz: &'a dyn Authorizer, charges: &[Charge], now: TimePointSec) -> Self {
+    pub fn new(authz: &'a dyn Authorizer, charges: Vec<Charge>, now: TimePointSec) -> Self {
         ChargeHold {
             authz,
-            charges: charges.to_vec(),
+            charges,
             now,
             kept: false,
         }
@@ -601,9 +601,9 @@ mod tests {
             // A request that is refused later (or replayed) gives its reservation back.
             {
                 let r = transfer(0);
-                let auth = a.authorize(&r);
+                let mut auth = a.authorize(&r);
                 assert!(matches!(auth, Authorization::Allow { .. }), "{limits}");
-                let _dropped = ChargeHold::new(a.as_ref(), auth.charges(), r.now);
+                let _dropped = ChargeHold::new(a.as_ref(), auth.take_charges(), r.now);
             }
             let barrier = Arc::new(Barrier::new(16));
             let signed: usize = (1..=16u16)
@@ -612,8 +612,8 @@ mod tests {
                     std::thread::spawn(move || {
                         let r = transfer(n);
                         barrier.wait();
-                        let auth = a.authorize(&r);
-                        let hold = ChargeHold::new(a.as_ref(), auth.charges(), r.now);
+                        let mut auth = a.authorize(&r);
+                        let hold = ChargeHold::new(a.as_ref(), auth.take_charges(), r.now);
                         match auth {
                             Authorization::Allow { .. } => {
                                 std::thread::sleep(std::time::Duration::from_millis(20));

@@ -366,9 +366,9 @@ impl Pipeline {
             now,
             body,
         };
-        let authorization = self.authz.authorize(&request);
+        let mut authorization = self.authz.authorize(&request);
         // What it reserved is taken back unless this request ends with a signature.
-        let hold = ChargeHold::new(self.authz.as_ref(), authorization.charges(), now);
+        let hold = ChargeHold::new(self.authz.as_ref(), authorization.take_charges(), now);
         match authorization {
             Authorization::Allow { .. } => {}
             // Approved: the approvals are the go-ahead if they meet the rule in force now (an
@@ -485,7 +485,8 @@ impl Pipeline {
         entry: &KeyEntry,
         request: &Request,
     ) -> Result<Reserved, Refused> {
-        let key = self.watermark_key(p.chain_id, &p.key);
+        // From the request's own key set entry (no second lookup on the signing path).
+        let key = self.scopes.of(p.chain_id, entry.identity);
         let t = Instant::now();
         let successors = || {
             let keys = self.keys.all().into_iter();
@@ -735,6 +736,41 @@ mod tests {
         }
     }
 
+    /// A Savanna block id: its number in the first four bytes, `fill` for the rest.
+    fn block_id(n: u32, fill: u8) -> Checksum256 {
+        let mut id = [fill; 32];
+        id[..4].copy_from_slice(&n.to_be_bytes());
+        Checksum256(id)
+    }
+
+    /// A pipeline where `node1` may have `a` and `b` (under policy identity `b_identity`) sign
+    /// blind digests on `chain`, over `store`, with watermark `scopes`.
+    fn two_key_pipeline(
+        dir: &std::path::Path,
+        chain: Checksum256,
+        (a, b, b_identity): (&Arc<SoftKey>, &Arc<SoftKey>, PublicKey),
+        store: &Arc<dyn WatermarkStore>,
+        scopes: Scopes,
+    ) -> Pipeline {
+        Pipeline {
+            keys: KeySet::new([
+                KeyEntry::new(a.clone(), vec![chain], true, RetryPolicy::Refuse),
+                KeyEntry::new(b.clone(), vec![chain], true, RetryPolicy::Refuse)
+                    .with_identity(b_identity),
+            ]),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![*a.public_key(), *b.public_key()],
+                    kinds: vec![RequestKind::Digest],
+                }],
+                "test".into(),
+            )),
+            scopes: Arc::new(scopes),
+            ..digest_pipeline(dir, a.clone(), chain, store.clone())
+        }
+    }
+
     /// A pipeline where principal `node1` may have `soft` sign blind digests on `chain`, over
     /// `watermarks`.
     fn digest_pipeline(
@@ -795,16 +831,10 @@ mod tests {
                 },
             }),
         ));
-        // A Savanna block id carries its block number in its first four bytes.
-        let block_id = |n: u32| {
-            let mut id = [9; 32];
-            id[..4].copy_from_slice(&n.to_be_bytes());
-            Checksum256(id)
-        };
 
         let p = pipeline.clone();
         let request =
-            std::thread::spawn(move || p.sign_digest("node1", chain, key, block_id(10), true));
+            std::thread::spawn(move || p.sign_digest("node1", chain, key, block_id(10, 9), true));
         inside.recv().unwrap();
         let entry = pipeline.keys.get(&key).unwrap();
         let (retired_tx, retired) = channel();
@@ -817,7 +847,7 @@ mod tests {
         assert!(request.join().unwrap().is_ok());
         assert!(!retired.recv().unwrap());
         retire.join().unwrap();
-        let after = pipeline.sign_digest("node1", chain, key, block_id(11), true);
+        let after = pipeline.sign_digest("node1", chain, key, block_id(11, 9), true);
         assert_eq!(after.unwrap_err().reason, Reason::KeyRetired);
     }
 
@@ -829,9 +859,7 @@ mod tests {
         let other = SoftKey::generate(KeyType::K1).unwrap();
         let key = *soft.public_key();
         let chain = Checksum256([7; 32]);
-        let mut id = [9; 32];
-        id[..4].copy_from_slice(&10u32.to_be_bytes());
-        let digest = Checksum256(id);
+        let digest = block_id(10, 9);
         let foreign = crate::signing::sign(&other, &digest, SignOptions::default())
             .unwrap()
             .signature;
@@ -863,28 +891,9 @@ mod tests {
         let chain = Checksum256([7; 32]);
         let store: Arc<dyn WatermarkStore> =
             Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
-        let pipeline = |scopes: Scopes| Pipeline {
-            keys: KeySet::new([
-                KeyEntry::new(a.clone(), vec![chain], true, RetryPolicy::Refuse),
-                KeyEntry::new(b.clone(), vec![chain], true, RetryPolicy::Refuse),
-            ]),
-            authz: Arc::new(AllowList::new(
-                vec![AllowRule {
-                    principal: "node1".into(),
-                    keys: vec![ka, kb],
-                    kinds: vec![RequestKind::Digest],
-                }],
-                "test".into(),
-            )),
-            scopes: Arc::new(scopes),
-            ..digest_pipeline(dir.path(), a.clone(), chain, store.clone())
-        };
-        // A Savanna block id: its number in the first four bytes, `fill` for the rest.
-        let id = |n: u32, fill: u8| {
-            let mut id = [fill; 32];
-            id[..4].copy_from_slice(&n.to_be_bytes());
-            Checksum256(id)
-        };
+        let pipeline =
+            |scopes: Scopes| two_key_pipeline(dir.path(), chain, (&a, &b, kb), &store, scopes);
+        let id = block_id;
         let producer: oryx_proto::antelope::Name = "oryxproducer".parse().unwrap();
         let reason = |p: &Pipeline, k: PublicKey, d: Checksum256| {
             p.sign_digest("node1", chain, k, d, true)
@@ -949,27 +958,11 @@ mod tests {
         let chain = Checksum256([7; 32]);
         let store: Arc<dyn WatermarkStore> =
             Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
-        let pipeline = |identity: PublicKey| Pipeline {
-            keys: KeySet::new([
-                KeyEntry::new(root.clone(), vec![chain], true, RetryPolicy::Refuse),
-                KeyEntry::new(succ.clone(), vec![chain], true, RetryPolicy::Refuse)
-                    .with_identity(identity),
-            ]),
-            authz: Arc::new(AllowList::new(
-                vec![AllowRule {
-                    principal: "node1".into(),
-                    keys: vec![kr, ks],
-                    kinds: vec![RequestKind::Digest],
-                }],
-                "test".into(),
-            )),
-            ..digest_pipeline(dir.path(), root.clone(), chain, store.clone())
+        let pipeline = |identity: PublicKey| {
+            let keys = (&root, &succ, identity);
+            two_key_pipeline(dir.path(), chain, keys, &store, Scopes::default())
         };
-        let id = |n: u32, fill: u8| {
-            let mut id = [fill; 32];
-            id[..4].copy_from_slice(&n.to_be_bytes());
-            Checksum256(id)
-        };
+        let id = block_id;
         let refused = |p: &Pipeline, k: PublicKey, d: Checksum256| {
             p.sign_digest("node1", chain, k, d, true)
                 .err()

@@ -294,16 +294,9 @@ fn tapos_from_carried_json() {
 /// error — exit 0, nothing on stderr (it used to panic with "failed printing to stdout").
 #[test]
 fn a_reader_that_leaves_early_is_not_an_error() {
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oryx"))
-        .args(["inspect", "block", EOS_BLOCK])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    // Close the read end before the command writes: its write then fails with EPIPE.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("waits");
+    let mut oryx = Command::new(env!("CARGO_BIN_EXE_oryx"));
+    oryx.args(["inspect", "block", EOS_BLOCK]);
+    let out = with_reader_gone(oryx);
     assert!(out.status.success(), "{:?}", out.status);
     assert!(
         out.stderr.is_empty(),
@@ -312,22 +305,27 @@ fn a_reader_that_leaves_early_is_not_an_error() {
     );
 }
 
-/// The same for `oryx-signer` (and `oryx-node`, which installs the same hook): `init` prints
-/// several lines into a pipe whose reader is gone — exit 0, no panic on stderr.
-#[test]
-fn oryx_signer_exits_quietly_when_its_reader_leaves() {
+/// Runs `cmd` with its stdout a pipe whose read end is closed before the command writes (its
+/// write then fails with EPIPE).
+fn with_reader_gone(mut cmd: Command) -> std::process::Output {
     use std::process::Stdio;
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oryx-signer"))
-        .arg("init")
-        .arg(dir.path().join("signer"))
-        .arg("--dev")
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("runs");
     drop(child.stdout.take());
-    let out = child.wait_with_output().expect("waits");
+    child.wait_with_output().expect("waits")
+}
+
+/// The same for `oryx-signer` (and `oryx-node`, which installs the same hook): `init` prints
+/// several lines into a pipe whose reader is gone — exit 0, no panic on stderr.
+#[test]
+fn oryx_signer_exits_quietly_when_its_reader_leaves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut init = Command::new(env!("CARGO_BIN_EXE_oryx-signer"));
+    init.arg("init").arg(dir.path().join("signer")).arg("--dev");
+    let out = with_reader_gone(init);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
