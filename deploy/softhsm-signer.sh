@@ -16,7 +16,7 @@ softhsm_signer() {
   softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 12345678 >/dev/null
   local module
   module=$(ls /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so 2>/dev/null | head -1)
-  printf '1234\n' > "$dir/signer/secrets/pin"
+  printf '1234\n' > "$dir/signer/secrets/pin"; chmod 600 "$dir/signer/secrets/pin"
   cfg=$dir/signer/oryx-signer.toml
   printf '\n[backends.hsm]\ntype = "pkcs11"\nmodule = "%s"\ntoken_label = "bench"\npin_file = "secrets/pin"\nsessions = 4\n' "$module" >> "$cfg"
   k1=$("$bin/oryx-signer" keys generate -c "$cfg" --backend hsm --label k1 --json | sed 's/.*"public_key":"\([^"]*\)".*/\1/')

@@ -570,3 +570,37 @@ fn the_bench_plays_nodeos_and_prints_floors() {
     // A second run starts above the first one's watermark by itself.
     assert!(bench(&["--allow-public-chain"]).status.success());
 }
+
+/// Idle connections cannot lock nodeos or cleos out of the loopback TCP listener: with every
+/// slot held by silent and half-sent connections, a new client still gets in (one of those gives
+/// way), and nodeos's own kept-alive connection, which has completed requests, keeps working.
+#[test]
+fn idle_connections_give_way_to_a_new_client() {
+    use std::io::Write as _;
+    let rig = rig();
+    let url = format!("http://{}/v1/wallet/sign_digest", rig.bridge.tcp);
+    let base = now_slot();
+    let signs = |c: &mut KeosdClient, n: u32| {
+        let id = savanna(n, n, 0).id().unwrap();
+        let (status, body) = sign_digest(c, &id, &rig.keys[0]);
+        assert_eq!(status, 201, "block {n}: {body}");
+    };
+    let mut nodeos = KeosdClient::connect(&url).unwrap();
+    signs(&mut nodeos, base);
+    // More idle connections than there are slots: silent ones, and ones that stop halfway
+    // through a request's headers.
+    let mut idle = Vec::new();
+    for i in 0..oryx_node::bridge::http::MAX_CONNECTIONS + 10 {
+        let mut s = std::net::TcpStream::connect(&rig.bridge.tcp).unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"POST /v1/wallet/sign_digest HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+        }
+        idle.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut cleos = KeosdClient::connect(&url).unwrap();
+    signs(&mut cleos, base + 1);
+    signs(&mut nodeos, base + 2);
+    drop(idle);
+}

@@ -138,6 +138,21 @@ fn field(line: &str, name: &str) -> Option<u32> {
         .ok()
 }
 
+/// The blocks of every instance's log by height, checking that no two logs hold different
+/// blocks at one height.
+fn one_chain(dirs: &[PathBuf]) -> BTreeMap<u32, Vec<u8>> {
+    let mut by_height: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    for d in dirs {
+        for (bytes, b) in blocks(d) {
+            let n = b.header.block_num().unwrap();
+            if let Some(other) = by_height.insert(n, bytes.clone()) {
+                assert_eq!(other, bytes, "two different blocks at height {n}");
+            }
+        }
+    }
+    by_height
+}
+
 /// Writes an `oryx-node.toml` for one instance in `dir`.
 fn node_config(
     dir: &Path,
@@ -615,15 +630,7 @@ async fn failover_one_block_per_height() {
     }
 
     // One chain across both logs.
-    let mut by_height: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
-    for d in &dirs {
-        for (bytes, b) in blocks(d) {
-            let n = b.header.block_num().unwrap();
-            if let Some(other) = by_height.insert(n, bytes.clone()) {
-                assert_eq!(other, bytes, "two different blocks at height {n}");
-            }
-        }
-    }
+    let by_height = one_chain(&dirs);
     let heights: Vec<u32> = by_height.keys().copied().collect();
     assert_eq!(heights[0], 2, "the chain starts at block 2");
     assert!(heights.len() >= 60, "{} heights", heights.len());
@@ -710,4 +717,114 @@ async fn legacy_headers_are_signed_and_verify() {
         err.contains("not by") || err.contains("does not recover"),
         "{err}"
     );
+}
+
+/// A rotation's hand-over retires the key `oryx-node produce` was configured with: the active
+/// instance moves to the successor the signer names (on its `KEY_RETIRED` refusal) and the
+/// standby moves when it sees a followed block signed by it — no config edit, no restart, no
+/// height signed twice, and the log verifies with the key history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_follows_a_rotation_hand_over_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("signer");
+    std::fs::create_dir_all(&sdir).unwrap();
+    init(&sdir, true);
+    let text = std::fs::read_to_string(config_path(&sdir)).unwrap();
+    std::fs::write(config_path(&sdir), format!("admins = [\"node1\"]\n{text}")).unwrap();
+    let old = first_key(&sdir);
+    let signer = Signer::start(&sdir, &[]);
+    let spool = tmp.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let (adir, bdir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let acfg = node_config(&adir, &signer, &old, &spool, &[&bdir.join("blocks")], "");
+    let bcfg = node_config(&bdir, &signer, &old, &spool, &[&adir.join("blocks")], "");
+    let a = Node::start(&acfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("A's first blocks", || head_num(&adir) >= 5);
+    let b = Node::start(&bcfg, Arc::new(Mutex::new(Vec::new())));
+    wait_until("B follows", || head_num(&bdir) >= 7);
+
+    // The ceremony's two signer calls: a successor, then the hand-over.
+    let mut admin = signer.client("node1").await;
+    let new = admin
+        .generate_key(grpc::GenerateKeyRequest {
+            backend: "dev".into(),
+            label: "producer-2".into(),
+            key_type: "K1".into(),
+            successor_of: old.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let new = PublicKey::parse(&new.public_key).unwrap();
+    let listed = admin
+        .list_keys(grpc::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let info = listed
+        .iter()
+        .find(|k| k.public_key == new.to_string())
+        .unwrap();
+    assert_eq!(info.predecessors, vec![old.to_string()]);
+    // Before the hand-over the old key keeps producing.
+    let before = head_num(&adir);
+    wait_until("blocks after the successor exists", || {
+        head_num(&adir) >= before + 3
+    });
+    assert!(blocks(&adir.join("blocks")).iter().all(|(_, b)| {
+        b.producer_signature
+            .recover(&b.header.id().unwrap())
+            .unwrap()
+            == old
+    }));
+    admin
+        .retire_key(grpc::RetireKeyRequest {
+            public_key: old.to_string(),
+            successor: new.to_string(),
+        })
+        .await
+        .unwrap();
+    let handed = head_num(&adir).max(head_num(&bdir));
+    let mut nodes = [a, b];
+    let dirs = [adir.clone(), bdir.clone()];
+    wait_until("10 blocks after the hand-over in both logs", || {
+        dirs.iter().all(|d| head_num(d) >= handed + 10)
+    });
+    let moved = "producing with its successor";
+    wait_until("both instances say they moved", || {
+        nodes.iter().all(|n| n.log_contains(moved))
+    });
+    for n in &mut nodes {
+        n.stop();
+    }
+
+    // One chain, each height once; old key up to the hand-over, new key after, never back.
+    let by_height = one_chain(&dirs);
+    let signers: Vec<PublicKey> = by_height
+        .values()
+        .map(|bytes| {
+            let b = SignedBlock::decode(bytes).unwrap();
+            b.producer_signature
+                .recover(&b.header.id().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let switch = signers.iter().position(|k| *k == new).unwrap();
+    assert!(signers[..switch].iter().all(|k| *k == old));
+    assert!(signers[switch..].iter().all(|k| *k == new));
+    let heights: Vec<u32> = by_height.keys().copied().collect();
+    assert!(
+        heights.windows(2).all(|w| w[1] == w[0] + 1),
+        "no height missing across the switch"
+    );
+    let history = ["--key", &new.to_string()];
+    for d in &dirs {
+        inspect_verify_with(&d.join("blocks"), &old, &history).unwrap();
+        // The old key alone does not verify the log past the hand-over.
+        assert!(inspect_verify(&d.join("blocks"), &old).is_err());
+    }
 }

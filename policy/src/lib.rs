@@ -17,7 +17,7 @@
 //! principals = ["ops-laptop"]       # mTLS identities; "*" = any (linted)
 //! keys = ["PUB_K1_..."]             # "*" = any (linted)
 //! kinds = ["transaction"]           # block | transaction | digest
-//! chains = ["eos"]                  # optional pin: 64-hex ids or eos, jungle4, kylin, wax, telos
+//! chains = ["eos"]                  # optional pin: the signer config's chain names, 64-hex ids, or eos, jungle4, kylin, wax, telos
 //! rate = { max = 10, per_seconds = 3600 }
 //! actions = ["eosio.token::transfer@custody1@active"]
 //! deny_actions = ["eosio.token::transfer@custody1@owner"]

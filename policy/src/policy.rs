@@ -6,7 +6,7 @@
 //! symbol than its per-transaction cap, a transaction constraint on a block rule) is refused with
 //! the rule and the line, so the evaluator only ever sees rules that make sense.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use oryx_proto::antelope::chain::parse_chain_id;
@@ -420,8 +420,18 @@ impl Ctx<'_> {
 }
 
 impl Policy {
-    /// Parses and validates a policy file.
+    /// Parses and validates a policy file whose `chains` are chain ids or known aliases.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse_with_chains(text, &BTreeMap::new())
+    }
+
+    /// Parses and validates a policy file whose `chains` may also use the signer config's own
+    /// chain names (`[[chains]] name`), the same vocabulary as `[[keys]] chains`: `chains` maps
+    /// each to its id. A configured name wins over an alias of the same spelling.
+    pub fn parse_with_chains(
+        text: &str,
+        chains: &BTreeMap<String, Checksum256>,
+    ) -> Result<Policy, PolicyError> {
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
             PolicyError::Syntax {
@@ -446,7 +456,7 @@ impl Policy {
         let mut names = HashSet::new();
         let mut rules = Vec::with_capacity(raw.rule.len());
         for r in &raw.rule {
-            let rule = validate_rule(text, r)?;
+            let rule = validate_rule(text, r, chains)?;
             if !names.insert(rule.name.clone()) {
                 return Err(PolicyError::Invalid {
                     rule: Some(rule.name.clone()),
@@ -474,7 +484,28 @@ impl Policy {
     }
 }
 
-fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
+/// A rule's chain: a name of the signer's config, a known alias or 64 hex characters.
+fn chain_id(text: &str, names: &BTreeMap<String, Checksum256>) -> Result<Checksum256, String> {
+    if let Some(id) = names.get(text.trim()) {
+        return Ok(*id);
+    }
+    parse_chain_id(text).map_err(|e| {
+        if names.is_empty() {
+            e.to_string()
+        } else {
+            format!(
+                "{e}; or one of the signer config's chain names: {}",
+                names.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        }
+    })
+}
+
+fn validate_rule(
+    text: &str,
+    r: &RawRule,
+    names: &BTreeMap<String, Checksum256>,
+) -> Result<Rule, PolicyError> {
     let name = r.name.get_ref().trim().to_string();
     let mut cx = Ctx { text, rule: None };
     if name.is_empty() || name.chars().any(char::is_control) {
@@ -519,7 +550,9 @@ fn validate_rule(text: &str, r: &RawRule) -> Result<Rule, PolicyError> {
         Some(list) => Some(
             cx.non_empty(list, "chains")?
                 .iter()
-                .map(|c| parse_chain_id(c.get_ref()).map_err(|e| cx.err(c, format!("chains: {e}"))))
+                .map(|c| {
+                    chain_id(c.get_ref(), names).map_err(|e| cx.err(c, format!("chains: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };

@@ -59,6 +59,35 @@ impl Body {
             Body::Transaction { .. } => Kind::Transaction,
         }
     }
+
+    /// The block-signing keys the transaction would register on chain: the producer key of
+    /// every `eosio::regproducer` and each key of every `eosio::regproducer2` authority, in
+    /// the transaction and in the proposals its msig approves. Actions whose data does not
+    /// decode name nothing here (the policy refuses them on its own).
+    pub fn producer_keys(&self) -> Vec<PublicKey> {
+        use oryx_proto::antelope::actions::{BlockSigningAuthority, SystemAction};
+        let Body::Transaction {
+            trx,
+            msig_proposals,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        std::iter::once(trx)
+            .chain(msig_proposals)
+            .flat_map(|t| &t.actions)
+            .filter_map(|a| SystemAction::decode(a.account, a.name, &a.data.0)?.ok())
+            .flat_map(|a| match a {
+                SystemAction::RegProducer(p) => vec![p.producer_key],
+                SystemAction::RegProducer2(p) => {
+                    let BlockSigningAuthority::V0(auth) = p.producer_authority;
+                    auth.keys.iter().map(|k| k.key).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
 }
 
 /// A request kind, as named in the policy file's `kinds`.

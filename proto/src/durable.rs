@@ -82,28 +82,39 @@ fn file_name(path: &Path) -> String {
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Replaces `path` with `bytes`: writes `.NAME.tmp` beside it (created with `mode` on Unix,
-/// less the umask), fsyncs it, renames it over `path` and fsyncs the directory. The directory
-/// must exist.
+/// Replaces `path` with `bytes`: writes `.NAME.RANDOM.tmp` beside it (a new file, never an
+/// existing one or a symlink planted there; created with `mode` on Unix, less the umask),
+/// fsyncs it, renames it over `path` and fsyncs the directory. The directory must exist.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
     let at = |path: &Path| {
         let path = path.to_path_buf();
         move |source| WriteError { path, source }
     };
     let dir = parent(path);
-    let tmp = dir.join(format!(".{}.tmp", file_name(path)));
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| WriteError {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let tmp = dir.join(format!(".{}.{}.tmp", file_name(path), hex::encode(nonce)));
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    // create_new: O_CREAT|O_EXCL, which does not follow a symlink at the name.
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
     #[cfg(not(unix))]
     let _ = mode;
     let mut f = opts.open(&tmp).map_err(at(&tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(at(&tmp))?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
     drop(f);
-    std::fs::rename(&tmp, path).map_err(at(path))?;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(at(&tmp)(e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(at(path)(e));
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
@@ -119,6 +130,28 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn write_atomic_never_writes_through_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // The old fixed staging name, planted as a symlink to another file.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&victim, dir.path().join(".state.json.tmp")).unwrap();
+        write_atomic(&path, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        write_atomic(&path, b"newer", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"newer");
+        // Nothing staged is left behind.
+        assert!(
+            names(dir.path())
+                .iter()
+                .all(|n| !n.ends_with(".tmp") || n == ".state.json.tmp")
+        );
     }
 
     #[test]

@@ -64,6 +64,17 @@ pub enum State {
     },
 }
 
+impl State {
+    /// The state's name, as stored: `pending`, `signed`, `cancelled`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Signed { .. } => "signed",
+            State::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
 /// What [`ApprovalStore::create`] answered.
 #[derive(Debug, Clone)]
 pub enum Created {
@@ -142,11 +153,10 @@ impl PendingRequest {
 
     /// Where the request stands at `now`, as `oryx approvals` and the API name it.
     pub fn status(&self, now: TimePointSec) -> &'static str {
-        match self.state {
-            State::Pending if self.expired(now) => "expired",
-            State::Pending => "pending",
-            State::Signed { .. } => "signed",
-            State::Cancelled { .. } => "cancelled",
+        if self.expired(now) {
+            "expired"
+        } else {
+            self.state.name()
         }
     }
 }
@@ -185,7 +195,25 @@ pub enum ApprovalError {
     /// Storage failed (fail closed).
     #[error("approval store: {0}")]
     Store(String),
+    /// The requester has as many requests waiting as it may.
+    #[error(
+        "{requester:?} already has {pending} approval requests waiting (at most {MAX_PENDING_PER_REQUESTER}): let them be approved, cancel some (`oryx approvals cancel`), or wait for them to expire"
+    )]
+    TooMany {
+        /// Who asked.
+        requester: String,
+        /// Its requests still pending.
+        pending: usize,
+    },
 }
+
+/// Requests one principal may have waiting at once: the approval directory cannot be grown
+/// without bound by a principal the policy lets make requests.
+pub const MAX_PENDING_PER_REQUESTER: usize = 64;
+
+/// How long a finished (signed, cancelled or expired) request is kept after it expires: long
+/// past its transaction's life, so a retry still finds it; the audit log keeps it for good.
+pub const RETAIN_FINISHED_SECS: u32 = 7 * 24 * 3600;
 
 /// What adding an approval did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,14 +237,9 @@ pub fn verify_approval(
     now: TimePointSec,
 ) -> Result<PublicKey, ApprovalError> {
     if req.state != State::Pending {
-        let state = match &req.state {
-            State::Signed { .. } => "signed",
-            State::Cancelled { .. } => "cancelled",
-            State::Pending => "pending",
-        };
         return Err(ApprovalError::NotPending {
             id: req.id.clone(),
-            state: state.into(),
+            state: req.state.name().into(),
         });
     }
     if req.expired(now) {
@@ -353,16 +376,30 @@ impl ApprovalStore {
             .lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let same = self.list()?.into_iter().find(|r| {
-            (r.chain_id, r.key, r.signing_digest) == (chain_id, key, signing_digest)
-                && match r.state {
-                    State::Pending => !r.expired(now),
-                    State::Signed { .. } => true,
-                    State::Cancelled { .. } => false,
-                }
-        });
+        let all = self.prune(now)?;
+        let same = all
+            .iter()
+            .find(|r| {
+                (r.chain_id, r.key, r.signing_digest) == (chain_id, key, signing_digest)
+                    && match r.state {
+                        State::Pending => !r.expired(now),
+                        State::Signed { .. } => true,
+                        State::Cancelled { .. } => false,
+                    }
+            })
+            .cloned();
         if let Some(r) = same {
             return Ok(Created::Existing(r));
+        }
+        let pending = all
+            .iter()
+            .filter(|r| r.requester == requester && r.state == State::Pending && !r.expired(now))
+            .count();
+        if pending >= MAX_PENDING_PER_REQUESTER {
+            return Err(ApprovalError::TooMany {
+                requester: requester.into(),
+                pending,
+            });
         }
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw)
@@ -389,6 +426,20 @@ impl ApprovalStore {
         };
         self.write(&req)?;
         Ok(Created::New(req))
+    }
+
+    /// Deletes the requests finished more than [`RETAIN_FINISHED_SECS`] ago (their audit
+    /// entries stay) and returns the rest. Called under the writer lock.
+    fn prune(&self, now: TimePointSec) -> Result<Vec<PendingRequest>, ApprovalError> {
+        let (old, kept): (Vec<_>, Vec<_>) = self.list()?.into_iter().partition(|r| {
+            now.0 > r.expires.0.saturating_add(RETAIN_FINISHED_SECS)
+                && (r.state != State::Pending || r.expired(now))
+        });
+        for r in old {
+            let path = self.path(&r.id)?;
+            std::fs::remove_file(&path).map_err(|e| store_err(&path, e))?;
+        }
+        Ok(kept)
     }
 
     /// Verifies and records an approval. Duplicates change nothing.
@@ -452,7 +503,7 @@ impl ApprovalStore {
         if req.state != State::Pending {
             return Err(ApprovalError::NotPending {
                 id: id.into(),
-                state: format!("{:?}", req.state),
+                state: req.state.name().into(),
             });
         }
         req.state = state;
@@ -514,6 +565,45 @@ mod tests {
             approvers,
             req,
         }
+    }
+
+    /// A requester may have at most MAX_PENDING_PER_REQUESTER requests waiting; finished
+    /// requests are deleted once RETAIN_FINISHED_SECS past their expiry, pending ones never.
+    #[test]
+    fn pending_requests_are_capped_per_requester_and_finished_ones_pruned() {
+        let s = setup();
+        let key = *SoftKey::generate(KeyType::K1).unwrap().public_key();
+        let make = |who: &str, n: u8, now: u32| {
+            s.store.create(
+                who,
+                Checksum256([1; 32]),
+                key,
+                Bytes(vec![n]),
+                vec![],
+                vec![],
+                Checksum256([n; 32]),
+                2,
+                s.approvers.iter().map(|a| *a.public_key()).collect(),
+                "custody".into(),
+                TimePointSec(now),
+                600,
+            )
+        };
+        // "ops" has one (from setup); fill up to the cap.
+        for n in 1..MAX_PENDING_PER_REQUESTER as u8 {
+            make("ops", n + 10, 1000).unwrap();
+        }
+        let e = make("ops", 200, 1000).unwrap_err();
+        assert!(matches!(e, ApprovalError::TooMany { .. }), "{e}");
+        // Another requester is not held to ops's count.
+        make("other", 201, 1000).unwrap();
+        // Once they expired, ops may ask again; and long after, the old ones are gone.
+        make("ops", 202, 1700).unwrap();
+        assert_eq!(s.store.list().unwrap().len(), MAX_PENDING_PER_REQUESTER + 2);
+        let later = 1600 + RETAIN_FINISHED_SECS + 1;
+        make("ops", 203, later).unwrap();
+        let left = s.store.list().unwrap();
+        assert_eq!(left.len(), 2, "only the two recent ones remain");
     }
 
     proptest::proptest! {

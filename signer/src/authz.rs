@@ -108,6 +108,39 @@ pub trait Authorizer: Send + Sync + std::fmt::Debug {
     /// The keys the signer now holds and may use (after GenerateKey or RetireKey), for rules
     /// that look at them. The allow-list has none.
     fn set_held_keys(&self, _keys: Vec<PublicKey>) {}
+
+    /// Whether some rule names `principal` (only such a principal may list the signer's keys
+    /// and status: a certificate with no rights learns nothing).
+    fn names_principal(&self, principal: &str) -> bool;
+
+    /// What [`Authorizer::authorize`] would decide for `req` now, were `also_held` held too,
+    /// reserving nothing (CheckTransaction). The charges it names are not reserved.
+    fn check(&self, req: &Request, _also_held: &[PublicKey]) -> Authorization {
+        let mut a = self.authorize(req);
+        let charges = a.take_charges();
+        self.release(&charges, req.now);
+        a
+    }
+}
+
+/// A policy decision as the pipeline acts on it.
+fn authorization(decision: oryx_policy::Decision) -> Authorization {
+    match decision.verdict {
+        Verdict::Allow => Authorization::Allow {
+            charges: decision.charges,
+        },
+        Verdict::Deny(reason) => Authorization::Deny(reason),
+        Verdict::NeedsApprovals {
+            threshold,
+            approvers,
+            set,
+        } => Authorization::NeedsApprovals {
+            charges: decision.charges,
+            threshold,
+            approvers,
+            set,
+        },
+    }
 }
 
 /// The request kind of a policy body.
@@ -134,6 +167,10 @@ impl AllowList {
 }
 
 impl Authorizer for AllowList {
+    fn names_principal(&self, principal: &str) -> bool {
+        self.rules.iter().any(|r| r.principal == principal)
+    }
+
     fn authorize(&self, req: &Request) -> Authorization {
         let kind = kind_of(&req.body);
         let allowed = self.rules.iter().any(|r| {
@@ -258,6 +295,32 @@ impl PolicyAuthorizer {
 }
 
 impl Authorizer for PolicyAuthorizer {
+    fn names_principal(&self, principal: &str) -> bool {
+        self.current()
+            .rules()
+            .iter()
+            .any(|r| r.names_principal(principal))
+    }
+
+    fn check(&self, req: &Request, also_held: &[PublicKey]) -> Authorization {
+        let policy = self.current();
+        let mut context = Context::clone(
+            &self
+                .context
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        context.held_keys.extend_from_slice(also_held);
+        let d = {
+            let counters = self
+                .counters
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            policy.evaluate(req, &context, &*counters)
+        };
+        authorization(d)
+    }
+
     fn authorize(&self, req: &Request) -> Authorization {
         let policy = self.current();
         let context = self
@@ -278,22 +341,7 @@ impl Authorizer for PolicyAuthorizer {
             }
             d
         };
-        match decision.verdict {
-            Verdict::Allow => Authorization::Allow {
-                charges: decision.charges,
-            },
-            Verdict::Deny(reason) => Authorization::Deny(reason),
-            Verdict::NeedsApprovals {
-                threshold,
-                approvers,
-                set,
-            } => Authorization::NeedsApprovals {
-                charges: decision.charges,
-                threshold,
-                approvers,
-                set,
-            },
-        }
+        authorization(decision)
     }
 
     fn signed(&self, charges: &[Charge], now: TimePointSec) -> Result<(), String> {

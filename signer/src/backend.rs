@@ -103,6 +103,12 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
     /// Every signing key the provider holds.
     fn list(&self) -> Result<Vec<KeyInfo>, BackendError>;
 
+    /// Keys on the device that `list` leaves out because they cannot be used, each as (label,
+    /// why), so a lookup by label can say why it found nothing.
+    fn skipped(&self) -> Result<Vec<(String, String)>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Opens the key with this public key for signing.
     fn open(&self, public_key: &PublicKey) -> Result<Arc<dyn KeyBackend>, BackendError>;
 

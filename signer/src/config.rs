@@ -80,6 +80,10 @@ pub struct Config {
     /// lifecycle RPCs (GenerateKey, RetireKey, SignTranscript).
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Principals that may read every approval request (approvers reviewing online), besides
+    /// admins; any other principal reads only the requests it made.
+    #[serde(default)]
+    pub reviewers: Vec<String>,
     /// A policy file (`oryx-policy`): content rules, limits, rates, approvals. Replaces
     /// `[[allow]]`; reloaded on SIGHUP (an invalid new file keeps the old policy).
     #[serde(default)]
@@ -247,6 +251,12 @@ pub struct ChainConfig {
     /// Required: reading a legacy digest's random first bytes as a block number would let a
     /// conflicting block through about half the time.
     pub savanna: bool,
+    /// Let a key sign its first blind Savanna block id with no watermark to bound it. Off by
+    /// default: any four bytes name a height, so the first one could push the watermark past
+    /// every real block. Sign a full block first (SignBlock, `oryx-node produce`) or import the
+    /// chain's head (`watermark import`); `init --dev` turns it on for its private chain only.
+    #[serde(default)]
+    pub unbounded_first_blind_digest: bool,
 }
 
 fn yes() -> bool {
@@ -441,8 +451,16 @@ impl Config {
                 return Err(format!("key {}: list at least one chain", k.public_key));
             }
             for name in &k.chains {
-                if !chain_ids.iter().any(|(n, _)| n == name) {
-                    return Err(format!("key {}: unknown chain {name:?}", k.public_key));
+                if resolve_chain(&chain_ids, name).is_none() {
+                    return Err(format!(
+                        "key {}: unknown chain {name:?} (configured under [[chains]]: {})",
+                        k.public_key,
+                        chain_ids
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
                 }
             }
         }
@@ -559,18 +577,59 @@ impl Config {
         Ok(groups)
     }
 
-    /// The chain id of a configured chain name.
-    pub fn chain_id(&self, name: &str) -> Option<Checksum256> {
+    /// The chains whose first blind digest may be unbounded (`unbounded_first_blind_digest`).
+    pub fn unbounded_blind_start(&self) -> Vec<Checksum256> {
         self.chains
             .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| parse_chain_id(&c.chain_id).ok())
+            .filter(|c| c.unbounded_first_blind_digest)
+            .filter_map(|c| parse_chain_id(&c.chain_id).ok())
+            .collect()
     }
+
+    /// The configured chains by name.
+    pub fn chain_names(&self) -> Vec<(String, Checksum256)> {
+        self.chains
+            .iter()
+            .filter_map(|c| Some((c.name.clone(), parse_chain_id(&c.chain_id).ok()?)))
+            .collect()
+    }
+
+    /// The id of a configured chain, named as anywhere in Oryx (see [`resolve_chain`]).
+    pub fn chain_id(&self, name: &str) -> Option<Checksum256> {
+        resolve_chain(&self.chain_names(), name)
+    }
+}
+
+/// Reads and validates the policy file at `path` (the error names the file and line); its rules
+/// may name `chains` as the config does (`[[chains]] name`), or by alias or id.
+pub fn load_policy(
+    path: &Path,
+    chains: &[(String, Checksum256)],
+) -> Result<oryx_policy::Policy, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    oryx_policy::Policy::parse_with_chains(&text, &chains.iter().cloned().collect())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// One vocabulary for chains, in `[[keys]] chains`, `[[watermarks.producers]] chain`,
+/// GenerateKey and the policy: a `[[chains]] name` of this config, or an alias (`eos`, `wax`,
+/// …) or 64 hex characters naming the id of a configured chain. A chain that is not configured
+/// resolves to nothing.
+pub fn resolve_chain(chains: &[(String, Checksum256)], text: &str) -> Option<Checksum256> {
+    let text = text.trim();
+    chains
+        .iter()
+        .find(|(n, _)| n == text)
+        .map(|(_, id)| *id)
+        .or_else(|| {
+            let id = parse_chain_id(text).ok()?;
+            chains.iter().any(|(_, c)| *c == id).then_some(id)
+        })
 }
 
 /// The keys that belong before the first `[table]`: appended at the end of the file, TOML puts
 /// them inside the last table, where they are unknown fields.
-const TOP_LEVEL: [&str; 3] = ["policy", "admins", "allow_soft_keys"];
+const TOP_LEVEL: [&str; 4] = ["policy", "admins", "reviewers", "allow_soft_keys"];
 
 /// A parse error, with a hint when it is a top-level key written inside a table.
 fn top_level_hint(message: String) -> String {
@@ -645,6 +704,33 @@ kinds = ["block", "digest"]
     }
 
     #[test]
+    fn one_chain_vocabulary_config_names_aliases_and_ids() {
+        // The config names the EOS chain `main`; `eos` and its hex id name the same chain.
+        let text = sample("").replace("name = \"eos\"", "name = \"main\"");
+        let c = Config::parse(&text, Path::new(".")).unwrap();
+        let id = c.chain_id("main").unwrap();
+        assert_eq!(c.chain_id("eos"), Some(id));
+        assert_eq!(c.chain_id(&id.to_string()), Some(id));
+        assert_eq!(
+            c.chain_id("wax"),
+            None,
+            "an alias of a chain not configured"
+        );
+        // The policy uses the same names.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            "version = \"v\"\n[[rule]]\nname = \"r\"\nprincipals = [\"node1\"]\nkeys = [\"*\"]\nkinds = [\"block\"]\nchains = [\"main\", \"jungle\"]\n",
+        )
+        .unwrap();
+        let p = load_policy(&path, &c.chain_names()).unwrap();
+        assert_eq!(p.rules()[0].chains.as_ref().unwrap()[0], id);
+        let e = load_policy(&path, &[]).unwrap_err();
+        assert!(e.contains("chains"), "{e}");
+    }
+
+    #[test]
     fn rejects_typos_and_broken_references() {
         let typo = sample("").replace("blind_digest", "blind_digets");
         assert!(matches!(
@@ -657,7 +743,13 @@ kinds = ["block", "digest"]
             .to_string();
         assert!(e.contains("allow_soft_keys"), "{e}");
         let bad_chain = sample("").replace(r#"chains = ["eos"]"#, r#"chains = ["wax"]"#);
-        assert!(Config::parse(&bad_chain, Path::new(".")).is_err());
+        let e = Config::parse(&bad_chain, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown chain \"wax\"") && e.contains("eos, jungle"),
+            "{e}"
+        );
         let two_chains = sample("").replace(r#"chains = ["eos"]"#, r#"chains = ["eos", "jungle"]"#);
         let e = Config::parse(&two_chains, Path::new("."))
             .unwrap_err()

@@ -30,9 +30,9 @@ pub struct KeyEntry {
     pub retry: RetryPolicy,
     /// How long its verified signatures take (see [`KeyEntry::sign`]).
     pub sign_time: Arc<oryx_proto::stats::Window>,
-    /// The key whose policy rules and watermark it signs under: itself, or the root of its
-    /// `successor_of` chain (see `watermark::scope`). Signatures always use the real key.
-    pub identity: PublicKey,
+    /// The keys it succeeds, nearest first (its `successor_of` chain; the last is its
+    /// [`KeyEntry::identity`]), so a node can follow a hand-over to it (ListKeys).
+    pub predecessors: Vec<PublicKey>,
     /// The key's label on its device (for ListKeys).
     pub label: String,
     /// The backend kind: `pkcs11`, `yubihsm`, `soft`.
@@ -49,14 +49,13 @@ impl KeyEntry {
         blind_digest: bool,
         retry: RetryPolicy,
     ) -> Self {
-        let identity = *backend.public_key();
         KeyEntry {
             backend,
             chains,
             blind_digest,
             retry,
             sign_time: Default::default(),
-            identity,
+            predecessors: Vec::new(),
             label: String::new(),
             backend_kind: String::new(),
             retired: AtomicBool::new(false),
@@ -66,22 +65,32 @@ impl KeyEntry {
 
     /// A key that was retired before this start: kept so requests get KEY_RETIRED (not
     /// UNKNOWN_KEY), with no device behind it.
-    pub fn retired(key: PublicKey, identity: PublicKey) -> Self {
+    pub fn retired(key: PublicKey, predecessors: Vec<PublicKey>) -> Self {
         let entry = KeyEntry::new(
             Arc::new(RetiredKey(key)),
             Vec::new(),
             false,
             RetryPolicy::Refuse,
         )
-        .with_identity(identity);
+        .with_lineage(predecessors);
         entry.retired.store(true, Ordering::SeqCst);
         entry
     }
 
-    /// The same key signing under another policy identity (a successor's root).
-    pub fn with_identity(mut self, identity: PublicKey) -> Self {
-        self.identity = identity;
+    /// The same key as the successor of `predecessors` (nearest first): it signs under the
+    /// last one's policy identity (the root of its chain).
+    pub fn with_lineage(mut self, predecessors: Vec<PublicKey>) -> Self {
+        self.predecessors = predecessors;
         self
+    }
+
+    /// The key whose policy rules and watermark it signs under: itself, or the root of its
+    /// `successor_of` chain (see `watermark::scope`). Signatures always use the real key.
+    pub fn identity(&self) -> PublicKey {
+        self.predecessors
+            .last()
+            .copied()
+            .unwrap_or(*self.public_key())
     }
 
     /// The same key with its device label and backend kind (for listings).

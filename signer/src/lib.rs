@@ -23,6 +23,7 @@
 //! [`cli_error`] is the one error both return and `main` prints.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod approvals;
 pub mod audit;
 pub mod authz;

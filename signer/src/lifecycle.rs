@@ -157,11 +157,7 @@ impl Lifecycle {
             pipeline,
             providers,
             registry,
-            chains: config
-                .chains
-                .iter()
-                .filter_map(|c| config.chain_id(&c.name).map(|id| (c.name.clone(), id)))
-                .collect(),
+            chains: config.chain_names(),
             config_keys: config.keys.clone(),
             audit_key: config.audit.signing_key,
             serial: Mutex::new(()),
@@ -358,13 +354,13 @@ impl Lifecycle {
             return Err(refused(
                 Reason::Malformed,
                 format!(
-                    "{pred} already has an active successor, {} (label {:?}): finish that rotation, or end it with `oryx ceremony abort` (RetireKey of {} without a successor), before starting another",
+                    "{pred} already has an active successor, {} (label {:?}): finish that rotation, or end it with `oryx ceremony rotate-producer abort --dir DIR` (RetireKey of {} without a successor), before starting another",
                     other.public_key, other.label, other.public_key
                 ),
             ));
         }
 
-        let (chains, blind_digest, retry, identity) = match successor_of {
+        let (chains, blind_digest, retry, lineage) = match successor_of {
             Some(pred) => {
                 let p = self.pipeline.keys.get(&pred).ok_or_else(|| {
                     refused(
@@ -378,13 +374,20 @@ impl Lifecycle {
                         format!("successor_of: {pred} is retired; name an active key"),
                     ));
                 }
-                (p.chains.clone(), p.blind_digest, p.retry, Some(p.identity))
+                (
+                    p.chains.clone(),
+                    p.blind_digest,
+                    p.retry,
+                    std::iter::once(pred)
+                        .chain(p.predecessors.iter().copied())
+                        .collect(),
+                )
             }
             None => (
                 self.new_key_chains(&req)?,
                 req.blind_digest,
                 Default::default(),
-                None,
+                Vec::new(),
             ),
         };
 
@@ -443,9 +446,8 @@ impl Lifecycle {
                 ),
             )
         })?;
-        let identity = identity.unwrap_or(info.public_key);
         let entry = KeyEntry::new(backend, chains.clone(), blind_digest, retry)
-            .with_identity(identity)
+            .with_lineage(lineage)
             .with_label(label, provider.kind());
         self_test(&entry).map_err(|e| refused(Reason::Internal, e))?;
         registry
@@ -497,16 +499,19 @@ impl Lifecycle {
         req.chains
             .iter()
             .map(|name| {
-                self.chains
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, id)| *id)
-                    .ok_or_else(|| {
-                        refused(
-                            Reason::Malformed,
-                            format!("chains: {name:?} is not under [[chains]]"),
-                        )
-                    })
+                crate::config::resolve_chain(&self.chains, name).ok_or_else(|| {
+                    refused(
+                        Reason::Malformed,
+                        format!(
+                            "chains: {name:?} is not a configured chain (under [[chains]]: {})",
+                            self.chains
+                                .iter()
+                                .map(|(n, _)| n.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
             })
             .collect()
     }
@@ -829,8 +834,8 @@ pub fn load_keys(
     let recorded = registry.map(Registry::entries).unwrap_or_default();
     let where_ = registry.map_or(String::new(), |r| r.path().display().to_string());
     let rec = |k: &PublicKey| recorded.iter().find(|e| e.public_key == *k);
-    let identity = |k: &PublicKey| {
-        registry::identity(k, |k| rec(k).and_then(|e| e.successor_of))
+    let lineage = |k: &PublicKey| {
+        registry::lineage(k, |k| rec(k).and_then(|e| e.successor_of))
             .map_err(|e| format!("key registry {where_}: {e}"))
     };
     // Labels as the devices know them, for ListKeys.
@@ -880,9 +885,9 @@ pub fn load_keys(
                 }),
         );
     for (key, backend_name, chains, blind_digest, retry) in settings {
-        let identity = identity(&key)?;
+        let lineage = lineage(&key)?;
         if rec(&key).is_some_and(|e| e.state == KeyState::Retired) {
-            out.push(KeyEntry::retired(key, identity));
+            out.push(KeyEntry::retired(key, lineage));
             continue;
         }
         let provider = providers.get(&backend_name).ok_or_else(|| {
@@ -896,7 +901,7 @@ pub fn load_keys(
         let label = labels.get(&key).cloned().unwrap_or_default();
         out.push(
             KeyEntry::new(backend, chain_ids(&key, &chains)?, blind_digest, retry)
-                .with_identity(identity)
+                .with_lineage(lineage)
                 .with_label(label, provider.kind()),
         );
     }

@@ -231,6 +231,54 @@ impl Pipeline {
         Ok((outcome, trx.id()))
     }
 
+    /// CheckTransaction: whether `key` would sign `trx` for `principal` now — the same decode,
+    /// policy (under the key's policy identity) and key checks as SignTransaction — without
+    /// signing, storing a request or reserving a charge (budgets and rates are read only,
+    /// [`Authorizer::check`]). Admins only: a ceremony asks it before it generates a key, naming the keys it
+    /// will generate in `to_be_generated` (counted as held). Not audited: it signs and changes
+    /// nothing; a refusal is the one SignTransaction would give.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_transaction(
+        &self,
+        principal: &str,
+        chain_id: Checksum256,
+        key: PublicKey,
+        trx: &Transaction,
+        cfd: &[Bytes],
+        msig_proposals: &[Bytes],
+        to_be_generated: &[PublicKey],
+    ) -> Result<Verdict, Refused> {
+        self.admins.require(principal, "CheckTransaction")?;
+        let mut p = Prepared::transaction(principal, chain_id, key, trx, cfd, Instant::now());
+        p.body = Some(
+            transaction_body(trx, cfd, msig_proposals)
+                .map_err(|m| refused(Reason::Malformed, m))?,
+        );
+        let entry = self.keys.get(&key);
+        let now = crate::clock::now_secs();
+        let request = policy_request(&p, entry.as_deref(), now)?;
+        let authorization = self.authz.check(&request, to_be_generated);
+        if !matches!(authorization, Authorization::Deny(_)) {
+            self.no_retired_producer_key(&request.body)?;
+        }
+        let verdict = match authorization {
+            Authorization::Allow { .. } => Verdict::Sign,
+            Authorization::NeedsApprovals {
+                threshold,
+                approvers,
+                set,
+                ..
+            } => Verdict::Approvals {
+                threshold,
+                approvers: approvers.len(),
+                set,
+            },
+            Authorization::Deny(reason) => return Err(refused(Reason::PolicyDenied, reason)),
+        };
+        self.key_on_chain(entry.as_deref(), &key, &chain_id)?;
+        Ok(verdict)
+    }
+
     /// SignDigest: a blind digest. A Savanna block id (Savanna chain) carries its block number;
     /// anything else is guarded by the wall-clock slot only.
     pub fn sign_digest(
@@ -298,6 +346,42 @@ impl Pipeline {
     }
 }
 
+/// What CheckTransaction found: the signer would sign the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// At once.
+    Sign,
+    /// Once `threshold` of the `approvers` in `set` approved.
+    Approvals {
+        /// Approvals needed.
+        threshold: u32,
+        /// How many may approve.
+        approvers: usize,
+        /// The approver set's name.
+        set: String,
+    },
+}
+
+/// What the policy decides on: a successor key signs under its predecessor's rules (its
+/// policy identity).
+fn policy_request(
+    p: &Prepared<'_>,
+    entry: Option<&KeyEntry>,
+    now: oryx_proto::antelope::TimePointSec,
+) -> Result<oryx_policy::Request, Refused> {
+    let body = p
+        .body
+        .clone()
+        .ok_or_else(|| refused(Reason::Malformed, "request did not decode"))?;
+    Ok(oryx_policy::Request {
+        principal: p.principal.to_string(),
+        key: entry.map_or(p.key, KeyEntry::identity),
+        chain_id: p.chain_id,
+        now,
+        body,
+    })
+}
+
 // ---- The spine ---------------------------------------------------------------------------------
 
 impl Pipeline {
@@ -354,21 +438,13 @@ impl Pipeline {
         // Authorization first: a principal without rights learns nothing about which keys and
         // chains this signer holds.
         let now = crate::clock::now_secs();
-        let body = p
-            .body
-            .clone()
-            .ok_or_else(|| refused(Reason::Malformed, "request did not decode"))?;
-        // A successor key signs under its predecessor's rules (its policy identity).
-        let request = oryx_policy::Request {
-            principal: p.principal.to_string(),
-            key: entry.map_or(p.key, |e| e.identity),
-            chain_id: p.chain_id,
-            now,
-            body,
-        };
+        let request = policy_request(p, entry, now)?;
         let mut authorization = self.authz.authorize(&request);
         // What it reserved is taken back unless this request ends with a signature.
         let hold = ChargeHold::new(self.authz.as_ref(), authorization.take_charges(), now);
+        if !matches!(authorization, Authorization::Deny(_)) {
+            self.no_retired_producer_key(&request.body)?;
+        }
         match authorization {
             Authorization::Allow { .. } => {}
             // Approved: the approvals are the go-ahead if they meet the rule in force now (an
@@ -486,18 +562,32 @@ impl Pipeline {
         request: &Request,
     ) -> Result<Reserved, Refused> {
         // From the request's own key set entry (no second lookup on the signing path).
-        let key = self.scopes.of(p.chain_id, entry.identity);
+        let key = self.scopes.of(p.chain_id, entry.identity());
         let t = Instant::now();
         let successors = || {
             let keys = self.keys.all().into_iter();
-            keys.filter(|e| e.identity != *e.public_key())
-                .filter(|e| self.scopes.of(p.chain_id, e.identity) == key)
+            keys.filter(|e| e.identity() != *e.public_key())
+                .filter(|e| self.scopes.of(p.chain_id, e.identity()) == key)
                 .map(|e| *e.public_key())
                 .collect()
         };
         self.scopes
             .settle(&key, successors, self.watermarks.as_ref())
             .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
+        if matches!(request, Request::BlindSavanna)
+            && !self
+                .scopes
+                .blind_may_start(&key, self.watermarks.as_ref())
+                .map_err(|e| refused(Reason::Unavailable, e.to_string()))?
+        {
+            return Err(refused(
+                Reason::DoubleSign,
+                format!(
+                    "no watermark yet for {} on chain {}: a first blind block id cannot be bounded (its height is four bytes anyone can choose). Sign a full block first (SignBlock, `oryx-node produce`), or import the chain's head height (`oryx-signer watermark import`); only a private chain may set unbounded_first_blind_digest",
+                    p.key, p.chain_id
+                ),
+            ));
+        }
         let reserved = self.watermarks.reserve(
             &key,
             request,
@@ -512,10 +602,23 @@ impl Pipeline {
         })
     }
 
+    /// ListKeys and Status answer admins and principals some rule names: a certificate with no
+    /// rights learns nothing about the keys, chains or state of this signer.
+    pub fn may_list(&self, principal: &str, call: &str) -> Result<(), Refused> {
+        if self.admins.may_review(principal) || self.authz.names_principal(principal) {
+            Ok(())
+        } else {
+            Err(refused(
+                Reason::PolicyDenied,
+                format!("{call}: no rule names {principal:?}"),
+            ))
+        }
+    }
+
     /// The watermark `key` reserves under on `chain_id`: its policy identity's (a successor
     /// shares its predecessor's from the moment it exists), or that identity's producer's.
     pub fn watermark_key(&self, chain_id: Checksum256, key: &PublicKey) -> WatermarkKey {
-        let identity = self.keys.get(key).map_or(*key, |e| e.identity);
+        let identity = self.keys.get(key).map_or(*key, |e| e.identity());
         self.scopes.of(chain_id, identity)
     }
 
@@ -552,6 +655,26 @@ impl Pipeline {
 
     /// `entry` (the request's lookup of `key`), checked to be an active key configured for
     /// `chain_id`, with that chain's signing options.
+    /// Whatever the policy says: no transaction that registers, as a producer's block-signing
+    /// key, a key this signer retired (a rotation or an aborted ceremony ended it). Pushed, it
+    /// would point the chain at a key that signs nothing and stop the producer. Checked when a
+    /// request is made and again when approvals release it.
+    fn no_retired_producer_key(&self, body: &Body) -> Result<(), Refused> {
+        match body
+            .producer_keys()
+            .into_iter()
+            .find(|k| self.keys.get(k).is_some_and(|e| e.is_retired()))
+        {
+            Some(k) => Err(refused(
+                Reason::PolicyDenied,
+                format!(
+                    "the transaction registers {k} as a producer key, and this signer retired that key (a key rotation ended it): it would point the chain at a key that signs nothing"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn key_on_chain<'e>(
         &self,
         entry: Option<&'e KeyEntry>,
@@ -743,12 +866,12 @@ mod tests {
         Checksum256(id)
     }
 
-    /// A pipeline where `node1` may have `a` and `b` (under policy identity `b_identity`) sign
+    /// A pipeline where `node1` may have `a` and `b` (the successor of `b_of`, if any) sign
     /// blind digests on `chain`, over `store`, with watermark `scopes`.
     fn two_key_pipeline(
         dir: &std::path::Path,
         chain: Checksum256,
-        (a, b, b_identity): (&Arc<SoftKey>, &Arc<SoftKey>, PublicKey),
+        (a, b, b_of): (&Arc<SoftKey>, &Arc<SoftKey>, Option<PublicKey>),
         store: &Arc<dyn WatermarkStore>,
         scopes: Scopes,
     ) -> Pipeline {
@@ -756,7 +879,7 @@ mod tests {
             keys: KeySet::new([
                 KeyEntry::new(a.clone(), vec![chain], true, RetryPolicy::Refuse),
                 KeyEntry::new(b.clone(), vec![chain], true, RetryPolicy::Refuse)
-                    .with_identity(b_identity),
+                    .with_lineage(b_of.into_iter().collect()),
             ]),
             authz: Arc::new(AllowList::new(
                 vec![AllowRule {
@@ -766,7 +889,8 @@ mod tests {
                 }],
                 "test".into(),
             )),
-            scopes: Arc::new(scopes),
+            // A test chain: blind ids may start a watermark (the refusal has its own test).
+            scopes: Arc::new(scopes.with_unbounded_blind_start(&[chain])),
             ..digest_pipeline(dir, a.clone(), chain, store.clone())
         }
     }
@@ -784,7 +908,8 @@ mod tests {
             keys: KeySet::new([KeyEntry::new(soft, vec![chain], true, RetryPolicy::Refuse)]),
             chains: HashMap::from([(chain, SignOptions::default())]),
             watermarks,
-            scopes: Arc::default(),
+            // A test chain: blind ids may start a watermark (the refusal has its own test).
+            scopes: Arc::new(Scopes::default().with_unbounded_blind_start(&[chain])),
             audit: Arc::new(AuditLog::open(dir.join("audit.jsonl")).unwrap()),
             authz: Arc::new(AllowList::new(
                 vec![AllowRule {
@@ -892,7 +1017,7 @@ mod tests {
         let store: Arc<dyn WatermarkStore> =
             Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
         let pipeline =
-            |scopes: Scopes| two_key_pipeline(dir.path(), chain, (&a, &b, kb), &store, scopes);
+            |scopes: Scopes| two_key_pipeline(dir.path(), chain, (&a, &b, None), &store, scopes);
         let id = block_id;
         let producer: oryx_proto::antelope::Name = "oryxproducer".parse().unwrap();
         let reason = |p: &Pipeline, k: PublicKey, d: Checksum256| {
@@ -958,8 +1083,8 @@ mod tests {
         let chain = Checksum256([7; 32]);
         let store: Arc<dyn WatermarkStore> =
             Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
-        let pipeline = |identity: PublicKey| {
-            let keys = (&root, &succ, identity);
+        let pipeline = |successor_of: Option<PublicKey>| {
+            let keys = (&root, &succ, successor_of);
             two_key_pipeline(dir.path(), chain, keys, &store, Scopes::default())
         };
         let id = block_id;
@@ -969,11 +1094,11 @@ mod tests {
                 .map(|r| r.reason)
         };
         // The old behaviour, for the history: the successor on a watermark of its own.
-        let before = pipeline(ks);
+        let before = pipeline(None);
         assert_eq!(refused(&before, kr, id(50, 1)), None);
         assert_eq!(refused(&before, ks, id(60, 2)), None);
 
-        let now = pipeline(kr);
+        let now = pipeline(Some(kr));
         assert_eq!(
             now.watermark_key(chain, &ks),
             WatermarkKey::of_key(chain, kr)
@@ -990,5 +1115,122 @@ mod tests {
                 .unwrap()
                 .is_sealed()
         );
+    }
+
+    /// Whatever the rules allow, no regproducer naming a retired key is signed (it would point
+    /// the chain at a key that signs nothing).
+    #[test]
+    fn a_regproducer_naming_a_retired_key_is_refused_under_any_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Checksum256([7; 32]);
+        let account = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let gone = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let live = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let store: Arc<dyn WatermarkStore> =
+            Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
+        let p = Pipeline {
+            keys: KeySet::new([
+                KeyEntry::new(account.clone(), vec![chain], false, RetryPolicy::Refuse),
+                KeyEntry::retired(*gone.public_key(), Vec::new()),
+            ]),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![*account.public_key()],
+                    kinds: vec![RequestKind::Transaction],
+                }],
+                "test".into(),
+            )),
+            ..digest_pipeline(dir.path(), account.clone(), chain, store)
+        };
+        let regproducer = |key: &PublicKey| -> Transaction {
+            serde_json::from_value(serde_json::json!({
+                "expiration": "2030-01-01T00:00:00", "ref_block_num": 1, "ref_block_prefix": 2,
+                "actions": [{"account": "eosio", "name": "regproducer",
+                    "authorization": [{"actor": "oryxproducer", "permission": "active"}],
+                    "data": {"producer": "oryxproducer", "producer_key": key.to_string(),
+                             "url": "", "location": 0}}]}))
+            .unwrap()
+        };
+        let sign = |k: &PublicKey| {
+            p.sign_transaction(
+                "node1",
+                chain,
+                *account.public_key(),
+                &regproducer(k),
+                &[],
+                &[],
+            )
+        };
+        let e = sign(gone.public_key()).unwrap_err();
+        assert_eq!(e.reason, Reason::PolicyDenied);
+        assert!(e.message.contains("retired"), "{e}");
+        sign(live.public_key()).unwrap();
+    }
+
+    /// A key's first blind Savanna id is refused while it has no watermark (its height is four
+    /// bytes anyone can choose); after one full block, blind ids are bounded and signed.
+    #[test]
+    fn a_first_blind_id_needs_a_watermark_to_bound_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = Checksum256([7; 32]);
+        let soft = Arc::new(SoftKey::generate(KeyType::K1).unwrap());
+        let key = *soft.public_key();
+        let store: Arc<dyn WatermarkStore> =
+            Arc::new(FileStore::open(dir.path().join("watermarks")).unwrap());
+        let p = Pipeline {
+            scopes: Arc::new(Scopes::default()),
+            authz: Arc::new(AllowList::new(
+                vec![AllowRule {
+                    principal: "node1".into(),
+                    keys: vec![key],
+                    kinds: vec![RequestKind::Digest, RequestKind::Block],
+                }],
+                "test".into(),
+            )),
+            ..digest_pipeline(dir.path(), soft, chain, store)
+        };
+        let e = p
+            .sign_digest("node1", chain, key, block_id(4_294_967_280, 1), true)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::DoubleSign);
+        assert!(e.message.contains("no watermark yet"), "{e}");
+        let slot = crate::clock::now_slot();
+        let header = oryx_tests_header(slot);
+        p.sign_block(
+            "node1",
+            &BlockRequest {
+                chain_id: chain,
+                key,
+                header: oryx_proto::antelope::Pack::packed(&header),
+                legacy: None,
+            },
+        )
+        .unwrap();
+        let next = header.block_num().unwrap() + 1;
+        p.sign_digest("node1", chain, key, block_id(next, 1), true)
+            .unwrap();
+        // Still bounded: far ahead of the signed block is refused.
+        let e = p
+            .sign_digest("node1", chain, key, block_id(next + 10_000, 1), true)
+            .unwrap_err();
+        assert_eq!(e.reason, Reason::DoubleSign);
+    }
+
+    /// A Savanna header at `slot` (block number = slot).
+    fn oryx_tests_header(slot: u32) -> BlockHeader {
+        let mut previous = [0u8; 32];
+        previous[..4].copy_from_slice(&(slot - 1).to_be_bytes());
+        BlockHeader {
+            timestamp: oryx_proto::antelope::BlockTimestamp(slot),
+            producer: "oryxproducer".parse().unwrap(),
+            confirmed: 0,
+            previous: Checksum256(previous),
+            transaction_mroot: Checksum256([0; 32]),
+            action_mroot: Checksum256([0; 32]),
+            schedule_version: oryx_proto::antelope::block::SAVANNA_SCHEDULE_VERSION,
+            new_producers: None,
+            header_extensions: Vec::new(),
+        }
     }
 }

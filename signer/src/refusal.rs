@@ -119,20 +119,33 @@ pub fn sanitize_principal(p: &str) -> String {
     if s.is_empty() { "<none>".into() } else { s }
 }
 
-/// The principals that may run admin calls (the key lifecycle) and cancel any approval request:
-/// the config's `admins`, checked here and nowhere else.
+/// The principals that may run admin calls (the key lifecycle) and cancel any approval request
+/// (the config's `admins`), and those that may read every approval request (admins and
+/// `reviewers`): checked here and nowhere else.
 #[derive(Debug, Clone, Default)]
-pub struct Admins(Vec<String>);
+pub struct Admins(Vec<String>, Vec<String>);
 
 impl Admins {
     /// The config's list.
     pub fn new(principals: Vec<String>) -> Self {
-        Admins(principals)
+        Admins(principals, Vec::new())
+    }
+
+    /// With the config's `reviewers`: principals that may read every approval request.
+    pub fn with_reviewers(mut self, reviewers: Vec<String>) -> Self {
+        self.1 = reviewers;
+        self
     }
 
     /// Whether `principal` is an admin.
     pub fn contains(&self, principal: &str) -> bool {
         self.0.iter().any(|a| a == principal)
+    }
+
+    /// Whether `principal` may read every approval request: an admin or a reviewer (anyone
+    /// else reads only its own requests).
+    pub fn may_review(&self, principal: &str) -> bool {
+        self.contains(principal) || self.1.iter().any(|a| a == principal)
     }
 
     /// `NOT_ADMIN` unless `principal` is an admin; `call` names what was asked.

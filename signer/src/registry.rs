@@ -286,24 +286,33 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     durable::write_atomic(path, bytes, 0o600).map_err(|e| io(&e.path)(e.source))
 }
 
-/// The root of `key`'s successor chain: the key whose policy rules it signs under. Follows
-/// `successor_of` links until a key without one; a cycle is an error.
+/// The root of `key`'s successor chain: the key whose policy rules it signs under (the last
+/// of its [`lineage`], or itself).
 pub fn identity(
     key: &PublicKey,
     successor_of: impl Fn(&PublicKey) -> Option<PublicKey>,
 ) -> Result<PublicKey, String> {
-    let mut seen = vec![*key];
+    Ok(lineage(key, successor_of)?.last().copied().unwrap_or(*key))
+}
+
+/// The keys `key` succeeds, nearest first: follows `successor_of` links until a key without
+/// one; a cycle is an error.
+pub fn lineage(
+    key: &PublicKey,
+    successor_of: impl Fn(&PublicKey) -> Option<PublicKey>,
+) -> Result<Vec<PublicKey>, String> {
+    let mut line = Vec::new();
     let mut current = *key;
     while let Some(prev) = successor_of(&current) {
-        if seen.contains(&prev) {
+        if prev == *key || line.contains(&prev) {
             return Err(format!(
                 "the successor_of links of {key} form a cycle through {prev}"
             ));
         }
-        seen.push(prev);
+        line.push(prev);
         current = prev;
     }
-    Ok(current)
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -383,12 +392,19 @@ mod tests {
         let r = Registry::open(&path).unwrap();
         r.put(entry(key(), "one")).unwrap();
         let before = std::fs::read(&path).unwrap();
-        // A stale temporary file from a crash before the rename is simply overwritten.
+        // A stale temporary file from a crash before the rename is neither read nor reused
+        // (each write stages under a new name), and a write leaves no staging file behind.
         std::fs::write(dir.path().join(".keys.json.tmp"), b"{torn").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), before);
         r.put(entry(key(), "two")).unwrap();
         assert_eq!(Registry::open(&path).unwrap().entries().len(), 2);
-        assert!(!dir.path().join(".keys.json.tmp").exists());
+        let staged = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != ".keys.json.tmp")
+            .count();
+        assert_eq!(staged, 0);
         // A failed write (the directory is gone) leaves memory unchanged.
         let gone = dir.path().join("gone");
         std::fs::create_dir(&gone).unwrap();

@@ -86,6 +86,33 @@ pub enum SecretError {
         /// Which secret.
         what: SecretKind,
     },
+    /// Other users may read (or change) the file: refused, as ssh refuses a private key.
+    #[error("{} file {} is open to other users (mode {mode:03o}): `chmod 600` it (readable by the signer's user only)", .what.noun(), .path.display())]
+    Exposed {
+        /// Which secret.
+        what: SecretKind,
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// `Err(mode)` when users other than the owner may read or write `path` (group or other
+/// permission bits): a secret file must be the signer user's alone. Symlinks are followed (the
+/// file read is what counts).
+pub fn private_file_mode(path: &Path) -> Result<(), u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(mode);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A secret in memory: zeroized on drop, printed as `<redacted>`, never displayed. Not `Clone`:
@@ -101,6 +128,11 @@ impl Secret {
             path: path.to_path_buf(),
             kind,
         };
+        private_file_mode(path).map_err(|mode| SecretError::Exposed {
+            what,
+            path: path.to_path_buf(),
+            mode,
+        })?;
         let raw = Zeroizing::new(std::fs::read(path).map_err(|e| read_error(e.kind()))?);
         let trimmed = what
             .trim(&raw)
@@ -148,7 +180,27 @@ mod tests {
     fn file_with(dir: &tempfile::TempDir, content: &[u8]) -> PathBuf {
         let path = dir.path().join("secret");
         std::fs::write(&path, content).expect("write");
+        set_mode(&path, 0o600);
         path
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    #[test]
+    fn a_file_other_users_may_read_is_refused_naming_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = file_with(&dir, b"4711\n");
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            set_mode(&path, mode);
+            let e = Secret::from_file(SecretKind::Pkcs11Pin, &path).expect_err("exposed");
+            assert!(e.to_string().contains("chmod 600"), "{e}");
+            assert!(!e.to_string().contains("4711"));
+        }
+        set_mode(&path, 0o400);
+        Secret::from_file(SecretKind::Pkcs11Pin, &path).expect("owner only");
     }
 
     #[test]

@@ -238,6 +238,28 @@ fn transcript_request(r: grpc::SignTranscriptRequest) -> Result<SignTranscript, 
     })
 }
 
+/// A SignTransactionRequest's transaction in any of its three shapes, with its context-free
+/// data (public for the fuzzer).
+pub fn transaction(
+    t: Option<grpc::sign_transaction_request::Transaction>,
+    context_free_data: Vec<Vec<u8>>,
+) -> Result<(Transaction, Vec<Bytes>), String> {
+    use grpc::sign_transaction_request::Transaction as T;
+    let cfd: Vec<Bytes> = context_free_data.into_iter().map(Bytes).collect();
+    match t {
+        Some(T::PackedTrx(b)) => Transaction::decode(&b)
+            .map(|t| (t, cfd))
+            .map_err(|e| e.to_string()),
+        Some(T::Json(j)) => serde_json::from_str::<Transaction>(&j)
+            .map(|t| (t, cfd))
+            .map_err(|e| format!("transaction JSON: {e}")),
+        Some(T::PackedTransaction(b)) => PackedTransaction::unpack_exact(&b)
+            .and_then(|p| Ok((p.transaction()?, p.context_free_data()?)))
+            .map_err(|e| e.to_string()),
+        None => Err("no transaction given".into()),
+    }
+}
+
 /// A key as ListKeys and GenerateKey show it, with its recent signing times.
 pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
     let key = entry.public_key();
@@ -248,6 +270,7 @@ pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
         backend: entry.backend_kind.clone(),
         chain_ids: entry.chains.iter().map(|c| c.0.to_vec()).collect(),
         blind_digest: entry.blind_digest,
+        predecessors: entry.predecessors.iter().map(|k| k.to_string()).collect(),
         ..Default::default()
     };
     if let Some(q) = entry.sign_time.quantiles() {
@@ -345,7 +368,10 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::ListKeysRequest>,
     ) -> Result<Response<grpc::ListKeysResponse>, Status> {
-        principal(&req)?;
+        let who = principal(&req)?;
+        self.pipeline
+            .may_list(&who, "ListKeys")
+            .map_err(|e| to_status(&e))?;
         let keys = self
             .pipeline
             .keys
@@ -395,26 +421,13 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::SignTransactionRequest>,
     ) -> Result<Response<grpc::SignTransactionResponse>, Status> {
-        use grpc::sign_transaction_request::Transaction as T;
         let who = principal(&req)?;
         let r = req.into_inner();
         let fields =
             checksum("chain_id", &r.chain_id).and_then(|c| Ok((c, public_key(&r.public_key)?)));
         let (chain_id, key) = self.decoded(&who, RequestKind::Transaction, fields).await?;
-        let cfd: Vec<Bytes> = r.context_free_data.into_iter().map(Bytes).collect();
         let proposals: Vec<Bytes> = r.msig_proposals.into_iter().map(Bytes).collect();
-        let decoded: Result<(Transaction, Vec<Bytes>), String> = match r.transaction {
-            Some(T::PackedTrx(b)) => Transaction::decode(&b)
-                .map(|t| (t, cfd))
-                .map_err(|e| e.to_string()),
-            Some(T::Json(j)) => serde_json::from_str::<Transaction>(&j)
-                .map(|t| (t, cfd))
-                .map_err(|e| format!("transaction JSON: {e}")),
-            Some(T::PackedTransaction(b)) => PackedTransaction::unpack_exact(&b)
-                .and_then(|p| Ok((p.transaction()?, p.context_free_data()?)))
-                .map_err(|e| e.to_string()),
-            None => Err("no transaction given".into()),
-        };
+        let decoded = transaction(r.transaction, r.context_free_data);
         let out = self
             .signing(move |pipeline| match decoded {
                 Ok((trx, cfd)) => {
@@ -431,6 +444,47 @@ impl Signer for SignerService {
                 transaction_id: id.0.to_vec(),
                 signature: Some(signature_msg(&o.signature)),
                 audit: o.audit.map(audit_ref),
+            })
+        })
+        .map_err(|e| to_status(&e))
+    }
+
+    async fn check_transaction(
+        &self,
+        req: Request<grpc::CheckTransactionRequest>,
+    ) -> Result<Response<grpc::CheckTransactionResponse>, Status> {
+        let who = principal(&req)?;
+        let outer = req.into_inner();
+        let generated = outer
+            .to_be_generated
+            .iter()
+            .map(|k| public_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let r = outer
+            .request
+            .ok_or_else(|| malformed("CheckTransaction: no request"))?;
+        let chain_id = checksum("chain_id", &r.chain_id)?;
+        let key = public_key(&r.public_key)?;
+        let proposals: Vec<Bytes> = r.msig_proposals.into_iter().map(Bytes).collect();
+        let (trx, cfd) = transaction(r.transaction, r.context_free_data).map_err(malformed)?;
+        let pipeline = self.pipeline.clone();
+        let out = detached(move || {
+            pipeline.check_transaction(&who, chain_id, key, &trx, &cfd, &proposals, &generated)
+        })
+        .await?;
+        out.map(|v| {
+            Response::new(match v {
+                crate::pipeline::Verdict::Sign => grpc::CheckTransactionResponse::default(),
+                crate::pipeline::Verdict::Approvals {
+                    threshold,
+                    approvers,
+                    set,
+                } => grpc::CheckTransactionResponse {
+                    needs_approvals: true,
+                    threshold,
+                    approvers: u32::try_from(approvers).unwrap_or(u32::MAX),
+                    approver_set: set,
+                },
             })
         })
         .map_err(|e| to_status(&e))
@@ -462,9 +516,9 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::ListApprovalsRequest>,
     ) -> Result<Response<grpc::ListApprovalsResponse>, Status> {
-        principal(&req)?;
+        let who = principal(&req)?;
         let pipeline = self.pipeline.clone();
-        let out = detached(move || pipeline.list_approvals()).await?;
+        let out = detached(move || pipeline.list_approvals(&who)).await?;
         out.map(|list| {
             Response::new(grpc::ListApprovalsResponse {
                 requests: list.into_iter().map(approval_msg).collect(),
@@ -477,10 +531,10 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::GetApprovalRequest>,
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
-        principal(&req)?;
+        let who = principal(&req)?;
         let id = req.into_inner().id;
         let pipeline = self.pipeline.clone();
-        let out = detached(move || pipeline.get_approval(&id)).await?;
+        let out = detached(move || pipeline.get_approval(&who, &id)).await?;
         out.map(|r| Response::new(approval_msg(r)))
             .map_err(|e| to_status(&e))
     }
@@ -491,10 +545,8 @@ impl Signer for SignerService {
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
         let who = principal(&req)?;
         let r = req.into_inner();
-        let signature = Signature::parse(r.signature.trim())
-            .map_err(|e| malformed(format!("signature: {e}")))?;
         let pipeline = self.pipeline.clone();
-        let out = detached(move || pipeline.approve(&who, &r.id, &signature)).await?;
+        let out = detached(move || pipeline.approve_submitted(&who, &r.id, &r.signature)).await?;
         out.map(|r| Response::new(approval_msg(r)))
             .map_err(|e| to_status(&e))
     }
@@ -579,7 +631,10 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::StatusRequest>,
     ) -> Result<Response<grpc::StatusResponse>, Status> {
-        principal(&req)?;
+        let who = principal(&req)?;
+        self.pipeline
+            .may_list(&who, "Status")
+            .map_err(|e| to_status(&e))?;
         let ready = self.ready.clone();
         let problems = detached(move || ready()).await?;
         Ok(Response::new(grpc::StatusResponse {
@@ -613,10 +668,11 @@ impl std::fmt::Debug for TlsFiles {
     }
 }
 
-/// Most connections served at once; more are closed on accept.
+/// Most authenticated connections served at once; a connection is counted once its client
+/// certificate is verified, and one beyond this is closed then.
 pub const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake (and so a client certificate) must complete within this.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The rustls server configuration: TLS 1.2/1.3, client certificates required and verified
 /// against the operator CA, ALPN h2.
@@ -699,48 +755,80 @@ impl tokio::io::AsyncWrite for Conn {
     }
 }
 
-/// Accepts TCP connections and completes their TLS handshakes (with a timeout, within the
-/// connection cap), handing finished ones to the gRPC server. A peer that never finishes the
-/// handshake, or has no valid client certificate, is dropped without reaching anything else.
+/// Accepts TCP connections and completes their TLS handshakes, handing finished ones to the
+/// gRPC server. A handshake holds a slot of [`crate::admission::Handshakes`] (bounded, the
+/// oldest evicted first, with a timeout); only a verified client certificate takes one of the
+/// [`MAX_CONNECTIONS`] connection slots, so unauthenticated peers never crowd out clients. A
+/// peer that never finishes the handshake, or has no valid client certificate, is dropped
+/// without reaching anything else.
 fn accept_loop(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     tx: tokio::sync::mpsc::Sender<Result<Conn, std::io::Error>>,
 ) {
+    use crate::admission::{Handshakes, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE};
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let handshakes = Handshakes::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE);
+    // Failed handshakes are an unauthenticated peer's doing: one line per doubling, not one
+    // per attempt.
+    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     tokio::spawn(async move {
         loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 }
             };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let (mut slot, evicted) = handshakes.admit(peer.ip());
+            if evicted && handshakes.evicted().is_power_of_two() {
                 tracing::warn!(
-                    max = MAX_CONNECTIONS,
-                    "connection limit reached: closing a new connection"
+                    evicted = handshakes.evicted(),
+                    max = MAX_HANDSHAKES,
+                    per_source = MAX_HANDSHAKES_PER_SOURCE,
+                    "too many unfinished TLS handshakes: dropping the oldest to admit new connections"
                 );
-                continue;
-            };
+            }
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
             let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let permits = permits.clone();
+            let failed = failed.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let outcome = tokio::select! {
+                    r = handshake => r,
+                    () = slot.evicted() => return,
+                };
+                drop(slot);
+                let why = match outcome {
                     Ok(Ok(tls)) => {
+                        let Ok(permit) = permits.try_acquire_owned() else {
+                            tracing::warn!(
+                                max = MAX_CONNECTIONS,
+                                "connection limit reached: closing an authenticated connection"
+                            );
+                            return;
+                        };
                         let _ = tx
                             .send(Ok(Conn {
                                 tls,
                                 _permit: permit,
                             }))
                             .await;
+                        return;
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "TLS handshake refused"),
-                    Err(_) => tracing::warn!("TLS handshake timed out"),
+                    Ok(Err(e)) => format!("TLS handshake refused: {e}"),
+                    Err(_) => "TLS handshake timed out".to_string(),
+                };
+                let n = failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(%peer, failed_handshakes = n, "{why}");
+                } else {
+                    tracing::debug!(%peer, "{why}");
                 }
             });
         }

@@ -16,6 +16,7 @@ use oryx_signer::backend::soft::SoftKey;
 use oryx_signer::client::reason;
 use oryx_signer::signing::{SignOptions, sign};
 use oryx_tests::harness::*;
+use std::path::Path;
 use tonic::transport::Channel;
 
 fn transfer(expiration: &str, n: u32) -> Transaction {
@@ -89,6 +90,7 @@ async fn approve(
 fn custody_signer_with(
     token_approver: Option<PublicKey>,
     admins: &str,
+    reviewers: &str,
 ) -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), false);
@@ -123,7 +125,7 @@ fn custody_signer_with(
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
         &cfg,
-        format!("admins = {admins}\npolicy = \"policy.toml\"\n{text}"),
+        format!("admins = {admins}\nreviewers = {reviewers}\npolicy = \"policy.toml\"\n{text}"),
     )
     .unwrap();
     let signer = Signer::start(dir.path(), &env);
@@ -131,7 +133,42 @@ fn custody_signer_with(
 }
 
 fn custody_signer() -> (tempfile::TempDir, Signer, PublicKey, Vec<SoftKey>) {
-    custody_signer_with(None, "[]")
+    // `intruder` stands for an online approver: a reviewer, not named by any rule.
+    custody_signer_with(None, "[]", r#"["intruder"]"#)
+}
+
+/// A principal that is neither the requester, an admin nor a reviewer reads nothing of a
+/// request (it holds the transaction, and once signed the signed transaction) and cannot
+/// approve it online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_principal_reads_only_its_own_requests() {
+    let (_dir, signer, key, approvers) = custody_signer_with(None, "[]", "[]");
+    let mut c = signer.client("node1").await;
+    let mut other = signer.client("intruder").await;
+    let trx = transfer("2030-01-01T00:00:00", 9);
+    let id = request(&mut c, &key, &trx).await;
+    let pending = c
+        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = other
+        .get_approval(grpc::GetApprovalRequest { id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
+    let listed = other
+        .list_approvals(grpc::ListApprovalsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .requests;
+    assert!(listed.is_empty());
+    let binding = Checksum256(pending.binding_digest.clone().try_into().unwrap());
+    let e = approve(&mut other, &id, approval(&approvers[0], &binding))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,6 +236,18 @@ async fn two_of_three_approvals() {
         let e = approve(&mut other, &id, f).await.unwrap_err();
         assert_eq!(reason(&e).as_deref(), Some("APPROVAL_REJECTED"), "{e:?}");
     }
+    // A signature that does not even parse: MALFORMED, and on record like the others.
+    let e = approve(&mut other, &id, "SIG_K1_not-a-signature".into())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("MALFORMED"), "{e:?}");
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"approval\"")
+            && l.contains("\"rejected\"")
+            && l.contains("signature:")),
+        "{audit}"
+    );
 
     // The first approval releases nothing.
     let r = approve(&mut other, &id, approval(&approvers[0], &binding))
@@ -374,6 +423,23 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
     edited["transaction"]["actions"][0]["data"]["to"] = "trustedacct".into();
     let mut expired = shown.clone();
     expired["expires"] = "2001-01-01T00:00:00".into();
+    // `oryx approve --offline` of the request file with `key`, writing `out`.
+    let offline = |key: &Path, out: &Path, yes: bool| {
+        let mut args = vec![
+            "approve",
+            "--offline",
+            "--request",
+            req_file.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if yes {
+            args.push("--yes");
+        }
+        oryx_output(&signer, &args, &[])
+    };
     for (file, key, yes, want) in [
         (
             &edited,
@@ -386,20 +452,7 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
         (&shown, &key_files[0], false, "pass --yes"),
     ] {
         std::fs::write(&req_file, file.to_string()).unwrap();
-        let mut args = vec![
-            "approve",
-            "--offline",
-            "--request",
-            req_file.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-            "--out",
-            approval_file.to_str().unwrap(),
-        ];
-        if yes {
-            args.push("--yes");
-        }
-        let out = oryx_output(&signer, &args, &[]);
+        let out = offline(key, &approval_file, yes);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(want), "{want}: {err}");
         assert!(!approval_file.exists(), "{want}: nothing written");
@@ -412,20 +465,19 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
         }
     }
     std::fs::write(&req_file, shown.to_string()).unwrap();
-    oryx(
-        &signer,
-        &[
-            "approve",
-            "--yes",
-            "--offline",
-            "--request",
-            req_file.to_str().unwrap(),
-            "--key-file",
-            key_files[0].to_str().unwrap(),
-            "--out",
-            approval_file.to_str().unwrap(),
-        ],
+    // Never written over an existing file (here the request itself).
+    let out = offline(&key_files[0], &req_file, true);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exists"),
+        "{out:?}"
     );
+    assert_eq!(
+        std::fs::read_to_string(&req_file).unwrap(),
+        shown.to_string()
+    );
+    let out = offline(&key_files[0], &approval_file, true);
+    assert!(out.status.success(), "{out:?}");
     let submitted = oryx(
         &signer,
         &["approvals", "submit", approval_file.to_str().unwrap()],
@@ -437,21 +489,7 @@ async fn approvers_use_the_cli_online_and_across_an_air_gap() {
     let mut tampered = shown.clone();
     tampered["binding_digest"] = serde_json::json!("00".repeat(32));
     std::fs::write(&req_file, tampered.to_string()).unwrap();
-    let out = oryx_output(
-        &signer,
-        &[
-            "approve",
-            "--yes",
-            "--offline",
-            "--request",
-            req_file.to_str().unwrap(),
-            "--key-file",
-            key_files[1].to_str().unwrap(),
-            "--out",
-            dir.path().join("x.json").to_str().unwrap(),
-        ],
-        &[],
-    );
+    let out = offline(&key_files[1], &dir.path().join("x.json"), true);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("do not match the transaction"),
@@ -558,7 +596,15 @@ async fn a_requester_submits_gets_it_signed_and_cancels_with_the_cli() {
     );
     let req = oryx(&signer, &["approvals", "show", &id]);
     assert_eq!(req["approvals"].as_array().unwrap().len(), 2, "{req}");
-    assert!(req["audit"]["seq"].as_u64().is_some(), "{req}");
+    // The audit position is the log line's own: its sequence number and hash (64 hex).
+    let seq = req["audit"]["seq"].as_u64().unwrap();
+    let line: serde_json::Value = std::fs::read_to_string(signer.audit_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["seq"].as_u64() == Some(seq))
+        .unwrap();
+    assert_eq!(req["audit"]["hash"], line["hash"], "{req}");
     // Its push form reads back too.
     let push = dir.path().join("push.json");
     std::fs::write(&push, req["signed_transaction"].to_string()).unwrap();
@@ -588,7 +634,8 @@ async fn an_approver_key_on_a_pkcs11_token() {
         false,
     );
 
-    let (dir, signer, key, approvers) = custody_signer_with(Some(token_key), r#"["intruder"]"#);
+    let (dir, signer, key, approvers) =
+        custody_signer_with(Some(token_key), r#"["intruder"]"#, "[]");
     let mut c = signer.client("node1").await;
     let id = request(&mut c, &key, &transfer("2030-01-01T00:00:00", 11)).await;
     let first = dir.path().join("a0.key");

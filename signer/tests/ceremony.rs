@@ -150,6 +150,22 @@ impl Setup {
         self.dir.path().join(name)
     }
 
+    /// A carried get_account answer for the producer account, in file `name`: active is the
+    /// account key, owner is `owner` alone.
+    fn carried_account(&self, name: &str, owner: &PublicKey) -> PathBuf {
+        let auth = |k: &PublicKey| json!({"threshold": 1, "keys": [{"key": k.to_string(), "weight": 1}], "accounts": [], "waits": []});
+        let path = self.path(name);
+        std::fs::write(
+            &path,
+            json!({"account_name": PRODUCER, "permissions": [
+                {"perm_name": "active", "parent": "owner", "required_auth": auth(&self.acct)},
+                {"perm_name": "owner", "parent": "", "required_auth": auth(owner)}]})
+            .to_string(),
+        )
+        .unwrap();
+        path
+    }
+
     /// The mTLS flags of principal node1.
     fn conn(&self) -> Vec<String> {
         let t = self.path("tls");
@@ -392,6 +408,7 @@ principals = ["node1"]
 keys = ["{ACCT}"]
 kinds = ["transaction"]
 actions = ["eosio::regproducer@oryxproducer@active"]
+regproducer = { held_keys_only = true }
 approvals = { threshold = 2, approvers = ["{A0}", "{A1}", "{A2}"], set = "producers" }
 "#;
 
@@ -732,6 +749,8 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
     // One open rotation per key.
     let e = rotation(&x.path("rotation-2"), "producer-3").unwrap_err();
     assert!(e.contains("already has an active successor"), "{e}");
+    // A start whose first step failed leaves no directory to trip the corrected one.
+    assert!(!x.path("rotation-2").exists());
 
     let cmd = |verb: &str| {
         x.oryx(&s(&[
@@ -745,6 +764,18 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
     let a = cmd("abort").unwrap();
     assert_eq!(a["status"], "aborted", "{a}");
     assert_eq!(a["retired"], new.to_string());
+    // Its regproducer request was cancelled on the signer: approvals given now sign nothing.
+    let id = request_id(&first);
+    let e = x
+        .oryx(&s(&[
+            "approve",
+            "--yes",
+            &id,
+            "--key-file",
+            x.approvers[0].file.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+    assert!(e.contains("cancelled") || e.contains("closed"), "{e}");
     // Again: harmless; resume refuses.
     assert_eq!(cmd("abort").unwrap()["status"], "aborted");
     let e = cmd("resume").unwrap_err();
@@ -764,9 +795,61 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
         "the abort is audited"
     );
 
-    // Now another rotation may start.
+    // Now another rotation may start. Its regproducer is approved online, so it is signed on
+    // the signer though this directory has not recorded it: abort asks the signer, and wants
+    // --force.
+    let signed_dir = x.path("rotation-signed");
+    let w = rotation(&signed_dir, "producer-3").unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+    let id = request_id(&signed_dir);
+    x.online_approval(0, &id);
+    x.online_approval(1, &id);
+    let abort = |force: bool| {
+        let mut a = s(&[
+            "ceremony",
+            "rotate-producer",
+            "abort",
+            "--dir",
+            signed_dir.to_str().unwrap(),
+        ]);
+        if force {
+            a.push("--force".into());
+        }
+        x.oryx(&a)
+    };
+    let e = abort(false).unwrap_err();
+    assert!(e.contains("was signed") && e.contains("--force"), "{e}");
+    let forced = abort(true).unwrap();
+    let retired = PublicKey::parse(forced["retired"].as_str().unwrap()).unwrap();
+    // Whatever the policy allows, the signer signs no regproducer naming a retired key.
+    let e = x
+        .oryx(&{
+            let mut a = x.rotation_args(&x.path("never"), "producer-9");
+            a.extend(x.tx_args());
+            a.push("--dry-run".into());
+            a
+        })
+        .map(|_| ());
+    assert!(e.is_ok(), "a dry run for a fresh key still passes: {e:?}");
+    let mut c = x.signer.client("node1").await;
+    let trx = regproducer_naming(&retired);
+    let e = c
+        .sign_transaction(grpc::SignTransactionRequest {
+            chain_id: eos(),
+            public_key: x.acct.to_string(),
+            transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                trx.packed(),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    // (Here the rule's held_keys_only refuses it first; the signer-wide rule is the pipeline's
+    // `a_regproducer_naming_a_retired_key_is_refused_under_any_rules`.)
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
+
     let second = x.path("rotation-2");
-    let w = rotation(&second, "producer-3").unwrap();
+    let w = rotation(&second, "producer-4").unwrap();
     assert_eq!(w["status"], "waiting-for-approvals", "{w}");
 
     // The old key is retired elsewhere meanwhile: the open ceremony is stale, and resuming it
@@ -789,6 +872,32 @@ async fn an_abandoned_rotation_is_aborted_and_its_key_never_double_signs() {
         .unwrap_err();
     assert!(e.contains("stale"), "{e}");
     assert!(!second.join("regproducer.json").exists());
+}
+
+/// The signer's approval request id a ceremony directory recorded.
+fn request_id(dir: &Path) -> String {
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("transcript.json")).unwrap())
+            .unwrap();
+    t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["step"] == "approval-requested")
+        .map(|e| e["data"]["request_id"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+/// A regproducer of the ceremonies' producer naming `key`, signed by its active permission.
+fn regproducer_naming(key: &PublicKey) -> Transaction {
+    let expiration = oryx_proto::antelope::TimePointSec(oryx_signer::clock::now_secs().0 + 600);
+    serde_json::from_value(json!({
+        "expiration": expiration.to_string(), "ref_block_num": 1, "ref_block_prefix": 2,
+        "actions": [{"account": "eosio", "name": "regproducer",
+            "authorization": [{"actor": PRODUCER, "permission": "active"}],
+            "data": {"producer": PRODUCER, "producer_key": key.to_string(),
+                     "url": "https://oryx.invalid", "location": 0}}]}))
+    .unwrap()
 }
 
 /// Without a transcript key (`[audit] signing_key`) a ceremony's transcript could never be
@@ -860,16 +969,7 @@ async fn owner_rotation_refuses_bad_authorities_before_signing() {
     let x = Setup::new(OWNER_RULES);
     // The chain: owner and active are the account key (held by the signer).
     let outsider = approver(x.dir.path(), 9).key.public_key();
-    let current = x.path("get_account.json");
-    let auth = |k: &PublicKey| json!({"threshold": 1, "keys": [{"key": k.to_string(), "weight": 1}], "accounts": [], "waits": []});
-    std::fs::write(
-        &current,
-        json!({"account_name": PRODUCER, "permissions": [
-            {"perm_name": "active", "parent": "owner", "required_auth": auth(&x.acct)},
-            {"perm_name": "owner", "parent": "", "required_auth": auth(&x.acct)}]})
-        .to_string(),
-    )
-    .unwrap();
+    let current = x.carried_account("get_account.json", &x.acct);
     let cdir = x.path("owner");
     let rotate = |extra: &[String]| {
         let mut a = x.owner_rotation_args(&cdir, &current);
@@ -934,6 +1034,111 @@ async fn owner_rotation_refuses_bad_authorities_before_signing() {
     );
     let v = verify_transcript(&cdir.join("transcript.json"), &x.audit, &x.signer);
     assert_eq!(v["kind"], "rotate-auth");
+
+    // The next rotation is signed by the owner key the last one installed (here the producer
+    // key stands in for it), which the policy does not know yet: refused up front, before a key
+    // is generated, saying what the signature would be refused for.
+    let later = x.carried_account("get_account_later.json", &x.old);
+    let next = x.path("owner-next");
+    let mut a = x.owner_rotation_args(&next, &later);
+    let at = a.iter().position(|v| v == "--signing-key").unwrap();
+    a[at + 1] = x.old.to_string();
+    a.extend(s(&[
+        "--generate-label",
+        "owner-2",
+        "--backend",
+        "hsm",
+        "--chain",
+        "main",
+    ]));
+    for dry in [true, false] {
+        let mut args = a.clone();
+        if dry {
+            args.push("--dry-run".into());
+        }
+        let e = x.oryx(&args).unwrap_err();
+        assert!(
+            e.contains("would refuse to sign updateauth") && e.contains("POLICY_DENIED"),
+            "{e}"
+        );
+    }
+    assert!(!next.exists());
+    assert!(
+        !x.token_labels().iter().any(|(l, _)| l == "owner-2"),
+        "no key generated"
+    );
+}
+
+const OWNER_APPROVAL_RULES: &str = r#"
+[[rule]]
+name = "owner"
+principals = ["node1"]
+keys = ["{ACCT}"]
+kinds = ["transaction"]
+actions = ["eosio::updateauth@oryxproducer@owner"]
+updateauth = { accounts = ["oryxproducer"], permissions = ["owner"] }
+approvals = { threshold = 2, approvers = ["{A0}", "{A1}", "{A2}"], set = "owners" }
+"#;
+
+/// An owner rotation that will not finish is aborted: its pending request is cancelled (no
+/// approval releases it), the key it generated is retired, and resume refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_owner_rotation_leaves_no_key_and_no_open_request() {
+    let x = Setup::new(OWNER_APPROVAL_RULES);
+    let current = x.carried_account("get_account.json", &x.acct);
+    let dir = x.path("owner");
+    let mut a = x.owner_rotation_args(&dir, &current);
+    a.extend(s(&[
+        "--generate-label",
+        "owner-2",
+        "--backend",
+        "hsm",
+        "--chain",
+        "main",
+    ]));
+    let w = x.oryx(&a).unwrap();
+    assert_eq!(w["status"], "waiting-for-approvals", "{w}");
+    let generated = x
+        .token_labels()
+        .into_iter()
+        .find(|(l, _)| l == "owner-2")
+        .map(|(_, k)| k)
+        .unwrap();
+    let verb = |v: &str| {
+        x.oryx(&s(&[
+            "ceremony",
+            "rotate-auth",
+            v,
+            "--dir",
+            dir.to_str().unwrap(),
+        ]))
+    };
+    let aborted = verb("abort").unwrap();
+    assert_eq!(aborted["status"], "aborted", "{aborted}");
+    assert_eq!(aborted["retired"], generated.as_str());
+    let e = x
+        .oryx(&s(&[
+            "approve",
+            "--yes",
+            &request_id(&dir),
+            "--key-file",
+            x.approvers[0].file.to_str().unwrap(),
+        ]))
+        .unwrap_err();
+    assert!(e.contains("cancelled"), "{e}");
+    let e = verb("resume").unwrap_err();
+    assert!(e.contains("aborted"), "{e}");
+    // The generated key is retired: the signer no longer lists it.
+    let mut c = x.signer.client("node1").await;
+    let keys = c
+        .list_keys(grpc::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(!keys.iter().any(|k| k.public_key == generated));
+    let v = verify_transcript(&dir.join("transcript.json"), &x.audit, &x.signer);
+    assert_eq!(v["ok"], true, "{v}");
 }
 
 const MSIG_RULES: &str = r#"

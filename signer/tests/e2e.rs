@@ -146,7 +146,7 @@ async fn yubihsm_mock_end_to_end() {
         key.to_pvt_string().as_str(),
     )
     .unwrap();
-    std::fs::write(dir.path().join("secrets/yubihsm-password"), "password\n").unwrap();
+    write_secret(&dir.path().join("secrets/yubihsm-password"), "password\n");
     let public = key.public_key();
     append_config(
         dir.path(),
@@ -222,8 +222,34 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
         "a connection without a handshake must be closed by the signer"
     );
 
+    // More silent connections than there are connection slots: authenticated clients still
+    // get in, all of them at once (unauthenticated peers hold only handshake slots, and the
+    // oldest of those makes room for a new one).
+    let flood: Vec<_> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(&signer.addr).ok())
+        .collect();
+    assert!(flood.len() > oryx_signer::server::MAX_CONNECTIONS);
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let (addr, tls) = (signer.addr.clone(), signer.tls("node1"));
+        clients.spawn(async move {
+            match oryx_signer::client::connect(&addr, &tls).await {
+                Ok(mut c) => c.list_keys(grpc::ListKeysRequest {}).await.is_ok(),
+                Err(_) => false,
+            }
+        });
+    }
+    let ok = clients.join_all().await;
+    assert!(ok.iter().all(|x| *x), "{ok:?}");
+    drop(flood);
+
     // A valid certificate for a principal without rights: refused with a reason, and audited.
     let mut c = signer.client("intruder").await;
+    // It learns nothing about the keys, chains or state either.
+    let e = c.list_keys(grpc::ListKeysRequest {}).await.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
+    let e = c.status(grpc::StatusRequest {}).await.unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("POLICY_DENIED"), "{e:?}");
     let h = savanna(now_slot(), now_slot(), 0);
     let e = sign_block(&mut c, &key, &h).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);

@@ -265,6 +265,38 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
         .await
         .unwrap();
     assert!(!next.existing);
+
+    // The [[keys]] producer key handed over: `keys list` calls it retired, not configured,
+    // and `--public-key` (for scripts) leaves it out.
+    let next_key = next.key.unwrap().public_key;
+    retire(&mut admin, &old, &PublicKey::parse(&next_key).unwrap()).await;
+    let cfg = config_path(dir.path());
+    let listed: serde_json::Value = serde_json::from_str(&run(
+        &["keys", "list", "-c", cfg.to_str().unwrap(), "--json"],
+        &[],
+    ))
+    .unwrap();
+    let role = |k: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["public_key"] == k)
+            .map(|r| r["role"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        role(&old.to_string()).as_deref(),
+        Some("retired (registry)")
+    );
+    assert_eq!(role(&next_key).as_deref(), Some("generated (registry)"));
+    let keys = run(
+        &["keys", "list", "-c", cfg.to_str().unwrap(), "--public-key"],
+        &[],
+    );
+    assert!(
+        !keys.contains(&old.to_string()) && keys.contains(&next_key),
+        "{keys}"
+    );
     verify_audit(&signer);
 }
 

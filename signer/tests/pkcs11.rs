@@ -66,13 +66,22 @@ impl Hsm {
     }
 
     fn side_session(&self, ctx: &Pkcs11) -> Session {
+        self.side_session_rw(ctx, false)
+    }
+
+    /// The same, read-write when `rw` (to change objects behind the provider's back).
+    fn side_session_rw(&self, ctx: &Pkcs11, rw: bool) -> Session {
         let slot = ctx
             .get_slots_with_token()
             .unwrap()
             .into_iter()
             .find(|s| ctx.get_token_info(*s).unwrap().label() == TOKEN)
             .unwrap();
-        let session = ctx.open_ro_session(slot).unwrap();
+        let session = if rw {
+            ctx.open_rw_session(slot).unwrap()
+        } else {
+            ctx.open_ro_session(slot).unwrap()
+        };
         match session.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
             Err(e) => panic!("C_Login: {e}"),
@@ -92,7 +101,7 @@ fn with_softhsm(name: &str, body: impl FnOnce(&Hsm)) {
     }
     let dir = tempfile::tempdir().unwrap();
     let (conf, module) = harness::softhsm_token(dir.path(), TOKEN, USER_PIN);
-    std::fs::write(dir.path().join("user.pin"), format!("{USER_PIN}\n")).unwrap();
+    harness::write_secret(&dir.path().join("user.pin"), &format!("{USER_PIN}\n"));
 
     let out = Command::new(std::env::current_exe().unwrap())
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
@@ -180,6 +189,36 @@ fn generated_keys_are_sensitive_non_extractable_token_objects() {
     );
 }
 
+/// A key whose private object lost its `CKA_ID` (made by another tool) is not listed, and the
+/// provider says why instead of "no key labelled …".
+#[test]
+fn a_key_without_cka_id_is_reported_not_silently_skipped() {
+    with_softhsm(
+        "a_key_without_cka_id_is_reported_not_silently_skipped",
+        |hsm| {
+            let p = hsm.provider();
+            p.generate("paired", KeyType::K1).unwrap();
+            p.generate("no-id", KeyType::K1).unwrap();
+            let ctx = hsm.side_channel();
+            let s = hsm.side_session_rw(&ctx, true);
+            let private = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::Label(b"no-id".to_vec()),
+                ])
+                .unwrap();
+            s.update_attributes(private[0], &[Attribute::Id(Vec::new())])
+                .unwrap();
+            let labels: Vec<String> = p.list().unwrap().into_iter().map(|k| k.label).collect();
+            assert_eq!(labels, vec!["paired".to_string()]);
+            let skipped = p.skipped().unwrap();
+            assert_eq!(skipped.len(), 1, "{skipped:?}");
+            assert_eq!(skipped[0].0, "no-id");
+            assert!(skipped[0].1.contains("no CKA_ID"), "{skipped:?}");
+        },
+    );
+}
+
 #[test]
 fn wrong_pin_and_bad_config_give_clear_errors_without_the_pin() {
     with_softhsm(
@@ -187,7 +226,7 @@ fn wrong_pin_and_bad_config_give_clear_errors_without_the_pin() {
         |hsm| {
             let wrong = "not-the-pin-31337";
             let pin_file = hsm.dir.join("wrong.pin");
-            std::fs::write(&pin_file, wrong).unwrap();
+            harness::write_secret(&pin_file, wrong);
             let cfg = Pkcs11Config {
                 pin_file,
                 ..hsm.config()

@@ -81,7 +81,11 @@ async fn limits_budgets_and_reload() {
     let cfg = config_path(dir.path());
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = &text[..text.find("[[allow]]").unwrap()];
-    std::fs::write(&cfg, format!("policy = \"policy.toml\"\n{text}")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("admins = [\"node1\"]\npolicy = \"policy.toml\"\n{text}"),
+    )
+    .unwrap();
     let policy_path = dir.path().join("policy.toml");
     std::fs::write(&policy_path, policy("v1", &key, true)).unwrap();
     run(&["policy", "check", policy_path.to_str().unwrap()], &[]);
@@ -111,10 +115,42 @@ async fn limits_budgets_and_reload() {
     // Not an allowed recipient.
     let m = denied(sign_trx(&mut c, &key, &transfer("someoneelse", "1.0000 EOS", 3)).await);
     assert!(m.contains("payouts"), "{m}");
+    // CheckTransaction answers what SignTransaction would, and charges nothing: five checks
+    // of 100 EOS leave the budget where it was.
+    let check = |c: &mut SignerClient<Channel>, t: &Transaction| {
+        let req = grpc::CheckTransactionRequest {
+            request: Some(grpc::SignTransactionRequest {
+                chain_id: eos(),
+                public_key: key.to_string(),
+                transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                    t.packed(),
+                )),
+                ..Default::default()
+            }),
+            to_be_generated: vec![],
+        };
+        let mut c = c.clone();
+        async move { c.check_transaction(req).await.map(|r| r.into_inner()) }
+    };
+    for i in 0..5 {
+        let ok = check(&mut c, &transfer("exchangeacct", "100.0000 EOS", 40 + i))
+            .await
+            .unwrap();
+        assert!(!ok.needs_approvals);
+    }
+    let m = denied(check(&mut c, &transfer("someoneelse", "1.0000 EOS", 3)).await);
+    assert!(m.contains("payouts"), "{m}");
+    let mut intruder = signer.client("intruder").await;
+    let e = check(&mut intruder, &transfer("exchangeacct", "1.0000 EOS", 6))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e).as_deref(), Some("NOT_ADMIN"), "{e:?}");
     // The daily budget: 100 + 100 fits 250, a third 100 does not.
     sign_trx(&mut c, &key, &transfer("exchangeacct", "100.0000 EOS", 4))
         .await
         .unwrap();
+    let m = denied(check(&mut c, &transfer("exchangeacct", "100.0000 EOS", 5)).await);
+    assert!(m.contains("250.0000 EOS"), "{m}");
     let m = denied(sign_trx(&mut c, &key, &transfer("exchangeacct", "100.0000 EOS", 5)).await);
     assert!(
         m.contains("payouts")
@@ -186,4 +222,44 @@ async fn limits_budgets_and_reload() {
         !versions.iter().any(|v| v == "v2"),
         "the broken policy never decided anything"
     );
+}
+
+/// `policy check -c CONFIG` warns about what the config lacks: a key not under `[[keys]]`, a
+/// chain not under `[[chains]]` (such a rule never applies as written).
+#[test]
+fn policy_check_against_the_config_names_unknown_keys_and_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let stranger =
+        oryx_proto::antelope::PrivateKey::from_bytes(oryx_proto::antelope::KeyType::K1, [7; 32])
+            .unwrap()
+            .public_key();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "version = \"v\"\n[[rule]]\nname = \"ok\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"block\"]\nchains = [\"main\"]\n\
+             [[rule]]\nname = \"stray\"\nprincipals = [\"node1\"]\nkeys = [\"{stranger}\"]\nkinds = [\"block\"]\nchains = [\"jungle4\"]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = config_path(dir.path());
+    let out = run(
+        &[
+            "policy",
+            "check",
+            path.to_str().unwrap(),
+            "-c",
+            cfg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.contains(&format!("key {stranger} is not under [[keys]]")),
+        "{out}"
+    );
+    assert!(out.contains("is not under [[chains]]"), "{out}");
+    assert!(!out.contains(&format!("key {key} is not")), "{out}");
+    assert!(out.contains("2 warning(s)"), "{out}");
 }

@@ -16,7 +16,7 @@ fn run_conformance(_test: &str, case: fn(&Subject)) {
         dir: tmp.path().join("keys"),
         passphrase_file: tmp.path().join("passphrase"),
     };
-    std::fs::write(&config.passphrase_file, "conformance passphrase\n").unwrap();
+    oryx_tests::harness::write_secret(&config.passphrase_file, "conformance passphrase\n");
     case(&Subject {
         kind: "soft",
         provider: &|| {

@@ -136,7 +136,7 @@ fn wrong_password_is_a_clear_error_without_the_password() {
 fn password_file_is_read_and_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("yubihsm-password");
-    std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
+    oryx_tests::harness::write_secret(&path, &format!("{PASSWORD}\n"));
     let password = Secret::from_file(SecretKind::YubiHsmPassword, &path).unwrap();
     let hsm = YubiHsmProvider::with_connector(Connector::mockhsm(), AUTH_KEY_ID, &password, 1);
     hsm.unwrap().health().unwrap();
@@ -144,7 +144,7 @@ fn password_file_is_read_and_trimmed() {
     let missing =
         Secret::from_file(SecretKind::YubiHsmPassword, &dir.path().join("nope")).unwrap_err();
     assert!(missing.to_string().contains("password file"), "{missing}");
-    std::fs::write(&path, "\n").unwrap();
+    oryx_tests::harness::write_secret(&path, "\n");
     assert!(Secret::from_file(SecretKind::YubiHsmPassword, &path).is_err());
 }
 
@@ -153,7 +153,7 @@ fn config_without_a_reachable_connector_is_unavailable() {
     // Nothing listens on port 1 of the loopback: the HTTP connector cannot connect.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pw");
-    std::fs::write(&path, "pw\n").unwrap();
+    oryx_tests::harness::write_secret(&path, "pw\n");
     let config: YubiHsmConfig = serde_json::from_value(serde_json::json!({
         "connector": { "type": "http", "addr": "127.0.0.1", "port": 1 },
         "auth_key_id": 1,
@@ -217,7 +217,7 @@ fn open_unknown_key_fails_and_other_domains_are_not_listed() {
 fn mock_connector_from_config() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pw");
-    std::fs::write(&path, "password\n").unwrap();
+    oryx_tests::harness::write_secret(&path, "password\n");
     let config: YubiHsmConfig = serde_json::from_value(serde_json::json!({
         "connector": { "type": "mock" },
         "auth_key_id": 1,

@@ -82,6 +82,14 @@ pub fn init(dir: &Path, dev: bool) {
     run(&args, &[]);
 }
 
+/// Writes a secret file (PIN, password, passphrase) readable by its owner only, as the signer
+/// demands.
+pub fn write_secret(path: &Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// The config file `init` wrote in `dir`.
 pub fn config_path(dir: &Path) -> PathBuf {
     dir.join("oryx-signer.toml")
@@ -355,7 +363,7 @@ pub fn softhsm_module() -> PathBuf {
 /// returns the `SOFTHSM2_CONF` path every process must be given.
 pub fn softhsm_backend(dir: &Path, label: &str) -> PathBuf {
     let (conf, module) = softhsm_token(dir, label, "4321");
-    std::fs::write(dir.join("secrets/pin"), "4321\n").unwrap();
+    write_secret(&dir.join("secrets/pin"), "4321\n");
     append_config(
         dir,
         &format!(
@@ -406,6 +414,35 @@ pub fn configure_hsm_keys(dir: &Path, keys: &[PublicKey], kinds: &str, blind_dig
             "[[allow]]\nprincipal = \"node1\"\nkeys = [{}]\nkinds = {kinds}\n",
             list.join(", ")
         ),
+    );
+    if blind_digest {
+        start_watermarks(dir, keys, &[]);
+    }
+}
+
+/// What an operator does before a key's first blind digest on a public chain: imports a head
+/// height as its watermark (on chain `main` = EOS), so the signer has something to bound blind
+/// block ids by. The tests' chains start at block 1, imported as signed long ago (wall slot 0),
+/// so the tests' own heights are all within reach.
+pub fn start_watermarks(dir: &Path, keys: &[PublicKey], env: &[(&str, &str)]) {
+    let records: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            serde_json::json!({"chain_id": EOS, "key": k.to_string(), "block_num": 1,
+                "slot": 1, "wall_slot": 0, "digest": "00".repeat(32), "signature": null})
+        })
+        .collect();
+    let file = dir.join("head-watermarks.json");
+    std::fs::write(&file, serde_json::Value::Array(records).to_string()).unwrap();
+    run(
+        &[
+            "watermark",
+            "import",
+            "-c",
+            config_path(dir).to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        env,
     );
 }
 

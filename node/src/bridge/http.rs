@@ -1,7 +1,8 @@
 //! HTTP/1.1 for the bridge: the unix socket nodeos uses and optional loopback TCP.
 //!
-//! Guards: bodies are capped at [`MAX_BODY_BYTES`] before they are read; wallet connections are
-//! capped at [`MAX_CONNECTIONS`] (metrics: [`crate::observe`]); the
+//! Guards: bodies are capped at [`MAX_BODY_BYTES`] before they are read and must arrive within
+//! [`BODY_TIMEOUT`]; wallet connections are capped at [`MAX_CONNECTIONS`] per listener, the one
+//! idle longest giving way to a new one (metrics: [`crate::observe`]); the
 //! socket file is created mode 0600 in a private directory and then renamed into place; a live
 //! socket at the path is never taken over: every bridge holds an exclusive lock on
 //! `<socket>.lock` for its whole life, so a second bridge on the same path is refused before it
@@ -9,9 +10,13 @@
 //! it created (same device and inode). The socket's directory must not be writable by other
 //! users (unless sticky) nor owned by another user, or someone else could swap the socket.
 //!
-//! Wallet connections have no idle or header timeout on purpose: nodeos keeps one connection
-//! open for hours and fc's http client fails the next signing if the server closed it while
-//! idle.
+//! Wallet connections have no idle timeout on purpose: nodeos keeps one connection open for
+//! hours and fc's http client fails the next signing if the server closed it while idle. So
+//! idle connections cannot crowd out a client instead: when every slot is taken, a new
+//! connection closes an idle one — one that never completed a request first (silent or
+//! half-sent connections; a partly sent request's headers count as idle), else the one idle
+//! longest. None is idle only while every one of them is inside a request, whose body must
+//! arrive within [`BODY_TIMEOUT`]. Each listener has its own slots.
 //!
 //! The loopback TCP listener (`listen`) has no authentication: any local user can ask for
 //! signatures through it (the signer's policy and watermarks still apply to every request).
@@ -40,6 +45,98 @@ use crate::NodeError;
 
 /// Most connections served at once (nodeos keeps one; cleos opens one per command).
 pub const MAX_CONNECTIONS: usize = 64;
+/// A request body must arrive within this once its headers did.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One listener's connection slots; see the module docs for who gives way when they run out.
+#[derive(Debug)]
+struct Slots {
+    free: Arc<Semaphore>,
+    conns: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<ConnState>>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// What a connection's slot knows about it.
+#[derive(Debug, Default)]
+struct ConnState {
+    /// Requests being served now.
+    busy: std::sync::atomic::AtomicUsize,
+    /// When it last finished a request (or opened), in [`now_ms`] time.
+    idle_since_ms: std::sync::atomic::AtomicU64,
+    /// Requests it completed: one that never completed a request gives way first.
+    served: std::sync::atomic::AtomicU64,
+    /// Closes it.
+    evict: tokio::sync::Notify,
+}
+
+impl Slots {
+    fn new() -> Arc<Self> {
+        Arc::new(Slots {
+            free: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            conns: std::sync::Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, Arc<ConnState>>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for a new connection: a free one, or the one of the connection idle longest
+    /// (closed for it). `None` when every connection is inside a request.
+    async fn take(
+        self: &Arc<Self>,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, u64, Arc<ConnState>)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let permit = match Arc::clone(&self.free).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Taken out of the map as it is chosen, so two new connections never pick the
+                // same one (and wait for one freed slot between them).
+                let victim = {
+                    let mut conns = self.conns();
+                    let id = conns
+                        .iter()
+                        .filter(|(_, c)| c.busy.load(Relaxed) == 0)
+                        .min_by_key(|(_, c)| {
+                            (c.served.load(Relaxed) > 0, c.idle_since_ms.load(Relaxed))
+                        })
+                        .map(|(id, _)| *id)?;
+                    conns.remove(&id)?
+                };
+                victim.evict.notify_one();
+                tracing::warn!(
+                    "{MAX_CONNECTIONS} wallet connections open: closing an idle one (one that never completed a request first, else the one idle longest)"
+                );
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    Arc::clone(&self.free).acquire_owned(),
+                )
+                .await
+                .ok()?
+                .ok()?
+            }
+        };
+        let id = self.next.fetch_add(1, Relaxed);
+        let state = Arc::new(ConnState::default());
+        state.idle_since_ms.store(now_ms(), Relaxed);
+        self.conns().insert(id, Arc::clone(&state));
+        Some((permit, id, state))
+    }
+
+    fn release(&self, id: u64) {
+        self.conns().remove(&id);
+    }
+}
+
+/// Milliseconds since this process's first call (a monotonic clock for idle times).
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// The bridge's claim on its unix socket: holds `<socket>.lock` locked for as long as it lives,
 /// and on drop removes the socket if it is still the one this bridge created.
@@ -280,7 +377,7 @@ fn tempdir_in(parent: &Path) -> Result<PathBuf, NodeError> {
 
 /// Serves the wallet API on a unix socket until the task is dropped.
 pub async fn serve_unix(listener: UnixListener, bridge: Arc<Bridge>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => spawn_wallet_conn(stream, &bridge, &slots),
@@ -291,7 +388,7 @@ pub async fn serve_unix(listener: UnixListener, bridge: Arc<Bridge>) {
 
 /// Serves the wallet API on loopback TCP until the task is dropped.
 pub async fn serve_tcp(listener: TcpListener, bridge: Arc<Bridge>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -309,24 +406,41 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
-fn spawn_wallet_conn<S>(stream: S, bridge: &Arc<Bridge>, slots: &Arc<Semaphore>)
+fn spawn_wallet_conn<S>(stream: S, bridge: &Arc<Bridge>, slots: &Arc<Slots>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
-        tracing::warn!("refused a connection: {MAX_CONNECTIONS} already open");
-        return;
-    };
     let bridge = Arc::clone(bridge);
+    let slots = Arc::clone(slots);
     tokio::spawn(async move {
+        let Some((permit, id, state)) = slots.take().await else {
+            tracing::warn!(
+                "refused a connection: {MAX_CONNECTIONS} already open, each inside a request"
+            );
+            return;
+        };
+        let conn_state = Arc::clone(&state);
         let svc = hyper::service::service_fn(move |req| {
             let bridge = Arc::clone(&bridge);
-            async move { Ok::<_, Infallible>(wallet_request(&bridge, req).await) }
+            let state = Arc::clone(&conn_state);
+            async move {
+                use std::sync::atomic::Ordering::Relaxed;
+                state.busy.fetch_add(1, Relaxed);
+                let resp = wallet_request(&bridge, req).await;
+                state.idle_since_ms.store(now_ms(), Relaxed);
+                state.served.fetch_add(1, Relaxed);
+                state.busy.fetch_sub(1, Relaxed);
+                Ok::<_, Infallible>(resp)
+            }
         });
-        let _ = hyper::server::conn::http1::Builder::new()
+        let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), svc)
-            .await;
+            .serve_connection(TokioIo::new(stream), svc);
+        tokio::select! {
+            _ = conn => {}
+            () = state.evict.notified() => {}
+        }
+        slots.release(id);
         drop(permit);
     });
 }
@@ -342,12 +456,26 @@ async fn wallet_request(bridge: &Bridge, req: Request<Incoming>) -> Response<Ful
             .into(),
         );
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
+    let body = match tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(req.into_body(), MAX_BODY_BYTES).collect(),
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
+        Ok(Ok(b)) => b.to_bytes(),
+        Err(_) => {
+            return respond(
+                WalletError::bad_request(
+                    format!(
+                        "request body not received within {} s",
+                        BODY_TIMEOUT.as_secs()
+                    ),
+                    &path,
+                )
+                .into(),
+            );
+        }
+        Ok(Err(e)) => {
             return respond(
                 WalletError::bad_request(
                     format!("request body unreadable or over {MAX_BODY_BYTES} bytes: {e}"),

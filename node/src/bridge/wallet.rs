@@ -77,6 +77,21 @@ pub const MISSING_PUB_KEY: i64 = 3_120_004;
 /// chain `wallet_not_available_exception` (the signer cannot be reached).
 pub const NOT_AVAILABLE: i64 = 3_120_006;
 
+/// The most of a client's input an error repeats back (a refusal must not echo 100 KB).
+const MAX_ECHO: usize = 512;
+
+/// `s` cut to [`MAX_ECHO`] bytes on a character boundary, saying so.
+fn clamp(s: &str) -> String {
+    if s.len() <= MAX_ECHO {
+        return s.to_string();
+    }
+    let mut end = MAX_ECHO;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (cut from {} bytes)", &s[..end], s.len())
+}
+
 impl WalletError {
     fn new(code: i64, name: &str, what: &str, detail: String, method: &str) -> Self {
         WalletError {
@@ -84,8 +99,8 @@ impl WalletError {
             code,
             name: name.into(),
             what: what.into(),
-            detail,
-            method: method.into(),
+            detail: clamp(&detail),
+            method: clamp(method),
         }
     }
 
@@ -132,7 +147,7 @@ impl WalletError {
             code: 0,
             name: "exception".into(),
             what: "unspecified".into(),
-            detail: format!("Unknown Endpoint {path}"),
+            detail: format!("Unknown Endpoint {}", clamp(path)),
             method: String::new(),
         }
     }
@@ -277,7 +292,20 @@ fn string<'a>(v: &'a Value, what: &str, method: &str) -> Result<&'a str, WalletE
 
 fn key(v: &Value, method: &str) -> Result<PublicKey, WalletError> {
     let s = string(v, "the public key", method)?;
-    PublicKey::parse(s).map_err(|e| WalletError::invalid(format!("public key {s:?}: {e}"), method))
+    PublicKey::parse(s)
+        .map_err(|e| WalletError::invalid(format!("public key {}: {e}", shown(s)), method))
+}
+
+/// A client's string as an error may quote it: at most 120 characters, escaped.
+fn shown(s: &str) -> String {
+    const MAX: usize = 120;
+    let count = s.chars().count();
+    if count <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}… ({count} characters)")
+    }
 }
 
 fn checksum(v: &Value, what: &str, method: &str) -> Result<Checksum256, WalletError> {
@@ -439,6 +467,22 @@ mod tests {
         };
         assert_eq!(digest.to_string(), D);
         assert_eq!(key.to_legacy_string().unwrap(), K1);
+    }
+
+    /// A 100 KB bad key or path is not echoed back whole (nor its control characters raw).
+    #[test]
+    fn errors_do_not_echo_huge_input() {
+        let huge = format!("EOS{}\n", "x".repeat(100_000));
+        let body = serde_json::json!([D, huge]).to_string();
+        let e = parse("/v1/wallet/sign_digest", body.as_bytes()).unwrap_err();
+        let text = e.body();
+        assert!(text.len() < 2 * 1024, "{} bytes", text.len());
+        assert!(text.contains("characters"), "{text}");
+        let path = format!("/v1/wallet/{}", "y".repeat(100_000));
+        let e = parse(&path, b"[]").unwrap_err();
+        assert!(e.body().len() < 2 * 1024);
+        let e = parse(&format!("/v2/{}", "z".repeat(100_000)), b"[]").unwrap_err();
+        assert!(e.body().len() < 2 * 1024);
     }
 
     #[test]

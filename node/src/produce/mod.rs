@@ -8,6 +8,7 @@
 //! - [`assemble`]: headers, receipts and the pending-block file (pure, no I/O but the file).
 //! - [`spool`]: the directory the relay drops signed transactions into.
 //! - [`producer`]: the slot loop, failover (active/standby) and following other logs.
+//! - [`handover`]: which key to sign with after a rotation retired the configured one.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use crate::NodeError;
 
 pub mod assemble;
+pub mod handover;
 pub mod producer;
 pub mod spool;
 pub mod stats;

@@ -17,8 +17,15 @@
 //!   at start-up) an instance replays a pending block that builds on its head, its own or a
 //!   followed one, and the signer answers an identical request with the stored signature.
 //!
-//! Guards: nothing is appended to the log that does not verify by recovery to the configured
-//! key; spooled transactions leave the spool only once their block is logged.
+//! - A key rotation retires the producer's key at its hand-over. When the signer answers
+//!   `KEY_RETIRED` (or a followed block is signed by another key), the producer asks the signer
+//!   for its keys and moves to the retired key's nearest active successor ([`super::handover`]),
+//!   at once, without a config edit or a restart; the successor shares the producer's
+//!   watermark, so no height is signed twice across the switch.
+//!
+//! Guards: nothing is appended to the log that does not verify by recovery to the key the
+//! producer signs with (the configured key, or the successor the signer named at a hand-over);
+//! spooled transactions leave the spool only once their block is logged.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -28,12 +35,13 @@ use std::time::{Duration, Instant};
 use oryx_proto::antelope::block::num_from_id;
 use oryx_proto::antelope::merkle::LegacyIncrementalMerkle;
 use oryx_proto::antelope::signed_block::SignedBlock;
-use oryx_proto::antelope::{BlockTimestamp, Checksum256, Pack as _, Signature};
+use oryx_proto::antelope::{BlockTimestamp, Checksum256, Pack as _, PublicKey, Signature};
 use oryx_proto::blocklog::{BlockLog, Entry, Head, LogTail};
 use oryx_proto::client::reason;
 use oryx_proto::grpc;
 
 use super::assemble::{self, Unsigned};
+use super::handover::{self, Handover};
 use super::spool::Spool;
 use super::stats::ProduceStats;
 use super::{Mode, Settings};
@@ -42,6 +50,10 @@ use crate::failover::{CallError, Signers};
 
 /// How long one SignBlock may take, over every replica asked, before the slot is given up.
 const SIGN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Least time between two key-list requests caused by followed blocks signed by another key
+/// (a forged log must not turn into a ListKeys per slot).
+const KEY_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Whether this instance produces or waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +86,13 @@ enum Attempt {
 pub struct Producer {
     s: Settings,
     signers: Signers,
+    /// The key blocks are signed with: the configured one until a hand-over moves it.
+    key: PublicKey,
+    /// A followed block did not recover to `key`: ask the signer whether the key was handed
+    /// over (at most once per [`KEY_CHECK_INTERVAL`]).
+    other_key_seen: bool,
+    /// When the signer was last asked for its keys.
+    key_checked: Option<Instant>,
     log: BlockLog,
     head: Head,
     /// Blockroot merkle over genesis and every logged block id (legacy headers sign its root).
@@ -147,6 +166,7 @@ impl Producer {
             s.producer,
             &s.key,
         );
+        let key = s.key;
         let tails = s.follow.iter().map(|d| LogTail::new(d)).collect();
         let stats = Arc::new(ProduceStats::new(signers.clone()));
         stats
@@ -155,6 +175,9 @@ impl Producer {
         Ok(Producer {
             s,
             signers,
+            key,
+            other_key_seen: false,
+            key_checked: None,
 
             log,
             head,
@@ -187,6 +210,56 @@ impl Producer {
         self.role
     }
 
+    /// The key blocks are signed with now.
+    pub fn key(&self) -> PublicKey {
+        self.key
+    }
+
+    /// Asks the signer whether the key in use is still active on this chain and, if a
+    /// rotation retired it, moves to its nearest active successor. Returns whether it moved.
+    pub async fn follow_handover(&mut self) -> bool {
+        self.key_checked = Some(Instant::now());
+        let answer = self
+            .signers
+            .call(SIGN_TIMEOUT, |mut c| async move {
+                c.list_keys(grpc::ListKeysRequest {}).await
+            })
+            .await;
+        let keys = match answer {
+            Ok(a) => a.value.keys,
+            Err(e) => {
+                tracing::warn!(key = %self.key, "cannot ask the signer whether the key was handed over: {e}");
+                return false;
+            }
+        };
+        match handover::follow(&self.key, &self.s.chain_id, &keys) {
+            Handover::Keep => false,
+            Handover::To(next) => {
+                tracing::warn!(
+                    from = %self.key,
+                    to = %next,
+                    block_num = self.head.block_num.saturating_add(1),
+                    "the signer retired {} at a rotation's hand-over; producing with its successor {next} from here (set `public_key` under [produce] to it before the next restart)",
+                    self.key
+                );
+                self.key = next;
+                if let Mode::Legacy { schedule_version } = self.s.mode {
+                    self.schedule_hash =
+                        assemble::legacy_schedule_hash(schedule_version, self.s.producer, &next);
+                    tracing::info!(pending_schedule_hash = %self.schedule_hash, "legacy headers from here on use this schedule hash");
+                }
+                true
+            }
+            Handover::Unresolved(why) => {
+                let key = self.key;
+                self.warn_once(format!("handover {key} {why}"), || {
+                    format!("{key} is not active in the signer and no hand-over to follow: {why}")
+                });
+                false
+            }
+        }
+    }
+
     fn legacy_inputs(&self) -> Option<(Checksum256, Checksum256)> {
         match self.s.mode {
             Mode::Savanna => None,
@@ -198,7 +271,7 @@ impl Producer {
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) {
         tracing::info!(
             producer = %self.s.producer,
-            key = %self.s.key,
+                        key = %self.key,
             block_log = %self.s.block_log.display(),
             head = self.head.block_num,
             head_id = %self.head.id,
@@ -210,6 +283,7 @@ impl Producer {
             tracing::info!(pending_schedule_hash = %self.schedule_hash, "legacy headers: pass this hash to `oryx inspect blocklog --schedule-hash` to verify the log");
         }
         let _ = self.signers.wait_connected(Duration::from_secs(5)).await;
+        self.follow_handover().await;
         self.sync_follow();
         self.replay_pending().await;
         tokio::pin!(shutdown);
@@ -238,7 +312,16 @@ impl Producer {
     }
 
     async fn step_inner(&mut self, slot: u32) {
-        let adopted = self.sync_follow();
+        let mut adopted = self.sync_follow();
+        let due = self
+            .key_checked
+            .is_none_or(|t| t.elapsed() >= KEY_CHECK_INTERVAL);
+        if self.other_key_seen && due {
+            self.other_key_seen = false;
+            if self.follow_handover().await {
+                adopted += self.sync_follow();
+            }
+        }
         if adopted > 0 && self.role == Role::Active {
             tracing::info!(
                 head = self.head.block_num,
@@ -253,13 +336,25 @@ impl Producer {
             if slot < retry_at || quiet <= self.s.takeover_slots {
                 return;
             }
-            tracing::info!(
-                head = self.head.block_num,
-                quiet_slots = quiet,
-                "no block for {quiet} slots; trying to take over"
-            );
+            if self.head.timestamp.slot() == 0 {
+                tracing::info!(
+                    head = self.head.block_num,
+                    "no block yet on this chain; trying to produce"
+                );
+            } else {
+                tracing::info!(
+                    head = self.head.block_num,
+                    quiet_slots = quiet,
+                    "no block for {quiet} slots; trying to take over"
+                );
+            }
         }
-        let attempt = self.produce(slot).await;
+        let mut attempt = self.produce(slot).await;
+        if matches!(&attempt, Attempt::Refused { reason, .. } if reason == "KEY_RETIRED")
+            && self.follow_handover().await
+        {
+            attempt = self.produce(slot).await;
+        }
         let counter = match &attempt {
             Attempt::Produced { replayed: true } => &self.stats.replayed,
             Attempt::Produced { replayed: false } => &self.stats.produced,
@@ -423,7 +518,7 @@ impl Producer {
         });
         let req = grpc::SignBlockRequest {
             chain_id: self.s.chain_id.0.to_vec(),
-            public_key: self.s.key.to_string(),
+            public_key: self.key.to_string(),
             header: u.header.packed(),
             blockroot_merkle_root: bm,
             pending_schedule_hash: sh,
@@ -474,10 +569,10 @@ impl Producer {
                 hex::encode(&resp.digest)
             )));
         }
-        if !sig.recovers_to(&digest, &self.s.key) {
+        if !sig.recovers_to(&digest, &self.key) {
             return Err(Attempt::Failed(format!(
                 "the signature does not recover to {} over {digest}: not logging it",
-                self.s.key
+                self.key
             )));
         }
         Ok((sig, resp.replayed))
@@ -504,8 +599,14 @@ impl Producer {
         Ok(())
     }
 
-    /// Checks a block from elsewhere before it becomes the head.
+    /// Checks a block from elsewhere before it becomes the head: its link, then its signature.
     fn verify(&self, block: &SignedBlock) -> Result<(), NodeError> {
+        self.verify_link(block)?;
+        self.verify_signature(block)
+    }
+
+    /// The block continues the head: producer, previous, slot and transaction root.
+    fn verify_link(&self, block: &SignedBlock) -> Result<(), NodeError> {
         let refuse = NodeError::Unverified;
         let h = &block.header;
         if h.producer != self.s.producer {
@@ -532,12 +633,17 @@ impl Producer {
                 "its transaction_mroot does not match its transactions".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// The block's signature recovers to the key in use.
+    fn verify_signature(&self, block: &SignedBlock) -> Result<(), NodeError> {
         let inputs = self.legacy_inputs();
         let digest = block.signing_digest(inputs.as_ref().map(|(a, b)| (a, b)))?;
-        if !block.producer_signature.recovers_to(&digest, &self.s.key) {
-            return Err(refuse(format!(
+        if !block.producer_signature.recovers_to(&digest, &self.key) {
+            return Err(NodeError::Unverified(format!(
                 "its signature does not recover to {}",
-                self.s.key
+                self.key
             )));
         }
         Ok(())
@@ -581,7 +687,11 @@ impl Producer {
         }
         let mut adopted = 0;
         while let Some(e) = self.waiting.remove(&(self.head.block_num.wrapping_add(1))) {
-            match self.verify(&e.block) {
+            let checked = self
+                .verify_link(&e.block)
+                .map_err(|why| (why, false))
+                .and_then(|()| self.verify_signature(&e.block).map_err(|why| (why, true)));
+            match checked {
                 Ok(()) => match self.append(&e.block) {
                     Ok(()) => {
                         adopted += 1;
@@ -593,11 +703,18 @@ impl Producer {
                         break;
                     }
                 },
-                Err(why) => {
+                Err((why, signature)) => {
                     let n = self.head.block_num.wrapping_add(1);
                     self.warn_once(format!("bad {n} {}", e.offset), || {
                         format!("a followed block at height {n} is not adopted: {why}")
                     });
+                    if signature {
+                        // Perhaps another instance followed a hand-over first: kept until
+                        // the signer has been asked.
+                        self.other_key_seen = true;
+                        self.waiting.insert(n, e);
+                        break;
+                    }
                 }
             }
         }

@@ -534,6 +534,13 @@ impl Pkcs11Provider {
     }
 
     fn list_raw(&self) -> Result<Vec<(KeyInfo, Vec<u8>)>, BackendError> {
+        Ok(self.scan()?.0)
+    }
+
+    /// The token's EC signing keys: those paired with their public key by `CKA_ID`, and the
+    /// labels of those that are not, with why.
+    #[allow(clippy::type_complexity)]
+    fn scan(&self) -> Result<(Vec<(KeyInfo, Vec<u8>)>, Vec<(String, String)>), BackendError> {
         self.token.run("listing keys", |session, _| {
             let privs = session.find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
@@ -541,24 +548,39 @@ impl Pkcs11Provider {
                 Attribute::Sign(true),
             ])?;
             let mut out = Vec::new();
+            let mut skipped = Vec::new();
             for object in privs {
                 let (label, id) = label_and_id(session, object)?;
                 // A private key without an id cannot be paired with its public key reliably.
                 if id.is_empty() {
+                    skipped.push((
+                        label,
+                        "its private key has no CKA_ID, which Oryx pairs it with its public key \
+                         by: give both objects the same id (pkcs11-tool --id, or generate it with \
+                         `oryx-signer keys generate`)"
+                            .to_string(),
+                    ));
                     continue;
                 }
-                if let Some((_, public_key)) = Self::public_for_id(session, &id)? {
-                    out.push((
+                match Self::public_for_id(session, &id)? {
+                    Some((_, public_key)) => out.push((
                         KeyInfo {
                             label,
                             id: hex::encode(&id),
                             public_key,
                         },
                         id,
-                    ));
+                    )),
+                    None => skipped.push((
+                        label,
+                        format!(
+                            "no EC public key object on the token has its CKA_ID {}",
+                            hex::encode(&id)
+                        ),
+                    )),
                 }
             }
-            Ok(out)
+            Ok((out, skipped))
         })
     }
 }
@@ -647,6 +669,10 @@ impl KeyProvider for Pkcs11Provider {
 
     fn list(&self) -> Result<Vec<KeyInfo>, BackendError> {
         Ok(self.list_raw()?.into_iter().map(|(info, _)| info).collect())
+    }
+
+    fn skipped(&self) -> Result<Vec<(String, String)>, BackendError> {
+        Ok(self.scan()?.1)
     }
 
     fn open(&self, public_key: &PublicKey) -> Result<Arc<dyn KeyBackend>, BackendError> {

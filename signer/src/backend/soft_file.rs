@@ -542,10 +542,17 @@ mod tests {
         tmp: tempfile::TempDir,
     }
 
+    /// A passphrase file as the signer demands it: the owner's alone.
+    fn private(path: &Path, content: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::write(path, content).expect("write pass");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
     impl Fixture {
         fn new() -> Self {
             let tmp = tempfile::tempdir().expect("tempdir");
-            fs::write(tmp.path().join("pass"), format!("{PASSPHRASE}\n")).expect("write pass");
+            private(&tmp.path().join("pass"), &format!("{PASSPHRASE}\n"));
             Fixture { tmp }
         }
 
@@ -563,7 +570,7 @@ mod tests {
         }
 
         fn provider_with(&self, passphrase: &str) -> SoftDirProvider {
-            fs::write(self.tmp.path().join("other"), passphrase).expect("write pass");
+            private(&self.tmp.path().join("other"), passphrase);
             SoftDirProvider::new(self.config("other"))
                 .expect("provider")
                 .with_kdf_params(KdfParams::fast_for_tests())
@@ -675,7 +682,7 @@ mod tests {
                 .open(&info.public_key)
                 .is_err()
         );
-        fs::write(fx.tmp.path().join("empty"), "\n").expect("write");
+        private(&fx.tmp.path().join("empty"), "\n");
         let msg = err_text(SoftDirProvider::new(fx.config("empty")));
         assert!(msg.contains("is empty"), "{msg}");
         let msg = err_text(SoftDirProvider::new(fx.config("missing")));

@@ -164,7 +164,7 @@ pub fn to_json(r: &grpc::ApprovalRequest) -> Result<Value, CliError> {
         "msig_proposals": proposals,
         "summary": summary(&loaded.trx),
         "approvals": r.approvals.iter().map(|a| json!({"approver": a.approver, "signature": a.signature})).collect::<Vec<_>>(),
-        "audit": r.audit.as_ref().map(|a| json!({"seq": a.seq, "hash": hex::encode(&a.hash)})),
+        "audit": r.audit.as_ref().map(|a| json!({"seq": a.seq, "hash": a.hash})),
         "signed_transaction": push,
     }))
 }

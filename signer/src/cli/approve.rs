@@ -105,8 +105,16 @@ impl Approve {
             .into_iter()
             .find(|k| k.label == *key_label)
             .ok_or_else(|| {
+                let why = provider
+                    .skipped()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(l, _)| l == key_label)
+                    .map_or_else(String::new, |(_, why)| {
+                        format!(": a key with that label is there, but {why}")
+                    });
                 CliError::Other(format!(
-                    "no key labelled {key_label:?} on token {token_label:?}"
+                    "no usable key labelled {key_label:?} on token {token_label:?}{why}"
                 ))
             })?;
         provider
@@ -171,6 +179,13 @@ impl Approve {
                 oryx_proto::antelope::TimePointSec(req.expires)
             ));
         }
+        // The transaction's own expiration, from its bytes (a request file's `expires` is only
+        // a readable copy, and can be edited).
+        let expiration =
+            oryx_proto::antelope::transaction::Transaction::decode(&req.packed_trx)?.expiration;
+        if expiration.0 <= now {
+            return refuse(format!("its transaction expired at {expiration}"));
+        }
         let summary = json!({
             "approving": req.id, "as": approver.to_string(), "key": req.public_key,
             "chain_id": shown["chain_id"], "expires": shown["expires"],
@@ -205,6 +220,13 @@ impl Approve {
                     "--offline needs --request and --out".into(),
                 ));
             };
+            // Never over an existing file (the request itself, an earlier approval).
+            if out.exists() {
+                return Err(CliError::Other(format!(
+                    "--out {} exists: choose a new file (nothing was signed)",
+                    out.display()
+                )));
+            }
             let v: Value = serde_json::from_str(&read_input(req_path)?)
                 .map_err(|e| CliError::Other(format!("{}: {e}", req_path.display())))?;
             let req = super::approvals::from_json(&v)?;
@@ -217,7 +239,15 @@ impl Approve {
             .map_err(|e| CliError::Other(e.to_string()))?
             .signature;
             let approval = json!({"id": req.id, "signature": signature.to_string(), "binding_digest": checked.binding_digest.to_string()});
-            std::fs::write(out, format!("{approval:#}\n")).map_err(|e| CliError::io(out, e))?;
+            {
+                use std::io::Write as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(out)
+                    .and_then(|mut f| f.write_all(format!("{approval:#}\n").as_bytes()))
+                    .map_err(|e| CliError::io(out, e))?;
+            }
             return Ok(approval);
         }
         let (Some(id), Some(signer)) = (&self.id, &self.signer) else {

@@ -90,7 +90,84 @@ pub(crate) fn start<P: Serialize>(
 ) -> Result<Value, CliError> {
     let value = serde_json::to_value(params).map_err(|e| other(e.to_string()))?;
     let mut s = session::Session::start(dir, kind, value)?;
-    advance(&mut s, signer, params, &[])
+    let result = advance(&mut s, signer, params, &[]);
+    // A first step that failed leaves no directory behind to trip the corrected `start`.
+    if result.is_err() && s.untouched() {
+        s.discard()?;
+    }
+    result
+}
+
+/// Arguments of every `abort`.
+#[derive(Debug, Args)]
+pub struct Abort {
+    /// The ceremony directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Abort even though the ceremony's transaction was signed (only if it was never pushed:
+    /// on chain it would name a key the abort retires).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+}
+
+/// The first part of every `abort`: the ceremony's transaction `tx`, when signed (here, or on
+/// the signer by approvals given online since the last run), needs `force` (`signed_warning`
+/// says why); while its approval request is pending, the request is cancelled so no approval
+/// releases it later.
+pub(crate) fn close_request(
+    s: &mut session::Session,
+    signer: &SignerArgs,
+    tx: &str,
+    force: bool,
+    signed_warning: &str,
+) -> Result<(), CliError> {
+    let request = s.get::<steps::ApprovalRequested>(steps::APPROVAL_REQUESTED, Some(tx))?;
+    let state = match &request {
+        Some(r) => Some(session::get_approval(signer, &r.request_id)?.state),
+        None => None,
+    };
+    let signed = s.t.last(steps::SIGNED, Some(tx)).is_some() || state.as_deref() == Some("signed");
+    if signed && !force {
+        return Err(other(signed_warning));
+    }
+    if let (Some(r), Some("pending")) = (&request, state.as_deref()) {
+        let id = r.request_id.clone();
+        signer.call(async move |c| {
+            c.cancel_approval(grpc::CancelApprovalRequest { id })
+                .await
+                .map(|r| r.into_inner())
+        })?;
+        s.record(
+            steps::NOTE,
+            &json!({"text": format!("approval request {} cancelled by abort", r.request_id)}),
+        )?;
+    }
+    Ok(())
+}
+
+/// The rest of an `abort` that generated a key: RetireKey of it (no successor), recorded.
+pub(crate) fn retire_generated(
+    s: &mut session::Session,
+    signer: &SignerArgs,
+    key: PublicKey,
+) -> Result<(), CliError> {
+    let req = grpc::RetireKeyRequest {
+        public_key: key.to_string(),
+        successor: String::new(),
+    };
+    let resp = signer.call(async move |c| c.retire_key(req).await.map(|r| r.into_inner()))?;
+    s.record(
+        steps::RETIRED,
+        &steps::Retired {
+            public_key: key,
+            successor: None,
+            handovers: Vec::new(),
+            already_retired: resp.already_retired,
+            audit: session::audit_pos(resp.audit),
+        },
+    )
 }
 
 /// Arguments of every `resume`.
@@ -294,6 +371,46 @@ pub(crate) fn transcript_key(signer: &SignerArgs) -> Result<PublicKey, CliError>
         ));
     }
     Ok(PublicKey::parse(&status.transcript_key)?)
+}
+
+/// CheckTransaction before anything is generated: would the signer sign `trx` (built with a
+/// placeholder for a key still to be generated) with `key` — policy rule, chain, key? A
+/// refusal now says what the later signature would be refused for, while nothing exists yet.
+/// Returns the approvals it will need, if any.
+pub(crate) fn check_transaction(
+    signer: &SignerArgs,
+    what: &str,
+    chain_id: &Checksum256,
+    key: &PublicKey,
+    trx: &Transaction,
+    placeholder: Option<PublicKey>,
+) -> Result<Option<String>, CliError> {
+    let req = grpc::CheckTransactionRequest {
+        request: Some(grpc::SignTransactionRequest {
+            chain_id: chain_id.0.to_vec(),
+            public_key: key.to_string(),
+            transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+                oryx_proto::antelope::Pack::packed(trx),
+            )),
+            ..Default::default()
+        }),
+        to_be_generated: placeholder.iter().map(ToString::to_string).collect(),
+    };
+    let answer =
+        signer.try_call(async move |c| c.check_transaction(req).await.map(|r| r.into_inner()))?;
+    match answer {
+        Ok(r) if r.needs_approvals => Ok(Some(format!(
+            "{} of {} approvers in set {:?}",
+            r.threshold, r.approvers, r.approver_set
+        ))),
+        Ok(_) => Ok(None),
+        Err(status) => Err(other(format!(
+            "the signer would refuse to sign {what} with {key} ({}): {}. Nothing was generated, \
+             signed or written; fix the policy or the parameters first",
+            oryx_proto::client::reason(&status).unwrap_or_else(|| format!("{:?}", status.code())),
+            status.message()
+        ))),
+    }
 }
 
 /// The public keys of a ListKeys answer.

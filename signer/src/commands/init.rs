@@ -138,7 +138,7 @@ impl Init {
              # signing_key = \"PUB_K1_...\"\n\n\
              # Keys generated or retired at runtime (GenerateKey, RetireKey; admins only).\n\
              [registry]\npath = \"state/keys.json\"\n\n\
-             [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\nsavanna = {savanna}\n\n\
+                          [[chains]]\nname = \"main\"\nchain_id = \"{chain}\"\nsavanna = {savanna}\n{blind_start}\n\
              # Key backends, e.g.:\n# [backends.hsm]\n# type = \"pkcs11\"\n# module = \"/usr/lib/softhsm/libsofthsm2.so\"\n# token_label = \"oryx\"\n# pin_file = \"secrets/pin\"\n\
              {backend_section}\n{keys_section}\n{allow_section}",
             soft = if self.dev {
@@ -149,6 +149,12 @@ impl Init {
             listen = self.listen,
             metrics = self.metrics,
             savanna = !self.legacy,
+            // Only the private development chain lets a blind digest start a watermark.
+            blind_start = if self.dev && self.chain.is_none() {
+                "# A private development chain: a key's first blind digest may start its watermark.\nunbounded_first_blind_digest = true\n"
+            } else {
+                ""
+            },
         );
         let path = self.dir.join("oryx-signer.toml");
         write(&path, &config)?;

@@ -27,9 +27,25 @@ impl Policy {
     }
 }
 
-/// Reads and parses a policy file; errors name the file (and, for a bad policy, the line).
-fn read_policy(path: &std::path::Path) -> Result<oryx_policy::Policy, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
-    oryx_policy::Policy::parse(&text)
-        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))
+/// Loads the optional `--config` of a policy command.
+fn load_config(path: Option<&std::path::Path>) -> Result<Option<crate::config::Config>, CliError> {
+    Ok(path.map(crate::config::Config::load).transpose()?)
+}
+
+/// Reads and parses a policy file, its chain names resolved by `config`'s `[[chains]]` when
+/// given; errors name the file (and, for a bad policy, the line).
+fn read_policy(
+    path: &std::path::Path,
+    config: Option<&crate::config::Config>,
+) -> Result<oryx_policy::Policy, CliError> {
+    let chains = config
+        .map(crate::config::Config::chain_names)
+        .unwrap_or_default();
+    crate::config::load_policy(path, &chains).map_err(|e| {
+        CliError::Other(if config.is_none() && e.contains("chains:") {
+            format!("{e} (a chain named as in the signer config needs --config)")
+        } else {
+            e
+        })
+    })
 }

@@ -5,6 +5,7 @@
 //! signer already using the same watermark directory. Prints `listening on ADDR` (and `metrics on ADDR`) on stdout
 //! once it serves, and stops cleanly on SIGTERM or SIGINT.
 
+use crate::config::load_policy;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,7 +39,8 @@ impl Start {
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| "info".into()),
             )
-            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_writer(|| oryx_proto::process::LogStderr)
             .try_init();
         let config = self.config.load()?;
         let config_bytes = read(&self.config.config)?;
@@ -107,7 +109,7 @@ impl Start {
                     let now = crate::clock::now_secs();
                     // Spends live beside the watermarks, under the same directory lock.
                     let engine = Arc::new(
-                        PolicyAuthorizer::new(load_policy(path)?, held_keys)
+                        PolicyAuthorizer::new(load_policy(path, &config.chain_names())?, held_keys)
                             .with_journal(&config.watermarks.dir.join("spend.jsonl"), now)?,
                     );
                     tracing::info!(path = %path.display(), version = %engine.version(), "policy loaded");
@@ -131,12 +133,16 @@ impl Start {
             keys,
             chains,
             watermarks: store.clone(),
-            scopes: Arc::new(crate::watermark::Scopes::new(&config.producer_groups()?)),
+            scopes: Arc::new(
+                crate::watermark::Scopes::new(&config.producer_groups()?)
+                    .with_unbounded_blind_start(&config.unbounded_blind_start()),
+            ),
             audit: audit.clone(),
             authz: authorizer.clone(),
             metrics: metrics.clone(),
             approvals,
-            admins: crate::refusal::Admins::new(config.admins.clone()),
+            admins: crate::refusal::Admins::new(config.admins.clone())
+                .with_reviewers(config.reviewers.clone()),
         });
         let ready: ReadyCheck = {
             let providers = providers.clone();
@@ -158,6 +164,12 @@ impl Start {
                 problems
             })
         };
+        crate::secret::private_file_mode(&config.server.key).map_err(|mode| {
+            format!(
+                "TLS key {} is open to other users (mode {mode:03o}): `chmod 600` it",
+                config.server.key.display()
+            )
+        })?;
         let tls = TlsFiles {
             ca_pem: read(&config.server.ca_cert)?,
             cert_pem: read(&config.server.cert)?,
@@ -188,7 +200,7 @@ impl Start {
                 tokio::spawn(crate::metrics::serve(ml, metrics, ready));
             }
             if let (Some(engine), Some(path)) = (policy_engine, config.policy.clone()) {
-                tokio::spawn(reload_on_sighup(engine, path));
+                tokio::spawn(reload_on_sighup(engine, path, config.chain_names()));
             }
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
@@ -198,20 +210,18 @@ impl Start {
     }
 }
 
-/// Reads and validates a policy file; the error names the line.
-fn load_policy(path: &std::path::Path) -> Result<oryx_policy::Policy, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    oryx_policy::Policy::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// On SIGHUP, reloads the policy; an unreadable or invalid file keeps the policy in force.
-async fn reload_on_sighup(engine: Arc<PolicyAuthorizer>, path: std::path::PathBuf) {
+async fn reload_on_sighup(
+    engine: Arc<PolicyAuthorizer>,
+    path: std::path::PathBuf,
+    chains: Vec<(String, oryx_proto::antelope::Checksum256)>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
-        match load_policy(&path) {
+        match load_policy(&path, &chains) {
             Ok(policy) => {
                 let version = policy.version().to_string();
                 engine.replace(policy);

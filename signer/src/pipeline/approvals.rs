@@ -24,8 +24,19 @@ use crate::refusal::{Reason, Refused, refused, sanitize_principal};
 fn approval_refusal(e: ApprovalError) -> Refused {
     match e {
         ApprovalError::Store(m) => refused(Reason::Unavailable, m),
+        e @ ApprovalError::TooMany { .. } => refused(Reason::PolicyDenied, e.to_string()),
         other => refused(Reason::ApprovalRejected, other.to_string()),
     }
+}
+
+/// A request the principal may not read: refused without saying what it holds.
+fn not_readable(principal: &str, id: &str) -> Refused {
+    refused(
+        Reason::PolicyDenied,
+        format!(
+            "approval request {id} is not {principal:?}'s: only its requester, admins and reviewers (config `reviewers`) read it"
+        ),
+    )
 }
 
 impl Pipeline {
@@ -39,15 +50,36 @@ impl Pipeline {
     }
 
     /// Every approval request.
-    pub fn list_approvals(&self) -> Result<Vec<PendingRequest>, Refused> {
-        self.approval_store()?
+    pub fn list_approvals(&self, principal: &str) -> Result<Vec<PendingRequest>, Refused> {
+        let all = self
+            .approval_store()?
             .list()
-            .map_err(|e| refused(Reason::Unavailable, e.to_string()))
+            .map_err(|e| refused(Reason::Unavailable, e.to_string()))?;
+        Ok(all
+            .into_iter()
+            .filter(|r| self.may_read(principal, r))
+            .collect())
     }
 
-    /// One approval request.
-    pub fn get_approval(&self, id: &str) -> Result<PendingRequest, Refused> {
+    /// One approval request, for a principal that may read it.
+    pub fn get_approval(&self, principal: &str, id: &str) -> Result<PendingRequest, Refused> {
+        let r = self.approval(id)?;
+        if !self.may_read(principal, &r) {
+            return Err(not_readable(principal, id));
+        }
+        Ok(r)
+    }
+
+    /// One approval request (no permission check: the signer's own use).
+    pub fn approval(&self, id: &str) -> Result<PendingRequest, Refused> {
         self.approval_store()?.get(id).map_err(approval_refusal)
+    }
+
+    /// Who may read (and approve online) a request: admins and reviewers every one, anyone
+    /// else only the requests it made — a request holds the transaction and, once signed, the
+    /// signed transaction.
+    fn may_read(&self, principal: &str, r: &PendingRequest) -> bool {
+        r.requester == principal || self.admins.may_review(principal)
     }
 
     /// Cancels a pending request: its requester or an admin may.
@@ -73,6 +105,33 @@ impl Pipeline {
         out
     }
 
+    /// Approve as submitted over the API, the signature still text: one that does not even
+    /// parse is refused MALFORMED and audited like any rejected approval of that request.
+    pub fn approve_submitted(
+        &self,
+        principal: &str,
+        id: &str,
+        signature: &str,
+    ) -> Result<PendingRequest, Refused> {
+        match Signature::parse(signature.trim()) {
+            Ok(sig) => self.approve(principal, id, &sig),
+            Err(e) => {
+                let r = refused(Reason::Malformed, format!("signature: {e}"));
+                if let Ok(req) = self.approval(id)
+                    && self.may_read(principal, &req)
+                {
+                    self.audit_approval(
+                        principal,
+                        &req,
+                        AuditDecision::Rejected,
+                        Some(r.message.clone()),
+                    );
+                }
+                Err(r)
+            }
+        }
+    }
+
     /// Records one approver's signature; signs the transaction once the threshold is met.
     pub fn approve(
         &self,
@@ -81,6 +140,11 @@ impl Pipeline {
         signature: &Signature,
     ) -> Result<PendingRequest, Refused> {
         let store = self.approval_store()?;
+        if let Ok(r) = store.get(id)
+            && !self.may_read(principal, &r)
+        {
+            return Err(not_readable(principal, id));
+        }
         let now = crate::clock::now_secs();
         let (req, decision) = match store.add(id, signature, now) {
             Ok((Added::Counted { .. }, req)) => (req, AuditDecision::Accepted),
@@ -433,7 +497,9 @@ mod tests {
                 approvals: Some(Arc::new(
                     ApprovalStore::open(dir.path().join("approvals")).unwrap(),
                 )),
-                admins: Admins::default(),
+                // The custodians approve online: reviewers.
+                admins: Admins::default()
+                    .with_reviewers((0..5).map(|i| format!("custodian-{i}")).collect()),
             });
             let expiration = crate::clock::now_secs().0 + 600;
             let trx: Transaction = serde_json::from_value(serde_json::json!({
@@ -450,7 +516,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(stored.reason, Reason::NeedsApprovals, "{stored}");
             let id = stored.request_id.unwrap();
-            let req = pipeline.get_approval(&id).unwrap();
+            let req = pipeline.approval(&id).unwrap();
             Custody {
                 trx,
                 chain,
@@ -539,7 +605,7 @@ mod tests {
             let r = c.approve(1, &a[1]).unwrap_err();
             assert_eq!(r.reason, Reason::ApprovalRejected, "{r}");
             assert!(r.message.contains("the policy changed"), "{r}");
-            let closed = c.pipeline.get_approval(&c.id).unwrap();
+            let closed = c.pipeline.approval(&c.id).unwrap();
             assert!(
                 matches!(closed.state, State::Cancelled { .. }),
                 "{:?}",
@@ -580,7 +646,7 @@ mod tests {
         let (replay, _) = submit().unwrap();
         assert!(replay.replayed);
         assert_eq!(replay.signature, signature);
-        assert_eq!(c.pipeline.list_approvals().unwrap().len(), 1);
+        assert_eq!(c.pipeline.list_approvals("node1").unwrap().len(), 1);
         let spends = std::fs::read_to_string(&c.journal).unwrap();
         assert_eq!(spends.lines().count(), 1, "charged once: {spends}");
     }

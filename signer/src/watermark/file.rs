@@ -32,10 +32,12 @@ use super::{
     WatermarkRecord, WatermarkStore,
 };
 
-const SLOT: usize = 256;
+/// Bytes of one copy of a watermark record.
+pub const SLOT: usize = 256;
 const MAGIC: &[u8; 4] = b"ORYW";
 const VERSION: u8 = 1;
-const SUM_AT: usize = SLOT - 32;
+/// Where a copy's SHA-256 checksum (of the bytes before it) starts.
+pub const SUM_AT: usize = SLOT - 32;
 /// Where the commit record starts: after the two copies.
 const COMMIT_AT: usize = 2 * SLOT;
 
@@ -94,8 +96,9 @@ fn encode(key: &WatermarkKey, seq: u64, w: &Watermark) -> [u8; SLOT] {
     b
 }
 
-/// Decodes one copy; `None` when it is blank, torn or fails its checksum.
-fn decode(b: &[u8]) -> Option<(WatermarkKey, u64, Watermark)> {
+/// Decodes one copy; `None` when it is blank, torn or fails its checksum (public for the
+/// fuzzer: it reads what is on disk).
+pub fn decode(b: &[u8]) -> Option<(WatermarkKey, u64, Watermark)> {
     if b.len() != SLOT
         || &b[..4] != MAGIC
         || b[4] != VERSION

@@ -121,6 +121,10 @@ pub struct Scopes {
     producer_of: HashMap<(Checksum256, PublicKey), Name>,
     members: HashMap<WatermarkKey, Vec<PublicKey>>,
     settled: Mutex<HashSet<WatermarkKey>>,
+    /// Chains where a blind digest may be a watermark's first position.
+    unbounded_blind_start: HashSet<Checksum256>,
+    /// Watermarks seen to exist (they never go away but by an operator's forced import).
+    started: Mutex<HashSet<WatermarkKey>>,
 }
 
 impl Scopes {
@@ -138,6 +142,31 @@ impl Scopes {
             s.members.insert(wk, g.keys.clone());
         }
         s
+    }
+
+    /// The same, letting a blind digest start a watermark on `chains` (private chains only).
+    pub fn with_unbounded_blind_start(mut self, chains: &[Checksum256]) -> Self {
+        self.unbounded_blind_start = chains.iter().copied().collect();
+        self
+    }
+
+    /// Whether a blind Savanna block id may be reserved under `wk`: only once the watermark
+    /// exists (a full block signed, or an imported head), since a blind id's height is only
+    /// four bytes anyone can choose; or on a chain configured to start from any. Looks in the
+    /// store once per watermark and process.
+    pub fn blind_may_start(
+        &self,
+        wk: &WatermarkKey,
+        store: &dyn WatermarkStore,
+    ) -> Result<bool, StoreError> {
+        if self.unbounded_blind_start.contains(&wk.chain_id) || lock(&self.started).contains(wk) {
+            return Ok(true);
+        }
+        let exists = store.get(wk)?.is_some();
+        if exists {
+            lock(&self.started).insert(*wk);
+        }
+        Ok(exists)
     }
 
     /// The watermark the signatures of a key with policy identity `key` reserve under on

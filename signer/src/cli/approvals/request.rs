@@ -74,7 +74,7 @@ impl Request {
                     &[sig],
                 )?;
                 let mut out = json!({"state": "signed", "id": loaded.trx.id().to_string(),
-                    "audit": resp.audit.map(|a| json!({"seq": a.seq, "hash": hex::encode(a.hash)}))});
+                    "audit": resp.audit.map(|a| json!({"seq": a.seq, "hash": a.hash}))});
                 match &self.out {
                     Some(path) => {
                         std::fs::write(path, format!("{signed:#}\n"))

@@ -43,6 +43,9 @@ pub enum RotateAuth {
     Start(Box<Start>),
     /// Continue from the last recorded step.
     Resume(super::Resume),
+    /// End a rotation that will not finish: cancel its pending request and retire the key it
+    /// generated (the authority on chain stays as it was).
+    Abort(super::Abort),
 }
 
 impl RotateAuth {
@@ -51,8 +54,53 @@ impl RotateAuth {
         match self {
             RotateAuth::Start(c) => c.run(),
             RotateAuth::Resume(c) => c.run_with(&[KIND], advance),
+            RotateAuth::Abort(c) => abort(c),
         }
     }
+}
+
+/// The note an `abort` leaves; `resume` refuses a ceremony that has it.
+const ABORTED: &str = "ceremony aborted";
+
+fn is_aborted(s: &Session) -> bool {
+    s.t.entries
+        .iter()
+        .any(|e| e.step == steps::NOTE && e.data["text"] == ABORTED)
+}
+
+/// `rotate-auth abort`.
+fn abort(this: &super::Abort) -> Result<Value, CliError> {
+    let signer = &this.signer;
+    let mut s = Session::open(&this.dir, &[KIND])?;
+    let generated = s
+        .get::<KeyGenerated>(steps::KEY_GENERATED, None)?
+        .map(|k| k.public_key);
+    if !is_aborted(&s) {
+        super::close_request(
+            &mut s,
+            signer,
+            TX,
+            this.force,
+            &format!(
+                "{TX} was signed: if it was pushed, the permission's authority on chain is the new \
+                 one{}, and this abort would leave it to a retired key. Pass --force only if it \
+                 was never pushed",
+                generated.map_or(String::new(), |k| format!(" ({k})"))
+            ),
+        )?;
+        let retired = s.get::<steps::Retired>(steps::RETIRED, None)?.is_some();
+        if let (Some(k), false) = (generated, retired) {
+            super::retire_generated(&mut s, signer, k)?;
+        }
+        s.record(steps::NOTE, &json!({ "text": ABORTED }))?;
+    }
+    let status = json!({
+        "status": "aborted",
+        "retired": generated.map(|k| k.to_string()),
+        "next": [format!("keep the transcript: `oryx ceremony verify {}`", s.dir.join(super::session::TRANSCRIPT).display())],
+    });
+    let sealed = s.seal(signer)?;
+    Ok(super::report(status, sealed))
 }
 
 /// Arguments of `start`.
@@ -340,6 +388,10 @@ impl Start {
             held.keys.push(k);
         }
         let trx = p.transaction(&auth, &held)?;
+        // The policy must let the signing key sign this updateauth (a new owner key the policy
+        // does not know yet is refused here, before a key is generated).
+        let approvals =
+            super::check_transaction(signer, TX, &p.chain_id, &p.signing_key, &trx, placeholder)?;
         if self.dry_run {
             return Ok(json!({
                 "status": "dry-run: nothing was generated, signed or written",
@@ -347,7 +399,7 @@ impl Start {
                 "current": p.current,
                 "new": auth,
                 "held": held,
-                "would_sign": [{"transaction": TX, "signing_key": p.signing_key.to_string(), "decoded": describe(&trx, &p.chain_id)}],
+                                "would_sign": [{"transaction": TX, "signing_key": p.signing_key.to_string(), "needs_approvals": approvals, "decoded": describe(&trx, &p.chain_id)}],
             }));
         }
         super::start(&self.dir, KIND, &p, signer, advance)
@@ -367,6 +419,11 @@ fn advance(
     p: &Params,
     approvals: &[PathBuf],
 ) -> Result<Value, CliError> {
+    if is_aborted(s) {
+        return Err(other(
+            "this rotation was aborted: start a new one in another directory",
+        ));
+    }
     let change = match s.get::<AuthorityChange>(steps::AUTHORITY, None)? {
         Some(c) => c,
         None => {

@@ -58,7 +58,7 @@ pub enum RotateProducer {
     /// Retire the old key once the chain shows the new one.
     Finish(Finish),
     /// End a rotation that will not finish: retire its new key (the old one signs on).
-    Abort(Abort),
+    Abort(super::Abort),
 }
 
 impl RotateProducer {
@@ -68,7 +68,7 @@ impl RotateProducer {
             RotateProducer::Start(c) => c.run(),
             RotateProducer::Resume(c) => c.run_with(&[KIND], advance),
             RotateProducer::Finish(c) => c.run(),
-            RotateProducer::Abort(c) => c.run(),
+            RotateProducer::Abort(c) => abort(c),
         }
     }
 }
@@ -134,20 +134,6 @@ pub struct Finish {
     pub(crate) signer: SignerArgs,
 }
 
-/// Arguments of `abort`.
-#[derive(Debug, Args)]
-pub struct Abort {
-    /// The ceremony directory.
-    #[arg(long)]
-    pub dir: PathBuf,
-    /// Abort even though regproducer naming the new key was signed (only if it was never
-    /// pushed: on chain it would name a retired key, and the producer would miss every block).
-    #[arg(long)]
-    pub force: bool,
-    #[command(flatten)]
-    pub(crate) signer: SignerArgs,
-}
-
 /// The ceremony's new key when an `abort` retired it (a [`Retired`] step of that key).
 fn aborted(s: &Session) -> Result<Option<Retired>, CliError> {
     let key = s.get::<KeyGenerated>(steps::KEY_GENERATED, None)?;
@@ -162,65 +148,57 @@ fn aborted(s: &Session) -> Result<Option<Retired>, CliError> {
 fn not_aborted(s: &Session) -> Result<(), CliError> {
     match aborted(s)? {
         Some(r) => Err(other(format!(
-            "this rotation was aborted: its new key {} is retired. Start a new rotation in              another directory",
+            "this rotation was aborted: its new key {} is retired. Start a new rotation in \
+             another directory",
             r.public_key
         ))),
         None => Ok(()),
     }
 }
 
-impl Abort {
-    /// Runs the command.
-    pub fn run(&self) -> Result<Value, CliError> {
-        let signer = &self.signer;
-        let mut s = Session::open(&self.dir, &[KIND])?;
-        let p: Params = s.params()?;
-        let Some(key) = s.get::<KeyGenerated>(steps::KEY_GENERATED, None)? else {
-            return Err(other(
-                "no key was generated in this ceremony: nothing to retire (if a GenerateKey                  answer was lost, `resume` records the key first; then abort)",
-            ));
-        };
-        let new_key = key.public_key;
-        if let Some(r) = s.get::<Retired>(steps::RETIRED, None)?
-            && r.public_key == p.old_key
-        {
-            return Err(other(format!(
-                "this rotation finished: {} is retired and {new_key} signs for {}; nothing to                  abort",
-                p.old_key, p.producer
-            )));
-        }
-        if aborted(&s)?.is_none() {
-            if s.t.last(steps::SIGNED, Some(TX)).is_some() && !self.force {
-                return Err(other(format!(
-                    "{TX} naming {new_key} was signed: if it was pushed, the chain expects the                      new key and retiring it stops the producer. Push a regproducer with the                      old key first, or pass --force if it was never pushed"
-                )));
-            }
-            let req = grpc::RetireKeyRequest {
-                public_key: new_key.to_string(),
-                successor: String::new(),
-            };
-            let resp =
-                signer.call(async move |c| c.retire_key(req).await.map(|r| r.into_inner()))?;
-            s.record(
-                steps::RETIRED,
-                &Retired {
-                    public_key: new_key,
-                    successor: None,
-                    handovers: Vec::new(),
-                    already_retired: resp.already_retired,
-                    audit: super::session::audit_pos(resp.audit),
-                },
-            )?;
-        }
-        let status = json!({
-            "status": "aborted",
-            "retired": new_key.to_string(),
-            "signs_on": p.old_key.to_string(),
-            "next": [format!("keep the transcript: `oryx ceremony verify {}`", s.dir.join(super::session::TRANSCRIPT).display())],
-        });
-        let sealed = s.seal(signer)?;
-        Ok(report(status, sealed))
+/// `rotate-producer abort`.
+fn abort(this: &super::Abort) -> Result<Value, CliError> {
+    let signer = &this.signer;
+    let mut s = Session::open(&this.dir, &[KIND])?;
+    let p: Params = s.params()?;
+    let Some(key) = s.get::<KeyGenerated>(steps::KEY_GENERATED, None)? else {
+        return Err(other(
+            "no key was generated in this ceremony: nothing to retire (if a GenerateKey \
+             answer was lost, `resume` records the key first; then abort)",
+        ));
+    };
+    let new_key = key.public_key;
+    if let Some(r) = s.get::<Retired>(steps::RETIRED, None)?
+        && r.public_key == p.old_key
+    {
+        return Err(other(format!(
+            "this rotation finished: {} is retired and {new_key} signs for {}; nothing to \
+             abort",
+            p.old_key, p.producer
+        )));
     }
+    if aborted(&s)?.is_none() {
+        super::close_request(
+            &mut s,
+            signer,
+            TX,
+            this.force,
+            &format!(
+                "{TX} naming {new_key} was signed: if it was pushed, the chain expects the \
+                 new key and retiring it stops the producer. Push a regproducer with the \
+                 old key first, or pass --force if it was never pushed"
+            ),
+        )?;
+        super::retire_generated(&mut s, signer, new_key)?;
+    }
+    let status = json!({
+        "status": "aborted",
+        "retired": new_key.to_string(),
+        "signs_on": p.old_key.to_string(),
+        "next": [format!("keep the transcript: `oryx ceremony verify {}`", s.dir.join(super::session::TRANSCRIPT).display())],
+    });
+    let sealed = s.seal(signer)?;
+    Ok(report(status, sealed))
 }
 
 /// What `start` records as the ceremony's parameters.
@@ -276,8 +254,9 @@ impl Params {
 }
 
 /// What the signer can tell before a key exists: it holds the old key and the signing key,
-/// and serves the ceremony's chain with both (ListKeys lists active keys only). A rotation that
-/// would be refused later generates nothing.
+/// and serves the ceremony's chain with both (ListKeys lists active keys only), and its policy
+/// lets the signing key sign this regproducer (CheckTransaction, with a placeholder for the new
+/// key). A rotation that would be refused later generates nothing.
 fn precheck(signer: &SignerArgs, p: &Params) -> Result<(), CliError> {
     super::transcript_key(signer)?;
     let infos = list_keys(signer)?;
@@ -292,11 +271,22 @@ fn precheck(signer: &SignerArgs, p: &Params) -> Result<(), CliError> {
             })?;
         if !info.chain_ids.iter().any(|c| c[..] == p.chain_id.0[..]) {
             return Err(other(format!(
-                "{what} {key} is not configured for chain {} on the signer (check --chain-id):                  nothing was generated",
+                "{what} {key} is not configured for chain {} on the signer (check --chain-id): \
+                 nothing was generated",
                 p.chain_id
             )));
         }
     }
+    let placeholder = placeholder_key(key_type(&p.key_type)?)?;
+    let trx = p.transaction(placeholder)?;
+    super::check_transaction(
+        signer,
+        TX,
+        &p.chain_id,
+        &p.signing_key,
+        &trx,
+        Some(placeholder),
+    )?;
     Ok(())
 }
 
@@ -308,7 +298,9 @@ fn still_current(signer: &SignerArgs, p: &Params, new_key: &PublicKey) -> Result
     for (what, key) in [("the old key", p.old_key), ("the new key", *new_key)] {
         if !active.contains(&key) {
             return Err(other(format!(
-                "{what} {key} is no longer an active key on the signer (retired, or rotated                  by another ceremony): this rotation is stale and regproducer is not signed.                  End it with `oryx ceremony rotate-producer abort`"
+                "{what} {key} is no longer an active key on the signer (retired, or rotated \
+                 by another ceremony): this rotation is stale and regproducer is not signed. \
+                 End it with `oryx ceremony rotate-producer abort`"
             )));
         }
     }
@@ -417,9 +409,10 @@ fn advance(
     let next = vec![
         push_hint(&file),
         format!(
-            "when it is irreversible, carry get_producers (or get_table_rows eosio eosio \
-             producers) back and run `oryx ceremony rotate-producer finish --dir {} --carried \
-             FILE`",
+            "keep the old key signing (nodeos: a signature-provider for both keys); when the \
+             chain's active schedule names the new key, carry get_producer_schedule back and run \
+             `oryx ceremony rotate-producer finish --dir {} --carried FILE` (a carried \
+             get_producers only confirms the registration)",
             s.dir.display()
         ),
     ];
@@ -511,11 +504,15 @@ impl Finish {
                     self.carried.display(),
                     sch.version,
                     p.producer,
-                    sch.keys
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    if sch.keys.is_empty() {
+                        "no key at or above its threshold".to_string()
+                    } else {
+                        sch.keys
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 )));
             }
             s.record(

@@ -130,6 +130,13 @@ impl Session {
                 )));
             }
             let diff = param_differences(&s.t.params, &params);
+            // A ceremony whose first step failed recorded nothing but its parameters (and was
+            // never signed): starting it again with corrected ones replaces it.
+            if !diff.is_empty() && s.t.entries.len() <= 1 && s.t.signatures.is_empty() {
+                drop(s);
+                std::fs::remove_file(&path).map_err(|e| CliError::io(&path, e))?;
+                return Self::start(dir, kind, params);
+            }
             if !diff.is_empty() {
                 return Err(other(format!(
                     "{} holds a {kind} ceremony started with other parameters: {}. Resume it \
@@ -150,6 +157,30 @@ impl Session {
         };
         s.save()?;
         Ok(s)
+    }
+
+    /// Whether nothing but the parameters is recorded: the first step has not happened.
+    pub fn untouched(&self) -> bool {
+        self.t.entries.len() <= 1 && self.t.signatures.is_empty()
+    }
+
+    /// Forgets a ceremony whose first step failed: its transcript goes, and the directory
+    /// too when nothing else is in it, so a corrected `start` begins afresh.
+    pub fn discard(self) -> Result<(), CliError> {
+        let path = self.dir.join(TRANSCRIPT);
+        std::fs::remove_file(&path).map_err(|e| CliError::io(&path, e))?;
+        let dir = self.dir.clone();
+        drop(self);
+        // Only an empty directory (the lock file aside) is removed.
+        let lock_file = dir.join(LOCK);
+        let only_lock = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).all(|e| e.path() == lock_file))
+            .unwrap_or(false);
+        if only_lock {
+            let _ = std::fs::remove_file(&lock_file);
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Ok(())
     }
 
     /// Opens the ceremony in `dir`, which must be of one of `kinds`.
@@ -499,7 +530,13 @@ impl Session {
                 self.record(steps::SIGNED, &signed)?;
                 Ok(SignState::Signed(signed))
             }
-            "pending" => Ok(SignState::Waiting(waiting(&self.dir, d, r, &req))),
+            "pending" => Ok(SignState::Waiting(waiting(
+                &self.dir,
+                &self.t.kind,
+                d,
+                r,
+                &req,
+            ))),
             state => Err(other(format!(
                 "approval request {} is {state}: nothing will be signed for it. Start the \
                  ceremony again in a new directory with fresh TaPoS (a generated key is found \
@@ -608,7 +645,11 @@ pub fn request_file(tx: &str) -> String {
     format!("request-{tx}.json")
 }
 
-fn get_approval(signer: &SignerArgs, id: &str) -> Result<grpc::ApprovalRequest, CliError> {
+/// GetApproval: the signer's record of request `id`.
+pub(crate) fn get_approval(
+    signer: &SignerArgs,
+    id: &str,
+) -> Result<grpc::ApprovalRequest, CliError> {
     let id = id.to_string();
     signer.call(async move |c| {
         c.get_approval(grpc::GetApprovalRequest { id })
@@ -618,7 +659,19 @@ fn get_approval(signer: &SignerArgs, id: &str) -> Result<grpc::ApprovalRequest, 
 }
 
 /// What the operator tells the approvers while a request is pending.
-fn waiting(dir: &Path, d: &TxData, r: &ApprovalRequested, req: &grpc::ApprovalRequest) -> Value {
+fn waiting(
+    dir: &Path,
+    kind: &str,
+    d: &TxData,
+    r: &ApprovalRequested,
+    req: &grpc::ApprovalRequest,
+) -> Value {
+    // The msig ceremonies share one `resume`.
+    let command = if kind.starts_with("msig") {
+        "msig"
+    } else {
+        kind
+    };
     let approved: Vec<&String> = req.approved_by.iter().collect();
     let missing: Vec<String> = r
         .approvers
@@ -641,7 +694,7 @@ fn waiting(dir: &Path, d: &TxData, r: &ApprovalRequested, req: &grpc::ApprovalRe
         "next": [
             format!("online: each approver runs `oryx approve {} --key-file KEY` (or --pkcs11-module …)", r.request_id),
             format!("offline: each approver runs `oryx approve --offline --request {} --key-file KEY --out APPROVAL.json`; bring the files back and run resume with `--approval APPROVAL.json` (repeatable)", request.display()),
-            format!("then: `oryx ceremony … resume --dir {}`", dir.display()),
+                        format!("then: `oryx ceremony {command} resume --dir {}`", dir.display()),
         ],
     })
 }

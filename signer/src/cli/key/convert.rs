@@ -13,6 +13,10 @@ use crate::cli::CliError;
 pub struct Convert {
     /// `EOS…`, `PUB_K1_…`, `PUB_R1_…`, `PVT_K1_…`, `PVT_R1_…`, a WIF, or `-` for stdin.
     pub key: String,
+    /// Print only the public key (`PUB_K1_…`/`PUB_R1_…`), never the private forms (for
+    /// scripts, and to read an approver key file's public key without showing its secret).
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// The public forms of a key, with stable field names.
@@ -40,11 +44,17 @@ impl Convert {
         let text = text.trim();
         if text.starts_with("PUB_") || text.starts_with("EOS") {
             let key = PublicKey::parse(text)?;
+            if self.public {
+                return Ok(json!(key.to_pub_string()));
+            }
             let mut out = public_forms(&key);
             out["kind"] = json!("public");
             return Ok(out);
         }
         let key = PrivateKey::parse(text)?;
+        if self.public {
+            return Ok(json!(key.public_key().to_pub_string()));
+        }
         let mut out = public_forms(&key.public_key());
         out["kind"] = json!("private");
         out["private_key"] = json!(key.to_pvt_string().as_str());

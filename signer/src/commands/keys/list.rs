@@ -12,6 +12,12 @@ use crate::commands::ConfigArg;
 pub struct List {
     #[command(flatten)]
     config: ConfigArg,
+    /// Only the keys with this label on their device.
+    #[arg(long)]
+    label: Option<String>,
+    /// Print only the public keys (`PUB_K1_…`/`PUB_R1_…`), one per line (for scripts).
+    #[arg(long, conflicts_with = "json")]
+    public_key: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -23,13 +29,9 @@ impl List {
         let config = self.config.load()?;
         let providers = crate::providers::open_all(&config)?;
         let policy = match &config.policy {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
-                Some(
-                    oryx_policy::Policy::parse(&text)
-                        .map_err(|e| CliError::Other(format!("{}: {e}", path.display())))?,
-                )
-            }
+            Some(path) => Some(
+                crate::config::load_policy(path, &config.chain_names()).map_err(CliError::Other)?,
+            ),
             None => None,
         };
         let registry = match &config.registry {
@@ -40,14 +42,24 @@ impl List {
         };
         let mut rows = Vec::new();
         for (name, p) in &providers {
+            for (label, why) in p.skipped().unwrap_or_default() {
+                eprintln!("warning: backend {name:?}: key labelled {label:?} is not usable: {why}");
+            }
             for info in p
                 .list()
                 .map_err(|e| CliError::Other(format!("backend {name:?}: {e}")))?
+                .into_iter()
+                .filter(|i| self.label.as_ref().is_none_or(|l| *l == i.label))
             {
                 let k = info.public_key;
                 let configured = config.keys.iter().any(|c| c.public_key == k);
                 let registered = registry.iter().find(|e| e.public_key == k);
-                let role = if config.audit.signing_key == Some(k) {
+                let retired =
+                    registered.is_some_and(|e| e.state == crate::registry::KeyState::Retired);
+                let role = if retired {
+                    // The registry outranks the config: a retired [[keys]] key signs nothing.
+                    "retired (registry)".to_string()
+                } else if config.audit.signing_key == Some(k) {
                     "transcript key".to_string()
                 } else if configured {
                     "configured".to_string()
@@ -84,10 +96,27 @@ impl List {
                         })
                         .collect(),
                 };
-                rows.push(serde_json::json!({"backend": name, "label": info.label, "id": info.id, "public_key": k, "legacy": k.to_legacy_string(), "configured": configured, "role": role, "rules": rules}));
+                rows.push(serde_json::json!({"backend": name, "label": info.label, "id": info.id, "public_key": k, "legacy": k.to_legacy_string(), "configured": configured, "retired": retired, "role": role, "rules": rules}));
             }
         }
-        if self.json {
+        if let Some(l) = &self.label
+            && rows.is_empty()
+        {
+            return Err(CliError::Other(format!(
+                "no usable key labelled {l:?} in any backend (warnings above say why a key was left out)"
+            )));
+        }
+        if self.public_key {
+            // For scripts: keys that can sign. A retired key is named on stderr, not printed.
+            for r in rows {
+                let key = r["public_key"].as_str().unwrap_or("");
+                if r["retired"] == true {
+                    eprintln!("note: {key} (label {}) is retired", r["label"]);
+                } else {
+                    println!("{key}");
+                }
+            }
+        } else if self.json {
             println!("{}", serde_json::Value::Array(rows));
         } else {
             for r in rows {

@@ -26,8 +26,9 @@ pub struct Explain {
     /// The request (JSON).
     #[arg(long)]
     request: PathBuf,
-    /// A signer config whose `[[keys]]` are the held keys (for `regproducer` rules).
-    #[arg(long)]
+    /// A signer config whose `[[keys]]` are the held keys (for `regproducer` rules) and whose
+    /// `[[chains]]` names the policy and the request may use.
+    #[arg(long, short)]
     config: Option<PathBuf>,
 }
 
@@ -62,7 +63,8 @@ struct RequestJson {
 impl Explain {
     /// Runs the command.
     pub fn run(self) -> Result<(), CliError> {
-        let policy = super::read_policy(&self.file)?;
+        let config = super::load_config(self.config.as_deref())?;
+        let policy = super::read_policy(&self.file, config.as_ref())?;
         let in_request =
             |e: &dyn std::fmt::Display| CliError::Other(format!("{}: {e}", self.request.display()));
         let req_text =
@@ -87,15 +89,14 @@ impl Explain {
             }
         };
         let now = r.now.unwrap_or_else(crate::clock::now_secs);
-        let chain_id = parse_chain_id(&r.chain_id).map_err(|e| in_request(&e))?;
-        let held_keys = match &self.config {
-            Some(path) => crate::config::Config::load(path)?
-                .keys
-                .iter()
-                .map(|k| k.public_key)
-                .collect(),
-            None => Vec::new(),
+        let chain_id = match config.as_ref().and_then(|c| c.chain_id(&r.chain_id)) {
+            Some(id) => id,
+            None => parse_chain_id(&r.chain_id).map_err(|e| in_request(&e))?,
         };
+        let held_keys = config
+            .iter()
+            .flat_map(|c| c.keys.iter().map(|k| k.public_key))
+            .collect();
         let request = Request {
             principal: r.principal,
             key: r.key,
