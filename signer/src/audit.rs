@@ -59,10 +59,28 @@
 //! line leads the next batch. This is a `Mutex` + `Condvar` rather than a writer thread so that
 //! there is no thread to start, stop or lose, and a single appender pays no hand-off.
 //!
-//! A failed write or `fdatasync` poisons the log until restart: after a failed `fsync`, Linux
-//! may have dropped the dirty pages, so retrying could report success for data that is gone.
-//! The file may then end in a torn line; [`AuditLog::open`] refuses such a file and says how to
-//! repair it, rather than silently cutting it.
+//! A failed write or `fdatasync` fails its whole batch and closes the log. Retrying the same
+//! `fsync` would be wrong (after a failed `fsync` Linux may have dropped the dirty pages and
+//! report success next time for data that is gone), so the log never retries a batch: the next
+//! append (or `/readyz` probe) *repairs* instead: it cuts the file back to the length it had
+//! after the last successful sync (removing everything the failed batch may have left), syncs
+//! that, reads the last line back and checks it is the last durable entry, and only then takes
+//! appends again, continuing the chain from that entry. Lines that were never durable were
+//! never acknowledged, so nothing on record is lost. The first entry after a repair (kind
+//! `audit_log`, decision `recovered`) says when the outage began, its cause and how many
+//! appends it refused. A full disk therefore heals by itself once space is freed.
+//!
+//! # Refusals under a flood
+//!
+//! Signatures and failures are always written one by one. Refusals (and rejected approvals)
+//! are written one by one up to a per-principal rate ([`RefusalLimit`]: 60 at once, then 60 a
+//! minute by default); beyond it they are counted by kind and reason code and written as one
+//! entry (kind `refusals`, decision `coalesced`, the counts and time span in its reason) before
+//! that principal's next written refusal, or by the periodic flush. Counted, never dropped; a
+//! client is answered at once either way, but a held refusal has no audit position yet.
+//!
+//! A file that ends in a torn line at start-up (a crash mid-write) is another matter:
+//! [`AuditLog::open`] refuses it and says how to repair it, rather than silently cutting it.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -70,10 +88,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+mod coalesce;
 mod log;
 mod time;
 mod verify;
 
+pub use coalesce::RefusalLimit;
 pub use log::AuditLog;
 pub use verify::{
     LineProblem, VerifyError, VerifyReport, verify, verify_against, verify_bytes,
@@ -141,8 +161,12 @@ words! {
         GenerateKey => "generate_key",
         /// RetireKey.
         RetireKey => "retire_key",
-        /// SignTranscript.
+                /// SignTranscript.
         SignTranscript => "sign_transcript",
+        /// The log itself: an outage put on record once it is writable again.
+        AuditLog => "audit_log",
+        /// Refusals of one principal counted rather than written one by one.
+        Refusals => "refusals",
     }
 }
 
@@ -175,8 +199,12 @@ words! {
         Registered => "registered",
         /// A key retired.
         Retired => "retired",
-        /// RetireKey repeated: the key was retired before.
+                /// RetireKey repeated: the key was retired before.
         AlreadyRetired => "already_retired",
+        /// The log is writable again after an outage.
+        Recovered => "recovered",
+        /// A count of refusals not written one by one (see `audit::coalesce`).
+        Coalesced => "coalesced",
     }
 }
 
@@ -416,10 +444,11 @@ pub enum AuditError {
         /// What is wrong with it.
         problem: LineProblem,
     },
-    /// Writing or syncing failed; the log is now poisoned.
+    /// Writing or syncing failed: this entry (and its batch) is not on record.
     #[error(
-        "writing audit log {} failed: {source}; the log is closed and every request will be \
-         refused until the signer restarts (fix the disk, then restart)",
+        "writing audit log {} failed: {source}; nothing was signed. The log refuses appends \
+         until it can be written again (for a full disk: free space); the signer retries by \
+         itself, no restart needed",
         path.display()
     )]
     Write {
@@ -429,17 +458,25 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
-    /// An earlier failure poisoned the log; nothing more is written until restart.
+    /// The log cannot be written now; nothing more is written until a repair succeeds (tried
+    /// by every append and health probe) or, when `recovers` is false, until restart.
     #[error(
-        "audit log {} is closed after an earlier failure ({cause}); refusing to sign without \
-         an audit trail. Fix the cause and restart the signer",
-        path.display()
+        "audit log {} cannot be written ({cause}); refusing to sign without an audit trail. {}",
+        path.display(),
+        if *recovers {
+            "The signer retries on every request and resumes by itself once the cause is fixed \
+             (for a full disk: free space)"
+        } else {
+            "Check the file with `oryx-signer audit verify` and restart the signer"
+        }
     )]
-    Poisoned {
+    Unavailable {
         /// The log file.
         path: PathBuf,
-        /// The first failure.
+        /// What failed last.
         cause: String,
+        /// Whether a repair is tried (false after a panic mid-write: restart).
+        recovers: bool,
     },
     /// The caller's record is malformed; nothing was written and the log is still usable.
     #[error("invalid audit record: {0}; nothing was written")]

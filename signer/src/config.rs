@@ -224,6 +224,10 @@ pub struct AuditConfig {
     /// this, so it must list no chains, allow no blind digests and appear in no allow rule.
     #[serde(default)]
     pub signing_key: Option<PublicKey>,
+    /// How many refusals per principal are written one by one; beyond, they are counted and
+    /// written as one summary entry (see `audit::coalesce`).
+    #[serde(default)]
+    pub refusals: crate::audit::RefusalLimit,
 }
 
 /// The key registry: keys generated or retired at runtime (see [`crate::registry`]).

@@ -222,13 +222,17 @@ impl Lifecycle {
             signature: signature.map(|s| s.to_string()),
             ..AuditRecord::new(sanitize_principal(principal), kind, decision)
         };
-        let audited = self.pipeline.audit.append(record);
+        // Only refusals are metered (and may be held); a change is always written.
+        let audited = self.pipeline.audit.append_decision(record);
         match (result, audited) {
-            (Ok(d), Ok(at)) => {
+            (Ok(d), Ok(Some(at))) => {
                 tracing::info!(principal, kind = kind.as_str(), key = %d.key, decision = decision.as_str(), detail = %reason, audit_seq = at.seq, "key lifecycle");
                 Ok((d.value, at))
             }
-            (Ok(_), Err(e)) => {
+            (Ok(_), audited) => {
+                let e = audited
+                    .err()
+                    .map_or_else(|| "entry not written".into(), |e| e.to_string());
                 tracing::error!(principal, kind = kind.as_str(), error = %e, "audit log write failed after a key lifecycle change");
                 Err(refused(
                     Reason::Unavailable,

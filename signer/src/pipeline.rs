@@ -332,17 +332,20 @@ impl Pipeline {
                 AuditDecision::Refused,
             )
         };
-        if let Err(e) = self.audit.append(record) {
-            tracing::error!(error = %e, "audit log write failed for a malformed request");
-        }
         self.metrics
             .observe(kind, AuditDecision::Refused.as_str(), 0);
-        tracing::warn!(
-            principal,
-            kind = kind.as_str(),
-            reason = "MALFORMED",
-            "refused: {message}"
-        );
+        match self.audit.append_decision(record) {
+            Err(e) => {
+                tracing::error!(error = %e, "audit log write failed for a malformed request");
+            }
+            Ok(None) => {}
+            Ok(Some(_)) => tracing::warn!(
+                principal,
+                kind = kind.as_str(),
+                reason = "MALFORMED",
+                "refused: {message}"
+            ),
+        }
     }
 }
 
@@ -744,7 +747,7 @@ impl Pipeline {
             )
         };
         let t = Instant::now();
-        let audited = self.audit.append(record);
+        let audited = self.audit.append_decision(record);
         self.metrics.stage(Stage::Audit, t.elapsed());
         self.metrics.observe(
             p.kind,
@@ -766,13 +769,13 @@ impl Pipeline {
                 Err(refused(reason, format!("audit log: {e}")))
             }
             (Ok(o), Ok(entry)) => {
-                tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, audit = %entry, "signed");
-                Ok(Outcome {
-                    audit: Some(entry),
-                    ..o
-                })
+                tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, audit = ?entry, "signed");
+                Ok(Outcome { audit: entry, ..o })
             }
-            (Err(r), Ok(entry)) => {
+            // A refusal over its principal's rate is counted for a summary entry, not logged
+            // one by one (neither in the audit log nor here).
+            (Err(r), Ok(None)) => Err(r),
+            (Err(r), Ok(Some(entry))) => {
                 tracing::warn!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), reason = r.reason.as_str(), detail = %r.message, elapsed_us = latency_us, audit = %entry, "refused");
                 Err(Refused {
                     audit: Some(entry),

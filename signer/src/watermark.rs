@@ -240,14 +240,7 @@ pub enum StoreError {
     /// A write on a read-only view.
     #[error("this watermark store was opened read-only")]
     ReadOnly,
-    /// An earlier write failed; the store refuses writes until restart.
-    #[error(
-        "watermark store refuses writes after an earlier failure ({cause}); fix the disk and restart the signer"
-    )]
-    Poisoned {
-        /// The first failure.
-        cause: String,
-    },
+
     /// An imported record is not acceptable.
     #[error("import of {key} refused: {reason}")]
     BadImport {

@@ -652,3 +652,86 @@ async fn an_hsm_outage_is_unavailable_and_recovers() {
     let d = Checksum256(r.digest.try_into().unwrap());
     assert_eq!(sig_of(&r.signature).recover(&d).unwrap(), key);
 }
+
+/// A principal with no rights floods the signer with refusable requests from 8 connections:
+/// the audit log writes its first refusals one by one and counts the rest into `coalesced`
+/// summaries (flushed at shutdown at the latest) — every refusal is on record, by count, and the
+/// log does not grow at the attacker's pace. An honest client signs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_flood_is_counted_in_summaries_not_written_line_by_line() {
+    const CLIENTS: usize = 8;
+    const EACH: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    append_config(dir.path(), "[audit.refusals]\nburst = 5\nper_minute = 6");
+    let key = first_key(dir.path());
+    let mut signer = Signer::start(dir.path(), &[]);
+    let mut tasks = Vec::new();
+    for t in 0..CLIENTS {
+        let mut c = signer.client("intruder").await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let e = c
+                    .sign_digest(grpc::SignDigestRequest {
+                        chain_id: eos(),
+                        public_key: key.to_string(),
+                        digest: vec![u8::try_from(t * EACH + i).unwrap_or(0); 32],
+                    })
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+            }
+        }));
+    }
+    let mut honest = signer.client("node1").await;
+    let n = now_slot();
+    sign_block(&mut honest, &key, &savanna(n, n, 0))
+        .await
+        .unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    signer.stop();
+
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mine: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["principal"] == "intruder")
+        .collect();
+    let one_by_one = mine.iter().filter(|e| e["decision"] == "refused").count();
+    let summaries: Vec<&&serde_json::Value> = mine
+        .iter()
+        .filter(|e| e["decision"] == "coalesced")
+        .collect();
+    let counted: usize = summaries
+        .iter()
+        .map(|e| {
+            let reason = e["reason"].as_str().unwrap();
+            assert_eq!(e["kind"], "refusals");
+            assert!(reason.contains("× sign_digest POLICY_DENIED"), "{reason}");
+            reason.split(' ').next().unwrap().parse::<usize>().unwrap()
+        })
+        .sum();
+    // Every refusal is on record, one by one or counted; only the burst (and what the rate
+    // refilled while the flood ran) is written one by one.
+    eprintln!(
+        "{} refusals: {one_by_one} written one by one, {counted} in {} summaries",
+        CLIENTS * EACH,
+        summaries.len()
+    );
+    assert_eq!(one_by_one + counted, CLIENTS * EACH, "{audit}");
+    assert!(
+        one_by_one < 5 + 20,
+        "{one_by_one} refusals written one by one"
+    );
+    assert!(!summaries.is_empty());
+    assert!(entries.iter().any(|e| e["decision"] == "signed"));
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+}

@@ -1,20 +1,24 @@
 //! [`AuditLog`]: the append side of the audit log, with group commit.
 //!
 //! Guards: `append` returns `Ok` only once its line is on disk (written and `fdatasync`ed);
-//! lines reach the file in `seq` order with no gaps; one failed write or sync closes the log
-//! for good (until restart), so no caller can go on without a trail.
+//! lines reach the file in `seq` order with no gaps; a failed write or sync fails its whole
+//! batch and closes the log until a repair (cut back to the last durable line, synced, the tail
+//! read back and matched) succeeds, which the next append or health probe tries: nobody goes on
+//! without a trail, and a full disk heals once space is back, without a restart.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use super::coalesce::{Admit, Held, RefusalGate, RefusalLimit};
 
 use super::{
-    AuditEntryRef, AuditError, AuditRecord, GENESIS_PREV, MAX_LINE, seal, sha256_hex, time,
-    verify::check_line,
+    AuditDecision, AuditEntryRef, AuditError, AuditKind, AuditRecord, GENESIS_PREV, MAX_LINE, seal,
+    sha256_hex, time, verify::check_line,
 };
 
 /// An open, append-only audit log. Share it (`Arc<AuditLog>`) between all request tasks and
@@ -30,6 +34,8 @@ pub struct AuditLog {
     entries: AtomicU64,
     /// Written into every entry: the replica this log belongs to.
     replica: Option<String>,
+    /// How many refusals per principal are written one by one (see [`super::coalesce`]).
+    refusals: Mutex<RefusalGate>,
     #[cfg(test)]
     hooks: tests::Hooks,
 }
@@ -48,8 +54,30 @@ struct State {
     durable: u64,
     /// A leader is writing a batch now (without the lock).
     leader: bool,
-    /// The first write or sync failure; once set, nothing more is written.
-    poisoned: Option<String>,
+    /// Bytes of the file that are durable: every line of `seq < durable`.
+    durable_len: u64,
+    /// SHA-256 hex of the last durable line (`prev` of entry `durable`).
+    durable_prev: String,
+    /// Bumped by every failed batch: an appender whose line was queued in an earlier epoch
+    /// learns that its line is gone even if later lines reuse its `seq`.
+    epoch: u64,
+    /// Set by a failed write or sync, cleared by a successful repair: nothing is queued while
+    /// it is set.
+    closed: bool,
+    /// The outage since the first failed batch, until its record is durable.
+    outage: Option<Failure>,
+    /// `seq` of the outage's record once queued (it is queued once, after a repair).
+    outage_seq: Option<u64>,
+    /// Set after a panic mid-write: the file's state is unknown, so no repair is tried.
+    broken: Option<String>,
+}
+
+/// A write outage: what failed, since when, and how many appends were refused meanwhile.
+#[derive(Debug, Clone)]
+struct Failure {
+    cause: String,
+    since: SystemTime,
+    refused: u64,
 }
 
 impl fmt::Debug for AuditLog {
@@ -69,6 +97,77 @@ impl AuditLog {
         self
     }
 
+    /// Writes at most `limit` refusals per principal one by one (the default is
+    /// [`RefusalLimit::default`]); see [`super::coalesce`].
+    pub fn with_refusal_limit(mut self, limit: RefusalLimit) -> Self {
+        self.refusals = Mutex::new(RefusalGate::new(limit));
+        self
+    }
+
+    /// Records a decision about a client's request: like [`AuditLog::append`], except that a
+    /// refusal over its principal's [`RefusalLimit`] is only counted (`Ok(None)`), to be written
+    /// in a `coalesced` summary before that principal's next written refusal or by
+    /// [`AuditLog::flush_refusals`]. Every other decision is appended as it is.
+    pub fn append_decision(
+        &self,
+        record: AuditRecord,
+    ) -> Result<Option<AuditEntryRef>, AuditError> {
+        if !RefusalGate::meters(&record) {
+            return self.append(record).map(Some);
+        }
+        let admit = self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(&record, Instant::now(), SystemTime::now());
+        match admit {
+            Admit::Hold => Ok(None),
+            Admit::Write(held) => {
+                if let Some(held) = held {
+                    self.append_held(held)?;
+                }
+                self.append(record).map(Some)
+            }
+        }
+    }
+
+    /// Writes every principal's held refusals as summaries (periodically and at shutdown);
+    /// how many refusals they count. A summary that cannot be written is kept for the next
+    /// flush.
+    pub fn flush_refusals(&self) -> Result<u64, AuditError> {
+        let held = self
+            .refusals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take_held();
+        let mut written = 0;
+        let mut first_err = None;
+        for h in held {
+            let n = h.count();
+            match self.append_held(h) {
+                Ok(()) => written += n,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        first_err.map_or(Ok(written), Err)
+    }
+
+    /// Appends a summary; on failure puts its counts back.
+    fn append_held(&self, held: Held) -> Result<(), AuditError> {
+        match self.append(held.record()) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.refusals
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .restore(held, Instant::now());
+                Err(e)
+            }
+        }
+    }
+
     /// Opens the log at `path`, creating it (mode 0600, and syncing its directory) if missing.
     ///
     /// Only the last line is checked (it must be a valid entry with a correct `hash`), so that
@@ -85,7 +184,7 @@ impl AuditLog {
                 source,
             }
         };
-        let (mut file, created) = match new_options().create_new(true).open(&path) {
+        let (file, created) = match new_options().create_new(true).open(&path) {
             Ok(file) => (file, true),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 (new_options().open(&path).map_err(open_err("open"))?, false)
@@ -95,33 +194,43 @@ impl AuditLog {
         if created {
             sync_parent(&path).map_err(open_err("sync the directory of"))?;
         }
-        let (next_seq, prev) = match read_tail(&mut file, &path)? {
+        let len = file.metadata().map_err(open_err("read the size of"))?.len();
+        let (next_seq, prev) = match read_tail(&mut &file, &path)? {
             Some((seq, line_hash)) => {
                 // A u64 of entries cannot be reached; refuse rather than wrap.
-                let next = seq.checked_add(1).ok_or_else(|| AuditError::Poisoned {
+                let next = seq.checked_add(1).ok_or_else(|| AuditError::Unavailable {
                     path: path.clone(),
                     cause: "seq space exhausted".into(),
+                    recovers: false,
                 })?;
                 (next, line_hash)
             }
             None => (0, GENESIS_PREV.to_owned()),
         };
+        let prev_copy = prev.clone();
         Ok(AuditLog {
             path,
             file,
             state: Mutex::new(State {
                 next_seq,
-                prev,
+                prev: prev_copy,
                 queued: Vec::new(),
                 queued_entries: 0,
                 durable: next_seq,
                 leader: false,
-                poisoned: None,
+                durable_len: len,
+                durable_prev: prev,
+                epoch: 0,
+                closed: false,
+                outage: None,
+                outage_seq: None,
+                broken: None,
             }),
             batch_done: Condvar::new(),
             fsyncs: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             replica: None,
+            refusals: Mutex::new(RefusalGate::new(RefusalLimit::default())),
             #[cfg(test)]
             hooks: tests::Hooks::default(),
         })
@@ -135,16 +244,67 @@ impl AuditLog {
     /// Appends one entry and returns once it is durable. Blocks: call from `spawn_blocking`.
     ///
     /// A malformed record is refused with [`AuditError::InvalidRecord`] and changes nothing. A
-    /// write or sync failure returns [`AuditError::Write`] to the appender whose batch failed and
-    /// poisons the log: that append and every later one fail until restart.
+    /// write or sync failure returns [`AuditError::Write`] to every appender of the failed batch
+    /// and closes the log; each later append first tries the repair ([`AuditLog::health`]) and
+    /// fails with [`AuditError::Unavailable`] while that fails. The first entry written after a
+    /// repair is preceded by one that records the outage and how many appends it refused.
     pub fn append(&self, record: AuditRecord) -> Result<AuditEntryRef, AuditError> {
         // An over-long reason is cut, never the entry refused: the fact of a decision is kept.
         let record = record.clamped();
         record.validate()?;
+        self.write(Some(record))?
+            .ok_or_else(|| AuditError::InvalidRecord("the entry was not queued".into()))
+    }
+
+    /// `Ok` when the log takes appends. After a failed write or sync it tries the repair and
+    /// then writes the outage's record, so `/readyz` heals the log (and says whether it can
+    /// really write) even with no request arriving.
+    pub fn health(&self) -> Result<(), AuditError> {
+        self.write(None).map(|_| ())
+    }
+
+    /// Repairs if needed, queues the outage's record if one is due and then `record`, and
+    /// waits until the last of them is durable: its `(seq, hash)`, `None` if nothing was queued.
+    fn write(&self, record: Option<AuditRecord>) -> Result<Option<AuditEntryRef>, AuditError> {
         let mut st = self.lock()?;
-        if let Some(cause) = &st.poisoned {
-            return Err(self.poisoned(cause));
+        if let Err(e) = self.repair(&mut st) {
+            if let (Some(outage), Some(_)) = (&mut st.outage, &record) {
+                outage.refused = outage.refused.saturating_add(1);
+            }
+            return Err(e);
         }
+        let epoch = st.epoch;
+        let mut last = None;
+        if st.outage_seq.is_none()
+            && let Some(outage) = st.outage.as_ref().map(Failure::record)
+        {
+            let entry = self.queue(&mut st, outage)?;
+            st.outage_seq = Some(entry.0);
+            last = Some(entry);
+        }
+        if let Some(record) = record {
+            last = Some(self.queue(&mut st, record)?);
+        }
+        let Some((seq, hash)) = last else {
+            return Ok(None);
+        };
+        loop {
+            if st.epoch != epoch {
+                return Err(self.unavailable(&st));
+            }
+            if st.durable > seq {
+                return Ok(Some(AuditEntryRef { seq, hash }));
+            }
+            st = if st.leader {
+                self.batch_done.wait(st).map_err(|_| self.lock_poisoned())?
+            } else {
+                self.lead(st)?
+            };
+        }
+    }
+
+    /// Seals `record` as the next entry and queues its line; `(seq, hash)` of the entry.
+    fn queue(&self, st: &mut State, record: AuditRecord) -> Result<(u64, String), AuditError> {
         // Time under the lock, so that times follow seq order as long as the clock does.
         let time = time::rfc3339_micros(SystemTime::now()).ok_or(AuditError::Clock)?;
         let seq = st.next_seq;
@@ -158,26 +318,56 @@ impl AuditLog {
         st.queued.extend_from_slice(&line);
         st.queued.push(b'\n');
         st.queued_entries += 1;
-        loop {
-            if st.durable > seq {
-                return Ok(AuditEntryRef { seq, hash });
-            }
-            if let Some(cause) = &st.poisoned {
-                return Err(self.poisoned(cause));
-            }
-            st = if st.leader {
-                self.batch_done.wait(st).map_err(|_| self.lock_poisoned())?
-            } else {
-                self.lead(st)?
-            };
-        }
+        Ok((seq, hash))
     }
 
-    /// `Err` once the log refuses appends (after a failed write or sync), for `/readyz`.
-    pub fn health(&self) -> Result<(), AuditError> {
-        match &self.lock()?.poisoned {
-            Some(cause) => Err(self.poisoned(cause)),
-            None => Ok(()),
+    /// Reopens a failed log for appends: cuts the file back to its last durable line (dropping
+    /// whatever the failed batch left), syncs, and reads the tail back to check it is the line
+    /// the log last made durable. `Ok` at once when nothing failed; on any error the log stays
+    /// closed and the next call tries again. Under the lock: nobody appends meanwhile.
+    fn repair(&self, st: &mut State) -> Result<(), AuditError> {
+        if let Some(cause) = &st.broken {
+            return Err(AuditError::Unavailable {
+                path: self.path.clone(),
+                cause: cause.clone(),
+                recovers: false,
+            });
+        }
+        if !st.closed {
+            return Ok(());
+        }
+        let expect = st
+            .durable
+            .checked_sub(1)
+            .map(|seq| (seq, st.durable_prev.clone()));
+        #[cfg(test)]
+        let hook = self.hooks.before_repair();
+        #[cfg(not(test))]
+        let hook = Ok(());
+        let attempt = hook
+            .and_then(|()| self.file.set_len(st.durable_len))
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let mut file = &self.file;
+                match read_tail(&mut file, &self.path) {
+                    Ok(tail) if tail == expect => Ok(()),
+                    Ok(_) => Err("the file's last line is not the last durable entry".into()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+        match attempt {
+            Ok(()) => {
+                st.closed = false;
+                tracing::warn!(path = %self.path.display(), "audit log repaired");
+                Ok(())
+            }
+            Err(cause) => {
+                if let Some(outage) = &mut st.outage {
+                    outage.cause = cause;
+                }
+                Err(self.unavailable(st))
+            }
         }
     }
 
@@ -217,12 +407,39 @@ impl AuditLog {
         let outcome = match result {
             Ok(()) => {
                 st.durable = end;
+                if st.outage_seq.is_some_and(|s| s < end) {
+                    st.outage = None;
+                    st.outage_seq = None;
+                }
+                st.durable_len = st.durable_len.saturating_add(batch.len() as u64);
+                st.durable_prev = last_line_hash(&batch).unwrap_or_else(|| st.durable_prev.clone());
                 self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.entries.fetch_add(count, Ordering::Relaxed);
                 Ok(())
             }
             Err(source) => {
-                st.poisoned = Some(source.to_string());
+                // Every line not yet durable is lost: the failed batch and whatever was queued
+                // behind it. Their appenders fail (the epoch moved); the chain continues from
+                // the last durable line once the repair has cut the file back to it.
+                tracing::error!(path = %self.path.display(), error = %source, "audit log write failed");
+                st.epoch = st.epoch.wrapping_add(1);
+                st.next_seq = st.durable;
+                st.prev = st.durable_prev.clone();
+                // Callers' entries lost: the batch and the queue behind it, less the outage's
+                // own record if it was among them (it is queued again after the next repair).
+                let lost = count
+                    .saturating_add(st.queued_entries)
+                    .saturating_sub(u64::from(st.outage_seq.take().is_some()));
+                st.queued.clear();
+                st.queued_entries = 0;
+                st.closed = true;
+                let outage = st.outage.get_or_insert_with(|| Failure {
+                    cause: String::new(),
+                    since: SystemTime::now(),
+                    refused: 0,
+                });
+                outage.cause = source.to_string();
+                outage.refused = outage.refused.saturating_add(lost);
                 Err(AuditError::Write {
                     path: self.path.clone(),
                     source,
@@ -250,12 +467,48 @@ impl AuditLog {
         self.poisoned("an appender panicked")
     }
 
+    /// The log is closed for good (until restart): its in-memory state cannot be trusted.
     fn poisoned(&self, cause: &str) -> AuditError {
-        AuditError::Poisoned {
+        AuditError::Unavailable {
             path: self.path.clone(),
             cause: cause.to_owned(),
+            recovers: false,
         }
     }
+
+    /// The log is closed until a repair succeeds.
+    fn unavailable(&self, st: &State) -> AuditError {
+        AuditError::Unavailable {
+            path: self.path.clone(),
+            cause: st
+                .outage
+                .as_ref()
+                .map_or_else(|| "an earlier write failed".into(), |f| f.cause.clone()),
+            recovers: true,
+        }
+    }
+}
+
+impl Failure {
+    /// The entry that puts an outage on record once the log is writable again.
+    fn record(&self) -> AuditRecord {
+        let since = time::rfc3339_micros(self.since).unwrap_or_default();
+        AuditRecord {
+            reason: Some(format!(
+                "the log could not be written from {since} until now ({}); {} appends were \
+                 refused meanwhile and nothing they asked for was signed or done",
+                self.cause, self.refused
+            )),
+            ..AuditRecord::new("oryx-signer", AuditKind::AuditLog, AuditDecision::Recovered)
+        }
+    }
+}
+
+/// SHA-256 hex of the last line of a batch (lines end in `\n`).
+fn last_line_hash(batch: &[u8]) -> Option<String> {
+    let body = batch.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Some(sha256_hex(&body[start..]))
 }
 
 /// Closes the log if a leader unwinds mid-write, so followers wake up and fail instead of
@@ -271,7 +524,8 @@ impl Drop for LeaderGuard<'_> {
             Err(poisoned) => poisoned.into_inner(),
         };
         st.leader = false;
-        st.poisoned
+        st.epoch = st.epoch.wrapping_add(1);
+        st.broken
             .get_or_insert_with(|| "a write was interrupted by a panic".into());
         self.log.batch_done.notify_all();
     }
@@ -304,7 +558,7 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 }
 
 /// Reads and checks the last line: `Some((seq, sha256 of the line))`, or `None` if empty.
-fn read_tail(file: &mut File, path: &Path) -> Result<Option<(u64, String)>, AuditError> {
+fn read_tail(file: &mut &File, path: &Path) -> Result<Option<(u64, String)>, AuditError> {
     let read_err = |source| AuditError::Open {
         path: path.to_owned(),
         action: "read",
@@ -377,6 +631,8 @@ mod tests {
         fail_write: AtomicBool,
         /// Fail the next sync.
         fail_sync: AtomicBool,
+        /// Fail this many repairs.
+        fail_repair: AtomicU64,
     }
 
     impl Hooks {
@@ -397,6 +653,15 @@ mod tests {
             if self.fail_write.swap(false, Ordering::SeqCst) {
                 file.write_all(&batch[..batch.len() / 2])?;
                 return Err(io::Error::other("injected write failure"));
+            }
+            Ok(())
+        }
+
+        pub(super) fn before_repair(&self) -> io::Result<()> {
+            let left = self.fail_repair.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_repair.store(left - 1, Ordering::SeqCst);
+                return Err(io::Error::other("injected repair failure"));
             }
             Ok(())
         }
@@ -560,39 +825,83 @@ mod tests {
         assert!(log.fsync_count() <= 400);
     }
 
-    fn assert_poisoned_forever(log: &AuditLog) {
-        for i in 0..3 {
-            let err = log.append(record(100 + i)).unwrap_err();
-            assert!(matches!(err, AuditError::Poisoned { .. }), "{err}");
-            assert!(err.to_string().contains("restart"), "{err}");
-        }
+    /// The entry after an outage: the recovery record, then `seq` continues from it.
+    fn assert_recovered(path: &Path, refused: u64) {
+        let text = fs::read_to_string(path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let rec = lines
+            .iter()
+            .find(|e| e["kind"] == "audit_log")
+            .expect("a recovery entry");
+        assert_eq!(rec["decision"], "recovered");
+        let reason = rec["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{refused} appends were refused")),
+            "{reason}"
+        );
+        verify(path).unwrap();
     }
 
     #[test]
-    fn failed_sync_poisons_the_log() {
+    fn failed_sync_closes_the_log_until_a_repair_then_resumes_the_chain() {
         let (_dir, path) = temp();
         let log = AuditLog::open(&path).unwrap();
         log.append(record(0)).unwrap();
+        let good_len = fs::metadata(&path).unwrap().len();
         log.hooks.fail_sync.store(true, Ordering::SeqCst);
+        log.hooks.fail_repair.store(2, Ordering::SeqCst);
         let err = log.append(record(1)).unwrap_err();
         assert!(matches!(err, AuditError::Write { .. }), "{err}");
         assert!(err.to_string().contains("injected fsync failure"), "{err}");
-        // The hook fires once; the log stays closed anyway.
-        assert_poisoned_forever(&log);
+        assert!(err.to_string().contains("no restart"), "{err}");
+        // The failed line is on disk (written, not synced) until the repair cuts it.
+        assert!(fs::metadata(&path).unwrap().len() > good_len);
+        // While the repair fails, appends and probes fail and change nothing.
+        for _ in 0..2 {
+            let err = log.append(record(9)).unwrap_err();
+            assert!(
+                matches!(err, AuditError::Unavailable { recovers: true, .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("by itself"), "{err}");
+        }
         assert_eq!(log.entry_count(), 1);
+        // The cause is gone: the probe repairs (cutting the failed line) and puts the outage on
+        // record at seq 1; appends continue the chain after it.
+        log.health().unwrap();
+        assert_eq!(verify(&path).unwrap().entries, 2);
+        let r = log.append(record(1)).unwrap();
+        assert_eq!(r.seq, 2);
+        assert_eq!(verify(&path).unwrap().entries, 3);
+        assert_eq!(verify(&path).unwrap().last(), Some(r));
+        // One failed in the batch, two refused while the repair failed.
+        assert_recovered(&path, 3);
+        drop(log);
+        assert_eq!(
+            AuditLog::open(&path)
+                .unwrap()
+                .append(record(3))
+                .unwrap()
+                .seq,
+            3
+        );
     }
 
     #[test]
-    fn failed_write_poisons_the_log_and_the_torn_tail_blocks_restart() {
+    fn failed_write_is_cut_back_by_the_repair_and_a_torn_tail_blocks_restart() {
         let (_dir, path) = temp();
         let log = AuditLog::open(&path).unwrap();
         log.append(record(0)).unwrap();
         log.append(record(1)).unwrap();
         let good_len = fs::metadata(&path).unwrap().len();
         log.hooks.fail_write.store(true, Ordering::SeqCst);
+        log.hooks.fail_repair.store(u64::MAX, Ordering::SeqCst);
         let err = log.append(record(2)).unwrap_err();
         assert!(matches!(err, AuditError::Write { .. }), "{err}");
-        assert_poisoned_forever(&log);
+        assert!(log.health().is_err());
         drop(log);
 
         // Half a line is on disk: open refuses, naming the offset to cut at.
@@ -626,6 +935,39 @@ mod tests {
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.append(record(2)).unwrap().seq, 2);
         assert_eq!(verify(&path).unwrap().entries, 3);
+
+        // Without restart: the torn half line is cut by the repair itself.
+        log.hooks.fail_write.store(true, Ordering::SeqCst);
+        assert!(log.append(record(3)).is_err());
+        let r = log.append(record(3)).unwrap();
+        assert_eq!(r.seq, 4);
+        assert_recovered(&path, 1);
+        assert_eq!(verify(&path).unwrap().entries, 5);
+    }
+
+    #[test]
+    fn a_repair_that_finds_a_different_tail_keeps_the_log_closed() {
+        let (_dir, path) = temp();
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(0)).unwrap();
+        log.append(record(1)).unwrap();
+        log.hooks.fail_sync.store(true, Ordering::SeqCst);
+        assert!(log.append(record(2)).is_err());
+        // Someone cut the durable tail meanwhile: the repair refuses to continue the chain.
+        let text = fs::read_to_string(&path).unwrap();
+        let first = text.find('\n').unwrap() + 1;
+        let cut = u64::try_from(first).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        // set_len in the repair restores the length with zeros, which is not the durable line.
+        let err = log.append(record(2)).unwrap_err();
+        assert!(matches!(err, AuditError::Unavailable { .. }), "{err}");
+        assert!(err.to_string().contains("partial line"), "{err}");
+        assert!(log.health().is_err());
     }
 
     #[test]
@@ -644,7 +986,9 @@ mod tests {
             assert!(h.join().unwrap().is_err());
         }
         assert_eq!(log.entry_count(), 0);
-        assert_poisoned_forever(&log);
+        // The repair runs at the next append; all four are counted as refused.
+        assert_eq!(log.append(record(0)).unwrap().seq, 1);
+        assert_recovered(&path, 4);
     }
 
     #[test]

@@ -57,7 +57,8 @@ impl Start {
         let audit = Arc::new(
             AuditLog::open(&config.audit.path)
                 .map_err(|e| e.to_string())?
-                .with_replica(replica),
+                .with_replica(replica)
+                .with_refusal_limit(config.audit.refusals),
         );
         let providers = crate::providers::open_all(&config)?;
 
@@ -202,11 +203,35 @@ impl Start {
             if let (Some(engine), Some(path)) = (policy_engine, config.policy.clone()) {
                 tokio::spawn(reload_on_sighup(engine, path, config.chain_names()));
             }
+                        tokio::spawn(flush_refusals(audit.clone()));
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
-            crate::server::serve(listener, tls, service, shutdown_signal()).await
+            let served = crate::server::serve(listener, tls, service, shutdown_signal()).await;
+            // Refusals still held go on record before the process ends.
+            if let Err(e) = audit.flush_refusals() {
+                tracing::error!(error = %e, "audit log: held refusals could not be written at shutdown");
+            }
+            served
         })?;
         Ok(())
+    }
+}
+
+/// How often refusals held over their principal's rate are written as summary entries.
+const REFUSAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Writes held refusals every [`REFUSAL_FLUSH`] (see `audit::coalesce`).
+async fn flush_refusals(audit: Arc<AuditLog>) {
+    let mut tick = tokio::time::interval(REFUSAL_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let audit = audit.clone();
+        match tokio::task::spawn_blocking(move || audit.flush_refusals()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "audit log: held refusals not written yet"),
+            Err(e) => tracing::error!(error = %e, "audit log: the refusal flush failed"),
+        }
     }
 }
 

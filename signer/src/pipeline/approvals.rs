@@ -385,7 +385,7 @@ impl Pipeline {
             policy_version: Some(self.authz.version()),
             ..AuditRecord::new(sanitize_principal(principal), AuditKind::Approval, decision)
         };
-        if let Err(e) = self.audit.append(record) {
+        if let Err(e) = self.audit.append_decision(record) {
             tracing::error!(error = %e, "audit log write failed for an approval");
         }
     }

@@ -59,9 +59,6 @@ pub struct FileStore {
     /// may write (the daemon, or `watermark import` while the daemon is stopped). `None` for a
     /// read-only view.
     lock: Option<DirLock>,
-    /// Set after any failed write or sync: the state on disk is then unknown (after a failed
-    /// fsync the kernel may have dropped the data), so nothing more is written until restart.
-    poisoned: Mutex<Option<String>>,
     probes: std::sync::atomic::AtomicU64,
 }
 
@@ -237,7 +234,6 @@ impl FileStore {
             dir,
             keys: Mutex::new(HashMap::new()),
             lock,
-            poisoned: Mutex::new(None),
             probes: Default::default(),
         };
         // Fail at startup, not at the first block, if a file is damaged.
@@ -323,9 +319,13 @@ impl FileStore {
         })
     }
 
-    /// Runs a write to the key's file: refused on a read-only view or a poisoned store; a
-    /// failure leaves the state on disk unknown, so it forgets the cached file and refuses
-    /// every later write.
+    /// Runs a write to the key's file (refused on a read-only view). A failed write or sync
+    /// leaves the file as a crash at that point would, and the write was never acknowledged:
+    /// the cached state is forgotten, and the key's next request reads the file back the way a
+    /// restart would (the A/B copies make any torn copy harmless). Other keys go on; this one
+    /// resumes as soon as its file can be written again (a full disk heals once space is
+    /// freed). Reading back cannot lower the watermark: what the page cache holds beyond the
+    /// disk is only the failed, higher reservation, which then counts (fail safe).
     fn guarded<T>(
         &self,
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
@@ -334,13 +334,10 @@ impl FileStore {
         if self.lock.is_none() {
             return Err(StoreError::ReadOnly);
         }
-        if let Some(cause) = lock(&self.poisoned).clone() {
-            return Err(StoreError::Poisoned { cause });
-        }
         let result = f(slot);
         if let Err(e) = &result {
+            tracing::error!(error = %e, "watermark write failed; the key's file is read back on its next request");
             **slot = None;
-            *lock(&self.poisoned) = Some(e.to_string());
         }
         result
     }
@@ -509,9 +506,6 @@ impl WatermarkStore for FileStore {
     }
 
     fn health(&self) -> Result<(), StoreError> {
-        if let Some(cause) = lock(&self.poisoned).clone() {
-            return Err(StoreError::Poisoned { cause });
-        }
         // A unique name per probe, so concurrent probes cannot trip over each other.
         let n = self
             .probes
@@ -579,6 +573,45 @@ mod tests {
             Err(ReserveError::Refused(_))
         ));
         assert_eq!(s.export().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_fails_its_request_only_and_the_key_resumes_without_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, other) = (key(), key());
+        let r = RetryPolicy::Refuse;
+        let s = FileStore::open(dir.path()).unwrap();
+        let res = proceed(s.reserve(&k, &block(1), &Checksum256([1; 32]), 0, r));
+        s.commit(res, &sig(1)).unwrap();
+        // The key's open file stops taking writes (as a full or failing disk would).
+        let path = dir.path().join(file_name(&k));
+        {
+            let slot = s.slot_for(&k);
+            let mut guard = lock(&slot);
+            guard.as_mut().unwrap().file = File::open(&path).unwrap();
+        }
+        let err = s
+            .reserve(&k, &block(2), &Checksum256([2; 32]), 0, r)
+            .unwrap_err();
+        assert!(
+            matches!(err, ReserveError::Store(StoreError::Io { .. })),
+            "{err:?}"
+        );
+        // Other keys are not stopped, and neither is the store's health.
+        let res = proceed(s.reserve(&other, &block(9), &Checksum256([9; 32]), 0, r));
+        s.commit(res, &sig(9)).unwrap();
+        s.health().unwrap();
+        // The key's next request reads its file back and goes on; the failed reservation was
+        // never written, so block 2 is still free, and the old watermark still holds.
+        assert!(matches!(
+            s.reserve(&k, &block(1), &Checksum256([3; 32]), 0, r),
+            Err(ReserveError::Refused(_))
+        ));
+        let res = proceed(s.reserve(&k, &block(2), &Checksum256([2; 32]), 0, r));
+        s.commit(res, &sig(2)).unwrap();
+        drop(s);
+        let (_, _, w) = read_file(&path).unwrap();
+        assert_eq!((w.block_num, w.signature), (2, Some(sig(2))));
     }
 
     #[test]
