@@ -10,6 +10,7 @@ use crate::cli_error::CliError;
 
 pub mod audit;
 pub mod bench;
+pub mod certs;
 pub mod init;
 pub mod keys;
 pub mod policy;
@@ -43,6 +44,10 @@ pub enum Command {
     /// Show, export or import double-sign watermarks.
     #[command(subcommand)]
     Watermark(watermark::Watermark),
+    /// Issue, revoke and list mTLS certificates with the operator CA (run where the CA
+    /// directory is, offline).
+    #[command(subcommand)]
+    Certs(certs::Certs),
     /// Check a policy file.
     #[command(subcommand)]
     Policy(policy::Policy),
@@ -75,6 +80,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Start(c) => c.run(),
         Command::Keys(c) => c.run(),
         Command::Watermark(c) => c.run(),
+        Command::Certs(c) => c.run(),
         Command::Audit(c) => c.run(),
         Command::Policy(c) => c.run(),
         Command::Bench(c) => c.run(),

@@ -102,6 +102,10 @@ pub struct ServerConfig {
     pub cert: PathBuf,
     /// The server private key (PEM).
     pub key: PathBuf,
+    /// Revoked client certificates: the CA's `crl.pem` (from `oryx-signer certs revoke`),
+    /// checked at every handshake and request, reloaded on SIGHUP.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
 }
 
 /// Prometheus `/metrics`, `/healthz` and `/readyz`.
@@ -378,6 +382,9 @@ impl Config {
         r(&mut self.server.ca_cert);
         r(&mut self.server.cert);
         r(&mut self.server.key);
+        if let Some(c) = self.server.crl.as_mut() {
+            r(c);
+        }
         r(&mut self.watermarks.dir);
         if let Some(e) = self.watermarks.etcd.as_mut() {
             r(&mut e.ca_cert);

@@ -25,6 +25,7 @@ use crate::keyset::KeyEntry;
 use crate::lifecycle::{GenerateKey, Lifecycle, RetireKey, SignTranscript};
 use crate::metrics::ReadyCheck;
 use crate::pipeline::{BlockRequest, Outcome, Pipeline};
+use crate::pki::Revocations;
 use crate::refusal::{Reason, Refused, refused};
 
 /// Largest request the signer decodes (see [`grpc::MAX_MESSAGE_BYTES`]).
@@ -37,6 +38,10 @@ pub struct SignerService {
     savanna_chains: Vec<Checksum256>,
     lifecycle: Arc<Lifecycle>,
     ready: ReadyCheck,
+    /// The TLS settings in force (set by [`serve`]): every request's certificate is checked
+    /// against their revocation list and its expiry, so a connection opened before a
+    /// revocation or outliving its certificate is refused too.
+    tls: Option<Arc<TlsState>>,
 }
 
 impl std::fmt::Debug for SignerService {
@@ -79,7 +84,26 @@ impl SignerService {
             savanna_chains,
             lifecycle,
             ready,
+            tls: None,
         }
+    }
+
+    /// The principal the request's client certificate names, once the certificate is checked
+    /// against the revocation list and expiry in force.
+    fn principal<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let leaf = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let peer = Peer::of(leaf.as_ref()).ok_or_else(|| {
+            Status::unauthenticated("client certificate names no principal (SAN or CN)")
+        })?;
+        if let Some(tls) = &self.tls {
+            tls.admit(&peer)?;
+        }
+        Ok(peer.principal)
     }
 }
 
@@ -136,8 +160,32 @@ fn malformed(message: impl Into<String>) -> Status {
 /// the subject CN only for a certificate without a SAN extension. A certificate with a SAN
 /// extension that cannot be read, or with several names, names no principal.
 pub fn principal_of(cert_der: &[u8]) -> Option<String> {
+    Peer::of(cert_der).map(|p| p.principal)
+}
+
+/// What a request's client certificate says, read once per request.
+#[derive(Debug)]
+struct Peer {
+    principal: String,
+    serial: Vec<u8>,
+    /// Unix seconds.
+    not_after: i64,
+}
+
+impl Peer {
+    fn of(cert_der: &[u8]) -> Option<Peer> {
+        use x509_parser::prelude::*;
+        let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+        Some(Peer {
+            principal: cert_principal(&cert)?,
+            serial: cert.raw_serial().to_vec(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+}
+
+fn cert_principal(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<String> {
     use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
     match cert.subject_alternative_name() {
         Ok(Some(san)) => {
             let mut names = san.value.general_names.iter().filter_map(|n| match n {
@@ -155,17 +203,6 @@ pub fn principal_of(cert_der: &[u8]) -> Option<String> {
             .map(str::to_string),
         Err(_) => None,
     }
-}
-
-fn principal<T>(req: &Request<T>) -> Result<String, Status> {
-    let certs = req
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let leaf = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    principal_of(leaf.as_ref())
-        .ok_or_else(|| Status::unauthenticated("client certificate names no principal (SAN or CN)"))
 }
 
 fn checksum(what: &str, b: &[u8]) -> Result<Checksum256, Status> {
@@ -368,7 +405,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::ListKeysRequest>,
     ) -> Result<Response<grpc::ListKeysResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         self.pipeline
             .may_list(&who, "ListKeys")
             .map_err(|e| to_status(&e))?;
@@ -386,7 +423,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::SignBlockRequest>,
     ) -> Result<Response<grpc::SignResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = req.into_inner();
         let fields = (|| {
             let legacy = match (
@@ -421,7 +458,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::SignTransactionRequest>,
     ) -> Result<Response<grpc::SignTransactionResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = req.into_inner();
         let fields =
             checksum("chain_id", &r.chain_id).and_then(|c| Ok((c, public_key(&r.public_key)?)));
@@ -453,7 +490,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::CheckTransactionRequest>,
     ) -> Result<Response<grpc::CheckTransactionResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let outer = req.into_inner();
         let generated = outer
             .to_be_generated
@@ -494,7 +531,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::SignDigestRequest>,
     ) -> Result<Response<grpc::SignResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = req.into_inner();
         let fields = (|| {
             Ok((
@@ -516,7 +553,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::ListApprovalsRequest>,
     ) -> Result<Response<grpc::ListApprovalsResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.list_approvals(&who)).await?;
         out.map(|list| {
@@ -531,7 +568,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::GetApprovalRequest>,
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let id = req.into_inner().id;
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.get_approval(&who, &id)).await?;
@@ -543,7 +580,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::ApproveRequest>,
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = req.into_inner();
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.approve_submitted(&who, &r.id, &r.signature)).await?;
@@ -555,7 +592,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::CancelApprovalRequest>,
     ) -> Result<Response<grpc::ApprovalRequest>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let id = req.into_inner().id;
         let pipeline = self.pipeline.clone();
         let out = detached(move || pipeline.cancel_approval(&who, &id)).await?;
@@ -567,7 +604,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::GenerateKeyRequest>,
     ) -> Result<Response<grpc::GenerateKeyResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = generate_request(req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.generate_key(&who, r)).await?;
@@ -586,7 +623,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::RetireKeyRequest>,
     ) -> Result<Response<grpc::RetireKeyResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = retire_request(&req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.retire_key(&who, r)).await?;
@@ -612,7 +649,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::SignTranscriptRequest>,
     ) -> Result<Response<grpc::SignTranscriptResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         let r = transcript_request(req.into_inner());
         let lifecycle = self.lifecycle.clone();
         let out = detached(move || lifecycle.sign_transcript(&who, r)).await?;
@@ -631,7 +668,7 @@ impl Signer for SignerService {
         &self,
         req: Request<grpc::StatusRequest>,
     ) -> Result<Response<grpc::StatusResponse>, Status> {
-        let who = principal(&req)?;
+        let who = self.principal(&req)?;
         self.pipeline
             .may_list(&who, "Status")
             .map_err(|e| to_status(&e))?;
@@ -674,9 +711,95 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake (and so a client certificate) must complete within this.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// The server's TLS settings in force: the rustls configuration (with the revocation list) and
+/// the list itself, replaced together by [`TlsState::reload`] (on SIGHUP). A list that cannot
+/// be read or is not signed by the CA keeps the one in force.
+pub struct TlsState {
+    files: TlsFiles,
+    crl: Option<std::path::PathBuf>,
+    current: std::sync::RwLock<(Arc<rustls::ServerConfig>, Arc<Revocations>)>,
+}
+
+impl std::fmt::Debug for TlsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsState")
+            .field("crl", &self.crl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsState {
+    /// Reads the revocation list (if configured) and builds the configuration.
+    pub fn load(files: TlsFiles, crl: Option<std::path::PathBuf>) -> Result<Self, String> {
+        let current = Self::build(&files, crl.as_deref())?;
+        Ok(TlsState {
+            files,
+            crl,
+            current: std::sync::RwLock::new(current),
+        })
+    }
+
+    /// Re-reads the revocation list and puts it in force; how many certificates it revokes.
+    /// On error nothing changes.
+    pub fn reload(&self) -> Result<usize, String> {
+        let next = Self::build(&self.files, self.crl.as_deref())?;
+        let n = next.1.len();
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        Ok(n)
+    }
+
+    fn build(
+        files: &TlsFiles,
+        crl: Option<&std::path::Path>,
+    ) -> Result<(Arc<rustls::ServerConfig>, Arc<Revocations>), String> {
+        let (crl_pem, revoked) = match crl {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("revocation list {}: {e}", path.display()))?;
+                let list = Revocations::load(&pem, &files.ca_pem)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                (Some(pem), list)
+            }
+            None => (None, Revocations::default()),
+        };
+        let config = tls_config(files, crl_pem.as_deref())?;
+        Ok((Arc::new(config), Arc::new(revoked)))
+    }
+
+    fn config(&self) -> Arc<rustls::ServerConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// Refuses a revoked or expired certificate.
+    fn admit(&self, peer: &Peer) -> Result<(), Status> {
+        let revoked = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .contains(&peer.serial);
+        if revoked {
+            tracing::warn!(principal = %peer.principal, "request on a connection whose client certificate is revoked: refused");
+            return Err(Status::unauthenticated("client certificate revoked"));
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if peer.not_after <= now {
+            return Err(Status::unauthenticated("client certificate expired"));
+        }
+        Ok(())
+    }
+}
+
 /// The rustls server configuration: TLS 1.2/1.3, client certificates required and verified
-/// against the operator CA, ALPN h2.
-pub fn tls_config(tls: &TlsFiles) -> Result<rustls::ServerConfig, String> {
+/// against the operator CA (and the revocation list in `crl_pem`, if any), ALPN h2.
+pub fn tls_config(tls: &TlsFiles, crl_pem: Option<&[u8]>) -> Result<rustls::ServerConfig, String> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -689,10 +812,17 @@ pub fn tls_config(tls: &TlsFiles) -> Result<rustls::ServerConfig, String> {
     if roots.is_empty() {
         return Err("the CA file holds no certificate".into());
     }
+    let crls = match crl_pem {
+        Some(pem) => rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("revocation list: {e}"))?,
+        None => Vec::new(),
+    };
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
     )
+    .with_crls(crls)
     .build()
     .map_err(|e| format!("client certificate verifier: {e}"))?;
     let certs = CertificateDer::pem_slice_iter(&tls.cert_pem)
@@ -763,7 +893,7 @@ impl tokio::io::AsyncWrite for Conn {
 /// without reaching anything else.
 fn accept_loop(
     listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Arc<TlsState>,
     tx: tokio::sync::mpsc::Sender<Result<Conn, std::io::Error>>,
 ) {
     use crate::admission::{Handshakes, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE};
@@ -793,7 +923,9 @@ fn accept_loop(
             }
             // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms.
             let _ = stream.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            // The configuration in force now: a reloaded revocation list applies from the next
+            // connection on.
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
             let tx = tx.clone();
             let permits = permits.clone();
             let failed = failed.clone();
@@ -838,13 +970,13 @@ fn accept_loop(
 /// Serves the signer on `listener` over mTLS until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    tls: TlsFiles,
-    service: SignerService,
+    tls: Arc<TlsState>,
+    mut service: SignerService,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), String> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(&tls)?));
+    service.tls = Some(tls.clone());
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    accept_loop(listener, acceptor, tx);
+    accept_loop(listener, tls, tx);
     let svc = SignerServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
     Server::builder()
         .max_concurrent_streams(Some(64))

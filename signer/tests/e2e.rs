@@ -176,7 +176,7 @@ async fn mtls_is_required_and_unauthorized_principals_are_refused_and_audited() 
 
     // A client certificate from another CA: the handshake fails, nothing reaches the pipeline.
     let other = oryx_signer::pki::Ca::new("someone else").unwrap();
-    let foreign = other.client("node1").unwrap();
+    let foreign = other.client("node1", 1).unwrap();
     let mut tls = signer.tls("node1");
     tls.cert_pem = foreign.cert_pem.into_bytes();
     tls.key_pem = foreign.key_pem.into_bytes();

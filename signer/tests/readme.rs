@@ -102,9 +102,23 @@ fn the_readme_walk_through_runs_as_written() {
         text.contains("retired") && text.contains("producer-2"),
         "{text}"
     );
-    // The CA key is not beside the running signer.
+    // The CA key is not beside the running signer; bob's certificate is revoked in the
+    // register, carol's issued.
     assert!(!d.join("signer/tls/ca.key").exists());
-    assert!(d.join("ca.key").exists());
+    assert!(d.join("signer-ca/ca.key").exists());
+    let certs = read(d, "signer-ca/certs.json");
+    let status = |name: &str| {
+        certs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["revoked"].is_null())
+    };
+    assert_eq!(status("bob"), Some(false), "{certs}");
+    assert_eq!(status("alice"), Some(true), "{certs}");
+    assert_eq!(status("carol"), Some(true), "{certs}");
+    assert!(d.join("signer/tls/carol.pem").exists());
     // Every key the config names parses (the appended entries are real keys).
     let cfg = std::fs::read_to_string(d.join("signer/oryx-signer.toml")).unwrap();
     let keys: Vec<PublicKey> = cfg

@@ -59,12 +59,16 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `oryx-signer init DIR` with port 0 listeners and two client principals.
+/// `oryx-signer init DIR` with port 0 listeners and two client principals; the CA directory
+/// goes to `DIR/ca` (inside the temporary directory, unlike a real deployment's).
 pub fn init(dir: &Path, dev: bool) {
     let d = dir.to_str().unwrap();
+    let ca = ca_dir(dir);
     let mut args = vec![
         "init",
         d,
+        "--ca-dir",
+        ca.to_str().unwrap(),
         "--chain",
         "eos",
         "--listen",
@@ -80,6 +84,11 @@ pub fn init(dir: &Path, dev: bool) {
         args.push("--dev");
     }
     run(&args, &[]);
+}
+
+/// Where [`init`] puts the CA directory.
+pub fn ca_dir(dir: &Path) -> PathBuf {
+    dir.join("ca")
 }
 
 /// Writes a secret file (PIN, password, passphrase) readable by its owner only, as the signer

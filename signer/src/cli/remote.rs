@@ -77,5 +77,22 @@ pub fn refusal(s: &tonic::Status) -> CliError {
     let audit = crate::client::audit_position(s)
         .map(|(seq, hash)| format!(" (audit {seq}:{hash})"))
         .unwrap_or_default();
-    CliError::Other(format!("signer refused{reason}: {}{audit}", s.message()))
+    // A status without a reason comes from the transport (a refused certificate, a dropped
+    // connection): its causes say what happened (e.g. `received fatal alert: CertificateRevoked`).
+    let mut causes = String::new();
+    if reason.is_empty() {
+        let mut next = std::error::Error::source(s);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !causes.contains(&text) && !s.message().contains(&text) {
+                causes.push_str(": ");
+                causes.push_str(&text);
+            }
+            next = e.source();
+        }
+    }
+    CliError::Other(format!(
+        "signer refused{reason}: {}{causes}{audit}",
+        s.message()
+    ))
 }

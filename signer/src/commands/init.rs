@@ -1,5 +1,7 @@
-//! `oryx-signer init DIR`: a working signer directory — config, CA, server and client
-//! certificates, and a default-deny allow-list.
+//! `oryx-signer init DIR`: a working signer directory — config, server and client
+//! certificates (one year unless `--days`), a default-deny allow-list — and, apart from it, the
+//! CA directory (`DIR-ca` unless `--ca-dir`) with the CA key, the register of issued
+//! certificates and the revocation list, which belongs offline once the certificates are out.
 //!
 //! With `--dev` it also creates an encrypted software producer key and one allow rule for the
 //! first client, so `start` and `bench` work at once on a machine without an HSM (the demo).
@@ -14,7 +16,8 @@ use oryx_proto::antelope::KeyType;
 use crate::backend::KeyProvider as _;
 use crate::backend::soft_file::{SoftDirConfig, SoftDirProvider};
 use crate::cli_error::CliError;
-use crate::pki::{Ca, write_secret};
+use crate::pki::ca_dir::{CaDir, Role};
+use crate::pki::{Ca, DEFAULT_DAYS, write_secret};
 
 /// Arguments.
 #[derive(Debug, Args)]
@@ -40,6 +43,22 @@ pub struct Init {
     /// Development setup: a software producer key and an allow rule for the first client.
     #[arg(long)]
     dev: bool,
+    /// Where the CA goes (its key, register and revocation list): not the signer's directory.
+    /// Default: DIR's name with `-ca` beside it.
+    #[arg(long)]
+    ca_dir: Option<PathBuf>,
+    /// Days until the server and client certificates expire.
+    #[arg(long, default_value_t = DEFAULT_DAYS)]
+    days: u32,
+}
+
+/// Whether `dir` is missing or empty.
+fn vacant(dir: &std::path::Path) -> Result<bool, CliError> {
+    Ok(!dir.exists()
+        || std::fs::read_dir(dir)
+            .map_err(|e| CliError::io(dir, e))?
+            .next()
+            .is_none())
 }
 
 /// The private chain `init --dev` configures: sha256("oryx local development chain").
@@ -64,15 +83,30 @@ impl Init {
             (None, false) => "eos".to_string(),
         };
         oryx_proto::antelope::chain::parse_chain_id(&chain)?;
-        if self.dir.exists()
-            && std::fs::read_dir(&self.dir)
-                .map_err(CliError::other)?
-                .next()
-                .is_some()
-        {
+        if !vacant(&self.dir)? {
             return Err(CliError::Other(format!(
                 "{} exists and is not empty; init writes a new directory",
                 self.dir.display()
+            )));
+        }
+        let ca_dir = match &self.ca_dir {
+            Some(d) => d.clone(),
+            None => {
+                let name = self.dir.file_name().ok_or_else(|| {
+                    CliError::Other(format!(
+                        "{} has no name to derive the CA directory from: pass --ca-dir",
+                        self.dir.display()
+                    ))
+                })?;
+                let mut name = name.to_os_string();
+                name.push("-ca");
+                self.dir.with_file_name(name)
+            }
+        };
+        if !vacant(&ca_dir)? {
+            return Err(CliError::Other(format!(
+                "the CA directory {} exists and is not empty: pass another --ca-dir",
+                ca_dir.display()
             )));
         }
         for sub in ["tls", "secrets", "keys", "watermarks", "audit", "state"] {
@@ -85,16 +119,20 @@ impl Init {
         }
         let tls = self.dir.join("tls");
         let ca = Ca::new("Oryx operator CA")?;
+        let cas = CaDir::create(&ca_dir, &ca)?;
         write(&tls.join("ca.pem"), &ca.cert_pem())?;
-        write_secret(&tls.join("ca.key"), ca.key_pem())?;
-        let server = ca.server(&["localhost", "127.0.0.1"])?;
+        let server = ca.server(&["localhost", "127.0.0.1"], self.days)?;
         write(&tls.join("server.pem"), &server.cert_pem)?;
         write_secret(&tls.join("server.key"), &server.key_pem)?;
+        cas.enter("localhost", Role::Server, &server)?;
         for c in &self.clients {
-            let cert = ca.client(c)?;
+            let cert = ca.client(c, self.days)?;
             write(&tls.join(format!("{c}.pem")), &cert.cert_pem)?;
             write_secret(&tls.join(format!("{c}.key")), &cert.key_pem)?;
+            cas.enter(c, Role::Client, &cert)?;
         }
+        std::fs::copy(cas.crl_path(), tls.join("crl.pem"))
+            .map_err(|e| CliError::io(&tls.join("crl.pem"), e))?;
 
         let mut keys_section = String::new();
         let mut allow_section = String::from(
@@ -130,7 +168,8 @@ impl Init {
              {soft}\
              # Principals that may cancel approval requests and run key ceremonies:\n\
              # admins = [\"ops\"]\n\n\
-             [server]\nlisten = \"{listen}\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\n\
+             [server]\nlisten = \"{listen}\"\nca_cert = \"tls/ca.pem\"\ncert = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\
+             # Revoked client certificates (the CA's crl.pem; reloaded on SIGHUP):\ncrl = \"tls/crl.pem\"\n\n\
              [observability]\nlisten = \"{metrics}\"\n\n\
              [watermarks]\ndir = \"watermarks\"\n\n\
              [audit]\npath = \"audit/audit.jsonl\"\n\
@@ -162,8 +201,17 @@ impl Init {
             .map_err(|e| CliError::Other(format!("init wrote an invalid config (a bug): {e}")))?;
         println!("wrote {}", path.display());
         println!(
-            "CA key: {} (move it offline once every certificate is issued)",
-            tls.join("ca.key").display()
+            "certificates for localhost and {} valid until {} (renew with `oryx-signer certs \
+             issue NAME --ca {}`)",
+            self.clients.join(", "),
+            crate::commands::certs::date(server.not_after.unix_timestamp()),
+            ca_dir.display()
+        );
+        println!(
+            "CA: {} (its key, the register of issued certificates and the revocation list): \
+             move it offline once every certificate is issued; the signer needs only {}",
+            ca_dir.display(),
+            tls.join("ca.pem").display()
         );
         Ok(())
     }

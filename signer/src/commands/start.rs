@@ -16,7 +16,7 @@ use crate::authz::{AllowList, Authorizer, PolicyAuthorizer};
 use crate::commands::ConfigArg;
 use crate::metrics::{Metrics, ReadyCheck};
 use crate::pipeline::Pipeline;
-use crate::server::{SignerService, TlsFiles};
+use crate::server::{SignerService, TlsFiles, TlsState};
 use crate::signing::SignOptions;
 use crate::watermark::WatermarkStore;
 
@@ -171,11 +171,14 @@ impl Start {
                 config.server.key.display()
             )
         })?;
-        let tls = TlsFiles {
-            ca_pem: read(&config.server.ca_cert)?,
-            cert_pem: read(&config.server.cert)?,
-            key_pem: read(&config.server.key)?,
-        };
+        let tls = Arc::new(TlsState::load(
+            TlsFiles {
+                ca_pem: read(&config.server.ca_cert)?,
+                cert_pem: read(&config.server.cert)?,
+                key_pem: read(&config.server.key)?,
+            },
+            config.server.crl.clone(),
+        )?);
         let lifecycle = Arc::new(crate::lifecycle::Lifecycle::new(
             pipeline.clone(),
             providers.clone(),
@@ -200,9 +203,8 @@ impl Start {
                 println!("metrics on {}", ml.local_addr().map_err(|e| e.to_string())?);
                 tokio::spawn(crate::metrics::serve(ml, metrics, ready));
             }
-            if let (Some(engine), Some(path)) = (policy_engine, config.policy.clone()) {
-                tokio::spawn(reload_on_sighup(engine, path, config.chain_names()));
-            }
+                        let policy = policy_engine.zip(config.policy.clone());
+            tokio::spawn(reload_on_sighup(policy, tls.clone(), config.chain_names()));
                         tokio::spawn(flush_refusals(audit.clone()));
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
@@ -235,10 +237,11 @@ async fn flush_refusals(audit: Arc<AuditLog>) {
     }
 }
 
-/// On SIGHUP, reloads the policy; an unreadable or invalid file keeps the policy in force.
+/// On SIGHUP, reloads the policy (with a policy file) and the certificate revocation list; an
+/// unreadable or invalid file keeps the one in force.
 async fn reload_on_sighup(
-    engine: Arc<PolicyAuthorizer>,
-    path: std::path::PathBuf,
+    policy: Option<(Arc<PolicyAuthorizer>, std::path::PathBuf)>,
+    tls: Arc<TlsState>,
     chains: Vec<(String, oryx_proto::antelope::Checksum256)>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -246,14 +249,22 @@ async fn reload_on_sighup(
         return;
     };
     while hup.recv().await.is_some() {
-        match load_policy(&path, &chains) {
-            Ok(policy) => {
-                let version = policy.version().to_string();
-                engine.replace(policy);
-                tracing::info!(%version, "policy reloaded");
+        if let Some((engine, path)) = &policy {
+            match load_policy(path, &chains) {
+                Ok(policy) => {
+                    let version = policy.version().to_string();
+                    engine.replace(policy);
+                    tracing::info!(%version, "policy reloaded");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, kept = %engine.version(), "policy reload refused: keeping the policy in force")
+                }
             }
+        }
+        match tls.reload() {
+            Ok(revoked) => tracing::info!(revoked, "certificate revocation list reloaded"),
             Err(e) => {
-                tracing::warn!(error = %e, kept = %engine.version(), "policy reload refused: keeping the policy in force")
+                tracing::warn!(error = %e, "revocation list reload refused: keeping the list in force")
             }
         }
     }
