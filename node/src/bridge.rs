@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod http;
+pub mod token;
 pub mod wallet;
 
 use std::sync::atomic::{AtomicU64, Ordering};

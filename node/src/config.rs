@@ -116,12 +116,14 @@ pub struct BridgeConfig {
     pub chain_id: String,
     /// Unix socket for nodeos (`KEOSD:unix://<path>/v1/wallet/sign_digest`); created mode 0600.
     pub unix_socket: Option<PathBuf>,
-    /// Optional loopback TCP listener (`KEOSD:http://127.0.0.1:<port>/v1/wallet/sign_digest`).
-    ///
-    /// It has no authentication: any local user can ask for signatures through it (the
-    /// signer's policy and watermarks still apply). Prefer `unix_socket`, which only its owner
-    /// can open.
+    /// Optional loopback TCP listener
+    /// (`KEOSD:http://127.0.0.1:<port>/<token>/v1/wallet/sign_digest`). Any local user can
+    /// connect to it, so it needs `listen_token_file`. Prefer `unix_socket`, which only its
+    /// owner can open.
     pub listen: Option<SocketAddr>,
+    /// The TCP listener's token (see [`crate::bridge::token`]): a file only its owner can read.
+    #[serde(default)]
+    pub listen_token_file: Option<PathBuf>,
     /// nodeos's `keosd-provider-timeout` in milliseconds (5 unless config.ini changes it): the
     /// bridge warns when its measured p99 is above it.
     #[serde(default = "default_timeout_ms")]
@@ -171,6 +173,9 @@ impl Config {
             if let Some(p) = &mut b.unix_socket {
                 r(p);
             }
+            if let Some(p) = &mut b.listen_token_file {
+                r(p);
+            }
             b.chain()?;
             if b.unix_socket.is_none() && b.listen.is_none() {
                 return Err(NodeError::Config(
@@ -188,6 +193,15 @@ impl Config {
             if b.nodeos_timeout_ms == 0 {
                 return Err(NodeError::Config(
                     "[bridge] nodeos_timeout_ms must be at least 1".into(),
+                ));
+            }
+            if b.listen.is_some() && b.listen_token_file.is_none() {
+                return Err(NodeError::Config(
+                    "[bridge] listen needs listen_token_file: any local user can connect to the \
+                     TCP listener, so each request must carry the token in its path \
+                     (KEOSD:http://127.0.0.1:PORT/<token>/v1/wallet/sign_digest). Write one with \
+                     `openssl rand -hex 32 > FILE && chmod 600 FILE`, or use unix_socket alone"
+                        .into(),
                 ));
             }
         }
@@ -256,6 +270,10 @@ mod tests {
                 "at least 1",
             ),
             ("[bridge]\nchain = \"eos\"\n", "unknown field"),
+            (
+                "[bridge]\nchain_id = \"eos\"\nlisten = \"127.0.0.1:8900\"\n",
+                "listen needs listen_token_file",
+            ),
             (
                 "[observability]\nlisten = \"10.0.0.1:9000\"\n",
                 "loopback only",

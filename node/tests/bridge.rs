@@ -48,17 +48,27 @@ impl Drop for Bridge {
     }
 }
 
+/// The TCP listener's token in the tests' bridge config.
+const TOKEN: &str = "4f7e1c0a9b3d5e2f8a6c4b1d0e9f7a3c";
+
+/// The TCP listener's `sign_digest` URL, with the token.
+fn tcp_url(addr: &str) -> String {
+    format!("http://{addr}/{TOKEN}/v1/wallet/sign_digest")
+}
+
 fn write_node_config(dir: &Path, signer_addr: &str) -> PathBuf {
     let tls = dir.join("tls");
     let cfg = dir.join("oryx-node.toml");
+    write_secret(&dir.join("bridge-token"), &format!("{TOKEN}\n"));
     std::fs::write(
         &cfg,
         format!(
             "[signer]\naddress = \"{signer_addr}\"\nca_cert = \"{t}/ca.pem\"\ncert = \"{t}/node1.pem\"\nkey = \"{t}/node1.key\"\n\n\
-             [bridge]\nchain_id = \"eos\"\nunix_socket = \"{sock}\"\nlisten = \"127.0.0.1:0\"\nnodeos_timeout_ms = 5\n\n\
+             [bridge]\nchain_id = \"eos\"\nunix_socket = \"{sock}\"\nlisten = \"127.0.0.1:0\"\nlisten_token_file = \"{token}\"\nnodeos_timeout_ms = 5\n\n\
              [observability]\nlisten = \"127.0.0.1:0\"\n",
             t = tls.display(),
-            sock = dir.join("keosd.sock").display(),
+                        sock = dir.join("keosd.sock").display(),
+            token = dir.join("bridge-token").display(),
         ),
     )
     .unwrap();
@@ -298,16 +308,30 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
     let (status, _, _) = post(&mut nodeos, "/v1/chain/get_info", "");
     assert_eq!(status, 404);
 
-    // The same over loopback TCP (`KEOSD:http://127.0.0.1:PORT/v1/wallet/sign_digest`),
+    // The same over loopback TCP (`KEOSD:http://127.0.0.1:PORT/<token>/v1/wallet/sign_digest`),
     // kept alive too.
-    let mut tcp =
-        KeosdClient::connect(&format!("http://{}/v1/wallet/sign_digest", bridge.tcp)).unwrap();
+    let mut tcp = KeosdClient::connect(&tcp_url(&bridge.tcp)).unwrap();
     for n in base + 12..base + 15 {
         let id = savanna(n, n, 0).id().unwrap();
         let (status, body) = sign_digest(&mut tcp, &id, &keys[0]);
         assert_eq!(status, 201, "{body}");
         assert_eq!(sig(&body).recover(&id).unwrap(), keys[0]);
     }
+    // Another local user without the token (none, a wrong one, one character off) is refused
+    // with a bare 404 that echoes nothing, and nothing is signed.
+    let wrong = format!("{}0", &TOKEN[..TOKEN.len() - 1]);
+    for url in [
+        format!("http://{}/v1/wallet/sign_digest", bridge.tcp),
+        format!("http://{}/{wrong}/v1/wallet/sign_digest", bridge.tcp),
+        format!("http://{}/{TOKEN}x/v1/wallet/sign_digest", bridge.tcp),
+    ] {
+        let mut stranger = KeosdClient::connect(&url).unwrap();
+        let id = savanna(base + 15, base + 15, 0).id().unwrap();
+        let (status, body) = sign_digest(&mut stranger, &id, &keys[0]);
+        assert_eq!((status, body.as_str()), (404, "not found\n"), "{url}");
+    }
+    let id = savanna(base + 15, base + 15, 0).id().unwrap();
+    assert_eq!(sign_digest(&mut tcp, &id, &keys[0]).0, 201);
 
     // cleos: [transaction, [keys], chain_id] → the transaction with both signatures.
     let chain = Checksum256::from_hex(EOS).unwrap();
@@ -398,7 +422,8 @@ fn nodeos_signs_savanna_blocks_and_cleos_signs_transactions_through_the_bridge()
             .parse()
             .unwrap()
     };
-    assert_eq!(count("signed"), 2 * 12 + 2 + 3 + 3 * 2);
+    // (The refused strangers never reach the bridge's handler: they are not counted.)
+    assert_eq!(count("signed"), 2 * 12 + 2 + 3 + 1 + 3 * 2);
     assert_eq!(count("malformed"), 3); // bad JSON, unlock, an unknown endpoint
     assert_eq!(count("refused"), 2 * 2 + 1); // per key a conflict and a lower height; the unknown key
 }
@@ -578,7 +603,7 @@ fn the_bench_plays_nodeos_and_prints_floors() {
 fn idle_connections_give_way_to_a_new_client() {
     use std::io::Write as _;
     let rig = rig();
-    let url = format!("http://{}/v1/wallet/sign_digest", rig.bridge.tcp);
+    let url = tcp_url(&rig.bridge.tcp);
     let base = now_slot();
     let signs = |c: &mut KeosdClient, n: u32| {
         let id = savanna(n, n, 0).id().unwrap();

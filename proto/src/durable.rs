@@ -9,6 +9,24 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+/// `Err(mode)` when users other than the owner may read or write `path` (group or other
+/// permission bits): a secret file (PIN, passphrase, TLS or CA key, the bridge's listen token)
+/// must be its user's alone, as ssh demands of a private key. Symlinks are followed (the file
+/// read is what counts).
+pub fn private_file_mode(path: &Path) -> Result<(), u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(mode);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A durable write that failed: the file or directory it failed on, and why.
 #[derive(Debug)]
 pub struct WriteError {

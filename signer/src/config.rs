@@ -597,6 +597,49 @@ impl Config {
             .collect()
     }
 
+    /// Warnings for keys that sign blind digests (`blind_digest = true`) and transactions too
+    /// (an `[[allow]]` rule, or with `policy` one of its rules, names the key for
+    /// transactions): such a key holds account authority on chain, and a transaction digest
+    /// ground to look like a nearby block id is signed through the blind path, where nothing
+    /// decodes it. Keep producer keys out of every account permission.
+    pub fn blind_keys_with_account_use(&self, policy: Option<&oryx_policy::Policy>) -> Vec<String> {
+        let mut out = Vec::new();
+        for k in self.keys.iter().filter(|k| k.blind_digest) {
+            let key = k.public_key;
+            let by: Vec<String> = match policy {
+                Some(p) => p
+                    .rules()
+                    .iter()
+                    .filter(|r| {
+                        r.kinds.contains(&oryx_policy::Kind::Transaction)
+                            && r.keys.iter().any(|kp| match kp {
+                                oryx_policy::KeyPattern::Is(x) => *x == key,
+                                _ => true,
+                            })
+                    })
+                    .map(|r| format!("policy rule {:?}", r.name))
+                    .collect(),
+                None => self
+                    .allow
+                    .iter()
+                    .filter(|a| {
+                        a.kinds.contains(&RequestKind::Transaction) && a.keys.contains(&key)
+                    })
+                    .map(|a| format!("[[allow]] for {:?}", a.principal))
+                    .collect(),
+            };
+            if !by.is_empty() {
+                out.push(format!(
+                    "key {key} signs blind digests (blind_digest = true) and transactions ({}): it \
+                     holds account authority, and a transaction digest ground to look like a \
+                     block id would be signed blind with it; give accounts their own keys",
+                    by.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
     /// The configured chains by name.
     pub fn chain_names(&self) -> Vec<(String, Checksum256)> {
         self.chains

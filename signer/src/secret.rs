@@ -98,22 +98,7 @@ pub enum SecretError {
     },
 }
 
-/// `Err(mode)` when users other than the owner may read or write `path` (group or other
-/// permission bits): a secret file must be the signer user's alone. Symlinks are followed (the
-/// file read is what counts).
-pub fn private_file_mode(path: &Path) -> Result<(), u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if let Ok(m) = std::fs::metadata(path) {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(mode);
-            }
-        }
-    }
-    Ok(())
-}
+pub use oryx_proto::durable::private_file_mode;
 
 /// A secret in memory: zeroized on drop, printed as `<redacted>`, never displayed. Not `Clone`:
 /// one copy per secret, owned by the backend that uses it.

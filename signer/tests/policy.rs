@@ -245,16 +245,19 @@ fn policy_check_against_the_config_names_unknown_keys_and_chains() {
     )
     .unwrap();
     let cfg = config_path(dir.path());
-    let out = run(
-        &[
-            "policy",
-            "check",
-            path.to_str().unwrap(),
-            "-c",
-            cfg.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let check = || {
+        run(
+            &[
+                "policy",
+                "check",
+                path.to_str().unwrap(),
+                "-c",
+                cfg.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let out = check();
     assert!(
         out.contains(&format!("key {stranger} is not under [[keys]]")),
         "{out}"
@@ -262,4 +265,19 @@ fn policy_check_against_the_config_names_unknown_keys_and_chains() {
     assert!(out.contains("is not under [[chains]]"), "{out}");
     assert!(!out.contains(&format!("key {key} is not")), "{out}");
     assert!(out.contains("2 warning(s)"), "{out}");
+
+    // The dev key signs blind digests: a rule that also lets it sign transactions means it
+    // holds account authority, which a ground digest could use.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "[[rule]]\nname = \"payouts\"\nprincipals = [\"node1\"]\nkeys = [\"{key}\"]\nkinds = [\"transaction\"]\nactions = [\"eosio.token::transfer@oryxpayouts1@active\"]\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    let out = check();
+    assert!(
+        out.contains(&format!(
+            "key {key} signs blind digests (blind_digest = true) and transactions (policy rule \"payouts\")"
+        )),
+        "{out}"
+    );
 }

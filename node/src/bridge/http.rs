@@ -18,9 +18,9 @@
 //! longest. None is idle only while every one of them is inside a request, whose body must
 //! arrive within [`BODY_TIMEOUT`]. Each listener has its own slots.
 //!
-//! The loopback TCP listener (`listen`) has no authentication: any local user can ask for
-//! signatures through it (the signer's policy and watermarks still apply to every request).
-//! Prefer the unix socket, which only its owner can open.
+//! Any local user can connect to the loopback TCP listener (`listen`), so it serves only
+//! requests whose path starts with its token ([`super::token`]); anything else gets a bare 404
+//! that echoes nothing. Prefer the unix socket, which only its owner can open.
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -38,6 +38,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::Semaphore;
+
+use super::token::ListenToken;
 
 use super::wallet::{MAX_BODY_BYTES, WalletError};
 use super::{Bridge, Reply};
@@ -380,25 +382,29 @@ pub async fn serve_unix(listener: UnixListener, bridge: Arc<Bridge>) {
     let slots = Slots::new();
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => spawn_wallet_conn(stream, &bridge, &slots),
+            Ok((stream, _)) => spawn_wallet_conn(stream, &bridge, &slots, None),
             Err(e) => accept_failed(&e).await,
         }
     }
 }
 
-/// Serves the wallet API on loopback TCP until the task is dropped.
-pub async fn serve_tcp(listener: TcpListener, bridge: Arc<Bridge>) {
+/// Serves the wallet API on loopback TCP, to requests that carry `token`, until the task is
+/// dropped.
+pub async fn serve_tcp(listener: TcpListener, bridge: Arc<Bridge>, token: Arc<ListenToken>) {
     let slots = Slots::new();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                spawn_wallet_conn(stream, &bridge, &slots);
+                spawn_wallet_conn(stream, &bridge, &slots, Some(Arc::clone(&token)));
             }
             Err(e) => accept_failed(&e).await,
         }
     }
 }
+
+/// Requests refused for a missing or wrong token (logged once per doubling).
+static NO_TOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 async fn accept_failed(e: &std::io::Error) {
     tracing::warn!("accept failed: {e}");
@@ -406,8 +412,12 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }
 
-fn spawn_wallet_conn<S>(stream: S, bridge: &Arc<Bridge>, slots: &Arc<Slots>)
-where
+fn spawn_wallet_conn<S>(
+    stream: S,
+    bridge: &Arc<Bridge>,
+    slots: &Arc<Slots>,
+    token: Option<Arc<ListenToken>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let bridge = Arc::clone(bridge);
@@ -423,10 +433,11 @@ where
         let svc = hyper::service::service_fn(move |req| {
             let bridge = Arc::clone(&bridge);
             let state = Arc::clone(&conn_state);
+            let token = token.clone();
             async move {
                 use std::sync::atomic::Ordering::Relaxed;
                 state.busy.fetch_add(1, Relaxed);
-                let resp = wallet_request(&bridge, req).await;
+                let resp = wallet_request(&bridge, req, token.as_deref()).await;
                 state.idle_since_ms.store(now_ms(), Relaxed);
                 state.served.fetch_add(1, Relaxed);
                 state.busy.fetch_sub(1, Relaxed);
@@ -445,8 +456,30 @@ where
     });
 }
 
-async fn wallet_request(bridge: &Bridge, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
+async fn wallet_request(
+    bridge: &Bridge,
+    req: Request<Incoming>,
+    token: Option<&ListenToken>,
+) -> Response<Full<Bytes>> {
+    let full = req.uri().path();
+    let path = match token {
+        None => full.to_string(),
+        Some(t) => match t.strip(full) {
+            Some(rest) => rest.to_string(),
+            None => {
+                let n = NO_TOKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        refused = n,
+                        "a request on the TCP listener without its token: refused"
+                    );
+                }
+                let mut resp = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                return resp;
+            }
+        },
+    };
     if req.method() != Method::POST && req.method() != Method::GET {
         return respond(
             WalletError::bad_request(

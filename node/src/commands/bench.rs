@@ -71,7 +71,14 @@ pub fn run(args: Args) -> Result<(), NodeError> {
         .map_err(|e| NodeError::Usage(format!("--key {}: {e}", args.key)))?;
     let url = match (&bridge.unix_socket, bridge.listen) {
         (Some(p), _) => format!("unix://{}/v1/wallet/sign_digest", p.display()),
-        (None, Some(a)) => format!("http://{a}/v1/wallet/sign_digest"),
+        (None, Some(a)) => {
+            let token =
+                std::fs::read_to_string(bridge.listen_token_file.as_deref().ok_or_else(|| {
+                    NodeError::Config("[bridge] listen needs listen_token_file".into())
+                })?)
+                .map_err(|e| NodeError::Config(format!("[bridge] listen_token_file: {e}")))?;
+            format!("http://{a}/{}/v1/wallet/sign_digest", token.trim())
+        }
         (None, None) => {
             return Err(NodeError::Config(
                 "the bridge has no listener configured".into(),

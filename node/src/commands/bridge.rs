@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use oryx_proto::grpc;
 
 use crate::NodeError;
+use crate::bridge::token::ListenToken;
 use crate::bridge::{Bridge, http};
 use crate::commands::{ConfigArg, local_runtime, shutdown_signal};
 use crate::config::Config;
@@ -52,10 +53,15 @@ pub fn run(args: Args) -> Result<(), NodeError> {
             println!("bridge listening on unix://{}", p.display());
             tokio::spawn(http::serve_unix(l, Arc::clone(&bridge)));
         }
-        if let Some(a) = b.listen {
+        if let (Some(a), Some(token_file)) = (b.listen, &b.listen_token_file) {
+            let token = Arc::new(ListenToken::from_file(token_file)?);
             let (l, at) = http::bind_tcp(a).await?;
             println!("bridge listening on http://{at}");
-            tokio::spawn(http::serve_tcp(l, Arc::clone(&bridge)));
+            println!(
+                "nodeos: KEOSD:http://{at}/<the token in {}>/v1/wallet/sign_digest",
+                token_file.display()
+            );
+            tokio::spawn(http::serve_tcp(l, Arc::clone(&bridge), token));
         }
         if let Some(o) = &cfg.observability {
             let (l, at) = http::bind_tcp(o.listen).await?;

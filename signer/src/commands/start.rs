@@ -109,17 +109,26 @@ impl Start {
                 Some(path) => {
                     let now = crate::clock::now_secs();
                     // Spends live beside the watermarks, under the same directory lock.
+                    let policy = load_policy(path, &config.chain_names())?;
+                    for w in config.blind_keys_with_account_use(Some(&policy)) {
+                        tracing::warn!("{w}");
+                    }
                     let engine = Arc::new(
-                        PolicyAuthorizer::new(load_policy(path, &config.chain_names())?, held_keys)
+                        PolicyAuthorizer::new(policy, held_keys)
                             .with_journal(&config.watermarks.dir.join("spend.jsonl"), now)?,
                     );
                     tracing::info!(path = %path.display(), version = %engine.version(), "policy loaded");
                     (engine.clone(), Some(engine))
                 }
-                None => (
-                    Arc::new(AllowList::new(config.allow.clone(), version)),
-                    None,
-                ),
+                None => {
+                    for w in config.blind_keys_with_account_use(None) {
+                        tracing::warn!("{w}");
+                    }
+                    (
+                        Arc::new(AllowList::new(config.allow.clone(), version)),
+                        None,
+                    )
+                }
             };
         // Requests waiting for approvals live beside the watermarks, under the directory lock.
         let approvals = match &config.policy {

@@ -26,7 +26,7 @@ pub struct Check {
 /// and chains outside `[[chains]]`. Such a rule can never apply as written.
 fn against_config(policy: &oryx_policy::Policy, config: &crate::config::Config) -> Vec<String> {
     let chains: Vec<_> = config.chain_names().into_iter().map(|(_, id)| id).collect();
-    let mut out = Vec::new();
+    let mut out = config.blind_keys_with_account_use(Some(policy));
     for r in policy.rules() {
         for k in &r.keys {
             if let oryx_policy::KeyPattern::Is(k) = k
