@@ -64,6 +64,12 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects one long-lived channel to the signer at `addr` (`host:port`).
 pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel>, String> {
+    let channel = connect_channel(addr, tls).await?;
+    Ok(SignerClient::new(channel).max_decoding_message_size(crate::grpc::MAX_MESSAGE_BYTES))
+}
+
+/// The channel [`connect`] wraps (for callers that speak gRPC below the generated client).
+pub async fn connect_channel(addr: &str, tls: &ClientTls) -> Result<Channel, String> {
     let cfg = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&tls.ca_pem))
         .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
@@ -81,11 +87,10 @@ pub async fn connect(addr: &str, tls: &ClientTls) -> Result<SignerClient<Channel
     // TCP connect and the TLS handshake are each bounded by CONNECT_TIMEOUT here; callers that
     // must bound the whole attempt (HTTP/2 setup included) wrap this call in a timeout of their
     // own, as the node's reconnecting task does (this crate has no runtime dependency).
-    let channel = endpoint
+    endpoint
         .connect()
         .await
-        .map_err(|e| format!("connect to signer at {addr}: {e}"))?;
-    Ok(SignerClient::new(channel).max_decoding_message_size(crate::grpc::MAX_MESSAGE_BYTES))
+        .map_err(|e| format!("connect to signer at {addr}: {e}"))
 }
 
 /// Where the signer recorded a refusal in its audit log, `(seq, hash)`, if the status says.

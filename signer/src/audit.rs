@@ -165,8 +165,10 @@ words! {
         SignTranscript => "sign_transcript",
         /// The log itself: an outage put on record once it is writable again.
         AuditLog => "audit_log",
-        /// Refusals of one principal counted rather than written one by one.
+                /// Refusals of one principal counted rather than written one by one.
         Refusals => "refusals",
+        /// Any other call (reads such as ListKeys, an unknown method) refused before a handler.
+        Call => "call",
     }
 }
 

@@ -323,17 +323,21 @@ impl Pipeline {
     /// Audits a request whose chain id or key field does not even decode (so there is no
     /// chain or key to name): the principal passed mTLS, so the attempt is on record.
     pub fn audit_undecodable(&self, principal: &str, kind: RequestKind, message: &str) {
+        self.metrics
+            .observe(kind, AuditDecision::Refused.as_str(), 0);
+        self.audit_malformed(principal, audit_kind(kind), message);
+    }
+
+    /// Audits a call of `kind` refused as MALFORMED with `message`, including calls the gRPC
+    /// layer refused before any handler saw them (undecodable or oversized protobuf, an unknown
+    /// method): the principal passed mTLS, so the attempt is on record (metered like every
+    /// refusal, see `audit::coalesce`).
+    pub fn audit_malformed(&self, principal: &str, kind: AuditKind, message: &str) {
         let record = AuditRecord {
             reason: Some(format!("{}: {message}", Reason::Malformed.as_str())),
             policy_version: Some(self.authz.version()),
-            ..AuditRecord::new(
-                sanitize_principal(principal),
-                audit_kind(kind),
-                AuditDecision::Refused,
-            )
+            ..AuditRecord::new(sanitize_principal(principal), kind, AuditDecision::Refused)
         };
-        self.metrics
-            .observe(kind, AuditDecision::Refused.as_str(), 0);
         match self.audit.append_decision(record) {
             Err(e) => {
                 tracing::error!(error = %e, "audit log write failed for a malformed request");

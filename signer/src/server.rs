@@ -18,6 +18,8 @@ use oryx_proto::stats::micros_u32;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
+mod rejected;
+
 use crate::approvals::PendingRequest;
 use crate::audit::AuditEntryRef;
 use crate::config::RequestKind;
@@ -975,10 +977,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), String> {
     service.tls = Some(tls.clone());
+    let audit_rejected = rejected::AuditRejectedLayer::new(service.pipeline.clone());
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     accept_loop(listener, tls, tx);
     let svc = SignerServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
     Server::builder()
+        .layer(audit_rejected)
         .max_concurrent_streams(Some(64))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))

@@ -735,3 +735,72 @@ async fn a_refusal_flood_is_counted_in_summaries_not_written_line_by_line() {
         &[],
     );
 }
+
+/// Calls tonic refuses before any handler sees them — a protobuf that does not decode, one over
+/// the size limit, a method that does not exist — are on record too, as MALFORMED refusals of
+/// the certificate's principal; the client's answer is tonic's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_refused_before_any_handler_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let mut signer = Signer::start(dir.path(), &[]);
+    let channel = oryx_proto::client::connect_channel(&signer.addr, &signer.tls("intruder"))
+        .await
+        .unwrap();
+    let raw = async |path: &'static str, msg: grpc::AuditRef| {
+        let mut g = tonic::client::Grpc::new(channel.clone());
+        g.ready().await.unwrap();
+        g.unary::<_, grpc::SignResponse, _>(
+            tonic::Request::new(msg),
+            tonic::codegen::http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap_err()
+    };
+    // Field 1 of SignBlockRequest is bytes; a varint there does not decode.
+    let e = raw(
+        "/oryx.v1.Signer/SignBlock",
+        grpc::AuditRef {
+            seq: 5,
+            hash: String::new(),
+        },
+    )
+    .await;
+    assert_eq!(reason(&e), None, "tonic's own answer: {e:?}");
+    let e = raw("/oryx.v1.Signer/NoSuchMethod", grpc::AuditRef::default()).await;
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    let e = raw(
+        "/oryx.v1.Signer/SignDigest",
+        grpc::AuditRef {
+            seq: 1,
+            hash: "x".repeat(oryx_signer::server::MAX_REQUEST_BYTES + 1),
+        },
+    )
+    .await;
+    assert_ne!(e.code(), tonic::Code::Ok);
+    // The audit is written beside the answer: give it a moment, then stop (flushes).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    signer.stop();
+    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
+    let mine: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["principal"] == "intruder")
+        .collect();
+    let find = |kind: &str, path: &str| {
+        mine.iter()
+            .find(|e| {
+                e["kind"] == kind
+                    && e["decision"] == "refused"
+                    && e["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("MALFORMED: ") && r.contains(path))
+            })
+            .unwrap_or_else(|| panic!("no {kind} entry for {path}: {audit}"))
+    };
+    let e = find("sign_block", "/oryx.v1.Signer/SignBlock");
+    assert!(e["reason"].as_str().unwrap().contains("decode"), "{e}");
+    find("call", "/oryx.v1.Signer/NoSuchMethod");
+    find("sign_digest", "/oryx.v1.Signer/SignDigest");
+}
