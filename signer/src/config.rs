@@ -64,6 +64,10 @@ pub struct Config {
     /// Allow software keys (`type = "soft"`). Development and tests only.
     #[serde(default)]
     pub allow_soft_keys: bool,
+    /// Lock the daemon's memory in RAM so secrets are never swapped out (where the process may
+    /// lock without bound; see `secret::protect_process_memory`).
+    #[serde(default = "yes")]
+    pub lock_memory: bool,
     /// Chains this signer signs for.
     pub chains: Vec<ChainConfig>,
     /// Key backends by name.

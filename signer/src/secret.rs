@@ -100,6 +100,47 @@ pub enum SecretError {
 
 pub use oryx_proto::durable::private_file_mode;
 
+/// What [`protect_process_memory`] achieved: each part `Err` with why it was not done.
+#[derive(Debug)]
+pub struct MemoryProtection {
+    /// All memory, present and future, locked in RAM (never swapped out).
+    pub locked: Result<(), String>,
+    /// No core dumps, no ptrace attach by the same user.
+    pub undumpable: Result<(), String>,
+}
+
+/// Keeps the daemon's secrets (PINs, passphrases, soft keys, TLS keys) off disk and out of
+/// other processes: marks the process not dumpable (no core files, no same-user ptrace), and
+/// with `lock` locks all its memory (`mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`: pages
+/// are locked as they are touched, so thread stacks are not populated up front). Locking is
+/// done only where the process may lock without bound (`RLIMIT_MEMLOCK` unlimited, or root):
+/// under a finite limit a later allocation beyond it would fail, which a signer must not risk.
+/// Call before any secret is read.
+pub fn protect_process_memory(lock: bool) -> MemoryProtection {
+    use rustix::process::{DumpableBehavior, Resource, set_dumpable_behavior};
+    let undumpable =
+        set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(|e| e.to_string());
+    let locked = if !lock {
+        Err("lock_memory = false in the config".to_owned())
+    } else {
+        let limit = rustix::process::getrlimit(Resource::Memlock).current;
+        let root = rustix::process::geteuid().is_root();
+        if limit.is_some() && !root {
+            Err(format!(
+                "RLIMIT_MEMLOCK is {} bytes, and a locked process that outgrows it fails \
+                 allocations: allow unlimited locking (systemd: LimitMEMLOCK=infinity, as in \
+                 deploy/systemd/oryx-signer.service)",
+                limit.unwrap_or_default()
+            ))
+        } else {
+            use rustix::mm::{MlockAllFlags, mlockall};
+            mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT)
+                .map_err(|e| format!("mlockall: {e}"))
+        }
+    };
+    MemoryProtection { locked, undumpable }
+}
+
 /// A secret in memory: zeroized on drop, printed as `<redacted>`, never displayed. Not `Clone`:
 /// one copy per secret, owned by the backend that uses it.
 pub struct Secret(Zeroizing<Vec<u8>>);

@@ -804,3 +804,37 @@ async fn calls_refused_before_any_handler_are_audited() {
     find("call", "/oryx.v1.Signer/NoSuchMethod");
     find("sign_digest", "/oryx.v1.Signer/SignDigest");
 }
+
+/// The daemon locks its memory (secrets never reach swap) where it may lock without bound — as
+/// root here, as under systemd with LimitMEMLOCK=infinity — and says so; `lock_memory = false`
+/// turns it off.
+#[test]
+fn the_daemon_locks_its_memory() {
+    let status = |signer: &Signer| {
+        std::fs::read_to_string(format!("/proc/{}/status", signer.child.id())).unwrap()
+    };
+    let locked_kb = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let mut signer = Signer::start(dir.path(), &[]);
+    let root = status(&signer)
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root {
+        assert!(locked_kb(&status(&signer)) > 0, "{}", status(&signer));
+    }
+    signer.stop();
+    let text = std::fs::read_to_string(config_path(dir.path())).unwrap();
+    std::fs::write(
+        config_path(dir.path()),
+        format!("lock_memory = false\n{text}"),
+    )
+    .unwrap();
+    let signer = Signer::start(dir.path(), &[]);
+    assert_eq!(locked_kb(&status(&signer)), 0);
+}

@@ -44,6 +44,17 @@ impl Start {
             .try_init();
         let config = self.config.load()?;
         let config_bytes = read(&self.config.config)?;
+        // Before any secret is read.
+        let protection = crate::secret::protect_process_memory(config.lock_memory);
+        match &protection.locked {
+            Ok(()) => tracing::info!("memory locked: secrets are never swapped out"),
+            Err(why) => {
+                tracing::warn!("memory NOT locked, secrets could be swapped to disk: {why}")
+            }
+        }
+        if let Err(why) = &protection.undumpable {
+            tracing::warn!("the process is still dumpable (core files could hold secrets): {why}");
+        }
 
         // The store takes the directory's exclusive lock and holds it for as long as anything
         // (including a signing task a client abandoned) still holds the store.
