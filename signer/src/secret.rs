@@ -100,6 +100,16 @@ pub enum SecretError {
 
 pub use oryx_proto::durable::private_file_mode;
 
+/// Whether the process holds CAP_IPC_LOCK in the initial user namespace (where it lifts
+/// RLIMIT_MEMLOCK; inside a container's own user namespace it does not).
+fn unbounded_lock_capability() -> bool {
+    use rustix::thread::{CapabilitySet, capabilities};
+    let has = capabilities(None).is_ok_and(|c| c.effective.contains(CapabilitySet::IPC_LOCK));
+    let initial_ns = std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    has && initial_ns
+}
+
 /// What [`protect_process_memory`] achieved: each part `Err` with why it was not done.
 #[derive(Debug)]
 pub struct MemoryProtection {
@@ -113,8 +123,9 @@ pub struct MemoryProtection {
 /// other processes: marks the process not dumpable (no core files, no same-user ptrace), and
 /// with `lock` locks all its memory (`mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)`: pages
 /// are locked as they are touched, so thread stacks are not populated up front). Locking is
-/// done only where the process may lock without bound (`RLIMIT_MEMLOCK` unlimited, or root):
-/// under a finite limit a later allocation beyond it would fail, which a signer must not risk.
+/// done only where the process may lock without bound (`RLIMIT_MEMLOCK` unlimited, or liftable
+/// to unlimited): under a finite limit a later allocation beyond it would fail, which a signer
+/// must not risk.
 /// Call before any secret is read.
 pub fn protect_process_memory(lock: bool) -> MemoryProtection {
     use rustix::process::{DumpableBehavior, Resource, set_dumpable_behavior};
@@ -123,14 +134,21 @@ pub fn protect_process_memory(lock: bool) -> MemoryProtection {
     let locked = if !lock {
         Err("lock_memory = false in the config".to_owned())
     } else {
-        let limit = rustix::process::getrlimit(Resource::Memlock).current;
-        let root = rustix::process::geteuid().is_root();
-        if limit.is_some() && !root {
+        use rustix::process::{Rlimit, getrlimit, setrlimit};
+        // Unbounded where the limit is (or can be lifted to) unlimited, or where CAP_IPC_LOCK
+        // bypasses it; being root in a container's user namespace is not enough, and then
+        // nothing is locked.
+        let unlimited = Rlimit {
+            current: None,
+            maximum: None,
+        };
+        let _ = setrlimit(Resource::Memlock, unlimited);
+        let limit = getrlimit(Resource::Memlock).current;
+        if let Some(bytes) = limit.filter(|_| !unbounded_lock_capability()) {
             Err(format!(
-                "RLIMIT_MEMLOCK is {} bytes, and a locked process that outgrows it fails \
+                "RLIMIT_MEMLOCK is {bytes} bytes, and a locked process that outgrows it fails \
                  allocations: allow unlimited locking (systemd: LimitMEMLOCK=infinity, as in \
-                 deploy/systemd/oryx-signer.service)",
-                limit.unwrap_or_default()
+                 deploy/systemd/oryx-signer.service)"
             ))
         } else {
             use rustix::mm::{MlockAllFlags, mlockall};

@@ -396,9 +396,12 @@ impl SignerService {
 
 /// Runs `f` on a blocking thread that is not cancelled when the caller goes away.
 async fn detached<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("signing task failed: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        to_status(&refused(
+            Reason::Internal,
+            format!("signing task failed: {e}"),
+        ))
+    })
 }
 
 #[tonic::async_trait]

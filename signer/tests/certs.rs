@@ -156,4 +156,14 @@ fn certs_refuse_what_an_operator_gets_wrong() {
     let e = fail(&["init", again.to_str().unwrap(), "--ca-dir", ca_s]);
     assert!(e.contains("not empty"), "{e}");
     assert!(!again.exists(), "a refused init leaves nothing behind");
+    // Nor puts the CA where the signer would serve or overwrite it.
+    for inside in ["", "tls", "secrets/ca"] {
+        let e = fail(&[
+            "init",
+            again.to_str().unwrap(),
+            "--ca-dir",
+            again.join(inside).to_str().unwrap(),
+        ]);
+        assert!(e.contains("apart from the signer"), "{inside}: {e}");
+    }
 }

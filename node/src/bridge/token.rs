@@ -61,6 +61,11 @@ impl ListenToken {
         Ok(ListenToken(Zeroizing::new(value.to_owned())))
     }
 
+    /// The token itself, for a client that must put it in its URL (never print it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// The rest of `path` after `/<token>` (starting with `/`), or `None` if `path` does not
     /// start with the token.
     pub fn strip<'a>(&self, path: &'a str) -> Option<&'a str> {

@@ -69,15 +69,21 @@ pub fn run(args: Args) -> Result<(), NodeError> {
     }
     let key = PublicKey::parse(&args.key)
         .map_err(|e| NodeError::Usage(format!("--key {}: {e}", args.key)))?;
-    let url = match (&bridge.unix_socket, bridge.listen) {
-        (Some(p), _) => format!("unix://{}/v1/wallet/sign_digest", p.display()),
+    // `shown` is the URL as printed: the TCP listener's token stays out of the output.
+    let (url, shown) = match (&bridge.unix_socket, bridge.listen) {
+        (Some(p), _) => {
+            let url = format!("unix://{}/v1/wallet/sign_digest", p.display());
+            (url.clone(), url)
+        }
         (None, Some(a)) => {
-            let token =
-                std::fs::read_to_string(bridge.listen_token_file.as_deref().ok_or_else(|| {
-                    NodeError::Config("[bridge] listen needs listen_token_file".into())
-                })?)
-                .map_err(|e| NodeError::Config(format!("[bridge] listen_token_file: {e}")))?;
-            format!("http://{a}/{}/v1/wallet/sign_digest", token.trim())
+            let file = bridge.listen_token_file.as_deref().ok_or_else(|| {
+                NodeError::Config("[bridge] listen needs listen_token_file".into())
+            })?;
+            let token = crate::bridge::token::ListenToken::from_file(file)?;
+            (
+                format!("http://{a}/{}/v1/wallet/sign_digest", token.expose()),
+                format!("http://{a}/<token>/v1/wallet/sign_digest"),
+            )
         }
         (None, None) => {
             return Err(NodeError::Config(
@@ -163,7 +169,7 @@ pub fn run(args: Args) -> Result<(), NodeError> {
     };
     let _ = writeln!(
         out,
-        "sign_digest through the bridge ({url} -> mTLS -> signer), key {key}\n\
+        "sign_digest through the bridge ({shown} -> mTLS -> signer), key {key}\n\
          {} requests one at a time on one kept-alive connection\n\
          {:<46} {:>8} {:>8}",
         args.requests, "", "p50 ms", "p99 ms"

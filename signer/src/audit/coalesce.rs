@@ -6,7 +6,8 @@
 //! is *held*: counted by kind and reason code, never dropped, and written as one `refusals` /
 //! `coalesced` entry before that principal's next refusal that is written one by one, or by the
 //! periodic flush (`AuditLog::flush_refusals`, every few seconds and at shutdown). Signatures,
-//! failures and every other decision are always written one by one. Pure bookkeeping: time is
+//! failures, double-sign refusals (evidence) and every other decision are always written one
+//! by one. Pure bookkeeping: time is
 //! passed in, and the log does the writing.
 
 use std::collections::{BTreeMap, HashMap};
@@ -142,12 +143,15 @@ impl RefusalGate {
         }
     }
 
-    /// Whether `record` is one the gate meters: a refusal or a rejected approval.
+    /// Whether `record` is one the gate meters: a refusal or a rejected approval, except a
+    /// double-sign refusal, which is evidence (its key, digest and position are kept one by
+    /// one; only a principal allowed to sign with the key gets that far).
     pub(super) fn meters(record: &AuditRecord) -> bool {
         matches!(
             record.decision,
             AuditDecision::Refused | AuditDecision::Rejected
         ) && record.signature.is_none()
+            && reason_code(record) != "DOUBLE_SIGN"
     }
 
     /// Decides about one refusal of `record.principal` at `now` (`wall` for the summary).
@@ -339,6 +343,7 @@ mod tests {
     #[test]
     fn only_refusals_are_metered_and_odd_reasons_get_a_placeholder_code() {
         assert!(RefusalGate::meters(&refusal("a", "X")));
+        assert!(!RefusalGate::meters(&refusal("a", "DOUBLE_SIGN")));
         let signed = AuditRecord::new("a", AuditKind::SignBlock, AuditDecision::Signed);
         assert!(!RefusalGate::meters(&signed));
         let failed = AuditRecord::new("a", AuditKind::SignBlock, AuditDecision::Failed);

@@ -59,8 +59,11 @@ struct State {
     /// SHA-256 hex of the last durable line (`prev` of entry `durable`).
     durable_prev: String,
     /// Bumped by every failed batch: an appender whose line was queued in an earlier epoch
-    /// learns that its line is gone even if later lines reuse its `seq`.
+    /// learns whether its line is gone even if later lines reuse its `seq`.
     epoch: u64,
+    /// For the last [`ENDED_EPOCHS`] failed batches: (the epoch it ended, `durable` then). A
+    /// line of that epoch with a lower `seq` was durable before the failure.
+    ended: std::collections::VecDeque<(u64, u64)>,
     /// Set by a failed write or sync, cleared by a successful repair: nothing is queued while
     /// it is set.
     closed: bool,
@@ -71,6 +74,26 @@ struct State {
     /// Set after a panic mid-write: the file's state is unknown, so no repair is tried.
     broken: Option<String>,
 }
+
+impl State {
+    /// Whether the line queued as `seq` in `epoch` is durable (`Some(true)`), lost
+    /// (`Some(false)`), or still to be written (`None`). After a failed batch it is on disk
+    /// only if it was made durable before that failure: `seq` may have been reused since.
+    fn fate(&self, epoch: u64, seq: u64) -> Option<bool> {
+        if self.epoch != epoch {
+            let durable_then = self
+                .ended
+                .iter()
+                .find(|(e, _)| *e == epoch)
+                .map(|(_, d)| *d);
+            return Some(durable_then.is_some_and(|d| seq < d));
+        }
+        (self.durable > seq).then_some(true)
+    }
+}
+
+/// How many failed batches [`State::ended`] remembers (an appender waits through far fewer).
+const ENDED_EPOCHS: usize = 64;
 
 /// A write outage: what failed, since when, and how many appends were refused meanwhile.
 #[derive(Debug, Clone)]
@@ -221,6 +244,7 @@ impl AuditLog {
                 durable_len: len,
                 durable_prev: prev,
                 epoch: 0,
+                ended: std::collections::VecDeque::new(),
                 closed: false,
                 outage: None,
                 outage_seq: None,
@@ -289,11 +313,10 @@ impl AuditLog {
             return Ok(None);
         };
         loop {
-            if st.epoch != epoch {
-                return Err(self.unavailable(&st));
-            }
-            if st.durable > seq {
-                return Ok(Some(AuditEntryRef { seq, hash }));
+            match st.fate(epoch, seq) {
+                Some(true) => return Ok(Some(AuditEntryRef { seq, hash })),
+                Some(false) => return Err(self.unavailable(&st)),
+                None => {}
             }
             st = if st.leader {
                 self.batch_done.wait(st).map_err(|_| self.lock_poisoned())?
@@ -345,7 +368,19 @@ impl AuditLog {
         #[cfg(not(test))]
         let hook = Ok(());
         let attempt = hook
-            .and_then(|()| self.file.set_len(st.durable_len))
+            .and_then(|()| {
+                // Cutting back only: a file shorter than what was made durable was cut by
+                // someone else, and padding it would hide that.
+                let len = self.file.metadata()?.len();
+                if len < st.durable_len {
+                    return Err(io::Error::other(format!(
+                        "the file is {len} bytes, shorter than the {} bytes made durable: it was \
+                         cut outside the signer",
+                        st.durable_len
+                    )));
+                }
+                self.file.set_len(st.durable_len)
+            })
             .and_then(|()| self.file.sync_data())
             .map_err(|e| e.to_string())
             .and_then(|()| {
@@ -422,6 +457,11 @@ impl AuditLog {
                 // behind it. Their appenders fail (the epoch moved); the chain continues from
                 // the last durable line once the repair has cut the file back to it.
                 tracing::error!(path = %self.path.display(), error = %source, "audit log write failed");
+                let (ended, durable) = (st.epoch, st.durable);
+                if st.ended.len() == ENDED_EPOCHS {
+                    st.ended.pop_front();
+                }
+                st.ended.push_back((ended, durable));
                 st.epoch = st.epoch.wrapping_add(1);
                 st.next_seq = st.durable;
                 st.prev = st.durable_prev.clone();
@@ -963,10 +1003,11 @@ mod tests {
             .unwrap()
             .set_len(cut)
             .unwrap();
-        // set_len in the repair restores the length with zeros, which is not the durable line.
+        // The repair never pads a file someone cut: it stays closed and says so.
         let err = log.append(record(2)).unwrap_err();
         assert!(matches!(err, AuditError::Unavailable { .. }), "{err}");
-        assert!(err.to_string().contains("partial line"), "{err}");
+        assert!(err.to_string().contains("cut outside the signer"), "{err}");
+        assert_eq!(fs::metadata(&path).unwrap().len(), cut);
         assert!(log.health().is_err());
     }
 
@@ -989,6 +1030,29 @@ mod tests {
         // The repair runs at the next append; all four are counted as refused.
         assert_eq!(log.append(record(0)).unwrap().seq, 1);
         assert_recovered(&path, 4);
+    }
+
+    #[test]
+    fn a_line_made_durable_before_a_later_failure_counts_as_written() {
+        let (_dir, path) = temp();
+        let log = AuditLog::open(&path).unwrap();
+        let mut st = log.lock().unwrap();
+        // Epoch 0: seqs 0..3 durable, then a batch of seqs 3..5 fails; epoch 1 reuses seq 3.
+        st.durable = 3;
+        st.ended.push_back((0, 3));
+        st.epoch = 1;
+        assert_eq!(st.fate(0, 2), Some(true), "durable before the failure");
+        assert_eq!(st.fate(0, 3), Some(false), "in the failed batch");
+        st.durable = 5;
+        assert_eq!(
+            st.fate(0, 4),
+            Some(false),
+            "its seq was reused by a later line"
+        );
+        assert_eq!(st.fate(1, 4), Some(true));
+        assert_eq!(st.fate(1, 5), None);
+        // An epoch no longer remembered: reported lost, never wrongly written.
+        assert_eq!(st.fate(7, 0), Some(false));
     }
 
     #[test]

@@ -52,6 +52,26 @@ pub struct Init {
     days: u32,
 }
 
+/// Whether the CA directory `ca` lies inside the signer directory `dir` (lexically, after
+/// making both absolute). The directory itself and the ones the signer uses are refused: the
+/// CA would be served, mixed into, or overwritten.
+fn ca_inside(dir: &std::path::Path, ca: &std::path::Path) -> Result<bool, CliError> {
+    let abs = |p: &std::path::Path| std::path::absolute(p).map_err(|e| CliError::io(p, e));
+    let (dir, ca) = (abs(dir)?, abs(ca)?);
+    if !ca.starts_with(&dir) {
+        return Ok(false);
+    }
+    let used = ["tls", "secrets", "keys", "watermarks", "audit", "state"];
+    if ca == dir || used.iter().any(|u| ca.starts_with(dir.join(u))) {
+        return Err(CliError::Other(format!(
+            "--ca-dir {}: the CA goes apart from the signer's directory and never into the \
+             directories the signer uses",
+            ca.display()
+        )));
+    }
+    Ok(true)
+}
+
 /// Whether `dir` is missing or empty.
 fn vacant(dir: &std::path::Path) -> Result<bool, CliError> {
     Ok(!dir.exists()
@@ -109,6 +129,7 @@ impl Init {
                 ca_dir.display()
             )));
         }
+        let inside = ca_inside(&self.dir, &ca_dir)?;
         for sub in ["tls", "secrets", "keys", "watermarks", "audit", "state"] {
             let d = self.dir.join(sub);
             std::fs::create_dir_all(&d).map_err(|e| CliError::io(&d, e))?;
@@ -213,6 +234,12 @@ impl Init {
             ca_dir.display(),
             tls.join("ca.pem").display()
         );
+        if inside {
+            println!(
+                "warning: the CA directory is inside the signer's directory: move it out (and \
+                 offline) before the signer goes into service"
+            );
+        }
         Ok(())
     }
 }

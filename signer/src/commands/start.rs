@@ -191,6 +191,25 @@ impl Start {
                 config.server.key.display()
             )
         })?;
+        if config.server.crl.is_none() {
+            tracing::warn!(
+                "no [server] crl: client certificates cannot be revoked (oryx-signer certs revoke \
+                 writes the CA's crl.pem; set crl to where you copy it)"
+            );
+        }
+        if let Some(stray) = config
+            .server
+            .ca_cert
+            .parent()
+            .map(|d| d.join("ca.key"))
+            .filter(|k| k.exists())
+        {
+            tracing::warn!(
+                path = %stray.display(),
+                "the CA key is beside the running signer: move it offline (an older init put it \
+                 there; `oryx-signer certs --ca DIR` works wherever it goes)"
+            );
+        }
         let tls = Arc::new(TlsState::load(
             TlsFiles {
                 ca_pem: read(&config.server.ca_cert)?,

@@ -160,8 +160,24 @@ impl CaDir {
         })
     }
 
-    /// Enters a newly issued certificate in the register.
+    /// Holds the directory's lock (`.lock`) until dropped: one register change at a time, so
+    /// an issue and a revocation running together cannot drop each other's record.
+    fn lock(&self) -> Result<std::fs::File, CaDirError> {
+        let path = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        f.lock().map_err(io(&path))?;
+        Ok(f)
+    }
+
+    /// Enters a newly issued certificate in the register (before its files are handed out, so
+    /// every certificate that exists can be revoked).
     pub fn enter(&self, name: &str, role: Role, issued: &Issued) -> Result<(), CaDirError> {
+        let _lock = self.lock()?;
         let mut records = self.records()?;
         records.push(Record {
             name: name.to_owned(),
@@ -177,6 +193,7 @@ impl CaDir {
     /// certificate), rewrites the register and the CRL; the record as it is now. A certificate
     /// revoked before is reported, not revoked again.
     pub fn revoke(&self, ca: &Ca, which: &str) -> Result<(Record, bool), CaDirError> {
+        let _lock = self.lock()?;
         let mut records = self.records()?;
         let by_serial: Vec<usize> = (0..records.len())
             .filter(|&i| records[i].serial.eq_ignore_ascii_case(which))
@@ -208,6 +225,40 @@ impl CaDir {
         self.write_crl(ca, &records)?;
         self.save(&records)?;
         Ok((records[i].clone(), true))
+    }
+
+    /// Revokes a serial the register does not hold (a certificate issued before the register
+    /// existed, e.g. by an older `init`), entering it as `(unregistered)`; a registered serial
+    /// is revoked as [`CaDir::revoke`] does.
+    pub fn revoke_serial(&self, ca: &Ca, serial: &str) -> Result<(Record, bool), CaDirError> {
+        let serial = serial.trim_start_matches("0x").to_ascii_lowercase();
+        let ok = (2..=40).contains(&serial.len())
+            && serial.len().is_multiple_of(2)
+            && serial.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(CaDirError::Which(format!(
+                "--serial {serial:?}: an X.509 serial is 1 to 20 bytes of hex (as `openssl x509 \
+                 -noout -serial -in CERT.pem` prints it)"
+            )));
+        }
+        {
+            let _lock = self.lock()?;
+            let mut records = self.records()?;
+            if !records
+                .iter()
+                .any(|r| r.serial.eq_ignore_ascii_case(&serial))
+            {
+                records.push(Record {
+                    name: "(unregistered)".into(),
+                    role: Role::Client,
+                    serial: serial.clone(),
+                    not_after: i64::MAX,
+                    revoked: None,
+                });
+                self.save(&records)?;
+            }
+        }
+        self.revoke(ca, &serial)
     }
 
     /// Writes `crl.pem` naming every revoked certificate of `records`.
@@ -288,9 +339,21 @@ mod tests {
         assert_eq!(r.serial, a2.serial);
         assert!(!d2.revoke(&ca2, &a1.serial).unwrap().1, "revoked before");
         assert!(matches!(d2.revoke(&ca2, "bob"), Err(CaDirError::Which(_))));
+        // A certificate issued before the register (an older init): revoked by serial.
+        let legacy = ca2.client("old-node", 10).unwrap();
+        assert!(matches!(
+            d2.revoke(&ca2, &legacy.serial),
+            Err(CaDirError::Which(_))
+        ));
+        assert!(d2.revoke_serial(&ca2, "xyz").is_err());
+        let (r, fresh) = d2
+            .revoke_serial(&ca2, &legacy.serial.to_uppercase())
+            .unwrap();
+        assert!(fresh && r.name == "(unregistered)");
         let crl = std::fs::read(d2.crl_path()).unwrap();
         let list = Revocations::load(&crl, ca.cert_pem().as_bytes()).unwrap();
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(), 3);
+        assert!(list.contains(&hex::decode(&legacy.serial).unwrap()));
         // A CA key others can read is refused.
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(dir.join("ca.key"), std::fs::Permissions::from_mode(0o644))

@@ -4,7 +4,8 @@
 //! answered by tonic itself, so no handler audits it; this layer, around every call, sees the
 //! answer instead. Any error status that carries no `oryx-reason` (every handler refusal does)
 //! and is not UNAUTHENTICATED (no principal to name) is put on record as a MALFORMED refusal
-//! of the certificate's principal, metered like every refusal. The answer itself is unchanged.
+//! of the certificate's principal, metered like every refusal. The answer itself is unchanged;
+//! it leaves once the entry is written (or counted), like every refusal's.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -130,10 +131,12 @@ where
             if let (Some(who), Some((code, message))) = (who, rejected(resp.headers())) {
                 let kind = kind_of(&path);
                 let message = format!("{path}: grpc-status {code}: {message}");
-                // The audit append blocks (fsync); the answer does not wait for it.
-                tokio::task::spawn_blocking(move || {
+                // The answer waits for the audit (it blocks on fsync), as every refusal's does:
+                // so a client cannot queue unbounded audit work behind instant refusals.
+                let _ = tokio::task::spawn_blocking(move || {
                     pipeline.audit_malformed(&who, kind, &message);
-                });
+                })
+                .await;
             }
             Ok(resp)
         })

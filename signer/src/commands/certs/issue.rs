@@ -59,10 +59,11 @@ impl Issue {
                 )));
             }
         }
+        // In the register first: a certificate that exists can always be revoked.
+        dir.enter(&self.name, self.role, &issued)?;
         write_secret(&key, &issued.key_pem)?;
         crate::durable::create_new(&cert, issued.cert_pem.as_bytes(), 0o644)
             .map_err(|e| CliError::io(&e.path, e.source))?;
-        dir.enter(&self.name, self.role, &issued)?;
         println!(
             "issued {} certificate {} (serial {}), valid until {}",
             match self.role {

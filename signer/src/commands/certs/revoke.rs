@@ -13,13 +13,21 @@ pub struct Revoke {
     which: String,
     #[command(flatten)]
     ca: CaArg,
+    /// WHICH is a serial even if the register does not hold it (a certificate issued before
+    /// the register existed: `openssl x509 -noout -serial -in CERT.pem` prints it).
+    #[arg(long)]
+    serial: bool,
 }
 
 impl Revoke {
     /// Runs the command.
     pub fn run(self) -> Result<(), CliError> {
         let (dir, ca) = CaDir::open(&self.ca.ca)?;
-        let (record, fresh) = dir.revoke(&ca, &self.which)?;
+        let (record, fresh) = if self.serial {
+            dir.revoke_serial(&ca, &self.which)?
+        } else {
+            dir.revoke(&ca, &self.which)?
+        };
         let when = record.revoked.map(date).unwrap_or_default();
         if fresh {
             println!(
