@@ -24,6 +24,9 @@ use crate::cli_error::CliError;
 use crate::client::{ClientTls, connect};
 use crate::commands::ConfigArg;
 
+mod against;
+mod reference;
+
 /// Arguments.
 #[derive(Debug, Args)]
 pub struct Bench {
@@ -49,6 +52,18 @@ pub struct Bench {
     /// heights: only for keys that never produce on that chain.
     #[arg(long)]
     allow_public_chain: bool,
+    /// Rounds of the comparison with the reference (each a block of every call kind).
+    #[arg(long, default_value_t = 6)]
+    rounds: u32,
+    /// Calls per block of a round.
+    #[arg(long, default_value_t = 50)]
+    block: u32,
+    /// Concurrent clients for the throughput comparison.
+    #[arg(long, default_value_t = 16)]
+    clients: u32,
+    /// SignTransaction calls per client in the throughput comparison.
+    #[arg(long, default_value_t = 100)]
+    per_client: u32,
 }
 
 /// Percentile of sorted durations.
@@ -288,6 +303,12 @@ impl Bench {
         let _ = std::fs::remove_file(&probe_path);
         let fsync = median(syncs);
 
+        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| CliError::io(p, e));
+        let server_tls = crate::server::TlsFiles {
+            ca_pem: read(&config.server.ca_cert)?,
+            cert_pem: read(&config.server.cert)?,
+            key_pem: read(&config.server.key)?,
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -462,10 +483,24 @@ impl Bench {
                 "  {tps:.0}/s  raw backend {raw_tps:.0}/s (one thread)  ratio {:.2}",
                 tps / raw_tps
             );
-            println!(
+                        println!(
                 "  transport ceiling (ListKeys, same clients): {transport_rps:.0}/s  raw backend / ceiling {:.2}",
                 raw_tps / transport_rps
             );
+            against::run(against::Plan {
+                addr: addr.clone(),
+                tls: tls.clone(),
+                server_tls,
+                dir: config.watermarks.dir.clone(),
+                chain_id,
+                key: key_cfg.public_key.to_string(),
+                first_height: last + 1,
+                rounds: self.rounds,
+                block: self.block.max(1),
+                clients: self.clients.max(1),
+                per_client: self.per_client.max(1),
+            })
+            .await?;
             Ok(())
         })
     }

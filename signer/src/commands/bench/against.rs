@@ -1,0 +1,295 @@
+//! The product against the reference ([`super::reference`]) in one run: the same client drives
+//! both in alternating blocks (so a noisy moment hits both), and every number is printed beside
+//! its reference and the ratio, with the issue's target; a ratio above its target is flagged in
+//! the output, never asserted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oryx_proto::antelope::{Checksum256, Name, Pack as _};
+use oryx_proto::grpc;
+use oryx_proto::grpc::signer_client::SignerClient;
+use tonic::transport::Channel;
+
+use super::reference::{self, Syncs};
+use super::{pct, savanna_header, transfer};
+use crate::client::{ClientTls, connect};
+use crate::server::TlsFiles;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    /// The signer's address.
+    pub(super) addr: String,
+    /// Client TLS (the same principal for the product and the reference).
+    pub(super) tls: Arc<ClientTls>,
+    /// The signer's own TLS files, for the reference's server.
+    pub(super) server_tls: TlsFiles,
+    /// Where the reference writes (the watermark directory: the same disk).
+    pub(super) dir: std::path::PathBuf,
+    /// The chain and key the product signs with.
+    pub(super) chain_id: Checksum256,
+    /// The key, as text.
+    pub(super) key: String,
+    /// The first block height the product may sign.
+    pub(super) first_height: u32,
+    /// Alternating rounds.
+    pub(super) rounds: u32,
+    /// Calls per block of a round.
+    pub(super) block: u32,
+    /// Concurrent clients for throughput.
+    pub(super) clients: u32,
+    /// Calls per client for throughput.
+    pub(super) per_client: u32,
+}
+
+/// One measured line: the product, its reference, the ratio and the target.
+struct Line {
+    what: String,
+    product: f64,
+    reference: f64,
+    unit: &'static str,
+    /// `Some(max)` for a ratio that must stay at or below max, `None` when it must reach 1.0
+    /// (throughput: product / reference ≥ 1).
+    target: Option<f64>,
+}
+
+impl Line {
+    fn print(&self) {
+        let ratio = self.product / self.reference.max(1e-12);
+        let (ok, target) = match self.target {
+            Some(max) => (ratio <= max, format!("≤ {max:.2}")),
+            None => (ratio >= 1.0, "≥ 1.00".to_string()),
+        };
+        println!(
+            "  {:<52} {:>10.3} {:>10.3} {:<4} {:>6.2}  target {:<7} {}",
+            self.what,
+            self.product,
+            self.reference,
+            self.unit,
+            ratio,
+            target,
+            if ok { "ok" } else { "ABOVE TARGET" }
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn block_request(plan: &Plan, n: u32) -> grpc::SignBlockRequest {
+    grpc::SignBlockRequest {
+        chain_id: plan.chain_id.0.to_vec(),
+        public_key: plan.key.clone(),
+        header: savanna_header(n, n, Name(0x5530_ea00_0000_0000)).packed(),
+        ..Default::default()
+    }
+}
+
+fn transaction_request(plan: &Plan, i: u32) -> grpc::SignTransactionRequest {
+    grpc::SignTransactionRequest {
+        chain_id: plan.chain_id.0.to_vec(),
+        public_key: plan.key.clone(),
+        transaction: Some(grpc::sign_transaction_request::Transaction::PackedTrx(
+            transfer(i).packed(),
+        )),
+        ..Default::default()
+    }
+}
+
+/// Times `n` calls of `call(i)` one at a time.
+async fn timed<F, Fut>(n: u32, mut call: F) -> Result<Vec<Duration>, String>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let t = Instant::now();
+        call(i).await.map_err(|e| e.message().to_string())?;
+        out.push(t.elapsed());
+    }
+    Ok(out)
+}
+
+/// Requests per second from `clients` connections sending `per` SignTransaction calls each.
+async fn throughput(plan: &Plan, addr: &str, base: u32) -> Result<f64, String> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..plan.clients {
+        let plan = plan.clone();
+        let addr = addr.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut client = connect(&addr, &plan.tls).await?;
+            for i in 0..plan.per_client {
+                client
+                    .sign_transaction(transaction_request(&plan, base + c * 1_000_000 + i))
+                    .await
+                    .map_err(|e| format!("SignTransaction: {}", e.message()))?;
+            }
+            Ok::<u32, String>(plan.per_client)
+        }));
+    }
+    let mut done = 0u32;
+    for t in tasks {
+        done += t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(f64::from(done) / started.elapsed().as_secs_f64())
+}
+
+fn p(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    ms(pct(v, q))
+}
+
+/// Runs the comparison and prints it.
+pub(super) async fn run(plan: Plan) -> Result<(), String> {
+    let two = reference::start(&plan.server_tls, &plan.dir, Syncs::Two).await?;
+    let one = reference::start(&plan.server_tls, &plan.dir, Syncs::One).await?;
+    let result = compare(&plan, &two.addr.to_string(), &one.addr.to_string()).await;
+    reference::clean(&plan.dir);
+    result
+}
+
+async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
+    let product: SignerClient<Channel> = connect(&plan.addr, &plan.tls).await?;
+    let ref_two = connect(two, &plan.tls).await?;
+    let ref_one = connect(one, &plan.tls).await?;
+
+    // Sequential SignBlock, and Status against the bare echo, in alternating blocks.
+    let (mut pb, mut r2, mut r1) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ps, mut pl, mut echo) = (Vec::new(), Vec::new(), Vec::new());
+    let mut height = plan.first_height;
+    for round in 0..plan.rounds {
+        let start = height;
+        pb.extend(
+            timed(plan.block, |i| {
+                let req = block_request(plan, start + i);
+                let mut c = product.clone();
+                async move { c.sign_block(req).await.map(drop) }
+            })
+            .await?,
+        );
+        height += plan.block;
+        let h = round * plan.block;
+        r2.extend(
+            timed(plan.block, |i| {
+                let req = block_request(plan, h + i + 1);
+                let mut c = ref_two.clone();
+                async move { c.sign_block(req).await.map(drop) }
+            })
+            .await?,
+        );
+        r1.extend(
+            timed(plan.block, |i| {
+                let req = block_request(plan, h + i + 1);
+                let mut c = ref_one.clone();
+                async move { c.sign_block(req).await.map(drop) }
+            })
+            .await?,
+        );
+        ps.extend(
+            timed(plan.block, |_| {
+                let mut c = product.clone();
+                async move { c.status(grpc::StatusRequest {}).await.map(drop) }
+            })
+            .await?,
+        );
+        pl.extend(
+            timed(plan.block, |_| {
+                let mut c = product.clone();
+                async move { c.list_keys(grpc::ListKeysRequest {}).await.map(drop) }
+            })
+            .await?,
+        );
+        echo.extend(
+            timed(plan.block, |_| {
+                let mut c = ref_two.clone();
+                async move { c.status(grpc::StatusRequest {}).await.map(drop) }
+            })
+            .await?,
+        );
+    }
+    // Throughput, product and reference alternately, twice each.
+    let (mut pt, mut rt) = (Vec::new(), Vec::new());
+    for k in 0..2u32 {
+        pt.push(throughput(plan, &plan.addr, 10_000_000 * (k + 1)).await?);
+        rt.push(throughput(plan, one, 10_000_000 * (k + 1)).await?);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+
+    let n = plan.rounds * plan.block;
+    println!(
+        "against the reference (same process, same TLS configuration, same disk; {n} calls each in \
+         alternating blocks of {}):",
+        plan.block
+    );
+    println!(
+        "  {:<52} {:>10} {:>10} {:<4} {:>6}",
+        "", "oryx", "reference", "", "ratio"
+    );
+    let line = |what: &str, product: f64, reference: f64, unit, target| Line {
+        what: what.to_string(),
+        product,
+        reference,
+        unit,
+        target,
+    };
+    let (b50, b99) = (p(&mut pb, 0.5), p(&mut pb, 0.99));
+    let (two50, two99, one50) = (p(&mut r2, 0.5), p(&mut r2, 0.99), p(&mut r1, 0.5));
+    let (echo50, s50, l50) = (p(&mut echo, 0.5), p(&mut ps, 0.5), p(&mut pl, 0.5));
+    let tps = format!(
+        "SignTransaction, {} clients, per s (reference: 1 sync)",
+        plan.clients
+    );
+    let lines = [
+        line(
+            "SignBlock p50 (reference: 2 syncs)",
+            b50,
+            two50,
+            "ms",
+            Some(1.3),
+        ),
+        line(
+            "SignBlock p99 (reference: 2 syncs)",
+            b99,
+            two99,
+            "ms",
+            Some(1.5),
+        ),
+        line(
+            "SignBlock p50, same design's minimum (2 syncs)",
+            b50,
+            two50,
+            "ms",
+            Some(1.15),
+        ),
+        line(
+            "SignBlock p50 (reference: 1 sync)",
+            b50,
+            one50,
+            "ms",
+            Some(1.3),
+        ),
+        line(
+            "Status p50 (reference: bare echo)",
+            s50,
+            echo50,
+            "ms",
+            Some(1.3),
+        ),
+        line(
+            "ListKeys p50 (reference: bare echo)",
+            l50,
+            echo50,
+            "ms",
+            Some(1.3),
+        ),
+        line(&tps, best(&pt), best(&rt), "/s", None),
+    ];
+    for l in &lines {
+        l.print();
+    }
+    Ok(())
+}
