@@ -38,8 +38,12 @@ pub struct SignerService {
     pipeline: Arc<Pipeline>,
     /// Chains whose blind digests are Savanna block ids.
     savanna_chains: Vec<Checksum256>,
-    lifecycle: Arc<Lifecycle>,
+        lifecycle: Arc<Lifecycle>,
     ready: ReadyCheck,
+    /// The last readiness answer and when it was taken: `Status` reuses it for
+    /// [`READY_REUSE`], so a client polling `Status` does not run the disk and device probes on
+    /// every call (`/readyz` always probes).
+    last_ready: Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>>,
     /// The TLS settings in force (set by [`serve`]): every request's certificate is checked
     /// against their revocation list and its expiry, so a connection opened before a
     /// revocation or outliving its certificate is refused too.
@@ -85,7 +89,8 @@ impl SignerService {
             pipeline,
             savanna_chains,
             lifecycle,
-            ready,
+                        ready,
+            last_ready: Arc::default(),
             tls: None,
         }
     }
@@ -677,8 +682,26 @@ impl Signer for SignerService {
         self.pipeline
             .may_list(&who, "Status")
             .map_err(|e| to_status(&e))?;
-        let ready = self.ready.clone();
-        let problems = detached(move || ready()).await?;
+                let cached = self
+            .last_ready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < READY_REUSE)
+            .map(|(_, p)| p.clone());
+        let problems = match cached {
+            Some(p) => p,
+            None => {
+                let ready = self.ready.clone();
+                let p = detached(move || ready()).await?;
+                *self
+                    .last_ready
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((std::time::Instant::now(), p.clone()));
+                p
+            }
+        };
         Ok(Response::new(grpc::StatusResponse {
             version: env!("CARGO_PKG_VERSION").to_string(),
             ready: problems.is_empty(),
@@ -709,6 +732,9 @@ impl std::fmt::Debug for TlsFiles {
         f.write_str("TlsFiles(<redacted>)")
     }
 }
+
+/// How long `Status` reuses a readiness answer.
+pub const READY_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most authenticated connections served at once; a connection is counted once its client
 /// certificate is verified, and one beyond this is closed then.
