@@ -1,8 +1,8 @@
 //! `cargo bench -p oryx-signer`: the core pieces of the signing path, each beside the floor it
 //! cannot beat, measured in the same run (ratios, not absolute thresholds: machines are noisy).
 //!
-//! - fc-exact software K1 signature (one attempt) vs the whole `signing::sign` (canonical loop +
-//!   verification by recovery);
+//! - fc-exact software K1 signature (one attempt) vs the whole `signing::sign` (canonical loop;
+//!   a software key's signature is assembled from k256's exact recovery id, not recovered);
 //! - public-key recovery;
 //! - Savanna header decode + block id;
 //! - the key set lookup and retire gate every request takes, vs a software K1 signature;
@@ -74,7 +74,7 @@ fn main() {
         black_box(sign(&key, &digests[i as usize], SignOptions::default()).expect("sign"));
     });
     row(
-        "signing::sign (canonical loop + verification)",
+        "signing::sign (canonical loop; soft key: no recovery)",
         full,
         Some(("raw sign", raw)),
     );
@@ -144,7 +144,7 @@ fn main() {
         black_box(sign(&r1, &digests[i as usize], SignOptions::default()).expect("sign"));
     });
     row(
-        "signing::sign R1 (sign + verification)",
+        "signing::sign R1 (soft key: no recovery)",
         r1_full,
         Some(("R1 sign", r1_raw)),
     );

@@ -76,6 +76,13 @@ pub trait KeyBackend: fmt::Debug + Send + Sync {
     fn parallelism(&self) -> usize {
         1
     }
+
+    /// Whether the key signs in this process from the same key material its public key was
+    /// derived from, so a signature's `recid_hint` is exact and needs no verification by
+    /// recovery (software keys). Devices answer false: their output is always checked.
+    fn signs_in_process(&self) -> bool {
+        false
+    }
 }
 
 /// A key as a provider lists it.

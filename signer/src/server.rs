@@ -38,7 +38,7 @@ pub struct SignerService {
     pipeline: Arc<Pipeline>,
     /// Chains whose blind digests are Savanna block ids.
     savanna_chains: Vec<Checksum256>,
-        lifecycle: Arc<Lifecycle>,
+    lifecycle: Arc<Lifecycle>,
     ready: ReadyCheck,
     /// The last readiness answer and when it was taken: `Status` reuses it for
     /// [`READY_REUSE`], so a client polling `Status` does not run the disk and device probes on
@@ -89,7 +89,7 @@ impl SignerService {
             pipeline,
             savanna_chains,
             lifecycle,
-                        ready,
+            ready,
             last_ready: Arc::default(),
             tls: None,
         }
@@ -682,7 +682,7 @@ impl Signer for SignerService {
         self.pipeline
             .may_list(&who, "Status")
             .map_err(|e| to_status(&e))?;
-                let cached = self
+        let cached = self
             .last_ready
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -131,6 +131,10 @@ impl KeyBackend for SoftKey {
         &self.public
     }
 
+    fn signs_in_process(&self) -> bool {
+        true
+    }
+
     fn sign_digest(
         &self,
         digest: &Checksum256,
