@@ -43,7 +43,7 @@ pub struct SignerService {
     /// The last readiness answer and when it was taken: `Status` reuses it for
     /// [`READY_REUSE`], so a client polling `Status` does not run the disk and device probes on
     /// every call (`/readyz` always probes).
-    last_ready: Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>>,
+    last_ready: Arc<std::sync::Mutex<Option<LastReady>>>,
     /// The TLS settings in force (set by [`serve`]): every request's certificate is checked
     /// against their revocation list and its expiry, so a connection opened before a
     /// revocation or outliving its certificate is refused too.
@@ -732,6 +732,9 @@ impl std::fmt::Debug for TlsFiles {
         f.write_str("TlsFiles(<redacted>)")
     }
 }
+
+/// A readiness answer (the problems found, none when ready) and when it was taken.
+type LastReady = (std::time::Instant, Vec<String>);
 
 /// How long `Status` reuses a readiness answer.
 pub const READY_REUSE: std::time::Duration = std::time::Duration::from_secs(1);
