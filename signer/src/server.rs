@@ -40,9 +40,10 @@ pub struct SignerService {
     savanna_chains: Vec<Checksum256>,
     lifecycle: Arc<Lifecycle>,
     ready: ReadyCheck,
-    /// The last readiness answer and when it was taken: `Status` reuses it for
+    /// The last readiness answer and when it was taken: `Status` reuses a *ready* answer for
     /// [`READY_REUSE`], so a client polling `Status` does not run the disk and device probes on
-    /// every call (`/readyz` always probes).
+    /// every call; a not-ready one is probed again each time, so recovery shows at once
+    /// (`/readyz` always probes).
     last_ready: Arc<std::sync::Mutex<Option<LastReady>>>,
     /// The TLS settings in force (set by [`serve`]): every request's certificate is checked
     /// against their revocation list and its expiry, so a connection opened before a
@@ -687,7 +688,7 @@ impl Signer for SignerService {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < READY_REUSE)
+            .filter(|(at, problems)| problems.is_empty() && at.elapsed() < READY_REUSE)
             .map(|(_, p)| p.clone());
         let problems = match cached {
             Some(p) => p,
