@@ -120,13 +120,12 @@ async fn a_full_disk_refuses_then_heals_without_restart() {
     signer.stop();
 
     // The outage is on record, and the chain is whole.
-    let text = std::fs::read_to_string(signer.audit_path()).unwrap();
-    let recovered: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let entries = signer.audit_entries();
+    let recovered: Vec<&serde_json::Value> = entries
+        .iter()
         .filter(|e| e["kind"] == "audit_log")
         .collect();
-    assert_eq!(recovered.len(), 1, "{text}");
+    assert_eq!(recovered.len(), 1, "{entries:#?}");
     assert_eq!(recovered[0]["decision"], "recovered");
     let reason = recovered[0]["reason"].as_str().unwrap();
     assert!(reason.contains("No space left on device"), "{reason}");

@@ -693,11 +693,8 @@ async fn a_refusal_flood_is_counted_in_summaries_not_written_line_by_line() {
     }
     signer.stop();
 
-    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
-    let entries: Vec<serde_json::Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let entries = signer.audit_entries();
+    let audit = format!("{entries:#?}");
     let mine: Vec<&serde_json::Value> = entries
         .iter()
         .filter(|e| e["principal"] == "intruder")
@@ -782,10 +779,10 @@ async fn calls_refused_before_any_handler_are_audited() {
     // The audit is written beside the answer: give it a moment, then stop (flushes).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     signer.stop();
-    let audit = std::fs::read_to_string(signer.audit_path()).unwrap();
-    let mine: Vec<serde_json::Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    let entries = signer.audit_entries();
+    let audit = format!("{entries:#?}");
+    let mine: Vec<&serde_json::Value> = entries
+        .iter()
         .filter(|e| e["principal"] == "intruder")
         .collect();
     let find = |kind: &str, path: &str| {

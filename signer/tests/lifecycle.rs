@@ -88,14 +88,6 @@ async fn listed(c: &mut SignerClient<Channel>) -> Vec<String> {
         .collect()
 }
 
-fn audit_entries(signer: &Signer) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(signer.audit_path())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn verify_audit(signer: &Signer) {
     run(
         &["audit", "verify", signer.audit_path().to_str().unwrap()],
@@ -232,7 +224,7 @@ async fn soft_successor_is_idempotent_by_label_and_signs_under_the_predecessors_
         .await
         .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("NOT_ADMIN"), "{e:?}");
-    let entries = audit_entries(&signer);
+    let entries = signer.audit_entries();
     for kind in ["generate_key", "retire_key"] {
         assert!(
             entries.iter().any(|e| e["principal"] == "intruder"
@@ -472,7 +464,7 @@ async fn transcripts_are_signed_by_the_audit_key_over_the_documented_digest() {
     assert_eq!(r.public_key, audit_key.to_string());
     assert_eq!(sig_of(&r.signature).recover(&digest).unwrap(), audit_key);
     let at = r.audit.unwrap();
-    let entries = audit_entries(&signer);
+    let entries = signer.audit_entries();
     let e = &entries[at.seq as usize];
     assert_eq!(e["kind"], "sign_transcript");
     assert_eq!(e["hash"], at.hash);
@@ -518,7 +510,8 @@ async fn transcripts_are_signed_by_the_audit_key_over_the_documented_digest() {
         .unwrap_err();
     assert_eq!(reason(&e).as_deref(), Some("NOT_ADMIN"), "{e:?}");
     assert!(
-        audit_entries(&signer)
+        signer
+            .audit_entries()
             .iter()
             .any(|e| e["principal"] == "intruder"
                 && e["kind"] == "sign_transcript"

@@ -219,6 +219,15 @@ impl Signer {
     pub fn audit_path(&self) -> PathBuf {
         self.dir.join("audit/audit.jsonl")
     }
+
+    /// Every audit entry, as JSON, in log order.
+    pub fn audit_entries(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit_path())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
 }
 
 impl Drop for Signer {

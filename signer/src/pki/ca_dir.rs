@@ -310,6 +310,45 @@ mod tests {
     use crate::pki::Revocations;
 
     #[test]
+    fn two_processes_changing_the_register_at_once_lose_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let ca = Ca::new("test").unwrap();
+        CaDir::create(&dir, &ca).unwrap();
+        // Each thread opens the directory on its own, as two `certs` commands would.
+        let handles: Vec<_> = (0..2)
+            .map(|t| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let (d, ca) = CaDir::open(&dir).unwrap();
+                    for i in 0..10 {
+                        let name = format!("p{t}-{i}");
+                        let c = ca.client(&name, 1).unwrap();
+                        d.enter(&name, Role::Client, &c).unwrap();
+                        if i % 2 == 0 {
+                            d.revoke(&ca, &c.serial).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let (d, _) = CaDir::open(&dir).unwrap();
+        let records = d.records().unwrap();
+        assert_eq!(records.len(), 20);
+        assert_eq!(records.iter().filter(|r| r.revoked.is_some()).count(), 10);
+        let crl = std::fs::read(d.crl_path()).unwrap();
+        assert_eq!(
+            Revocations::load(&crl, ca.cert_pem().as_bytes())
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+
+    #[test]
     fn issue_revoke_and_reopen() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ca");

@@ -61,47 +61,29 @@ fn kind_of(path: &str) -> AuditKind {
     }
 }
 
-/// The principal of the connection's client certificate, if any.
-fn principal<B>(req: &http::Request<B>) -> Option<String> {
-    let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()?;
-    let certs = info.peer_certs()?;
-    super::principal_of(certs.first()?.as_ref())
+/// The connection's client certificates, taken before the request goes in (an `Arc` clone;
+/// parsed only for an answer that is audited, never on the signing path).
+fn peer_certs<B>(req: &http::Request<B>) -> Option<PeerCerts> {
+    req.extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()
 }
+
+type PeerCerts = Arc<Vec<tonic::transport::CertificateDer<'static>>>;
 
 /// The refusal to audit, if the answer is one the handlers did not give: (code, message).
-fn rejected(headers: &http::HeaderMap) -> Option<(String, String)> {
-    let code = headers.get("grpc-status")?.to_str().ok()?;
-    // OK, and UNAUTHENTICATED (nobody to name).
-    if code == "0" || code == "16" || headers.contains_key(oryx_proto::grpc::REASON_METADATA) {
+fn rejected(headers: &http::HeaderMap) -> Option<(tonic::Code, String)> {
+    let status = tonic::Status::from_header_map(headers)?;
+    // OK, UNAUTHENTICATED (nobody to name), and every handler refusal (it carries a reason and
+    // its handler audited it).
+    if matches!(
+        status.code(),
+        tonic::Code::Ok | tonic::Code::Unauthenticated
+    ) || crate::client::reason(&status).is_some()
+    {
         return None;
     }
-    let message = headers
-        .get("grpc-message")
-        .and_then(|m| m.to_str().ok())
-        .map(percent_decode)
-        .unwrap_or_default();
-    Some((code.to_owned(), message))
-}
-
-/// grpc-message is percent-encoded; undo it (invalid sequences are kept as they are).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Some((status.code(), status.message().to_owned()))
 }
 
 impl<S, B, R> tower_service::Service<http::Request<B>> for AuditRejected<S>
@@ -122,15 +104,19 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let who = principal(&req);
-        let path = req.uri().path().to_owned();
+        let certs = peer_certs(&req);
+        let uri = req.uri().clone();
         let pipeline = self.pipeline.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = fut.await?;
-            if let (Some(who), Some((code, message))) = (who, rejected(resp.headers())) {
-                let kind = kind_of(&path);
-                let message = format!("{path}: grpc-status {code}: {message}");
+            let who = || super::principal_of(certs.as_ref()?.first()?.as_ref());
+            if let Some((code, message)) = rejected(resp.headers())
+                && let Some(who) = who()
+            {
+                let path = uri.path();
+                let kind = kind_of(path);
+                let message = format!("{path}: grpc-status {}: {message}", code as i32);
                 // The answer waits for the audit (it blocks on fsync), as every refusal's does:
                 // so a client cannot queue unbounded audit work behind instant refusals.
                 let _ = tokio::task::spawn_blocking(move || {
@@ -159,7 +145,10 @@ mod tests {
         );
         assert_eq!(
             rejected(&h),
-            Some(("13".into(), "failed to decode Protobuf message".into()))
+            Some((
+                tonic::Code::Internal,
+                "failed to decode Protobuf message".into()
+            ))
         );
         h.insert(
             oryx_proto::grpc::REASON_METADATA,
@@ -175,6 +164,5 @@ mod tests {
         assert_eq!(rejected(&h), None);
         assert_eq!(kind_of("/oryx.v1.Signer/SignBlock"), AuditKind::SignBlock);
         assert_eq!(kind_of("/oryx.v1.Signer/Nope"), AuditKind::Call);
-        assert_eq!(percent_decode("a%zzb%41"), "a%zzbA");
     }
 }
