@@ -131,9 +131,17 @@ macro_rules! words {
 
         impl $name {
             /// The word as the log writes it.
-            pub fn as_str(self) -> &'static str {
+                        pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text,)+
+                }
+            }
+
+            /// The word back (`None` for any other text).
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
                 }
             }
         }
@@ -205,8 +213,14 @@ words! {
         AlreadyRetired => "already_retired",
         /// The log is writable again after an outage.
         Recovered => "recovered",
-        /// A count of refusals not written one by one (see `audit::coalesce`).
+                /// A count of refusals not written one by one (see `audit::coalesce`).
         Coalesced => "coalesced",
+        /// A write-ahead entry: the watermark is reserved and the signature may now be made;
+        /// its outcome follows in an entry naming it (`intent`).
+        Reserved => "reserved",
+        /// Written at start-up for a write-ahead entry without an outcome: the signer stopped
+        /// between the reservation and the answer, so no signature left it.
+        Unreleased => "unreleased",
     }
 }
 
@@ -239,6 +253,23 @@ pub struct AuditRecord {
     pub latency_us: u64,
     /// The signature that was returned, `SIG_K1_…`.
     pub signature: Option<String>,
+    /// A write-ahead entry (decision `reserved`): the watermark it reserved.
+    pub reserved: Option<Reserved>,
+    /// The outcome of a write-ahead entry: that entry's `seq`.
+    pub intent: Option<u64>,
+}
+
+/// What a write-ahead entry reserved, beside its `chain_id`, `digest` and `position`: enough to
+/// rebuild the watermark from the log after a crash (see `pipeline`'s write-ahead mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reserved {
+    /// Whose watermark: a key (`PUB_K1_…`) or `producer:NAME`.
+    pub scope: crate::watermark::Scope,
+    /// The store's sequence number of this reservation (the newest one wins at recovery).
+    pub seq: u64,
+    /// The wall-clock slot it was reserved at.
+    pub wall_slot: u32,
 }
 
 impl AuditRecord {
@@ -256,6 +287,8 @@ impl AuditRecord {
             policy_version: None,
             latency_us: 0,
             signature: None,
+            reserved: None,
+            intent: None,
         }
     }
 
@@ -369,6 +402,13 @@ pub struct AuditEntry {
     pub latency_us: u64,
     /// See [`AuditRecord::signature`].
     pub signature: Option<String>,
+    /// See [`AuditRecord::reserved`]; left out, not `null`, when absent (only write-ahead
+    /// entries carry it, so logs written before it existed verify unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<Reserved>,
+    /// See [`AuditRecord::intent`]; left out when absent, like `reserved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<u64>,
     /// The signer replica that wrote the entry (`[watermarks.etcd] replica`); the one member
     /// that is left out, not `null`, when absent (a signer without replicas), so logs written
     /// before replicas existed verify unchanged.
@@ -536,6 +576,8 @@ fn seal(
         policy_version: record.policy_version,
         latency_us: record.latency_us,
         signature: record.signature,
+        reserved: record.reserved,
+        intent: record.intent,
         replica: replica.map(str::to_owned),
         prev: prev.to_owned(),
         hash: String::new(),

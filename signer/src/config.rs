@@ -133,6 +133,15 @@ pub struct WatermarkConfig {
     /// Producers whose block-signing keys share one watermark per chain.
     #[serde(default)]
     pub producers: Vec<ProducerGroupConfig>,
+    /// One sync per block or digest signature instead of two: the reservation is recorded by a
+    /// write-ahead audit entry synced before signing, the signature's entry follows written
+    /// but not yet synced, and start-up recovers from the log (`crate::wal`).
+    #[serde(default = "default_true")]
+    pub write_ahead: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One producer's block-signing keys on one chain: no two of them sign two blocks at one

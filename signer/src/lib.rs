@@ -47,6 +47,7 @@ pub mod registry;
 pub mod secret;
 pub mod server;
 pub mod signing;
+pub mod wal;
 pub mod watermark;
 
 pub use lifecycle::transcript_digest;

@@ -91,6 +91,9 @@ pub struct Pipeline {
     pub approvals: Option<Arc<ApprovalStore>>,
     /// Principals that may cancel any approval request and change the key set.
     pub admins: Admins,
+    /// One sync per block or digest signature: a write-ahead audit entry records the
+    /// reservation before signing ([`crate::wal`], `[watermarks] write_ahead`).
+    pub write_ahead: bool,
 }
 
 /// A request once its digest is known: what every path shares from here to the answer.
@@ -109,6 +112,9 @@ struct Prepared<'a> {
     /// approvals" means go only when enough of them are in the approver set in force now.
     approved: Option<Vec<PublicKey>>,
     started: Instant,
+    /// Write-ahead mode: the `seq` of the request's write-ahead entry once it is durable; its
+    /// outcome entry names it.
+    intent: std::cell::Cell<Option<u64>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -131,6 +137,7 @@ impl<'a> Prepared<'a> {
             watermark: None,
             approved: None,
             started,
+            intent: Default::default(),
         }
     }
 
@@ -595,18 +602,69 @@ impl Pipeline {
                 ),
             ));
         }
-        let reserved = self.watermarks.reserve(
-            &key,
-            request,
-            &p.digest,
-            crate::clock::now_slot(),
-            entry.retry,
-        );
+        let reserved = self
+            .watermarks
+            .reserve(
+                &key,
+                request,
+                &p.digest,
+                crate::clock::now_slot(),
+                entry.retry,
+            )
+            .map_err(|e| match e {
+                ReserveError::Refused(r) => refused(Reason::DoubleSign, r.to_string()),
+                ReserveError::Store(e) => refused(Reason::Unavailable, e.to_string()),
+            });
+        let reserved = match reserved {
+            Ok(Reserved::Proceed(r)) if self.write_ahead => {
+                crate::wal::pause_point("store-reserved");
+                self.write_ahead_entry(p, &r).map(|()| Reserved::Proceed(r))
+            }
+            other => other,
+        };
+        crate::wal::pause_point("reserved");
         self.metrics.stage(Stage::Reserve, t.elapsed());
-        reserved.map_err(|e| match e {
-            ReserveError::Refused(r) => refused(Reason::DoubleSign, r.to_string()),
-            ReserveError::Store(e) => refused(Reason::Unavailable, e.to_string()),
-        })
+        reserved
+    }
+
+    /// Write-ahead mode ([`crate::wal`]): the reservation's durable record, a `reserved` entry
+    /// synced before the backend is asked; the request's outcome entry will name it.
+    fn write_ahead_entry(&self, p: &Prepared<'_>, r: &Reservation) -> Result<(), Refused> {
+        let (w, version) = r.version().ok_or_else(|| {
+            refused(
+                Reason::Internal,
+                "the watermark store did not say what it reserved",
+            )
+        })?;
+        let seq = u64::try_from(version)
+            .map_err(|_| refused(Reason::Internal, "a reservation with a negative version"))?;
+        let record = AuditRecord {
+            key: Some(p.key.to_string()),
+            chain_id: Some(p.chain_id.to_string()),
+            digest: Some(w.digest.to_string()),
+            position: Some(Position {
+                block_num: w.block_num,
+                slot: w.slot,
+            }),
+            policy_version: Some(self.authz.version()),
+            latency_us: p.started.elapsed().as_micros() as u64,
+            reserved: Some(crate::audit::Reserved {
+                scope: r.key().scope,
+                seq,
+                wall_slot: w.wall_slot,
+            }),
+            ..AuditRecord::new(
+                sanitize_principal(p.principal),
+                audit_kind(p.kind),
+                AuditDecision::Reserved,
+            )
+        };
+        let entry = self.audit.append(record).map_err(|e| {
+            tracing::error!(key = %p.key, error = %e, "audit log write failed: nothing signed");
+            refused(Reason::Unavailable, format!("audit log: {e}"))
+        })?;
+        p.intent.set(Some(entry.seq));
+        Ok(())
     }
 
     /// ListKeys and Status answer admins and principals some rule names: a certificate with no
@@ -744,6 +802,7 @@ impl Pipeline {
             policy_version: Some(self.authz.version()),
             latency_us,
             signature,
+            intent: p.intent.get(),
             ..AuditRecord::new(
                 sanitize_principal(p.principal),
                 audit_kind(p.kind),
@@ -751,7 +810,15 @@ impl Pipeline {
             )
         };
         let t = Instant::now();
-        let audited = self.audit.append_decision(record);
+        let audited = match (&result, record.intent) {
+            // The outcome of a write-ahead entry, which is durable already: written before the
+            // answer, synced by the next append or checkpoint (`crate::wal`).
+            (Ok(_), Some(_)) => self.audit.append_written(record).map(Some),
+            _ => self.audit.append_decision(record),
+        };
+        if result.is_ok() {
+            crate::wal::pause_point("answered");
+        }
         self.metrics.stage(Stage::Audit, t.elapsed());
         self.metrics.observe(
             p.kind,
@@ -929,6 +996,7 @@ mod tests {
             metrics: Arc::default(),
             approvals: None,
             admins: Default::default(),
+            write_ahead: true,
         }
     }
 

@@ -40,7 +40,9 @@ pub fn open(
     use std::sync::Arc;
     match (&config.etcd, access) {
         (None, Access::Read) => Ok(Arc::new(file::FileStore::open_read_only(&config.dir)?)),
-        (None, _) => Ok(Arc::new(file::FileStore::open(&config.dir)?)),
+        (None, _) => Ok(Arc::new(
+            file::FileStore::open(&config.dir)?.write_ahead(config.write_ahead),
+        )),
         (Some(e), access) => {
             let serve = access == Access::Serve;
             let lock = serve
@@ -81,8 +83,10 @@ impl std::fmt::Display for WatermarkKey {
     }
 }
 
-/// Proof that a store durably recorded the intent to sign `digest`. The signing path needs one
-/// to reach a backend; only a [`WatermarkStore`] can make one.
+/// Proof that a store recorded the intent to sign `digest`: durably, or — a file store in
+/// write-ahead mode — to be made durable by the pipeline's write-ahead audit entry, synced
+/// before the backend is asked. The signing path needs one to reach a backend; only a
+/// [`WatermarkStore`] can make one.
 #[derive(Debug)]
 #[must_use = "a reservation must be committed with the signature"]
 pub struct Reservation {
@@ -94,15 +98,6 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Only stores build reservations, after their write is durable.
-    pub(crate) fn new(key: WatermarkKey, digest: Checksum256) -> Self {
-        Reservation {
-            key,
-            digest,
-            recorded: None,
-        }
-    }
-
     /// A reservation that remembers what it recorded at which version.
     pub(crate) fn recorded(key: WatermarkKey, watermark: Watermark, version: i64) -> Self {
         Reservation {
@@ -457,6 +452,20 @@ pub trait WatermarkStore: std::fmt::Debug + Send + Sync {
     /// seal lands only on the watermark the raise read (under the key's lock, or by
     /// compare-and-swap), so a signature racing it is raised too or refused. Idempotent.
     fn seal(&self, member: &WatermarkKey, scope: &WatermarkKey) -> Result<(), StoreError>;
+
+    /// Write-ahead recovery (`crate::wal`): makes `w`, the reservation an audit write-ahead
+    /// entry recorded as this store's `seq` for `key`, the watermark if the store holds an
+    /// older one (a machine crash lost its unsynced write); `Ok(true)` when it wrote. A store
+    /// whose reservations are durable by themselves (etcd) has nothing to recover.
+    fn recover(&self, key: &WatermarkKey, seq: u64, w: &Watermark) -> Result<bool, StoreError> {
+        let _ = (key, seq, w);
+        Ok(false)
+    }
+
+    /// Makes every reservation written so far durable (a write-ahead checkpoint).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Whether the store can take writes now (for `/readyz`).
     fn health(&self) -> Result<(), StoreError>;

@@ -151,6 +151,7 @@ impl RefusalGate {
             record.decision,
             AuditDecision::Refused | AuditDecision::Rejected
         ) && record.signature.is_none()
+            && record.intent.is_none()
             && reason_code(record) != "DOUBLE_SIGN"
     }
 

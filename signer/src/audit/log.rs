@@ -52,6 +52,18 @@ struct State {
     queued_entries: u64,
     /// Every entry with `seq < durable` is written and synced.
     durable: u64,
+    /// Every entry with `seq < written` is written (`durable <= written`); the ones in between
+    /// are completions ([`AuditLog::append_written`]) whose sync is still to come.
+    written: u64,
+    /// Bytes of the file written: every line of `seq < written`.
+    written_len: u64,
+    /// SHA-256 hex of the last written line.
+    written_prev: String,
+    /// The lines of `durable <= seq < written`, kept until a sync covers them: a repair after a
+    /// failed sync writes them again (their appenders were answered).
+    unsynced: Vec<u8>,
+    /// Some queued line's appender waits for a sync: the next writer must sync.
+    queued_sync: bool,
     /// A leader is writing a batch now (without the lock).
     leader: bool,
     /// Bytes of the file that are durable: every line of `seq < durable`.
@@ -61,9 +73,10 @@ struct State {
     /// Bumped by every failed batch: an appender whose line was queued in an earlier epoch
     /// learns whether its line is gone even if later lines reuse its `seq`.
     epoch: u64,
-    /// For the last [`ENDED_EPOCHS`] failed batches: (the epoch it ended, `durable` then). A
-    /// line of that epoch with a lower `seq` was durable before the failure.
-    ended: std::collections::VecDeque<(u64, u64)>,
+    /// For the last [`ENDED_EPOCHS`] failed batches: (the epoch it ended, `durable` then,
+    /// `written` then). A line of that epoch with a lower `seq` than `durable` was durable
+    /// before the failure; one below `written` was written and is kept by the repair.
+    ended: std::collections::VecDeque<(u64, u64, u64)>,
     /// Set by a failed write or sync, cleared by a successful repair: nothing is queued while
     /// it is set.
     closed: bool,
@@ -76,20 +89,33 @@ struct State {
 }
 
 impl State {
-    /// Whether the line queued as `seq` in `epoch` is durable (`Some(true)`), lost
-    /// (`Some(false)`), or still to be written (`None`). After a failed batch it is on disk
-    /// only if it was made durable before that failure: `seq` may have been reused since.
-    fn fate(&self, epoch: u64, seq: u64) -> Option<bool> {
+    /// Whether the line queued as `seq` in `epoch` is as far as `wait` asks (`Some(true)`),
+    /// lost (`Some(false)`), or not yet (`None`). After a failed batch a line waiting for a sync
+    /// counts only if it was durable before that failure (`seq` may have been reused since); a
+    /// line waiting only to be written counts if it was written, since the repair keeps it.
+    fn fate(&self, epoch: u64, seq: u64, wait: Wait) -> Option<bool> {
         if self.epoch != epoch {
-            let durable_then = self
-                .ended
-                .iter()
-                .find(|(e, _)| *e == epoch)
-                .map(|(_, d)| *d);
-            return Some(durable_then.is_some_and(|d| seq < d));
+            let then = self.ended.iter().find(|(e, _, _)| *e == epoch);
+            return Some(then.is_some_and(|&(_, durable, written)| match wait {
+                Wait::Durable => seq < durable,
+                Wait::Written => seq < written,
+            }));
         }
-        (self.durable > seq).then_some(true)
+        let done = match wait {
+            Wait::Durable => self.durable,
+            Wait::Written => self.written,
+        };
+        (done > seq).then_some(true)
     }
+}
+
+/// How far an appender waits for its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Written and synced.
+    Durable,
+    /// Written (in the page cache: it survives the process, not the machine).
+    Written,
 }
 
 /// How many failed batches [`State::ended`] remembers (an appender waits through far fewer).
@@ -240,6 +266,11 @@ impl AuditLog {
                 queued: Vec::new(),
                 queued_entries: 0,
                 durable: next_seq,
+                written: next_seq,
+                written_len: len,
+                written_prev: prev.clone(),
+                unsynced: Vec::new(),
+                queued_sync: false,
                 leader: false,
                 durable_len: len,
                 durable_prev: prev,
@@ -276,20 +307,60 @@ impl AuditLog {
         // An over-long reason is cut, never the entry refused: the fact of a decision is kept.
         let record = record.clamped();
         record.validate()?;
-        self.write(Some(record))?
+        self.write(Some(record), Wait::Durable)?
             .ok_or_else(|| AuditError::InvalidRecord("the entry was not queued".into()))
+    }
+
+    /// Appends one entry and returns once it is *written*, before it is synced: it survives the
+    /// signer's process (a crash, SIGKILL) but not the machine until the next sync, which any
+    /// [`AuditLog::append`] or [`AuditLog::sync`] makes. For the completion of a write-ahead
+    /// entry that is durable already (see `pipeline`'s write-ahead mode): the decision is on
+    /// disk, this adds its outcome. A failed sync does not lose it: the repair writes it again.
+    /// If a queued line ahead of it waits for a sync, it waits for that sync too (a line whose
+    /// appender was told it failed is never left on disk by a write-only batch).
+    pub fn append_written(&self, record: AuditRecord) -> Result<AuditEntryRef, AuditError> {
+        let record = record.clamped();
+        record.validate()?;
+        self.write(Some(record), Wait::Written)?
+            .ok_or_else(|| AuditError::InvalidRecord("the entry was not queued".into()))
+    }
+
+    /// Makes every entry appended so far durable (one sync if some are only written); the
+    /// position up to which the log is then durable: `(seq of the next entry, file length)`.
+    pub fn sync(&self) -> Result<(u64, u64), AuditError> {
+        let mut st = self.lock()?;
+        self.repair(&mut st)?;
+        let (epoch, target) = (st.epoch, st.next_seq);
+        loop {
+            if st.epoch != epoch {
+                return Err(self.unavailable(&st));
+            }
+            if st.durable >= target {
+                return Ok((st.durable, st.durable_len));
+            }
+            st = if st.leader {
+                self.batch_done.wait(st).map_err(|_| self.lock_poisoned())?
+            } else {
+                st.queued_sync = true;
+                self.lead(st)?
+            };
+        }
     }
 
     /// `Ok` when the log takes appends. After a failed write or sync it tries the repair and
     /// then writes the outage's record, so `/readyz` heals the log (and says whether it can
     /// really write) even with no request arriving.
     pub fn health(&self) -> Result<(), AuditError> {
-        self.write(None).map(|_| ())
+        self.write(None, Wait::Durable).map(|_| ())
     }
 
     /// Repairs if needed, queues the outage's record if one is due and then `record`, and
     /// waits until the last of them is durable: its `(seq, hash)`, `None` if nothing was queued.
-    fn write(&self, record: Option<AuditRecord>) -> Result<Option<AuditEntryRef>, AuditError> {
+    fn write(
+        &self,
+        record: Option<AuditRecord>,
+        wait: Wait,
+    ) -> Result<Option<AuditEntryRef>, AuditError> {
         let mut st = self.lock()?;
         if let Err(e) = self.repair(&mut st) {
             if let (Some(outage), Some(_)) = (&mut st.outage, &record) {
@@ -304,22 +375,26 @@ impl AuditLog {
         {
             let entry = self.queue(&mut st, outage)?;
             st.outage_seq = Some(entry.0);
+            st.queued_sync = true;
             last = Some(entry);
         }
         if let Some(record) = record {
             last = Some(self.queue(&mut st, record)?);
+            st.queued_sync |= wait == Wait::Durable;
         }
         let Some((seq, hash)) = last else {
             return Ok(None);
         };
         loop {
-            match st.fate(epoch, seq) {
+            match st.fate(epoch, seq, wait) {
                 Some(true) => return Ok(Some(AuditEntryRef { seq, hash })),
                 Some(false) => return Err(self.unavailable(&st)),
                 None => {}
             }
             st = if st.leader {
                 self.batch_done.wait(st).map_err(|_| self.lock_poisoned())?
+            } else if !st.queued_sync {
+                self.write_only(st)?
             } else {
                 self.lead(st)?
             };
@@ -360,9 +435,9 @@ impl AuditLog {
             return Ok(());
         }
         let expect = st
-            .durable
+            .written
             .checked_sub(1)
-            .map(|seq| (seq, st.durable_prev.clone()));
+            .map(|seq| (seq, st.written_prev.clone()));
         #[cfg(test)]
         let hook = self.hooks.before_repair();
         #[cfg(not(test))]
@@ -379,7 +454,9 @@ impl AuditLog {
                         st.durable_len
                     )));
                 }
-                self.file.set_len(st.durable_len)
+                self.file.set_len(st.durable_len)?;
+                // Written lines whose appenders were answered: written again, then synced.
+                (&self.file).write_all(&st.unsynced)
             })
             .and_then(|()| self.file.sync_data())
             .map_err(|e| e.to_string())
@@ -394,6 +471,10 @@ impl AuditLog {
         match attempt {
             Ok(()) => {
                 st.closed = false;
+                st.durable = st.written;
+                st.durable_len = st.written_len;
+                st.durable_prev = st.written_prev.clone();
+                st.unsynced.clear();
                 tracing::warn!(path = %self.path.display(), "audit log repaired");
                 Ok(())
             }
@@ -404,6 +485,11 @@ impl AuditLog {
                 Err(self.unavailable(st))
             }
         }
+    }
+
+    /// `seq` of the next entry to be appended.
+    pub fn next_seq(&self) -> u64 {
+        self.lock().map_or(0, |st| st.next_seq)
     }
 
     /// How many `fdatasync`s this process has done on the log (one per batch).
@@ -429,71 +515,116 @@ impl AuditLog {
         }
         let batch = std::mem::take(&mut st.queued);
         let count = std::mem::take(&mut st.queued_entries);
-        // Every entry below next_seq is either durable already or in this batch.
+        st.queued_sync = false;
+        // Every entry below next_seq is either durable already, written, or in this batch.
         let end = st.next_seq;
         drop(st);
 
         let guard = LeaderGuard { log: self };
-        let result = self.write_batch(&batch);
+        let result = self.write_batch(&batch, true);
         std::mem::forget(guard);
 
         let mut st = self.lock()?;
         st.leader = false;
         let outcome = match result {
             Ok(()) => {
+                Self::written(&mut st, &batch, end);
                 st.durable = end;
                 if st.outage_seq.is_some_and(|s| s < end) {
                     st.outage = None;
                     st.outage_seq = None;
                 }
-                st.durable_len = st.durable_len.saturating_add(batch.len() as u64);
-                st.durable_prev = last_line_hash(&batch).unwrap_or_else(|| st.durable_prev.clone());
+                st.durable_len = st.written_len;
+                st.durable_prev = st.written_prev.clone();
+                st.unsynced.clear();
                 self.fsyncs.fetch_add(1, Ordering::Relaxed);
                 self.entries.fetch_add(count, Ordering::Relaxed);
                 Ok(())
             }
-            Err(source) => {
-                // Every line not yet durable is lost: the failed batch and whatever was queued
-                // behind it. Their appenders fail (the epoch moved); the chain continues from
-                // the last durable line once the repair has cut the file back to it.
-                tracing::error!(path = %self.path.display(), error = %source, "audit log write failed");
-                let (ended, durable) = (st.epoch, st.durable);
-                if st.ended.len() == ENDED_EPOCHS {
-                    st.ended.pop_front();
-                }
-                st.ended.push_back((ended, durable));
-                st.epoch = st.epoch.wrapping_add(1);
-                st.next_seq = st.durable;
-                st.prev = st.durable_prev.clone();
-                // Callers' entries lost: the batch and the queue behind it, less the outage's
-                // own record if it was among them (it is queued again after the next repair).
-                let lost = count
-                    .saturating_add(st.queued_entries)
-                    .saturating_sub(u64::from(st.outage_seq.take().is_some()));
-                st.queued.clear();
-                st.queued_entries = 0;
-                st.closed = true;
-                let outage = st.outage.get_or_insert_with(|| Failure {
-                    cause: String::new(),
-                    since: SystemTime::now(),
-                    refused: 0,
-                });
-                outage.cause = source.to_string();
-                outage.refused = outage.refused.saturating_add(lost);
-                Err(AuditError::Write {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
+            Err(source) => Err(self.failed(&mut st, count, source)),
         };
         self.batch_done.notify_all();
         outcome.map(|()| st)
     }
 
-    fn write_batch(&self, batch: &[u8]) -> io::Result<()> {
+    /// Writes every queued line without a sync, under the lock (no leader is writing, so file
+    /// order stays `seq` order): for [`AuditLog::append_written`] when no queued line waits for
+    /// a sync. A write is microseconds; nobody is held behind a sync.
+    fn write_only<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>, AuditError> {
+        let batch = std::mem::take(&mut st.queued);
+        let count = std::mem::take(&mut st.queued_entries);
+        let end = st.next_seq;
+        let outcome = match self.write_batch(&batch, false) {
+            Ok(()) => {
+                Self::written(&mut st, &batch, end);
+                st.unsynced.extend_from_slice(&batch);
+                self.entries.fetch_add(count, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(source) => Err(self.failed(&mut st, count, source)),
+        };
+        self.batch_done.notify_all();
+        outcome.map(|()| st)
+    }
+
+    /// Records that `batch`, the lines up to `end`, is written.
+    fn written(st: &mut State, batch: &[u8], end: u64) {
+        st.written = end;
+        st.written_len = st.written_len.saturating_add(batch.len() as u64);
+        if let Some(h) = last_line_hash(batch) {
+            st.written_prev = h;
+        }
+    }
+
+    /// A failed write or sync of a batch of `count` lines: closes the log until a repair.
+    fn failed(&self, st: &mut State, count: u64, source: io::Error) -> AuditError {
+        // Every line not yet written is lost: the failed batch and whatever was queued behind
+        // it. Their appenders fail (the epoch moved); the chain continues from the last written
+        // line once the repair has cut the file back to the last durable one and written the
+        // lines in between again (answered completions: kept).
+        tracing::error!(path = %self.path.display(), error = %source, "audit log write failed");
+        let (ended, durable, written) = (st.epoch, st.durable, st.written);
+        if st.ended.len() == ENDED_EPOCHS {
+            st.ended.pop_front();
+        }
+        st.ended.push_back((ended, durable, written));
+        st.epoch = st.epoch.wrapping_add(1);
+        st.next_seq = st.written;
+        st.prev = st.written_prev.clone();
+        // Callers' entries lost: the batch and the queue behind it, less the outage's own
+        // record if it was among them (it is queued again after the next repair).
+        let lost = count
+            .saturating_add(st.queued_entries)
+            .saturating_sub(u64::from(
+                st.outage_seq.take_if(|s| *s >= written).is_some(),
+            ));
+        st.queued.clear();
+        st.queued_entries = 0;
+        st.queued_sync = false;
+        st.closed = true;
+        let outage = st.outage.get_or_insert_with(|| Failure {
+            cause: String::new(),
+            since: SystemTime::now(),
+            refused: 0,
+        });
+        outage.cause = source.to_string();
+        outage.refused = outage.refused.saturating_add(lost);
+        AuditError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn write_batch(&self, batch: &[u8], sync: bool) -> io::Result<()> {
         #[cfg(test)]
         self.hooks.before_write(&self.file, batch)?;
         (&self.file).write_all(batch)?;
+        if !sync {
+            return Ok(());
+        }
         #[cfg(test)]
         self.hooks.before_sync()?;
         self.file.sync_data()
@@ -886,6 +1017,96 @@ mod tests {
     }
 
     #[test]
+    fn a_written_entry_is_on_disk_at_once_and_synced_by_the_next_append() {
+        let (_dir, path) = temp();
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(0)).unwrap();
+        assert_eq!(log.fsync_count(), 1);
+        let w = log.append_written(record(1)).unwrap();
+        assert_eq!(w.seq, 1);
+        // Written (another process reads it) without a sync.
+        assert_eq!(log.fsync_count(), 1);
+        assert_eq!(verify(&path).unwrap().last(), Some(w));
+        // The next durable append syncs both with one fdatasync; sync() then has nothing to do.
+        let r = log.append(record(2)).unwrap();
+        assert_eq!((r.seq, log.fsync_count()), (2, 2));
+        assert_eq!(log.sync().unwrap().0, 3);
+        assert_eq!(log.fsync_count(), 2);
+        log.append_written(record(3)).unwrap();
+        let (next, len) = log.sync().unwrap();
+        assert_eq!(
+            (next, len, log.fsync_count()),
+            (4, fs::metadata(&path).unwrap().len(), 3)
+        );
+        assert_eq!(verify(&path).unwrap().entries, 4);
+    }
+
+    #[test]
+    fn a_failed_sync_keeps_the_written_entries_and_fails_only_its_batch() {
+        let (_dir, path) = temp();
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(0)).unwrap();
+        let w = log.append_written(record(1)).unwrap();
+        log.hooks.fail_sync.store(true, Ordering::SeqCst);
+        // The failed sync covered the written line: the batch's own line fails, the written
+        // one (already answered) is kept.
+        assert!(log.append(record(2)).is_err());
+        log.health().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[1]["hash"], w.hash.as_str());
+        assert_eq!(lines[2]["decision"], "recovered");
+        assert_recovered(&path, 1);
+        let r = log.append(record(4)).unwrap();
+        assert_eq!(r.seq, 3);
+        assert_eq!(verify(&path).unwrap().last(), Some(r));
+    }
+
+    #[test]
+    fn a_failed_write_of_a_written_entry_fails_it_and_the_repair_cuts_it() {
+        let (_dir, path) = temp();
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(0)).unwrap();
+        log.append_written(record(1)).unwrap();
+        log.hooks.fail_write.store(true, Ordering::SeqCst);
+        assert!(log.append_written(record(2)).is_err());
+        // The torn half line is cut; the answered line 1 stays.
+        let r = log.append(record(3)).unwrap();
+        assert_eq!(r.seq, 3, "0, 1, the outage record, then this");
+        assert_eq!(verify(&path).unwrap().entries, 4);
+        assert_recovered(&path, 1);
+    }
+
+    #[test]
+    fn written_and_durable_appends_together_stay_consecutive() {
+        let (_dir, path) = temp();
+        let log = Arc::new(AuditLog::open(&path).unwrap());
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        if (t + i) % 2 == 0 {
+                            log.append_written(record(i)).unwrap();
+                        } else {
+                            log.append(record(i)).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        log.sync().unwrap();
+        assert_eq!(verify(&path).unwrap().entries, 400);
+    }
+
+    #[test]
     fn failed_sync_closes_the_log_until_a_repair_then_resumes_the_chain() {
         let (_dir, path) = temp();
         let log = AuditLog::open(&path).unwrap();
@@ -1039,20 +1260,29 @@ mod tests {
         let mut st = log.lock().unwrap();
         // Epoch 0: seqs 0..3 durable, then a batch of seqs 3..5 fails; epoch 1 reuses seq 3.
         st.durable = 3;
-        st.ended.push_back((0, 3));
+        // Seq 3 had been written (not synced) by a write-only batch before the failure.
+        st.ended.push_back((0, 3, 4));
         st.epoch = 1;
-        assert_eq!(st.fate(0, 2), Some(true), "durable before the failure");
-        assert_eq!(st.fate(0, 3), Some(false), "in the failed batch");
-        st.durable = 5;
+        let d = Wait::Durable;
+        assert_eq!(st.fate(0, 2, d), Some(true), "durable before the failure");
+        assert_eq!(st.fate(0, 3, d), Some(false), "in the failed batch");
         assert_eq!(
-            st.fate(0, 4),
+            st.fate(0, 3, Wait::Written),
+            Some(true),
+            "written before the failure: the repair keeps it"
+        );
+        assert_eq!(st.fate(0, 4, Wait::Written), Some(false));
+        st.durable = 5;
+        st.written = 5;
+        assert_eq!(
+            st.fate(0, 4, d),
             Some(false),
             "its seq was reused by a later line"
         );
-        assert_eq!(st.fate(1, 4), Some(true));
-        assert_eq!(st.fate(1, 5), None);
+        assert_eq!(st.fate(1, 4, d), Some(true));
+        assert_eq!(st.fate(1, 5, d), None);
         // An epoch no longer remembered: reported lost, never wrongly written.
-        assert_eq!(st.fate(7, 0), Some(false));
+        assert_eq!(st.fate(7, 0, d), Some(false));
     }
 
     #[test]

@@ -164,7 +164,20 @@ impl Start {
             approvals,
             admins: crate::refusal::Admins::new(config.admins.clone())
                 .with_reviewers(config.reviewers.clone()),
+            write_ahead: config.watermarks.write_ahead,
         });
+        // Before the first request: watermarks raised from the log's write-ahead entries, and
+        // the ones a crash left without an outcome closed (`crate::wal`).
+        let wal_dir = config.watermarks.dir.clone();
+        let found = crate::wal::recover(&wal_dir, &audit, store.as_ref())?;
+        if found.raised > 0 || found.unreleased > 0 {
+            tracing::warn!(
+                scanned = found.scanned,
+                raised = found.raised,
+                unreleased = found.unreleased,
+                "write-ahead recovery"
+            );
+        }
         let ready: ReadyCheck = {
             let providers = providers.clone();
             let store = store.clone();
@@ -244,13 +257,17 @@ impl Start {
             }
                         let policy = policy_engine.zip(config.policy.clone());
             tokio::spawn(reload_on_sighup(policy, tls.clone(), config.chain_names()));
-                        tokio::spawn(flush_refusals(audit.clone()));
+                                    tokio::spawn(flush_refusals(audit.clone()));
+            tokio::spawn(checkpoints(wal_dir.clone(), audit.clone(), store.clone()));
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
             let served = crate::server::serve(listener, tls, service, shutdown_signal()).await;
             // Refusals still held go on record before the process ends.
-            if let Err(e) = audit.flush_refusals() {
+                        if let Err(e) = audit.flush_refusals() {
                 tracing::error!(error = %e, "audit log: held refusals could not be written at shutdown");
+            }
+            if let Err(e) = crate::wal::checkpoint(&wal_dir, &audit, store.as_ref()) {
+                tracing::error!(error = %e, "write-ahead checkpoint at shutdown failed: the next start reads the log from the last one");
             }
             served
         })?;
@@ -272,6 +289,36 @@ async fn flush_refusals(audit: Arc<AuditLog>) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "audit log: held refusals not written yet"),
             Err(e) => tracing::error!(error = %e, "audit log: the refusal flush failed"),
+        }
+    }
+}
+
+/// Write-ahead checkpoints every [`crate::wal::CHECKPOINT_EVERY`]: syncs outcomes written
+/// since, and the watermark files, and moves the point start-up recovery reads from.
+async fn checkpoints(
+    dir: std::path::PathBuf,
+    audit: Arc<AuditLog>,
+    store: Arc<dyn WatermarkStore>,
+) {
+    let mut tick = tokio::time::interval(crate::wal::CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tick.tick().await;
+        let (dir, audit, store) = (dir.clone(), audit.clone(), store.clone());
+        // Nothing appended since the last one: nothing to do.
+        let next = audit.next_seq();
+        if last == Some(next) {
+            continue;
+        }
+        match tokio::task::spawn_blocking(move || {
+            crate::wal::checkpoint(&dir, &audit, store.as_ref())
+        })
+        .await
+        {
+            Ok(Ok(cp)) => last = Some(cp.seq),
+            Ok(Err(e)) => tracing::error!(error = %e, "write-ahead checkpoint failed; retried"),
+            Err(e) => tracing::error!(error = %e, "write-ahead checkpoint task failed"),
         }
     }
 }

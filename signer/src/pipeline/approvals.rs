@@ -494,6 +494,7 @@ mod tests {
                 audit: Arc::new(AuditLog::open(&audit_path).unwrap()),
                 authz: policy.clone(),
                 metrics: Arc::default(),
+                write_ahead: true,
                 approvals: Some(Arc::new(
                     ApprovalStore::open(dir.path().join("approvals")).unwrap(),
                 )),

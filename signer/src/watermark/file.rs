@@ -48,6 +48,8 @@ struct KeyFile {
     path: PathBuf,
     seq: u64,
     watermark: Option<Watermark>,
+    /// Written since its last sync (a write-ahead reservation: see [`FileStore::write_ahead`]).
+    dirty: bool,
 }
 
 /// Watermarks in a directory, one file per (chain, key).
@@ -60,6 +62,9 @@ pub struct FileStore {
     /// read-only view.
     lock: Option<DirLock>,
     probes: std::sync::atomic::AtomicU64,
+    /// Reservations are written without a sync: the audit log's write-ahead entry, synced
+    /// before the signature is made, is their durable record (see [`FileStore::write_ahead`]).
+    write_ahead: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -229,12 +234,23 @@ impl FileStore {
         Self::with(dir, None)
     }
 
+    /// Reservations written without a sync, for a signer whose pipeline records each one in
+    /// the audit log first (a write-ahead entry, synced before the signature is made): one
+    /// sync per signature instead of two. The files catch up at each checkpoint
+    /// ([`WatermarkStore::flush`]); after a machine crash, start-up raises them from the log's
+    /// write-ahead entries since the last checkpoint (`crate::wal`).
+    pub fn write_ahead(mut self, on: bool) -> Self {
+        self.write_ahead = on;
+        self
+    }
+
     fn with(dir: PathBuf, lock: Option<DirLock>) -> Result<Self, StoreError> {
         let store = FileStore {
             dir,
             keys: Mutex::new(HashMap::new()),
             lock,
             probes: Default::default(),
+            write_ahead: false,
         };
         // Fail at startup, not at the first block, if a file is damaged.
         store.export()?;
@@ -285,6 +301,7 @@ impl FileStore {
                     path,
                     seq,
                     watermark: Some(w),
+                    dirty: false,
                 });
             }
         }
@@ -298,7 +315,7 @@ impl FileStore {
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
     ) -> Result<u64, StoreError> {
-        self.guarded(slot, |slot| self.write_inner(key, slot, w))
+        self.guarded(slot, |slot| self.write_inner(key, slot, w, None, true))
     }
 
     /// Writes the commit record for the newest reservation (already loaded into `slot`),
@@ -342,20 +359,28 @@ impl FileStore {
         result
     }
 
+    /// Writes `w` as the copy numbered `seq` (default: the next), synced unless `sync` is
+    /// false (a write-ahead reservation: marked dirty for [`WatermarkStore::flush`]). A new
+    /// file is always synced.
     fn write_inner(
         &self,
         key: &WatermarkKey,
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
+        seq: Option<u64>,
+        sync: bool,
     ) -> Result<u64, StoreError> {
         match self.load(key, slot)? {
             Some(kf) => {
-                let seq = kf.seq + 1;
+                let seq = seq.unwrap_or(kf.seq + 1);
                 let offset = (seq % 2) * SLOT as u64;
                 kf.file
                     .write_all_at(&encode(key, seq, &w), offset)
                     .map_err(io(&kf.path))?;
-                kf.file.sync_data().map_err(io(&kf.path))?;
+                if sync {
+                    kf.file.sync_data().map_err(io(&kf.path))?;
+                }
+                kf.dirty |= !sync;
                 kf.seq = seq;
                 kf.watermark = Some(w);
                 Ok(seq)
@@ -370,8 +395,10 @@ impl FileStore {
                     .open(&tmp)
                     .map_err(io(&tmp))?;
                 // Both copies and a blank commit record: later commits overwrite in place.
+                let seq = seq.unwrap_or(1);
                 let mut both = [0u8; 3 * SLOT];
-                both[SLOT..COMMIT_AT].copy_from_slice(&encode(key, 1, &w));
+                let at = (seq % 2) as usize * SLOT;
+                both[at..at + SLOT].copy_from_slice(&encode(key, seq, &w));
                 f.write_all(&both).map_err(io(&tmp))?;
                 f.sync_all().map_err(io(&tmp))?;
                 std::fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -384,12 +411,31 @@ impl FileStore {
                 **slot = Some(KeyFile {
                     file,
                     path,
-                    seq: 1,
+                    seq,
                     watermark: Some(w),
+                    dirty: false,
                 });
-                Ok(1)
+                Ok(seq)
             }
         }
+    }
+}
+
+/// Whether watermark `c` is at or above `w` in every position.
+fn covers(c: &Watermark, w: &Watermark) -> bool {
+    c.block_num >= w.block_num && c.slot >= w.slot && c.wall_slot >= w.wall_slot
+}
+
+/// A watermark at or above both `c` and `w`, with the digest of the higher block (an identical
+/// retry of that block is still recognised; nothing else at that height signs).
+fn raised(c: &Watermark, w: &Watermark) -> Watermark {
+    let top = if w.block_num >= c.block_num { w } else { c };
+    Watermark {
+        block_num: c.block_num.max(w.block_num),
+        slot: c.slot.max(w.slot),
+        wall_slot: c.wall_slot.max(w.wall_slot),
+        digest: top.digest,
+        signature: None,
     }
 }
 
@@ -417,8 +463,12 @@ impl WatermarkStore for FileStore {
                 Err(Refusal::new(reason, stored.as_ref(), request, digest, wall_slot).into())
             }
             Decision::Advance(w) => {
-                self.write(key, &mut guard, w)?;
-                Ok(Reserved::Proceed(Reservation::new(*key, *digest)))
+                let sync = !self.write_ahead;
+                let seq = self.guarded(&mut guard, |slot| {
+                    self.write_inner(key, slot, w, None, sync)
+                })?;
+                let seq = i64::try_from(seq).map_err(|_| StoreError::Stale)?;
+                Ok(Reserved::Proceed(Reservation::recorded(*key, w, seq)))
             }
         }
     }
@@ -501,6 +551,39 @@ impl WatermarkStore for FileStore {
         }
         if let Some(sealed) = super::seal_step(&key, current.as_ref()) {
             self.write(member, &mut guard, sealed)?;
+        }
+        Ok(())
+    }
+
+    fn recover(&self, key: &WatermarkKey, seq: u64, w: &Watermark) -> Result<bool, StoreError> {
+        let slot = self.slot_for(key);
+        let mut guard = lock(&slot);
+        let (write, seq) = match self.load(key, &mut guard)? {
+            None => (*w, Some(seq)),
+            Some(kf) => match kf.watermark {
+                Some(c) if covers(&c, w) => return Ok(false),
+                // The file is older than the log: the reservation itself, as it was.
+                _ if kf.seq < seq => (*w, Some(seq)),
+                // Rewritten since (an import after the crash) yet below the reservation:
+                // raised to cover both, under the higher height's digest.
+                Some(c) => (raised(&c, w), None),
+                None => (*w, None),
+            },
+        };
+        self.guarded(&mut guard, |slot| {
+            self.write_inner(key, slot, write, seq, true)
+        })?;
+        Ok(true)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let slots: Vec<_> = lock(&self.keys).values().cloned().collect();
+        for slot in slots {
+            let mut guard = lock(&slot);
+            if let Some(kf) = guard.as_mut().filter(|kf| kf.dirty) {
+                kf.file.sync_data().map_err(io(&kf.path))?;
+                kf.dirty = false;
+            }
         }
         Ok(())
     }

@@ -104,6 +104,20 @@ impl std::str::FromStr for Scope {
     }
 }
 
+/// As its text form (the audit log's write-ahead entries name the watermark they reserved).
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One configured group: on `chain_id`, `keys` sign as `producer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {

@@ -1,0 +1,247 @@
+//! Write-ahead mode (`[watermarks] write_ahead`, on by default): one sync per block or digest
+//! signature instead of two, with the audit log as the reservation's durable record.
+//!
+//! Guards:
+//! - **Before the backend is asked**, the pipeline appends and syncs a write-ahead entry
+//!   (decision `reserved`: who asked, key, chain, digest, position, and the watermark it
+//!   reserved with the store's sequence number), after the store wrote the reservation without
+//!   a sync. A signature exists only under a reservation that is on disk in the log.
+//! - **Before the answer leaves**, its outcome (`signed`, `replayed`, `failed`, …, naming the
+//!   write-ahead entry in `intent`) is written to the log — not yet synced: the next append, or
+//!   the next checkpoint within [`CHECKPOINT_EVERY`], syncs it. It survives a crash of the
+//!   signer's process at once, a crash of the machine after that sync.
+//! - **Checkpoints** ([`checkpoint`]): sync the log, sync the watermark files written since,
+//!   then record in `<watermark dir>/wal.checkpoint` the log position up to which every
+//!   reservation is in a synced file.
+//! - **Start-up** ([`recover`]): reads the log from the checkpoint on; raises each watermark to
+//!   the newest reservation recorded there (a machine crash may have lost the file's unsynced
+//!   write, never the log's synced entry); writes an `unreleased` entry for each write-ahead
+//!   entry without an outcome (the signer stopped between reservation and answer, and since
+//!   the outcome is written before any answer, none left — unless the machine itself went down
+//!   within a checkpoint interval of answering, which the entry says); then a checkpoint.
+//!
+//! With etcd the reservation is durable in etcd already; the log's write-ahead entries there
+//! serve only the `unreleased` accounting, and [`WatermarkStore::recover`] has nothing to do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oryx_proto::antelope::Checksum256;
+
+use crate::audit::{AuditDecision, AuditEntry, AuditKind, AuditLog, AuditRecord, MAX_LINE};
+use crate::watermark::{Watermark, WatermarkKey, WatermarkStore};
+
+/// How often the running signer checkpoints (and so syncs outcomes written since).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The checkpoint file in the watermark directory.
+pub const CHECKPOINT_FILE: &str = "wal.checkpoint";
+
+/// Where the log was when every reservation before it was in a synced watermark file: the
+/// `seq` of the next entry and the log's length in bytes then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// First entry not covered.
+    pub seq: u64,
+    /// Its offset in the log.
+    pub len: u64,
+}
+
+impl Checkpoint {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join(CHECKPOINT_FILE)
+    }
+
+    /// The checkpoint in `dir`, `None` if there is none (or it cannot be read: then recovery
+    /// reads the whole log, which is slower and as safe).
+    pub fn read(dir: &Path) -> Option<Checkpoint> {
+        let text = std::fs::read_to_string(Self::path(dir)).ok()?;
+        let (seq, len) = text.trim().split_once(' ')?;
+        Some(Checkpoint {
+            seq: seq.parse().ok()?,
+            len: len.parse().ok()?,
+        })
+    }
+
+    fn write(self, dir: &Path) -> Result<(), String> {
+        let text = format!("{} {}\n", self.seq, self.len);
+        crate::durable::write_atomic(&Self::path(dir), text.as_bytes(), 0o600)
+            .map_err(|e| format!("write-ahead checkpoint {}: {}", e.path.display(), e.source))
+    }
+}
+
+/// Syncs the log and the watermark files, then records the checkpoint; returns it.
+pub fn checkpoint(
+    dir: &Path,
+    audit: &AuditLog,
+    store: &dyn WatermarkStore,
+) -> Result<Checkpoint, String> {
+    // Every write-ahead entry below `seq` was appended after its reservation was written to the
+    // store (unsynced), so once the store is flushed below, the files hold all of them.
+    let (seq, len) = audit.sync().map_err(|e| e.to_string())?;
+    store.flush().map_err(|e| e.to_string())?;
+    let cp = Checkpoint { seq, len };
+    cp.write(dir)?;
+    Ok(cp)
+}
+
+/// What [`recover`] found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Log entries read (from the checkpoint on).
+    pub scanned: u64,
+    /// Watermarks raised from write-ahead entries.
+    pub raised: u64,
+    /// Write-ahead entries without an outcome, now closed by an `unreleased` entry.
+    pub unreleased: u64,
+}
+
+/// Start-up recovery (see the module docs). Run before serving, with the store and log open.
+pub fn recover(
+    dir: &Path,
+    audit: &AuditLog,
+    store: &dyn WatermarkStore,
+) -> Result<Recovered, String> {
+    let path = audit.path();
+    let fail = |what: String| format!("write-ahead recovery from {}: {what}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let start = match Checkpoint::read(dir) {
+        Some(cp) if starts_with_seq(&mut file, cp).unwrap_or(false) => cp,
+        Some(cp) => {
+            tracing::warn!(checkpoint = ?cp, "the write-ahead checkpoint does not match the audit log: reading the whole log");
+            Checkpoint { seq: 0, len: 0 }
+        }
+        None => Checkpoint { seq: 0, len: 0 },
+    };
+    file.seek(SeekFrom::Start(start.len))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut reader = BufReader::new(file);
+    let mut found = Recovered::default();
+    // Write-ahead entries still without an outcome, and the newest reservation per watermark.
+    let mut open: BTreeMap<u64, AuditEntry> = BTreeMap::new();
+    let mut newest: HashMap<WatermarkKey, (u64, Watermark)> = HashMap::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let limit = u64::try_from(MAX_LINE + 1).unwrap_or(u64::MAX);
+        let n = (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        let entry: AuditEntry = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line))
+            .map_err(|e| {
+            fail(format!(
+                "entry after seq {}: {e}",
+                start.seq + found.scanned
+            ))
+        })?;
+        found.scanned += 1;
+        if let Some(intent) = entry.intent {
+            open.remove(&intent);
+        }
+        if entry.decision == AuditDecision::Reserved.as_str() {
+            if let Some((key, seq, w)) = reservation(&entry) {
+                let slot = newest.entry(key).or_insert((seq, w));
+                if seq > slot.0 {
+                    *slot = (seq, w);
+                }
+            }
+            open.insert(entry.seq, entry);
+        }
+    }
+    for (key, (seq, w)) in &newest {
+        if store
+            .recover(key, *seq, w)
+            .map_err(|e| fail(e.to_string()))?
+        {
+            tracing::warn!(%key, block_num = w.block_num, "watermark raised from the audit log's write-ahead entry");
+            found.raised += 1;
+        }
+    }
+    for (seq, e) in open {
+        audit
+            .append(unreleased(seq, e))
+            .map_err(|e| fail(e.to_string()))?;
+        found.unreleased += 1;
+    }
+    checkpoint(dir, audit, store).map_err(fail)?;
+    Ok(found)
+}
+
+/// Whether the log's line at the checkpoint's offset is the checkpoint's entry.
+fn starts_with_seq(file: &mut std::fs::File, cp: Checkpoint) -> std::io::Result<bool> {
+    let len = file.metadata()?.len();
+    if cp.len == len {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::Start(cp.len))?;
+    let prefix = format!("{{\"seq\":{},", cp.seq);
+    let mut buf = vec![0u8; prefix.len()];
+    file.read_exact(&mut buf)?;
+    Ok(buf == prefix.as_bytes())
+}
+
+/// The watermark a write-ahead entry reserved.
+fn reservation(e: &AuditEntry) -> Option<(WatermarkKey, u64, Watermark)> {
+    let r = e.reserved?;
+    let chain_id = Checksum256::from_hex(e.chain_id.as_deref()?).ok()?;
+    let digest = Checksum256::from_hex(e.digest.as_deref()?).ok()?;
+    let position = e.position?;
+    let key = WatermarkKey {
+        chain_id,
+        scope: r.scope,
+    };
+    let w = Watermark {
+        block_num: position.block_num,
+        slot: position.slot,
+        wall_slot: r.wall_slot,
+        digest,
+        signature: None,
+    };
+    Some((key, r.seq, w))
+}
+
+/// The entry that closes a write-ahead entry found without an outcome.
+fn unreleased(seq: u64, e: AuditEntry) -> AuditRecord {
+    AuditRecord {
+        key: e.key,
+        chain_id: e.chain_id,
+        digest: e.digest,
+        position: e.position,
+        policy_version: e.policy_version,
+        intent: Some(seq),
+        reason: Some(format!(
+            "reserved at entry {seq}, no outcome on record: the signer stopped between the \
+             reservation and its answer, so no signature was released (an outcome is written \
+             before every answer; only a crash of the machine within {} s of answering loses \
+             it). The watermark stays at this reservation.",
+            CHECKPOINT_EVERY.as_secs()
+        )),
+        ..AuditRecord::new(
+            e.principal,
+            AuditKind::parse(&e.kind).unwrap_or(AuditKind::SignDigest),
+            AuditDecision::Unreleased,
+        )
+    }
+}
+
+/// Debug builds only, for the crash tests: with `ORYX_TEST_PAUSE_AT=STEP:FILE` in the
+/// environment, the request that reaches `STEP` creates `FILE` and waits there (for the test's
+/// SIGKILL). Release builds compile this to nothing.
+pub fn pause_point(step: &str) {
+    #[cfg(debug_assertions)]
+    if let Ok(v) = std::env::var("ORYX_TEST_PAUSE_AT")
+        && let Some((at, file)) = v.split_once(':')
+        && at == step
+    {
+        let _ = std::fs::write(file, step);
+        std::thread::sleep(Duration::from_secs(600));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}

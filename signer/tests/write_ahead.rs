@@ -1,0 +1,187 @@
+//! Write-ahead mode (`[watermarks] write_ahead`, the default) under SIGKILL at each step of a
+//! block signature: after the store wrote the reservation (unsynced), after the write-ahead
+//! entry is durable (before the backend signs), and after the outcome is written (before the
+//! answer leaves). A machine crash is simulated by putting back the watermark file as it was on
+//! disk before the request (what an unsynced write may leave): start-up must raise it from the
+//! log. In every case no different block is ever signed at the interrupted height, and the log
+//! says what happened.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oryx_proto::antelope::PublicKey;
+use oryx_tests::harness::*;
+use serde_json::Value;
+
+/// The single watermark file of a fresh signer directory.
+fn watermark_file(dir: &Path) -> PathBuf {
+    let wm = dir.join("watermarks");
+    std::fs::read_dir(&wm)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "wm"))
+        .expect("a watermark file")
+}
+
+/// Starts the signer paused at `step`, sends block `h` (variant 0), waits until the request
+/// is there, SIGKILLs the signer; the client sees an error.
+async fn kill_at(dir: &Path, key: &PublicKey, step: &str, h: u32) {
+    let marker = dir.join(format!("paused-{step}"));
+    let _ = std::fs::remove_file(&marker);
+    let pause = format!("{step}:{}", marker.display());
+    let mut signer = Signer::start(dir, &[("ORYX_TEST_PAUSE_AT", pause.as_str())]);
+    let mut c = signer.client("node1").await;
+    let key = *key;
+    let request = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
+    for _ in 0..500 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(marker.exists(), "the request never reached {step}");
+    signer.kill();
+    assert!(
+        request.await.unwrap().is_err(),
+        "killed at {step}: no answer left the signer"
+    );
+}
+
+/// The entries about height `h`.
+fn at_height(entries: &[Value], h: u32) -> Vec<&Value> {
+    entries
+        .iter()
+        .filter(|e| e["position"]["block_num"] == h)
+        .collect()
+}
+
+fn decisions(entries: &[&Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One block signed and a clean stop: the watermark file is synced and checkpointed.
+async fn signed_base(dir: &Path, key: &PublicKey, h: u32) {
+    let mut signer = Signer::start(dir, &[]);
+    let mut c = signer.client("node1").await;
+    sign_block(&mut c, key, &savanna(h, h, 0)).await.unwrap();
+    signer.stop();
+}
+
+/// After the restart: a different block at `h` is refused, `h + 1` signs.
+async fn conflicting_refused(signer: &Signer, key: &PublicKey, h: u32) {
+    let mut c = signer.client("node1").await;
+    let e = sign_block(&mut c, key, &savanna(h, h, 1))
+        .await
+        .expect_err("a different block at the interrupted height");
+    assert_eq!(
+        oryx_signer::client::reason(&e).as_deref(),
+        Some("DOUBLE_SIGN"),
+        "{e:?}"
+    );
+    sign_block(&mut c, key, &savanna(h + 1, h + 1, 0))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_each_step_leaves_the_height_reserved_and_on_record() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let mut h = now_slot();
+    signed_base(dir.path(), &key, h).await;
+
+    // 1. After the store's unsynced write, before the write-ahead entry: nothing on record,
+    // nothing signed; the file (page cache survives the process) keeps the height reserved.
+    h += 2;
+    kill_at(dir.path(), &key, "store-reserved", h).await;
+    let signer = Signer::start(dir.path(), &[]);
+    assert!(at_height(&signer.audit_entries(), h).is_empty());
+    conflicting_refused(&signer, &key, h).await;
+    drop(signer);
+
+    // 2. After the write-ahead entry is durable, before the backend signs: start-up closes it
+    // with an `unreleased` entry naming it.
+    h += 2;
+    kill_at(dir.path(), &key, "reserved", h).await;
+    let signer = Signer::start(dir.path(), &[]);
+    let entries = signer.audit_entries();
+    let here = at_height(&entries, h);
+    assert_eq!(decisions(&here), ["reserved", "unreleased"], "{here:#?}");
+    assert_eq!(here[1]["intent"], here[0]["seq"]);
+    assert_eq!(here[0]["reserved"]["scope"], key.to_string());
+    assert!(
+        here[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no signature was released")
+    );
+    conflicting_refused(&signer, &key, h).await;
+    drop(signer);
+
+    // 3. After the outcome is written, before the answer: the outcome survives the process,
+    // nothing is marked unreleased, and an identical retry gets that very signature back.
+    h += 2;
+    kill_at(dir.path(), &key, "answered", h).await;
+    let signer = Signer::start(dir.path(), &[]);
+    let entries = signer.audit_entries();
+    let here = at_height(&entries, h);
+    assert_eq!(decisions(&here), ["reserved", "signed"], "{here:#?}");
+    assert_eq!(here[1]["intent"], here[0]["seq"]);
+    let mut c = signer.client("node1").await;
+    let again = sign_block(&mut c, &key, &savanna(h, h, 0)).await.unwrap();
+    assert_eq!(
+        again.signature.unwrap().text,
+        here[1]["signature"].as_str().unwrap(),
+        "the identical retry gets the signature on record"
+    );
+    conflicting_refused(&signer, &key, h).await;
+    drop(signer);
+
+    // 4. A machine crash: the reservation's unsynced file write is lost (the file as it was on
+    // disk before the request is put back); the log's write-ahead entry raises it at start-up.
+    h += 2;
+    signed_base(dir.path(), &key, h).await;
+    let file = watermark_file(dir.path());
+    let on_disk = std::fs::read(&file).unwrap();
+    h += 2;
+    kill_at(dir.path(), &key, "reserved", h).await;
+    std::fs::write(&file, &on_disk).unwrap();
+    let signer = Signer::start(dir.path(), &[]);
+    let here_count = at_height(&signer.audit_entries(), h).len();
+    assert_eq!(here_count, 2, "reserved, then unreleased");
+    conflicting_refused(&signer, &key, h).await;
+    let mut signer = signer;
+    signer.stop();
+
+    run(
+        &["audit", "verify", signer.audit_path().to_str().unwrap()],
+        &[],
+    );
+}
+
+/// With `write_ahead = false` the signer keeps two syncs and writes no write-ahead entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sync_mode_writes_one_entry_per_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let text = std::fs::read_to_string(config_path(dir.path())).unwrap();
+    std::fs::write(
+        config_path(dir.path()),
+        text.replacen("[watermarks]\n", "[watermarks]\nwrite_ahead = false\n", 1),
+    )
+    .unwrap();
+    let key = first_key(dir.path());
+    let h = now_slot();
+    let signer = Signer::start(dir.path(), &[]);
+    let mut c = signer.client("node1").await;
+    sign_block(&mut c, &key, &savanna(h, h, 0)).await.unwrap();
+    let entries = signer.audit_entries();
+    let here = at_height(&entries, h);
+    assert_eq!(decisions(&here), ["signed"]);
+    assert!(here[0].get("intent").is_none());
+}
