@@ -1,7 +1,10 @@
 //! The audit log: one hash-chained JSON line per decision, durable before the reply.
 //!
 //! Guards: every signature, refusal and admin action leaves an entry on disk (written *and*
-//! `fdatasync`ed) before the caller may answer; nobody can edit, delete or reorder entries
+//! `fdatasync`ed) before the caller may answer — in write-ahead mode (`crate::wal`) a block or
+//! digest signature's decision is the `reserved` entry, synced before the signature even
+//! exists, and its outcome entry (naming it in `intent`) is written before the answer and
+//! synced by the next append or checkpoint; nobody can edit, delete or reorder entries
 //! without `oryx-signer audit verify` noticing; and once the log cannot be written, every later
 //! append fails, so the signer refuses to sign rather than sign without a trail (fail closed).
 //!
@@ -9,8 +12,10 @@
 //!
 //! UTF-8, one entry per line, each line terminated by `\n`, nothing else in the file. A line is
 //! the compact JSON of an [`AuditEntry`] with its fields in this order and every field present
-//! (absent values are `null`), except `replica` (after `signature`), which only the entries of a
-//! signer replica carry:
+//! (absent values are `null`), except three members after `signature` that are left out when
+//! absent: `reserved` (write-ahead entries: the watermark's `scope`, the store's `seq` and the
+//! `wall_slot`), `intent` (an outcome: the `seq` of its write-ahead entry) and `replica` (the
+//! entries of a signer replica):
 //!
 //! ```text
 //! {"seq":0,"time":"2025-01-02T03:04:05.123456Z","principal":"node-1","key":"PUB_K1_…",

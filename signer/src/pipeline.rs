@@ -11,7 +11,10 @@
 //!
 //! Guards: nothing reaches a backend without a durable [`Reservation`] (blocks and digests) or a
 //! fresh authorization (transactions); every decision, signed or refused, is in the audit log
-//! before the answer is returned; an audit failure withholds the signature (fail closed). The
+//! before the answer is returned; an audit failure withholds the signature (fail closed). In
+//! write-ahead mode ([`crate::wal`], the default) the reservation's durable record is its
+//! `reserved` audit entry, synced before signing — one sync per signature — and the outcome
+//! naming it is written (not yet synced) before the answer. The
 //! server runs each request on a blocking thread it does not cancel, so a client that hangs up
 //! cannot cut reserve → sign → commit → audit in half.
 
