@@ -28,7 +28,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oryx_proto::antelope::Checksum256;
+use oryx_proto::antelope::{Checksum256, Signature};
 
 use crate::audit::{AuditDecision, AuditEntry, AuditKind, AuditLog, AuditRecord, MAX_LINE};
 use crate::watermark::{Watermark, WatermarkKey, WatermarkStore};
@@ -38,6 +38,9 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The checkpoint file in the watermark directory.
 pub const CHECKPOINT_FILE: &str = "wal.checkpoint";
+
+/// The checkpoint file's fixed size.
+const CHECKPOINT_BYTES: usize = 64;
 
 /// Where the log was when every reservation before it was in a synced watermark file: the
 /// `seq` of the next entry and the log's length in bytes then.
@@ -54,21 +57,46 @@ impl Checkpoint {
         dir.join(CHECKPOINT_FILE)
     }
 
-    /// The checkpoint in `dir`, `None` if there is none (or it cannot be read: then recovery
-    /// reads the whole log, which is slower and as safe).
-    pub fn read(dir: &Path) -> Option<Checkpoint> {
-        let text = std::fs::read_to_string(Self::path(dir)).ok()?;
-        let (seq, len) = text.trim().split_once(' ')?;
-        Some(Checkpoint {
-            seq: seq.parse().ok()?,
-            len: len.parse().ok()?,
-        })
+    /// The file's text: `SEQ LEN CHECK`, CHECK the first 16 hex digits of SHA-256 of
+    /// `SEQ LEN`, padded with spaces to a fixed [`CHECKPOINT_BYTES`] so that it is rewritten
+    /// in place by one write within one sector.
+    fn text(self) -> String {
+        let body = format!("{} {}", self.seq, self.len);
+        let check = &Checksum256::hash(body.as_bytes()).to_string()[..16];
+        format!(
+            "{:<width$}\n",
+            format!("{body} {check}"),
+            width = CHECKPOINT_BYTES - 1
+        )
     }
 
+    /// The checkpoint in `dir`, `None` if there is none (or it cannot be read or fails its
+    /// check: then recovery reads the whole log, which is slower and as safe).
+    pub fn read(dir: &Path) -> Option<Checkpoint> {
+        let text = std::fs::read_to_string(Self::path(dir)).ok()?;
+        let mut parts = text.split_whitespace();
+        let cp = Checkpoint {
+            seq: parts.next()?.parse().ok()?,
+            len: parts.next()?.parse().ok()?,
+        };
+        (cp.text() == text).then_some(cp)
+    }
+
+    /// Rewrites the file in place and syncs it (created, and its directory synced, once).
     fn write(self, dir: &Path) -> Result<(), String> {
-        let text = format!("{} {}\n", self.seq, self.len);
-        crate::durable::write_atomic(&Self::path(dir), text.as_bytes(), 0o600)
-            .map_err(|e| format!("write-ahead checkpoint {}: {}", e.path.display(), e.source))
+        use std::os::unix::fs::FileExt as _;
+        let path = Self::path(dir);
+        let fail = |e: std::io::Error| format!("write-ahead checkpoint {}: {e}", path.display());
+        if !path.exists() {
+            return crate::durable::write_atomic(&path, self.text().as_bytes(), 0o600)
+                .map_err(|e| fail(e.source));
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        file.write_all_at(self.text().as_bytes(), 0).map_err(fail)?;
+        file.sync_data().map_err(fail)
     }
 }
 
@@ -121,7 +149,8 @@ pub fn recover(
     let mut found = Recovered::default();
     // Write-ahead entries still without an outcome, and the newest reservation per watermark.
     let mut open: BTreeMap<u64, AuditEntry> = BTreeMap::new();
-    let mut newest: HashMap<WatermarkKey, (u64, Watermark)> = HashMap::new();
+    // Per watermark: (store seq, watermark, seq of its write-ahead entry).
+    let mut newest: HashMap<WatermarkKey, (u64, Watermark, u64)> = HashMap::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -141,20 +170,27 @@ pub fn recover(
             ))
         })?;
         found.scanned += 1;
-        if let Some(intent) = entry.intent {
-            open.remove(&intent);
+        if let Some(intent) = entry.intent
+            && let Some(reserved) = open.remove(&intent)
+        {
+            // The signature goes back with the watermark, so an identical retry gets it.
+            if let (Some(sig), Some((key, _, _))) = (&entry.signature, reservation(&reserved))
+                && let Some(slot) = newest.get_mut(&key).filter(|s| s.2 == intent)
+            {
+                slot.1.signature = Signature::parse(sig).ok();
+            }
         }
         if entry.decision == AuditDecision::Reserved.as_str() {
             if let Some((key, seq, w)) = reservation(&entry) {
-                let slot = newest.entry(key).or_insert((seq, w));
+                let slot = newest.entry(key).or_insert((seq, w, entry.seq));
                 if seq > slot.0 {
-                    *slot = (seq, w);
+                    *slot = (seq, w, entry.seq);
                 }
             }
             open.insert(entry.seq, entry);
         }
     }
-    for (key, (seq, w)) in &newest {
+    for (key, (seq, w, _)) in &newest {
         if store
             .recover(key, *seq, w)
             .map_err(|e| fail(e.to_string()))?

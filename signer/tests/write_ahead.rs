@@ -1,5 +1,5 @@
 //! Write-ahead mode (`[watermarks] write_ahead`, the default) under SIGKILL at each step of a
-//! block signature: after the store wrote the reservation (unsynced), after the write-ahead
+//! block signature: after the store reserved (in memory), after the write-ahead
 //! entry is durable (before the backend signs), and after the outcome is written (before the
 //! answer leaves). A machine crash is simulated by putting back the watermark file as it was on
 //! disk before the request (what an unsynced write may leave): start-up must raise it from the
@@ -95,13 +95,21 @@ async fn sigkill_at_each_step_leaves_the_height_reserved_and_on_record() {
     let mut h = now_slot();
     signed_base(dir.path(), &key, h).await;
 
-    // 1. After the store's unsynced write, before the write-ahead entry: nothing on record,
-    // nothing signed; the file (page cache survives the process) keeps the height reserved.
+    // 1. After the store reserved (in memory), before the write-ahead entry: nothing on record
+    // and nothing signed, so the height is free: another block there signs, once.
     h += 2;
     kill_at(dir.path(), &key, "store-reserved", h).await;
     let signer = Signer::start(dir.path(), &[]);
     assert!(at_height(&signer.audit_entries(), h).is_empty());
-    conflicting_refused(&signer, &key, h).await;
+    let mut c = signer.client("node1").await;
+    sign_block(&mut c, &key, &savanna(h, h, 1)).await.unwrap();
+    let e = sign_block(&mut c, &key, &savanna(h, h, 0))
+        .await
+        .expect_err("a second block at one height");
+    assert_eq!(
+        oryx_signer::client::reason(&e).as_deref(),
+        Some("DOUBLE_SIGN")
+    );
     drop(signer);
 
     // 2. After the write-ahead entry is durable, before the backend signs: start-up closes it
@@ -142,8 +150,8 @@ async fn sigkill_at_each_step_leaves_the_height_reserved_and_on_record() {
     conflicting_refused(&signer, &key, h).await;
     drop(signer);
 
-    // 4. A machine crash: the reservation's unsynced file write is lost (the file as it was on
-    // disk before the request is put back); the log's write-ahead entry raises it at start-up.
+    // 4. The file as it was on disk before the request put back (whatever a crash of the
+    // machine leaves): the log's write-ahead entry raises it at start-up.
     h += 2;
     signed_base(dir.path(), &key, h).await;
     let file = watermark_file(dir.path());

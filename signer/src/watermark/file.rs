@@ -16,6 +16,14 @@
 //!
 //! Requests for one key are serialised by a per-key lock held across decide → write → sync;
 //! different keys proceed in parallel.
+//!
+//! Write-ahead mode ([`FileStore::write_ahead`], the daemon's default): reservations and
+//! commits change only the key's state in memory (the pipeline's synced write-ahead audit entry
+//! is the durable record); [`WatermarkStore::flush`] (each checkpoint, and shutdown) writes the
+//! newest state as one synced copy. A copy is never written over the half holding the last
+//! synced one (its number is bumped to the other half's parity), so a torn write leaves that
+//! one whole; a failed write keeps the state in memory rather than reading the older file
+//! back. A key's first watermark still creates its file synced.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -48,8 +56,12 @@ struct KeyFile {
     path: PathBuf,
     seq: u64,
     watermark: Option<Watermark>,
-    /// Written since its last sync (a write-ahead reservation: see [`FileStore::write_ahead`]).
+    /// `watermark` is newer than the file (write-ahead mode: reservations and commits live in
+    /// memory until [`WatermarkStore::flush`]; see [`FileStore::write_ahead`]).
     dirty: bool,
+    /// The sequence number of the copy last synced: a write never goes to its half, so a torn
+    /// write always leaves it whole.
+    durable_seq: u64,
 }
 
 /// Watermarks in a directory, one file per (chain, key).
@@ -62,8 +74,9 @@ pub struct FileStore {
     /// read-only view.
     lock: Option<DirLock>,
     probes: std::sync::atomic::AtomicU64,
-    /// Reservations are written without a sync: the audit log's write-ahead entry, synced
-    /// before the signature is made, is their durable record (see [`FileStore::write_ahead`]).
+    /// Reservations and commits stay in memory until the next checkpoint: the audit log's
+    /// write-ahead entry, synced before the signature is made, is their durable record (see
+    /// [`FileStore::write_ahead`]).
     write_ahead: bool,
 }
 
@@ -302,6 +315,7 @@ impl FileStore {
                     seq,
                     watermark: Some(w),
                     dirty: false,
+                    durable_seq: seq,
                 });
             }
         }
@@ -315,7 +329,7 @@ impl FileStore {
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
     ) -> Result<u64, StoreError> {
-        self.guarded(slot, |slot| self.write_inner(key, slot, w, None, true))
+        self.guarded(slot, |slot| self.write_inner(key, slot, w, None))
     }
 
     /// Writes the commit record for the newest reservation (already loaded into `slot`),
@@ -353,35 +367,30 @@ impl FileStore {
         }
         let result = f(slot);
         if let Err(e) = &result {
-            tracing::error!(error = %e, "watermark write failed; the key's file is read back on its next request");
-            **slot = None;
+            // A write-ahead state newer than the file is kept: reading the file back would
+            // lower the watermark below reservations that may have been signed.
+            if slot.as_ref().is_some_and(|kf| kf.dirty) {
+                tracing::error!(error = %e, "watermark write failed; the key keeps its state in memory");
+            } else {
+                tracing::error!(error = %e, "watermark write failed; the key's file is read back on its next request");
+                **slot = None;
+            }
         }
         result
     }
 
-    /// Writes `w` as the copy numbered `seq` (default: the next), synced unless `sync` is
-    /// false (a write-ahead reservation: marked dirty for [`WatermarkStore::flush`]). A new
-    /// file is always synced.
+    /// Writes `w` durably as a copy numbered at least `seq` (default: the next), creating the
+    /// file if needed.
     fn write_inner(
         &self,
         key: &WatermarkKey,
         slot: &mut MutexGuard<'_, Option<KeyFile>>,
         w: Watermark,
         seq: Option<u64>,
-        sync: bool,
     ) -> Result<u64, StoreError> {
         match self.load(key, slot)? {
             Some(kf) => {
-                let seq = seq.unwrap_or(kf.seq + 1);
-                let offset = (seq % 2) * SLOT as u64;
-                kf.file
-                    .write_all_at(&encode(key, seq, &w), offset)
-                    .map_err(io(&kf.path))?;
-                if sync {
-                    kf.file.sync_data().map_err(io(&kf.path))?;
-                }
-                kf.dirty |= !sync;
-                kf.seq = seq;
+                let seq = kf.write_copy(key, w, seq.unwrap_or(0).max(kf.seq + 1))?;
                 kf.watermark = Some(w);
                 Ok(seq)
             }
@@ -394,7 +403,7 @@ impl FileStore {
                     .truncate(true)
                     .open(&tmp)
                     .map_err(io(&tmp))?;
-                // Both copies and a blank commit record: later commits overwrite in place.
+                // One copy and a blank commit record: later copies alternate halves.
                 let seq = seq.unwrap_or(1);
                 let mut both = [0u8; 3 * SLOT];
                 let at = (seq % 2) as usize * SLOT;
@@ -414,6 +423,7 @@ impl FileStore {
                     seq,
                     watermark: Some(w),
                     dirty: false,
+                    durable_seq: seq,
                 });
                 Ok(seq)
             }
@@ -436,6 +446,33 @@ fn raised(c: &Watermark, w: &Watermark) -> Watermark {
         wall_slot: c.wall_slot.max(w.wall_slot),
         digest: top.digest,
         signature: None,
+    }
+}
+
+impl KeyFile {
+    /// Writes and syncs `w` as a copy numbered at least `seq`, into the half that does not
+    /// hold the last synced copy (bumping the number to that half's parity); the number used.
+    /// Nothing in memory changes on failure.
+    fn write_copy(
+        &mut self,
+        key: &WatermarkKey,
+        w: Watermark,
+        seq: u64,
+    ) -> Result<u64, StoreError> {
+        let seq = if seq % 2 == self.durable_seq % 2 {
+            seq + 1
+        } else {
+            seq
+        };
+        let offset = (seq % 2) * SLOT as u64;
+        self.file
+            .write_all_at(&encode(key, seq, &w), offset)
+            .map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))?;
+        self.seq = seq;
+        self.durable_seq = seq;
+        self.dirty = false;
+        Ok(seq)
     }
 }
 
@@ -463,10 +500,16 @@ impl WatermarkStore for FileStore {
                 Err(Refusal::new(reason, stored.as_ref(), request, digest, wall_slot).into())
             }
             Decision::Advance(w) => {
-                let sync = !self.write_ahead;
-                let seq = self.guarded(&mut guard, |slot| {
-                    self.write_inner(key, slot, w, None, sync)
-                })?;
+                let seq = match guard.as_mut() {
+                    // In memory only: the pipeline's write-ahead entry is its durable record.
+                    Some(kf) if self.write_ahead => {
+                        kf.seq += 1;
+                        kf.watermark = Some(w);
+                        kf.dirty = true;
+                        kf.seq
+                    }
+                    _ => self.write(key, &mut guard, w)?,
+                };
                 let seq = i64::try_from(seq).map_err(|_| StoreError::Stale)?;
                 Ok(Reserved::Proceed(Reservation::recorded(*key, w, seq)))
             }
@@ -485,7 +528,13 @@ impl WatermarkStore for FileStore {
         match super::commit_step(current.as_ref(), reservation.digest(), signature)? {
             CommitStep::Keep(existing) => Ok(existing),
             CommitStep::Write(w) => {
-                self.write_commit(&key, &mut guard, w)?;
+                match guard.as_mut() {
+                    Some(kf) if self.write_ahead => {
+                        kf.watermark = Some(w);
+                        kf.dirty = true;
+                    }
+                    _ => self.write_commit(&key, &mut guard, w)?,
+                }
                 Ok(*signature)
             }
         }
@@ -561,6 +610,19 @@ impl WatermarkStore for FileStore {
         let (write, seq) = match self.load(key, &mut guard)? {
             None => (*w, Some(seq)),
             Some(kf) => match kf.watermark {
+                // The very reservation, unsigned in the file: its signature from the log.
+                Some(c)
+                    if c.signature.is_none()
+                        && Watermark {
+                            signature: None,
+                            ..*w
+                        } == c =>
+                {
+                    if w.signature.is_none() {
+                        return Ok(false);
+                    }
+                    (*w, None)
+                }
                 Some(c) if covers(&c, w) => return Ok(false),
                 // The file is older than the log: the reservation itself, as it was.
                 _ if kf.seq < seq => (*w, Some(seq)),
@@ -570,19 +632,22 @@ impl WatermarkStore for FileStore {
                 None => (*w, None),
             },
         };
-        self.guarded(&mut guard, |slot| {
-            self.write_inner(key, slot, write, seq, true)
-        })?;
+        self.guarded(&mut guard, |slot| self.write_inner(key, slot, write, seq))?;
         Ok(true)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let slots: Vec<_> = lock(&self.keys).values().cloned().collect();
-        for slot in slots {
+        let slots: Vec<_> = lock(&self.keys)
+            .iter()
+            .map(|(k, s)| (*k, s.clone()))
+            .collect();
+        for (key, slot) in slots {
             let mut guard = lock(&slot);
-            if let Some(kf) = guard.as_mut().filter(|kf| kf.dirty) {
-                kf.file.sync_data().map_err(io(&kf.path))?;
-                kf.dirty = false;
+            // A failure keeps the state in memory (still dirty) for the next checkpoint.
+            if let Some(kf) = guard.as_mut().filter(|kf| kf.dirty)
+                && let Some(w) = kf.watermark
+            {
+                kf.write_copy(&key, w, kf.seq)?;
             }
         }
         Ok(())
@@ -656,6 +721,62 @@ mod tests {
             Err(ReserveError::Refused(_))
         ));
         assert_eq!(s.export().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn write_ahead_holds_reservations_in_memory_until_a_flush_and_spares_the_synced_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key();
+        let r = RetryPolicy::Refuse;
+        let digest = |n: u32| Checksum256([n as u8; 32]);
+        let s = FileStore::open(dir.path()).unwrap().write_ahead(true);
+        // The first reservation creates the file (synced): nothing to rebuild it from.
+        let res = proceed(s.reserve(&k, &block(1), &digest(1), 0, r));
+        s.commit(res, &sig(1)).unwrap();
+        s.flush().unwrap();
+        let path = dir.path().join(file_name(&k));
+        let halves = |bytes: &[u8]| (decode(&bytes[..SLOT]), decode(&bytes[SLOT..COMMIT_AT]));
+        let synced = std::fs::read(&path).unwrap();
+        let last_synced = read_file(&path).unwrap();
+        assert_eq!(last_synced.2.signature, Some(sig(1)));
+        for n in 2..=5 {
+            let res = proceed(s.reserve(&k, &block(n), &digest(n), 0, r));
+            assert_eq!(res.version().unwrap().0.block_num, n);
+            s.commit(res, &sig(n as u8)).unwrap();
+        }
+        // In memory only: the file is as synced, and the store answers from memory.
+        assert_eq!(std::fs::read(&path).unwrap(), synced);
+        assert!(matches!(
+            s.reserve(&k, &block(5), &digest(5), 0, r),
+            Ok(Reserved::Replay(x)) if x == sig(5)
+        ));
+        // A flush writes the other half: the last synced copy stays whole beside it.
+        s.flush().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (a, b) = halves(&bytes);
+        let copies = [a.unwrap(), b.unwrap()];
+        assert!(copies.contains(&last_synced), "{copies:?}");
+        let (_, seq, w) = read_file(&path).unwrap();
+        assert_eq!((w.block_num, w.signature), (5, Some(sig(5))));
+        // Recovery: an older reservation never lowers it; a newer one raises it.
+        let older = Watermark {
+            block_num: 3,
+            slot: 3,
+            wall_slot: 0,
+            digest: digest(3),
+            signature: None,
+        };
+        assert!(!s.recover(&k, 3, &older).unwrap());
+        let newer = Watermark {
+            block_num: 9,
+            digest: digest(9),
+            slot: 9,
+            ..older
+        };
+        assert!(s.recover(&k, seq + 1, &newer).unwrap());
+        drop(s);
+        let s = FileStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(&k).unwrap().unwrap().block_num, 9);
     }
 
     #[test]

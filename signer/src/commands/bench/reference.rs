@@ -5,10 +5,11 @@
 //!
 //! What it does per call, and nothing else (no policy, no audit chain, no admission control):
 //! - `Status`: answers at once (the bare mTLS echo);
-//! - `SignBlock`: decodes the header, computes its id, writes a 64-byte reservation in place and
-//!   `fdatasync`s it (in the two-sync form only), signs with an in-memory K1 key through fc's
+//! - `SignBlock`, two-sync form: decodes the header, computes its id, writes a 64-byte
+//!   reservation in place and `fdatasync`s it, signs with an in-memory K1 key through fc's
 //!   canonical loop (the recovery id from k256, no verification), appends a ~250-byte record to
-//!   a log and `fdatasync`s it, answers;
+//!   a log and `fdatasync`s it, answers; one-sync (write-ahead) form: appends and syncs a
+//!   record before signing, signs, appends the outcome without a sync, answers;
 //! - `SignTransaction`: decodes the transaction, computes its signing digest, signs, appends and
 //!   syncs the record, answers (a transaction has no watermark).
 //!
@@ -38,7 +39,8 @@ use crate::server::TlsFiles;
 pub(super) enum Syncs {
     /// A reservation before signing and a record before the answer (today's design).
     Two,
-    /// One record before signing that carries both (the one-fsync design).
+    /// One record before signing that carries both, synced; the outcome appended after
+    /// signing without a sync (the write-ahead design).
     One,
 }
 
@@ -63,20 +65,34 @@ impl Minimal {
             self.reservation.write_all_at(&[7u8; 64], 0).map_err(io)?;
             self.reservation.sync_data().map_err(io)?;
         }
-        let signature = canonical_k1(&self.key, digest)?;
-        let text = signature.to_string();
-        let record = format!(
-            "{{\"key\":\"{}\",\"digest\":\"{digest}\",\"decision\":\"signed\",\"signature\":\"{text}\"}}\n",
-            self.key.public_key()
-        );
-        {
+        let append = |record: String, sync: bool| -> Result<(), Status> {
             let mut log = self
                 .log
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             log.write_all(record.as_bytes()).map_err(io)?;
-            log.sync_data().map_err(io)?;
+            if sync {
+                log.sync_data().map_err(io)?;
+            }
+            Ok(())
+        };
+        let key = self.key.public_key();
+        if self.syncs == Syncs::One {
+            append(
+                format!(
+                    "{{\"key\":\"{key}\",\"digest\":\"{digest}\",\"decision\":\"reserved\"}}\n"
+                ),
+                true,
+            )?;
         }
+        let signature = canonical_k1(&self.key, digest)?;
+        let text = signature.to_string();
+        append(
+            format!(
+                "{{\"key\":\"{key}\",\"digest\":\"{digest}\",\"decision\":\"signed\",\"signature\":\"{text}\"}}\n"
+            ),
+            self.syncs == Syncs::Two,
+        )?;
         Ok(grpc::SignResponse {
             digest: digest.0.to_vec(),
             signature: Some(grpc::Signature {
