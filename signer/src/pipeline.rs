@@ -118,6 +118,8 @@ struct Prepared<'a> {
     /// Write-ahead mode: the `seq` of the request's write-ahead entry once it is durable; its
     /// outcome entry names it.
     intent: std::cell::Cell<Option<u64>>,
+    /// `key` as text, made once for the request's audit entries (base58 is not free).
+    key_text: std::cell::OnceCell<String>,
 }
 
 impl<'a> Prepared<'a> {
@@ -141,7 +143,13 @@ impl<'a> Prepared<'a> {
             approved: None,
             started,
             intent: Default::default(),
+            key_text: Default::default(),
         }
+    }
+
+    /// `key` as text.
+    fn key_text(&self) -> String {
+        self.key_text.get_or_init(|| self.key.to_string()).clone()
     }
 
     /// A transaction over `cfd`, its digest computed; the policy body is set once its msig
@@ -642,7 +650,7 @@ impl Pipeline {
         let seq = u64::try_from(version)
             .map_err(|_| refused(Reason::Internal, "a reservation with a negative version"))?;
         let record = AuditRecord {
-            key: Some(p.key.to_string()),
+            key: Some(p.key_text()),
             chain_id: Some(p.chain_id.to_string()),
             digest: Some(w.digest.to_string()),
             position: Some(Position {
@@ -797,7 +805,7 @@ impl Pipeline {
             Err(r) => (r.reason.audit_decision(), Some(r.to_string()), None),
         };
         let record = AuditRecord {
-            key: Some(p.key.to_string()),
+            key: Some(p.key_text()),
             chain_id: Some(p.chain_id.to_string()),
             digest: (p.digest != Checksum256::default()).then(|| p.digest.to_string()),
             position,

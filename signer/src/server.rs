@@ -49,7 +49,17 @@ pub struct SignerService {
     /// against their revocation list and its expiry, so a connection opened before a
     /// revocation or outliving its certificate is refused too.
     tls: Option<Arc<TlsState>>,
+    /// Client certificates read before, by their exact DER bytes: one X.509 parse per
+    /// certificate rather than per request.
+    peers: Arc<PeerCache>,
 }
+
+/// [`Peer`]s by certificate bytes, at most [`PEER_CACHE`] of them (emptied when full: an
+/// attacker with many certificates costs parses, never memory).
+type PeerCache = std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<Peer>>>;
+
+/// How many certificates [`PeerCache`] remembers.
+const PEER_CACHE: usize = 1024;
 
 impl std::fmt::Debug for SignerService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +103,7 @@ impl SignerService {
             ready,
             last_ready: Arc::default(),
             tls: None,
+            peers: Arc::default(),
         }
     }
 
@@ -105,13 +116,35 @@ impl SignerService {
         let leaf = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-        let peer = Peer::of(leaf.as_ref()).ok_or_else(|| {
-            Status::unauthenticated("client certificate names no principal (SAN or CN)")
-        })?;
+        let der: &[u8] = leaf.as_ref();
+        let cached = self
+            .peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(der)
+            .cloned();
+        let peer = match cached {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Peer::of(der).ok_or_else(|| {
+                    Status::unauthenticated("client certificate names no principal (SAN or CN)")
+                })?);
+                let mut peers = self
+                    .peers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if peers.len() >= PEER_CACHE {
+                    peers.clear();
+                }
+                peers.insert(der.to_vec(), p.clone());
+                p
+            }
+        };
+        // Revocation and expiry are checked on every request, cached or not.
         if let Some(tls) = &self.tls {
             tls.admit(&peer)?;
         }
-        Ok(peer.principal)
+        Ok(peer.principal.clone())
     }
 }
 
@@ -383,20 +416,27 @@ fn audit_ref(a: AuditEntryRef) -> grpc::AuditRef {
 }
 
 impl SignerService {
-    /// [`detached`] for a signing request, timing its wait for a blocking thread.
+    /// Runs a signing request, timing its wait for a thread. On the daemon's multi-thread
+    /// runtime it runs in place (`block_in_place`): the worker hands its other tasks on and
+    /// the request runs to its end inside one poll, so a client that hangs up cannot cut it
+    /// in half, and no other thread has to be woken for it or for its answer. Elsewhere (a
+    /// current-thread runtime) on a blocking thread, [`detached`].
     async fn signing<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Pipeline) -> T + Send + 'static,
     ) -> Result<T, Status> {
         let pipeline = self.pipeline.clone();
         let queued = std::time::Instant::now();
-        detached(move || {
+        let run = move || {
             pipeline
                 .metrics
                 .stage(crate::metrics::Stage::Queue, queued.elapsed());
             f(&pipeline)
-        })
-        .await
+        };
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => Ok(tokio::task::block_in_place(run)),
+            _ => detached(run).await,
+        }
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Bench {
     /// SignTransaction calls per client in the throughput comparison.
     #[arg(long, default_value_t = 100)]
     per_client: u32,
+    /// Internal: serve the references in this process (the bench starts it as a child, so the
+    /// references run in a process of their own, as the product does) until stdin closes.
+    #[arg(long, hide = true)]
+    serve_reference: bool,
 }
 
 /// Percentile of sorted durations.
@@ -188,6 +192,9 @@ impl Bench {
     /// Runs the benchmark.
     pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
+        if self.serve_reference {
+            return against::serve_references(&config);
+        }
         let base = self
             .config
             .config
@@ -303,12 +310,6 @@ impl Bench {
         let _ = std::fs::remove_file(&probe_path);
         let fsync = median(syncs);
 
-        let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| CliError::io(p, e));
-        let server_tls = crate::server::TlsFiles {
-            ca_pem: read(&config.server.ca_cert)?,
-            cert_pem: read(&config.server.cert)?,
-            key_pem: read(&config.server.key)?,
-        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -490,8 +491,8 @@ impl Bench {
             against::run(against::Plan {
                 addr: addr.clone(),
                 tls: tls.clone(),
-                server_tls,
-                                dir: config.watermarks.dir.clone(),
+                                                dir: config.watermarks.dir.clone(),
+                config_path: self.config.config.clone(),
                 write_ahead: config.watermarks.write_ahead,
                 chain_id,
                 key: key_cfg.public_key.to_string(),

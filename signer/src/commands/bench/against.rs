@@ -23,10 +23,11 @@ pub(super) struct Plan {
     pub(super) addr: String,
     /// Client TLS (the same principal for the product and the reference).
     pub(super) tls: Arc<ClientTls>,
-    /// The signer's own TLS files, for the reference's server.
-    pub(super) server_tls: TlsFiles,
+
     /// Where the reference writes (the watermark directory: the same disk).
     pub(super) dir: std::path::PathBuf,
+    /// The config file (the reference process reads its TLS files and directory from it).
+    pub(super) config_path: std::path::PathBuf,
     /// The product's durable design: write-ahead (one sync) or two syncs.
     pub(super) write_ahead: bool,
     /// The chain and key the product signs with.
@@ -145,13 +146,73 @@ fn p(v: &mut [Duration], q: f64) -> f64 {
     ms(pct(v, q))
 }
 
-/// Runs the comparison and prints it.
+/// Runs the comparison and prints it. The references run in a child process (this binary with
+/// the hidden `--serve-reference`): a process of their own with their own runtime, as the
+/// product has, so no wake-up is cheaper for them than for it.
 pub(super) async fn run(plan: Plan) -> Result<(), String> {
-    let two = reference::start(&plan.server_tls, &plan.dir, Syncs::Two).await?;
-    let one = reference::start(&plan.server_tls, &plan.dir, Syncs::One).await?;
-    let result = compare(&plan, &two.addr.to_string(), &one.addr.to_string()).await;
+    use std::io::BufRead as _;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("bench")
+        .arg("-c")
+        .arg(&plan.config_path)
+        .arg("--serve-reference")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting the reference process: {e}"))?;
+    let stdout = child.stdout.take().ok_or("reference process: no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut addr = || {
+        lines
+            .next()
+            .and_then(Result::ok)
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .ok_or_else(|| "the reference process did not start".to_string())
+    };
+    let addrs = addr().and_then(|two| Ok((two, addr()?)));
+    let result = match addrs {
+        Ok((two, one)) => compare(&plan, &two, &one).await,
+        Err(e) => Err(e),
+    };
+    // Closing its stdin ends it.
+    drop(child.stdin.take());
+    let _ = child.wait();
     reference::clean(&plan.dir);
     result
+}
+
+/// `bench --serve-reference`: both references, their addresses on stdout (`two ADDR`, `one
+/// ADDR`), until stdin closes.
+pub(super) fn serve_references(
+    config: &crate::config::Config,
+) -> Result<(), crate::cli_error::CliError> {
+    use crate::cli_error::CliError;
+    use std::io::Read as _;
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| CliError::io(p, e));
+    let tls = TlsFiles {
+        ca_pem: read(&config.server.ca_cert)?,
+        cert_pem: read(&config.server.cert)?,
+        key_pem: read(&config.server.key)?,
+    };
+    let dir = config.watermarks.dir.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::other)?;
+    rt.block_on(async move {
+        let two = reference::start(&tls, &dir, Syncs::Two).await?;
+        let one = reference::start(&tls, &dir, Syncs::One).await?;
+        println!("two {}", two.addr);
+        println!("one {}", one.addr);
+        tokio::task::spawn_blocking(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    })
+    .map_err(CliError::Other)
 }
 
 async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
@@ -223,7 +284,7 @@ async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
 
     let n = plan.rounds * plan.block;
     println!(
-        "against the reference (same process, same TLS configuration, same disk; {n} calls each in \
+        "against the reference (its own process, same TLS configuration, same disk; {n} calls each in \
          alternating blocks of {}):",
         plan.block
     );
