@@ -97,6 +97,9 @@ pub struct Pipeline {
     /// One sync per block or digest signature: a write-ahead audit entry records the
     /// reservation before signing ([`crate::wal`], `[watermarks] write_ahead`).
     pub write_ahead: bool,
+    /// Outcomes of write-ahead entries the log could not take (their answers were withheld),
+    /// written by [`Pipeline::record_withheld`] once it can, before a checkpoint passes them.
+    pub withheld: std::sync::Mutex<Vec<AuditRecord>>,
 }
 
 /// A request once its digest is known: what every path shares from here to the answer.
@@ -678,6 +681,31 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Writes the outcomes of write-ahead entries whose own outcome the log refused (the
+    /// checkpoint calls it first, so no checkpoint passes a write-ahead entry left open while
+    /// the signer runs); those it still cannot write stay for the next call.
+    pub fn record_withheld(&self) -> Result<(), crate::audit::AuditError> {
+        let pending = std::mem::take(
+            &mut *self
+                .withheld
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut left = pending.into_iter();
+        while let Some(record) = left.next() {
+            if let Err(e) = self.audit.append(record.clone()) {
+                let mut w = self
+                    .withheld
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                w.push(record);
+                w.extend(left);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// ListKeys and Status answer admins and principals some rule names: a certificate with no
     /// rights learns nothing about the keys, chains or state of this signer.
     pub fn may_list(&self, principal: &str, call: &str) -> Result<(), Refused> {
@@ -843,6 +871,26 @@ impl Pipeline {
         match (result, audited) {
             (_, Err(e)) => {
                 tracing::error!(key = %p.key, error = %e, "audit log write failed: withholding the answer");
+                if let Some(intent) = p.intent.get() {
+                    self.withheld
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(AuditRecord {
+                            key: Some(p.key_text()),
+                            chain_id: Some(p.chain_id.to_string()),
+                            digest: Some(p.digest.to_string()),
+                            position,
+                            intent: Some(intent),
+                            reason: Some(format!(
+                                "the outcome could not be recorded ({e}); the answer was withheld, so no signature was released"
+                            )),
+                            ..AuditRecord::new(
+                                sanitize_principal(p.principal),
+                                audit_kind(p.kind),
+                                AuditDecision::Failed,
+                            )
+                        });
+                }
                 // A record the log refuses is the signer's bug; a write failure is an outage.
                 let reason = match e {
                     crate::audit::AuditError::InvalidRecord(_) => Reason::Internal,
@@ -1008,6 +1056,7 @@ mod tests {
             approvals: None,
             admins: Default::default(),
             write_ahead: true,
+            withheld: Default::default(),
         }
     }
 

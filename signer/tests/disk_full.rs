@@ -138,6 +138,12 @@ async fn a_full_disk_refuses_then_heals_without_restart() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{reason}"));
     assert!((5..=6).contains(&refused), "{reason}");
+    // Every write-ahead entry has its outcome on record, including one whose own outcome the
+    // full disk refused (written once the log took writes again).
+    for r in entries.iter().filter(|e| e["decision"] == "reserved") {
+        let outcomes: Vec<_> = entries.iter().filter(|e| e["intent"] == r["seq"]).collect();
+        assert_eq!(outcomes.len(), 1, "{r}: {outcomes:#?}");
+    }
     run(
         &["audit", "verify", signer.audit_path().to_str().unwrap()],
         &[],

@@ -165,6 +165,7 @@ impl Start {
             admins: crate::refusal::Admins::new(config.admins.clone())
                 .with_reviewers(config.reviewers.clone()),
             write_ahead: config.watermarks.write_ahead,
+            withheld: Default::default(),
         });
         // Before the first request: watermarks raised from the log's write-ahead entries, and
         // the ones a crash left without an outcome closed (`crate::wal`).
@@ -237,6 +238,8 @@ impl Start {
             registry,
             &config,
         ));
+        let pipeline_for_checkpoints = pipeline.clone();
+        let pipeline_at_shutdown = pipeline.clone();
         let service = SignerService::new(pipeline, savanna, lifecycle, ready.clone());
 
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -258,7 +261,7 @@ impl Start {
                         let policy = policy_engine.zip(config.policy.clone());
             tokio::spawn(reload_on_sighup(policy, tls.clone(), config.chain_names()));
                                     tokio::spawn(flush_refusals(audit.clone()));
-            tokio::spawn(checkpoints(wal_dir.clone(), audit.clone(), store.clone()));
+                        tokio::spawn(checkpoints(wal_dir.clone(), pipeline_for_checkpoints, store.clone()));
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
             let served = crate::server::serve(listener, tls, service, shutdown_signal()).await;
@@ -266,7 +269,11 @@ impl Start {
                         if let Err(e) = audit.flush_refusals() {
                 tracing::error!(error = %e, "audit log: held refusals could not be written at shutdown");
             }
-            if let Err(e) = crate::wal::checkpoint(&wal_dir, &audit, store.as_ref()) {
+                        if let Err(e) = pipeline_at_shutdown
+                .record_withheld()
+                .map_err(|e| e.to_string())
+                .and_then(|()| crate::wal::checkpoint(&wal_dir, &audit, store.as_ref()))
+            {
                 tracing::error!(error = %e, "write-ahead checkpoint at shutdown failed: the next start reads the log from the last one");
             }
             served
@@ -297,7 +304,7 @@ async fn flush_refusals(audit: Arc<AuditLog>) {
 /// since, and the watermark files, and moves the point start-up recovery reads from.
 async fn checkpoints(
     dir: std::path::PathBuf,
-    audit: Arc<AuditLog>,
+    pipeline: Arc<Pipeline>,
     store: Arc<dyn WatermarkStore>,
 ) {
     let mut tick = tokio::time::interval(crate::wal::CHECKPOINT_EVERY);
@@ -305,17 +312,18 @@ async fn checkpoints(
     let mut last = None;
     loop {
         tick.tick().await;
-        let (dir, audit, store) = (dir.clone(), audit.clone(), store.clone());
+        let (dir, pipeline, store) = (dir.clone(), pipeline.clone(), store.clone());
         // Nothing appended since the last one: nothing to do.
-        let next = audit.next_seq();
+        let next = pipeline.audit.next_seq();
         if last == Some(next) {
             continue;
         }
-        match tokio::task::spawn_blocking(move || {
-            crate::wal::checkpoint(&dir, &audit, store.as_ref())
-        })
-        .await
-        {
+        let run = move || {
+            // Outcomes the log refused first: no checkpoint passes their write-ahead entries.
+            pipeline.record_withheld().map_err(|e| e.to_string())?;
+            crate::wal::checkpoint(&dir, &pipeline.audit, store.as_ref())
+        };
+        match tokio::task::spawn_blocking(run).await {
             Ok(Ok(cp)) => last = Some(cp.seq),
             Ok(Err(e)) => tracing::error!(error = %e, "write-ahead checkpoint failed; retried"),
             Err(e) => tracing::error!(error = %e, "write-ahead checkpoint task failed"),

@@ -495,6 +495,7 @@ mod tests {
                 authz: policy.clone(),
                 metrics: Arc::default(),
                 write_ahead: true,
+                withheld: Default::default(),
                 approvals: Some(Arc::new(
                     ApprovalStore::open(dir.path().join("approvals")).unwrap(),
                 )),
