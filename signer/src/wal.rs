@@ -31,7 +31,7 @@ use std::time::Duration;
 use oryx_proto::antelope::{Checksum256, Signature};
 
 use crate::audit::{AuditDecision, AuditEntry, AuditKind, AuditLog, AuditRecord, MAX_LINE};
-use crate::watermark::{Watermark, WatermarkKey, WatermarkStore};
+use crate::watermark::{Watermark, WatermarkKey, WatermarkRecord, WatermarkStore};
 
 /// How often the running signer checkpoints (and so syncs outcomes written since).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -126,7 +126,8 @@ pub struct Recovered {
     pub unreleased: u64,
 }
 
-/// Start-up recovery (see the module docs). Run before serving, with the store and log open.
+/// Start-up recovery (see the module docs). Run before serving, with the store and log open
+/// (also by `watermark import`, which holds the store like the daemon).
 pub fn recover(
     dir: &Path,
     audit: &AuditLog,
@@ -134,23 +135,93 @@ pub fn recover(
 ) -> Result<Recovered, String> {
     let path = audit.path();
     let fail = |what: String| format!("write-ahead recovery from {}: {what}", path.display());
+    let scan = scan(dir, path, true)?;
+    let mut found = Recovered {
+        scanned: scan.scanned,
+        ..Recovered::default()
+    };
+    for (key, (seq, w, _)) in &scan.newest {
+        if store
+            .recover(key, *seq, w)
+            .map_err(|e| fail(e.to_string()))?
+        {
+            tracing::warn!(%key, block_num = w.block_num, "watermark raised from the audit log's write-ahead entry");
+            found.raised += 1;
+        }
+    }
+    for (seq, e) in scan.open {
+        audit
+            .append(unreleased(seq, e))
+            .map_err(|e| fail(e.to_string()))?;
+        found.unreleased += 1;
+    }
+    checkpoint(dir, audit, store).map_err(fail)?;
+    Ok(found)
+}
+
+/// For a reader of the watermark files that must not write (`watermark show|export`, `migrate`
+/// from a file store): `records` raised by the reservations the log holds beyond the
+/// checkpoint in `dir` — which a running signer has not written to its files yet, or a crashed
+/// one never did. A log that does not match the checkpoint is read whole.
+pub fn with_pending(
+    mut records: Vec<WatermarkRecord>,
+    dir: &Path,
+    audit_path: &Path,
+) -> Result<Vec<WatermarkRecord>, String> {
+    if !audit_path.exists() {
+        return Ok(records);
+    }
+    for (key, (_, w, _)) in scan(dir, audit_path, false)?.newest {
+        match records.iter_mut().find(|r| r.watermark_key() == key) {
+            Some(r) => r.watermark = crate::watermark::cover(&r.watermark, &w),
+            None => records.push(WatermarkRecord::new(&key, w)),
+        }
+    }
+    records.sort_by_key(|r| (r.chain_id, r.scope));
+    Ok(records)
+}
+
+/// What the log says from the checkpoint on.
+struct Scan {
+    scanned: u64,
+    /// Write-ahead entries without an outcome, by `seq`.
+    open: BTreeMap<u64, AuditEntry>,
+    /// Per watermark: (store seq, watermark, seq of its write-ahead entry) of the newest
+    /// reservation, with its signature when its outcome has one.
+    newest: HashMap<WatermarkKey, (u64, Watermark, u64)>,
+}
+
+/// Reads the log at `path` from the checkpoint in `dir` on. A log that does not match the
+/// checkpoint is an error when `strict` (start-up: it may be missing reservations), else read
+/// whole.
+fn scan(dir: &Path, path: &Path, strict: bool) -> Result<Scan, String> {
+    let fail = |what: String| format!("write-ahead recovery from {}: {what}", path.display());
     let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
     let start = match Checkpoint::read(dir) {
         Some(cp) if starts_with_seq(&mut file, cp).unwrap_or(false) => cp,
-        Some(cp) => {
-            tracing::warn!(checkpoint = ?cp, "the write-ahead checkpoint does not match the audit log: reading the whole log");
-            Checkpoint { seq: 0, len: 0 }
+        // The log is where reservations since the checkpoint are recorded: a log that is not
+        // the one the checkpoint was taken on (moved, replaced, cut) may be missing them.
+        Some(cp) if strict => {
+            return Err(fail(format!(
+                "the log has no entry {} at byte {} where the write-ahead checkpoint {} says it \
+                 continues: it was replaced, moved or cut since. Put the log back; or, if the \
+                 signer last stopped cleanly (its shutdown checkpoints everything), remove the \
+                 checkpoint file and start again (the whole log is then read)",
+                cp.seq,
+                cp.len,
+                Checkpoint::path(dir).display()
+            )));
         }
-        None => Checkpoint { seq: 0, len: 0 },
+        _ => Checkpoint { seq: 0, len: 0 },
     };
     file.seek(SeekFrom::Start(start.len))
         .map_err(|e| fail(e.to_string()))?;
     let mut reader = BufReader::new(file);
-    let mut found = Recovered::default();
-    // Write-ahead entries still without an outcome, and the newest reservation per watermark.
-    let mut open: BTreeMap<u64, AuditEntry> = BTreeMap::new();
-    // Per watermark: (store seq, watermark, seq of its write-ahead entry).
-    let mut newest: HashMap<WatermarkKey, (u64, Watermark, u64)> = HashMap::new();
+    let mut scan = Scan {
+        scanned: 0,
+        open: BTreeMap::new(),
+        newest: HashMap::new(),
+    };
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -162,51 +233,31 @@ pub fn recover(
         if n == 0 {
             break;
         }
-        let entry: AuditEntry = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line))
-            .map_err(|e| {
-            fail(format!(
-                "entry after seq {}: {e}",
-                start.seq + found.scanned
-            ))
-        })?;
-        found.scanned += 1;
+        let entry: AuditEntry =
+            serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line))
+                .map_err(|e| fail(format!("entry after seq {}: {e}", start.seq + scan.scanned)))?;
+        scan.scanned += 1;
         if let Some(intent) = entry.intent
-            && let Some(reserved) = open.remove(&intent)
+            && let Some(reserved) = scan.open.remove(&intent)
         {
             // The signature goes back with the watermark, so an identical retry gets it.
             if let (Some(sig), Some((key, _, _))) = (&entry.signature, reservation(&reserved))
-                && let Some(slot) = newest.get_mut(&key).filter(|s| s.2 == intent)
+                && let Some(slot) = scan.newest.get_mut(&key).filter(|s| s.2 == intent)
             {
                 slot.1.signature = Signature::parse(sig).ok();
             }
         }
         if entry.decision == AuditDecision::Reserved.as_str() {
             if let Some((key, seq, w)) = reservation(&entry) {
-                let slot = newest.entry(key).or_insert((seq, w, entry.seq));
+                let slot = scan.newest.entry(key).or_insert((seq, w, entry.seq));
                 if seq > slot.0 {
                     *slot = (seq, w, entry.seq);
                 }
             }
-            open.insert(entry.seq, entry);
+            scan.open.insert(entry.seq, entry);
         }
     }
-    for (key, (seq, w, _)) in &newest {
-        if store
-            .recover(key, *seq, w)
-            .map_err(|e| fail(e.to_string()))?
-        {
-            tracing::warn!(%key, block_num = w.block_num, "watermark raised from the audit log's write-ahead entry");
-            found.raised += 1;
-        }
-    }
-    for (seq, e) in open {
-        audit
-            .append(unreleased(seq, e))
-            .map_err(|e| fail(e.to_string()))?;
-        found.unreleased += 1;
-    }
-    checkpoint(dir, audit, store).map_err(fail)?;
-    Ok(found)
+    Ok(scan)
 }
 
 /// Whether the log's line at the checkpoint's offset is the checkpoint's entry.

@@ -514,6 +514,32 @@ pub fn handover(
     })
 }
 
+/// Whether watermark `c` is at or above `w` in every position.
+pub(crate) fn covers(c: &Watermark, w: &Watermark) -> bool {
+    c.block_num >= w.block_num && c.slot >= w.slot && c.wall_slot >= w.wall_slot
+}
+
+/// A watermark at or above both `c` and `w`: the one that covers the other as it is (its
+/// signature kept), else every position raised to the higher, under the digest of the higher
+/// block and without a signature (an identical retry of that block is still recognised;
+/// nothing else at that height signs).
+pub fn cover(c: &Watermark, w: &Watermark) -> Watermark {
+    if covers(c, w) {
+        return *c;
+    }
+    if covers(w, c) {
+        return *w;
+    }
+    let top = if w.block_num >= c.block_num { w } else { c };
+    Watermark {
+        block_num: c.block_num.max(w.block_num),
+        slot: c.slot.max(w.slot),
+        wall_slot: c.wall_slot.max(w.wall_slot),
+        digest: top.digest,
+        signature: None,
+    }
+}
+
 /// What [`WatermarkStore::seal`] does to a member's own watermark `current`, after the
 /// producer's watermark was raised to it: `None` when it is sealed already.
 pub fn seal_step(member: &PublicKey, current: Option<&Watermark>) -> Option<Watermark> {

@@ -159,6 +159,13 @@ async fn sigkill_at_each_step_leaves_the_height_reserved_and_on_record() {
     h += 2;
     kill_at(dir.path(), &key, "reserved", h).await;
     std::fs::write(&file, &on_disk).unwrap();
+    // Before any restart, the offline tools see the log's reservation, not the stale file.
+    let cfg = config_path(dir.path());
+    let shown = run(&["watermark", "show", "-c", cfg.to_str().unwrap()], &[]);
+    assert!(shown.contains(&format!("block {h} ")), "{shown}");
+    let exported = run(&["watermark", "export", "-c", cfg.to_str().unwrap()], &[]);
+    let exported: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(exported[0]["block_num"], h, "{exported}");
     let signer = Signer::start(dir.path(), &[]);
     let here_count = at_height(&signer.audit_entries(), h).len();
     assert_eq!(here_count, 2, "reserved, then unreleased");

@@ -243,6 +243,9 @@ impl AuditLog {
         if created {
             sync_parent(&path).map_err(open_err("sync the directory of"))?;
         }
+        // Lines an earlier process wrote without a sync (write-ahead outcomes) are durable from
+        // here on, as `durable` below says.
+        file.sync_data().map_err(open_err("sync"))?;
         let len = file.metadata().map_err(open_err("read the size of"))?.len();
         let (next_seq, prev) = match read_tail(&mut &file, &path)? {
             Some((seq, line_hash)) => {
@@ -454,9 +457,16 @@ impl AuditLog {
                         st.durable_len
                     )));
                 }
-                self.file.set_len(st.durable_len)?;
-                // Written lines whose appenders were answered: written again, then synced.
-                (&self.file).write_all(&st.unsynced)
+                // Written lines whose appenders were answered are written again in place (the
+                // failed sync may have dropped their pages) before anything after them is cut:
+                // a crash in between never loses an answered line. A handle without O_APPEND,
+                // so the write lands where it is told.
+                use std::os::unix::fs::FileExt as _;
+                OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)?
+                    .write_all_at(&st.unsynced, st.durable_len)?;
+                self.file.set_len(st.written_len)
             })
             .and_then(|()| self.file.sync_data())
             .map_err(|e| e.to_string())

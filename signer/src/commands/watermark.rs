@@ -12,6 +12,20 @@ pub mod migrate;
 pub mod show;
 pub mod unfence;
 
+/// `records` from the store as they stand now: with the file store, raised by the reservations
+/// the audit log holds beyond the last write-ahead checkpoint (a running signer's last second,
+/// or what a crash left out of the files; see `crate::wal`). etcd is current as it is.
+fn current(
+    config: &crate::config::Config,
+    records: Vec<crate::watermark::WatermarkRecord>,
+) -> Result<Vec<crate::watermark::WatermarkRecord>, CliError> {
+    if config.watermarks.etcd.is_some() {
+        return Ok(records);
+    }
+    crate::wal::with_pending(records, &config.watermarks.dir, &config.audit.path)
+        .map_err(CliError::Other)
+}
+
 /// Checks every record against `store` first (so a bad source changes nothing), then imports
 /// them; a watermark is never lowered unless `force`. Returns how many were imported.
 fn import_all(

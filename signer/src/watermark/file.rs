@@ -431,24 +431,6 @@ impl FileStore {
     }
 }
 
-/// Whether watermark `c` is at or above `w` in every position.
-fn covers(c: &Watermark, w: &Watermark) -> bool {
-    c.block_num >= w.block_num && c.slot >= w.slot && c.wall_slot >= w.wall_slot
-}
-
-/// A watermark at or above both `c` and `w`, with the digest of the higher block (an identical
-/// retry of that block is still recognised; nothing else at that height signs).
-fn raised(c: &Watermark, w: &Watermark) -> Watermark {
-    let top = if w.block_num >= c.block_num { w } else { c };
-    Watermark {
-        block_num: c.block_num.max(w.block_num),
-        slot: c.slot.max(w.slot),
-        wall_slot: c.wall_slot.max(w.wall_slot),
-        digest: top.digest,
-        signature: None,
-    }
-}
-
 impl KeyFile {
     /// Writes and syncs `w` as a copy numbered at least `seq`, into the half that does not
     /// hold the last synced copy (bumping the number to that half's parity); the number used.
@@ -547,6 +529,11 @@ impl WatermarkStore for FileStore {
     }
 
     fn export(&self) -> Result<Vec<WatermarkRecord>, StoreError> {
+        // Write-ahead state newer than the files goes to them first: an export (a hand-over
+        // at RetireKey included) never reads a watermark below what this process reserved.
+        if self.write_ahead {
+            self.flush()?;
+        }
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
             let path = entry.map_err(io(&self.dir))?.path();
@@ -623,13 +610,13 @@ impl WatermarkStore for FileStore {
                     }
                     (*w, None)
                 }
-                Some(c) if covers(&c, w) => return Ok(false),
+                Some(c) if super::covers(&c, w) => return Ok(false),
                 // The file is older than the log: the reservation itself, as it was.
-                _ if kf.seq < seq => (*w, Some(seq)),
-                // Rewritten since (an import after the crash) yet below the reservation:
-                // raised to cover both, under the higher height's digest.
-                Some(c) => (raised(&c, w), None),
-                None => (*w, None),
+                Some(c) if super::covers(w, &c) => (*w, Some(seq)),
+                // Neither covers the other (the file was rewritten since, by an import after
+                // the crash): raised to cover both, under the higher height's digest.
+                Some(c) => (super::cover(&c, w), Some(seq)),
+                None => (*w, Some(seq)),
             },
         };
         self.guarded(&mut guard, |slot| self.write_inner(key, slot, write, seq))?;

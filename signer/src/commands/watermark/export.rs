@@ -23,7 +23,7 @@ impl Export {
         let config = self.config.load()?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
             .map_err(CliError::other)?;
-        let records = store.export().map_err(CliError::other)?;
+        let records = super::current(&config, store.export().map_err(CliError::other)?)?;
         let json = serde_json::to_string_pretty(&records).map_err(CliError::other)?;
         match self.out {
             Some(path) => std::fs::write(&path, json + "\n").map_err(|e| CliError::io(&path, e)),

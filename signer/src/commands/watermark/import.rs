@@ -33,6 +33,15 @@ impl Import {
             .map_err(|e| CliError::Other(format!("{}: {e}", self.file.display())))?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Import)
             .map_err(CliError::other)?;
+        // After a crash the files may lag the log's write-ahead entries: recover first (the
+        // daemon is stopped: the store holds its lock), so nothing is checked against, or
+        // lowered below, a stale file.
+        if config.watermarks.etcd.is_none() && config.audit.path.exists() {
+            let audit =
+                crate::audit::AuditLog::open(&config.audit.path).map_err(CliError::other)?;
+            crate::wal::recover(&config.watermarks.dir, &audit, store.as_ref())
+                .map_err(CliError::Other)?;
+        }
         let n = super::import_all(
             &*store,
             &records,

@@ -35,6 +35,9 @@ impl Migrate {
         let records = FileStore::open_read_only(&from)
             .and_then(|s| s.export())
             .map_err(CliError::other)?;
+        // Reservations the log holds beyond the file store's last checkpoint count too.
+        let records = crate::wal::with_pending(records, &from, &config.audit.path)
+            .map_err(CliError::Other)?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Import)
             .map_err(CliError::other)?;
         let n = super::import_all(&*store, &records, false, &from.display().to_string())?;

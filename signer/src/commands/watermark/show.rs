@@ -18,7 +18,7 @@ impl Show {
         let config = self.config.load()?;
         let store = crate::watermark::open(&config.watermarks, crate::watermark::Access::Read)
             .map_err(CliError::other)?;
-        for r in store.export().map_err(CliError::other)? {
+        for r in super::current(&config, store.export().map_err(CliError::other)?)? {
             let w = &r.watermark;
             println!(
                 "{} {} block {} slot {} wall_slot {} digest {} {}",
