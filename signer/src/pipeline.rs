@@ -100,6 +100,38 @@ pub struct Pipeline {
     /// Outcomes of write-ahead entries the log could not take (their answers were withheld),
     /// written by [`Pipeline::record_withheld`] once it can, before a checkpoint passes them.
     pub withheld: std::sync::Mutex<Vec<AuditRecord>>,
+    /// Write-ahead entries whose outcome is not written yet: no checkpoint passes them.
+    pub in_flight: InFlight,
+}
+
+/// Write-ahead entries being appended or waiting for their outcome ([`InFlight::clear_below`]
+/// tells a checkpoint whether it may pass a position).
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::Mutex<(u64, std::collections::BTreeSet<u64>)>);
+
+impl InFlight {
+    fn state(&self) -> std::sync::MutexGuard<'_, (u64, std::collections::BTreeSet<u64>)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether no write-ahead entry below `seq` still waits for its outcome (and none is being
+    /// appended, whose `seq` is not known yet).
+    pub fn clear_below(&self, seq: u64) -> bool {
+        let st = self.state();
+        st.0 == 0 && st.1.range(..seq).next().is_none()
+    }
+}
+
+/// Takes a write-ahead entry out of [`InFlight`] when its request's outcome is handled (or the
+/// request unwinds).
+struct Landed<'a>(&'a InFlight, u64);
+
+impl Drop for Landed<'_> {
+    fn drop(&mut self) {
+        self.0.state().1.remove(&self.1);
+    }
 }
 
 /// A request once its digest is known: what every path shares from here to the answer.
@@ -673,7 +705,16 @@ impl Pipeline {
                 AuditDecision::Reserved,
             )
         };
-        let entry = self.audit.append(record).map_err(|e| {
+        self.in_flight.state().0 += 1;
+        let entry = self.audit.append(record);
+        {
+            let mut st = self.in_flight.state();
+            st.0 -= 1;
+            if let Ok(e) = &entry {
+                st.1.insert(e.seq);
+            }
+        }
+        let entry = entry.map_err(|e| {
             tracing::error!(key = %p.key, error = %e, "audit log write failed: nothing signed");
             refused(Reason::Unavailable, format!("audit log: {e}"))
         })?;
@@ -826,6 +867,8 @@ impl Pipeline {
         result: Result<Outcome, Refused>,
         position: Option<Position>,
     ) -> Result<Outcome, Refused> {
+        // Out of flight once the outcome is written or kept for `record_withheld` (below).
+        let _landed = p.intent.get().map(|i| Landed(&self.in_flight, i));
         let latency_us = p.started.elapsed().as_micros() as u64;
         let (decision, reason, signature) = match &result {
             Ok(o) if o.replayed => (AuditDecision::Replayed, None, Some(o.signature.to_string())),
@@ -1057,6 +1100,7 @@ mod tests {
             admins: Default::default(),
             write_ahead: true,
             withheld: Default::default(),
+            in_flight: Default::default(),
         }
     }
 

@@ -100,19 +100,26 @@ impl Checkpoint {
     }
 }
 
-/// Syncs the log and the watermark files, then records the checkpoint; returns it.
+/// Syncs the log and the watermark files, then records the checkpoint and returns it — unless
+/// `clear_below(seq)` says a write-ahead entry below the new position still waits for its
+/// outcome (`None`: a checkpoint never passes one, so a crash before that outcome is still
+/// found by the next start-up).
 pub fn checkpoint(
     dir: &Path,
     audit: &AuditLog,
     store: &dyn WatermarkStore,
-) -> Result<Checkpoint, String> {
+    clear_below: &dyn Fn(u64) -> bool,
+) -> Result<Option<Checkpoint>, String> {
     // Every write-ahead entry below `seq` was appended after its reservation was written to the
     // store (unsynced), so once the store is flushed below, the files hold all of them.
     let (seq, len) = audit.sync().map_err(|e| e.to_string())?;
     store.flush().map_err(|e| e.to_string())?;
+    if !clear_below(seq) {
+        return Ok(None);
+    }
     let cp = Checkpoint { seq, len };
     cp.write(dir)?;
-    Ok(cp)
+    Ok(Some(cp))
 }
 
 /// What [`recover`] found and did.
@@ -155,7 +162,8 @@ pub fn recover(
             .map_err(|e| fail(e.to_string()))?;
         found.unreleased += 1;
     }
-    checkpoint(dir, audit, store).map_err(fail)?;
+    // Nothing is in flight before the signer serves.
+    checkpoint(dir, audit, store, &|_| true).map_err(fail)?;
     Ok(found)
 }
 
@@ -331,4 +339,90 @@ pub fn pause_point(step: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = step;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::audit::{Position, Reserved};
+    use crate::watermark::Scope;
+    use crate::watermark::file::FileStore;
+    use oryx_proto::antelope::KeyType;
+
+    fn key() -> oryx_proto::antelope::PublicKey {
+        use crate::backend::KeyBackend as _;
+        *crate::backend::soft::SoftKey::generate(KeyType::K1)
+            .unwrap()
+            .public_key()
+    }
+
+    /// A write-ahead entry for block `n` of `key`, store seq `seq`.
+    fn reserved(key: &oryx_proto::antelope::PublicKey, n: u32, seq: u64) -> AuditRecord {
+        AuditRecord {
+            key: Some(key.to_string()),
+            chain_id: Some(Checksum256([7; 32]).to_string()),
+            digest: Some(Checksum256([n as u8; 32]).to_string()),
+            position: Some(Position {
+                block_num: n,
+                slot: n,
+            }),
+            reserved: Some(Reserved {
+                scope: Scope::Key(*key),
+                seq,
+                wall_slot: 0,
+            }),
+            ..AuditRecord::new("node1", AuditKind::SignBlock, AuditDecision::Reserved)
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_never_passes_an_entry_in_flight_and_recovery_closes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = AuditLog::open(dir.path().join("audit.jsonl")).unwrap();
+        let store = FileStore::open(dir.path().join("wm"))
+            .unwrap()
+            .write_ahead(true);
+        let k = key();
+        let intent = audit.append(reserved(&k, 10, 5)).unwrap();
+        // The entry is in flight: the files are synced, the checkpoint does not move past it.
+        let wm = dir.path().join("wm");
+        assert_eq!(
+            checkpoint(&wm, &audit, &store, &|seq| seq <= intent.seq).unwrap(),
+            None
+        );
+        assert_eq!(Checkpoint::read(&wm), None);
+        // A crash now: start-up raises the watermark from the log and closes the entry.
+        drop(store);
+        let store = FileStore::open(&wm).unwrap().write_ahead(true);
+        let found = recover(&wm, &audit, &store).unwrap();
+        assert_eq!((found.raised, found.unreleased), (1, 1));
+        let wk = crate::watermark::WatermarkKey::of_key(Checksum256([7; 32]), k);
+        use crate::watermark::WatermarkStore as _;
+        assert_eq!(store.get(&wk).unwrap().unwrap().block_num, 10);
+        // The checkpoint now stands after the closing entry: a second start reads nothing new.
+        let cp = Checkpoint::read(&wm).unwrap();
+        assert_eq!(cp.seq, intent.seq + 2);
+        let again = recover(&wm, &audit, &store).unwrap();
+        assert_eq!((again.scanned, again.raised, again.unreleased), (0, 0, 0));
+        // A log that does not continue where the checkpoint says is refused at start-up.
+        std::fs::write(audit.path(), b"").unwrap();
+        let e = recover(&wm, &audit, &store).unwrap_err();
+        assert!(e.contains("replaced, moved or cut"), "{e}");
+    }
+
+    #[test]
+    fn the_checkpoint_file_round_trips_and_a_damaged_one_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint { seq: 42, len: 9000 };
+        cp.write(dir.path()).unwrap();
+        assert_eq!(Checkpoint::read(dir.path()), Some(cp));
+        let cp2 = Checkpoint { seq: 43, len: 9100 };
+        cp2.write(dir.path()).unwrap();
+        assert_eq!(Checkpoint::read(dir.path()), Some(cp2));
+        let path = dir.path().join(CHECKPOINT_FILE);
+        let text = std::fs::read_to_string(&path).unwrap().replace("43", "44");
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(Checkpoint::read(dir.path()), None);
+    }
 }

@@ -166,6 +166,7 @@ impl Start {
                 .with_reviewers(config.reviewers.clone()),
             write_ahead: config.watermarks.write_ahead,
             withheld: Default::default(),
+            in_flight: Default::default(),
         });
         // Before the first request: watermarks raised from the log's write-ahead entries, and
         // the ones a crash left without an outcome closed (`crate::wal`).
@@ -272,7 +273,10 @@ impl Start {
                         if let Err(e) = pipeline_at_shutdown
                 .record_withheld()
                 .map_err(|e| e.to_string())
-                .and_then(|()| crate::wal::checkpoint(&wal_dir, &audit, store.as_ref()))
+                                .and_then(|()| {
+                    let clear = |seq| pipeline_at_shutdown.in_flight.clear_below(seq);
+                    crate::wal::checkpoint(&wal_dir, &audit, store.as_ref(), &clear).map(drop)
+                })
             {
                 tracing::error!(error = %e, "write-ahead checkpoint at shutdown failed: the next start reads the log from the last one");
             }
@@ -321,10 +325,13 @@ async fn checkpoints(
         let run = move || {
             // Outcomes the log refused first: no checkpoint passes their write-ahead entries.
             pipeline.record_withheld().map_err(|e| e.to_string())?;
-            crate::wal::checkpoint(&dir, &pipeline.audit, store.as_ref())
+            let clear = |seq| pipeline.in_flight.clear_below(seq);
+            crate::wal::checkpoint(&dir, &pipeline.audit, store.as_ref(), &clear)
         };
         match tokio::task::spawn_blocking(run).await {
-            Ok(Ok(cp)) => last = Some(cp.seq),
+            Ok(Ok(Some(cp))) => last = Some(cp.seq),
+            // A write-ahead entry below was still waiting for its outcome: next tick.
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "write-ahead checkpoint failed; retried"),
             Err(e) => tracing::error!(error = %e, "write-ahead checkpoint task failed"),
         }

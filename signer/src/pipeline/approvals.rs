@@ -496,6 +496,7 @@ mod tests {
                 metrics: Arc::default(),
                 write_ahead: true,
                 withheld: Default::default(),
+                in_flight: Default::default(),
                 approvals: Some(Arc::new(
                     ApprovalStore::open(dir.path().join("approvals")).unwrap(),
                 )),
