@@ -241,6 +241,17 @@ fn scan(dir: &Path, path: &Path, strict: bool) -> Result<Scan, String> {
         if n == 0 {
             break;
         }
+        // A line a running signer is writing right now ends a reader's scan; at start-up (the
+        // log refuses to open on a torn tail) it can only be an over-long, damaged line.
+        if !line.ends_with(b"\n") {
+            if strict {
+                return Err(fail(format!(
+                    "entry after seq {}: no line end within {MAX_LINE} bytes",
+                    start.seq + scan.scanned
+                )));
+            }
+            break;
+        }
         let entry: AuditEntry =
             serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line))
                 .map_err(|e| fail(format!("entry after seq {}: {e}", start.seq + scan.scanned)))?;
