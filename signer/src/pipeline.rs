@@ -29,7 +29,9 @@ use oryx_proto::antelope::transaction::Transaction;
 use oryx_proto::antelope::{Bytes, Checksum256, PublicKey, Signature};
 
 use crate::approvals::ApprovalStore;
-use crate::audit::{AuditDecision, AuditKind, AuditLog, AuditRecord, Position};
+use crate::audit::{
+    AuditDecision, AuditEntryRef, AuditError, AuditKind, AuditLog, AuditRecord, Position,
+};
 use crate::authz::{Authorization, Authorizer, ChargeHold};
 use crate::config::RequestKind;
 pub use crate::keyset::KeyEntry;
@@ -121,6 +123,22 @@ impl InFlight {
     pub fn clear_below(&self, seq: u64) -> bool {
         let st = self.state();
         st.0 == 0 && st.1.range(..seq).next().is_none()
+    }
+
+    /// Runs `append` (of a write-ahead entry) counted as in flight, and keeps the entry in
+    /// flight once it has its `seq`, until its [`Landed`] guard drops.
+    fn track(
+        &self,
+        append: impl FnOnce() -> Result<AuditEntryRef, AuditError>,
+    ) -> Result<AuditEntryRef, AuditError> {
+        self.state().0 += 1;
+        let entry = append();
+        let mut st = self.state();
+        st.0 -= 1;
+        if let Ok(e) = &entry {
+            st.1.insert(e.seq);
+        }
+        entry
     }
 }
 
@@ -705,27 +723,32 @@ impl Pipeline {
                 AuditDecision::Reserved,
             )
         };
-        self.in_flight.state().0 += 1;
-        let entry = self.audit.append(record);
-        {
-            let mut st = self.in_flight.state();
-            st.0 -= 1;
-            if let Ok(e) = &entry {
-                st.1.insert(e.seq);
-            }
-        }
-        let entry = entry.map_err(|e| {
-            tracing::error!(key = %p.key, error = %e, "audit log write failed: nothing signed");
-            refused(Reason::Unavailable, format!("audit log: {e}"))
-        })?;
+        let entry = self
+            .in_flight
+            .track(|| self.audit.append(record))
+            .map_err(|e| {
+                tracing::error!(key = %p.key, error = %e, "audit log write failed: nothing signed");
+                refused(Reason::Unavailable, format!("audit log: {e}"))
+            })?;
         p.intent.set(Some(entry.seq));
         Ok(())
     }
 
-    /// Writes the outcomes of write-ahead entries whose own outcome the log refused (the
-    /// checkpoint calls it first, so no checkpoint passes a write-ahead entry left open while
-    /// the signer runs); those it still cannot write stay for the next call.
-    pub fn record_withheld(&self) -> Result<(), crate::audit::AuditError> {
+    /// A write-ahead checkpoint ([`crate::wal::checkpoint`], in `dir`) that passes no
+    /// write-ahead entry still open: the outcomes the log refused are written first, and one
+    /// still in flight makes it wait (`None`) for the next call.
+    pub fn checkpoint(
+        &self,
+        dir: &std::path::Path,
+    ) -> Result<Option<crate::wal::Checkpoint>, String> {
+        self.record_withheld().map_err(|e| e.to_string())?;
+        let clear = |seq| self.in_flight.clear_below(seq);
+        crate::wal::checkpoint(dir, &self.audit, self.watermarks.as_ref(), &clear)
+    }
+
+    /// Writes the outcomes of write-ahead entries whose own outcome the log refused; those it
+    /// still cannot write stay for the next call.
+    fn record_withheld(&self) -> Result<(), AuditError> {
         let pending = std::mem::take(
             &mut *self
                 .withheld

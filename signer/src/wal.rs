@@ -110,8 +110,8 @@ pub fn checkpoint(
     store: &dyn WatermarkStore,
     clear_below: &dyn Fn(u64) -> bool,
 ) -> Result<Option<Checkpoint>, String> {
-    // Every write-ahead entry below `seq` was appended after its reservation was written to the
-    // store (unsynced), so once the store is flushed below, the files hold all of them.
+    // Every write-ahead entry below `seq` was appended after the store made its reservation (in
+    // memory), so once the store is flushed below, the files hold all of them.
     let (seq, len) = audit.sync().map_err(|e| e.to_string())?;
     store.flush().map_err(|e| e.to_string())?;
     if !clear_below(seq) {

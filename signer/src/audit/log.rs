@@ -307,10 +307,15 @@ impl AuditLog {
     /// fails with [`AuditError::Unavailable`] while that fails. The first entry written after a
     /// repair is preceded by one that records the outage and how many appends it refused.
     pub fn append(&self, record: AuditRecord) -> Result<AuditEntryRef, AuditError> {
+        self.append_until(record, Wait::Durable)
+    }
+
+    /// Appends one entry and waits as far as `wait` says.
+    fn append_until(&self, record: AuditRecord, wait: Wait) -> Result<AuditEntryRef, AuditError> {
         // An over-long reason is cut, never the entry refused: the fact of a decision is kept.
         let record = record.clamped();
         record.validate()?;
-        self.write(Some(record), Wait::Durable)?
+        self.write(Some(record), wait)?
             .ok_or_else(|| AuditError::InvalidRecord("the entry was not queued".into()))
     }
 
@@ -322,10 +327,7 @@ impl AuditLog {
     /// If a queued line ahead of it waits for a sync, it waits for that sync too (a line whose
     /// appender was told it failed is never left on disk by a write-only batch).
     pub fn append_written(&self, record: AuditRecord) -> Result<AuditEntryRef, AuditError> {
-        let record = record.clamped();
-        record.validate()?;
-        self.write(Some(record), Wait::Written)?
-            .ok_or_else(|| AuditError::InvalidRecord("the entry was not queued".into()))
+        self.append_until(record, Wait::Written)
     }
 
     /// Makes every entry appended so far durable (one sync if some are only written); the

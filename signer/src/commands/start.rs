@@ -239,8 +239,7 @@ impl Start {
             registry,
             &config,
         ));
-        let pipeline_for_checkpoints = pipeline.clone();
-        let pipeline_at_shutdown = pipeline.clone();
+        let wal_pipeline = pipeline.clone();
         let service = SignerService::new(pipeline, savanna, lifecycle, ready.clone());
 
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -259,25 +258,18 @@ impl Start {
                 println!("metrics on {}", ml.local_addr().map_err(|e| e.to_string())?);
                 tokio::spawn(crate::metrics::serve(ml, metrics, ready));
             }
-                        let policy = policy_engine.zip(config.policy.clone());
+            let policy = policy_engine.zip(config.policy.clone());
             tokio::spawn(reload_on_sighup(policy, tls.clone(), config.chain_names()));
-                                    tokio::spawn(flush_refusals(audit.clone()));
-                        tokio::spawn(checkpoints(wal_dir.clone(), pipeline_for_checkpoints, store.clone()));
+            tokio::spawn(flush_refusals(audit.clone()));
+            tokio::spawn(checkpoints(wal_dir.clone(), wal_pipeline.clone()));
             println!("listening on {addr}");
             tracing::info!(%addr, keys = key_count, "oryx-signer serving over mTLS");
             let served = crate::server::serve(listener, tls, service, shutdown_signal()).await;
             // Refusals still held go on record before the process ends.
-                        if let Err(e) = audit.flush_refusals() {
+            if let Err(e) = audit.flush_refusals() {
                 tracing::error!(error = %e, "audit log: held refusals could not be written at shutdown");
             }
-                        if let Err(e) = pipeline_at_shutdown
-                .record_withheld()
-                .map_err(|e| e.to_string())
-                                .and_then(|()| {
-                    let clear = |seq| pipeline_at_shutdown.in_flight.clear_below(seq);
-                    crate::wal::checkpoint(&wal_dir, &audit, store.as_ref(), &clear).map(drop)
-                })
-            {
+            if let Err(e) = wal_pipeline.checkpoint(&wal_dir) {
                 tracing::error!(error = %e, "write-ahead checkpoint at shutdown failed: the next start reads the log from the last one");
             }
             served
@@ -306,29 +298,19 @@ async fn flush_refusals(audit: Arc<AuditLog>) {
 
 /// Write-ahead checkpoints every [`crate::wal::CHECKPOINT_EVERY`]: syncs outcomes written
 /// since, and the watermark files, and moves the point start-up recovery reads from.
-async fn checkpoints(
-    dir: std::path::PathBuf,
-    pipeline: Arc<Pipeline>,
-    store: Arc<dyn WatermarkStore>,
-) {
+async fn checkpoints(dir: std::path::PathBuf, pipeline: Arc<Pipeline>) {
     let mut tick = tokio::time::interval(crate::wal::CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = None;
     loop {
         tick.tick().await;
-        let (dir, pipeline, store) = (dir.clone(), pipeline.clone(), store.clone());
+        let (dir, pipeline) = (dir.clone(), pipeline.clone());
         // Nothing appended since the last one: nothing to do.
         let next = pipeline.audit.next_seq();
         if last == Some(next) {
             continue;
         }
-        let run = move || {
-            // Outcomes the log refused first: no checkpoint passes their write-ahead entries.
-            pipeline.record_withheld().map_err(|e| e.to_string())?;
-            let clear = |seq| pipeline.in_flight.clear_below(seq);
-            crate::wal::checkpoint(&dir, &pipeline.audit, store.as_ref(), &clear)
-        };
-        match tokio::task::spawn_blocking(run).await {
+        match tokio::task::spawn_blocking(move || pipeline.checkpoint(&dir)).await {
             Ok(Ok(Some(cp))) => last = Some(cp.seq),
             // A write-ahead entry below was still waiting for its outcome: next tick.
             Ok(Ok(None)) => {}

@@ -594,32 +594,29 @@ impl WatermarkStore for FileStore {
     fn recover(&self, key: &WatermarkKey, seq: u64, w: &Watermark) -> Result<bool, StoreError> {
         let slot = self.slot_for(key);
         let mut guard = lock(&slot);
-        let (write, seq) = match self.load(key, &mut guard)? {
-            None => (*w, Some(seq)),
-            Some(kf) => match kf.watermark {
-                // The very reservation, unsigned in the file: its signature from the log.
-                Some(c)
-                    if c.signature.is_none()
-                        && Watermark {
-                            signature: None,
-                            ..*w
-                        } == c =>
-                {
-                    if w.signature.is_none() {
-                        return Ok(false);
-                    }
-                    (*w, None)
+        let current = self.load(key, &mut guard)?.and_then(|kf| kf.watermark);
+        let write = match current {
+            // The very reservation, unsigned in the file: its signature from the log, if any.
+            Some(c)
+                if Watermark {
+                    signature: None,
+                    ..*w
+                } == c =>
+            {
+                if w.signature.is_none() {
+                    return Ok(false);
                 }
-                Some(c) if super::covers(&c, w) => return Ok(false),
-                // The file is older than the log: the reservation itself, as it was.
-                Some(c) if super::covers(w, &c) => (*w, Some(seq)),
-                // Neither covers the other (the file was rewritten since, by an import after
-                // the crash): raised to cover both, under the higher height's digest.
-                Some(c) => (super::cover(&c, w), Some(seq)),
-                None => (*w, Some(seq)),
-            },
+                *w
+            }
+            Some(c) if super::covers(&c, w) => return Ok(false),
+            // The file is older than the log (the reservation itself), or was rewritten since
+            // by an import after the crash (raised to cover both): never lowered.
+            Some(c) => super::cover(&c, w),
+            None => *w,
         };
-        self.guarded(&mut guard, |slot| self.write_inner(key, slot, write, seq))?;
+        self.guarded(&mut guard, |slot| {
+            self.write_inner(key, slot, write, Some(seq))
+        })?;
         Ok(true)
     }
 
