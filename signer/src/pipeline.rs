@@ -60,6 +60,8 @@ pub struct Outcome {
     pub slot: u32,
     /// Where the decision is in the audit log (set once it is recorded there).
     pub audit: Option<crate::audit::AuditEntryRef>,
+    /// The signature's text (`SIG_…`), once the audit record made it (base58 is not free).
+    pub text: Option<String>,
 }
 
 /// A block signing request.
@@ -594,6 +596,7 @@ impl Pipeline {
                     block_num,
                     slot,
                     audit: None,
+                    text: None,
                 };
                 match self.reserve(p, entry, &request)? {
                     Reserved::Replay(signature) => {
@@ -627,6 +630,7 @@ impl Pipeline {
             block_num,
             slot,
             audit: None,
+            text: None,
         };
         Ok((outcome, reservation))
     }
@@ -898,6 +902,7 @@ impl Pipeline {
             Ok(o) => (AuditDecision::Signed, None, Some(o.signature.to_string())),
             Err(r) => (r.reason.audit_decision(), Some(r.to_string()), None),
         };
+        let text = signature.clone();
         let record = AuditRecord {
             key: Some(p.key_text()),
             chain_id: Some(p.chain_id.to_string()),
@@ -966,7 +971,11 @@ impl Pipeline {
             }
             (Ok(o), Ok(entry)) => {
                 tracing::info!(principal = p.principal, key = %p.key, kind = p.kind.as_str(), block_num = o.block_num, slot = o.slot, digest = %o.digest, replayed = o.replayed, elapsed_us = latency_us, audit = ?entry, "signed");
-                Ok(Outcome { audit: entry, ..o })
+                Ok(Outcome {
+                    audit: entry,
+                    text,
+                    ..o
+                })
             }
             // A refusal over its principal's rate is counted for a summary entry, not logged
             // one by one (neither in the audit log nor here).

@@ -5,8 +5,10 @@
 //! Guards: there is no plaintext listener — a connection without a client certificate signed by
 //! the operator CA fails the TLS handshake and never reaches the pipeline. The principal is the
 //! client certificate's identity (first SAN DNS name or URI, else the subject CN). Each request
-//! runs on a blocking thread the server never cancels: if the client hangs up, reserve → sign →
-//! commit → audit still completes.
+//! runs to its end inside one poll the server never cancels: if the client hangs up, reserve →
+//! sign → commit → audit still completes. A signing request holds a runtime worker only when it
+//! is the only one in flight, the watermarks are this process's own and another worker is left
+//! ([`Inline`]); any other hands its worker's tasks on first.
 
 use std::sync::Arc;
 
@@ -52,6 +54,47 @@ pub struct SignerService {
     /// Client certificates read before, by their exact DER bytes: one X.509 parse per
     /// certificate rather than per request.
     peers: Arc<PeerCache>,
+    /// Which signing requests run on their worker without handing its tasks on.
+    inline: Arc<Inline>,
+}
+
+/// Where a signing request runs on the daemon's multi-thread runtime. Handing the worker's
+/// tasks on first (`block_in_place`) wakes another thread for them on every request — on a
+/// 2-vCPU machine that costs a sequential signer about a tenth of its latency (issue 14's
+/// measurements in the README) — so the one request in flight runs on its worker as it is
+/// (*inline*), provided:
+/// - no other signing request is in flight when it starts (a counter every signing request
+///   holds while it runs): so at most one worker is ever held this way, and a burst of
+///   concurrent requests hands off and shares the audit log's group commit;
+/// - the runtime has another worker, which serves every other connection meanwhile;
+/// - the watermarks are this process's own files (`!shared()`): a shared store's reservation
+///   is network round trips, and never holds a worker.
+#[derive(Debug, Default)]
+struct Inline {
+    /// Signing requests in flight (inline or handed off).
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Whether requests may run inline at all (the watermark store is local).
+    allowed: bool,
+}
+
+/// One signing request counted in [`Inline::in_flight`] until it is dropped (unwinding too).
+struct Counted<'a>(&'a Inline);
+
+impl Inline {
+    /// Counts a request in; `(guard, whether it runs inline)`.
+    fn enter(&self, workers: usize) -> (Counted<'_>, bool) {
+        use std::sync::atomic::Ordering;
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        (Counted(self), self.allowed && before == 0 && workers > 1)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// [`Peer`]s by certificate bytes, at most [`PEER_CACHE`] of them (emptied when full: an
@@ -97,13 +140,17 @@ impl SignerService {
         ready: ReadyCheck,
     ) -> Self {
         SignerService {
-            pipeline,
             savanna_chains,
             lifecycle,
             ready,
             last_ready: Arc::default(),
             tls: None,
             peers: Arc::default(),
+            inline: Arc::new(Inline {
+                in_flight: Default::default(),
+                allowed: !pipeline.watermarks.shared(),
+            }),
+            pipeline,
         }
     }
 
@@ -263,6 +310,17 @@ fn signature_msg(s: &Signature) -> grpc::Signature {
     }
 }
 
+/// An outcome's signature, with the text its audit record made.
+fn outcome_signature(o: &Outcome) -> grpc::Signature {
+    match &o.text {
+        Some(text) => grpc::Signature {
+            compact: o.signature.as_bytes().to_vec(),
+            text: text.clone(),
+        },
+        None => signature_msg(&o.signature),
+    }
+}
+
 /// An optional key field: empty means none.
 fn optional_key(field: &str, text: &str) -> Result<Option<PublicKey>, Refused> {
     match text.trim() {
@@ -362,7 +420,7 @@ pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
 fn sign_response(o: Outcome) -> grpc::SignResponse {
     grpc::SignResponse {
         digest: o.digest.0.to_vec(),
-        signature: Some(signature_msg(&o.signature)),
+        signature: Some(outcome_signature(&o)),
         replayed: o.replayed,
         block_num: o.block_num,
         slot: o.slot,
@@ -417,10 +475,11 @@ fn audit_ref(a: AuditEntryRef) -> grpc::AuditRef {
 
 impl SignerService {
     /// Runs a signing request, timing its wait for a thread. On the daemon's multi-thread
-    /// runtime it runs in place (`block_in_place`): the worker hands its other tasks on and
-    /// the request runs to its end inside one poll, so a client that hangs up cannot cut it
-    /// in half, and no other thread has to be woken for it or for its answer. Elsewhere (a
-    /// current-thread runtime) on a blocking thread, [`detached`].
+    /// runtime it runs to its end inside one poll, so a client that hangs up cannot cut it in
+    /// half and no thread has to be woken for its answer: on its worker as it is when
+    /// [`Inline`] allows, else in place after handing the worker's other tasks on
+    /// (`block_in_place`). Elsewhere (a current-thread runtime) on a blocking thread,
+    /// [`detached`].
     async fn signing<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Pipeline) -> T + Send + 'static,
@@ -433,8 +492,16 @@ impl SignerService {
                 .stage(crate::metrics::Stage::Queue, queued.elapsed());
             f(&pipeline)
         };
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => Ok(tokio::task::block_in_place(run)),
+        let rt = tokio::runtime::Handle::current();
+        match rt.runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                let (_counted, inline) = self.inline.enter(rt.metrics().num_workers());
+                Ok(if inline {
+                    run()
+                } else {
+                    tokio::task::block_in_place(run)
+                })
+            }
             _ => detached(run).await,
         }
     }
@@ -530,7 +597,7 @@ impl Signer for SignerService {
             Response::new(grpc::SignTransactionResponse {
                 digest: o.digest.0.to_vec(),
                 transaction_id: id.0.to_vec(),
-                signature: Some(signature_msg(&o.signature)),
+                signature: Some(outcome_signature(&o)),
                 audit: o.audit.map(audit_ref),
             })
         })
@@ -1063,4 +1130,32 @@ pub async fn serve(
         .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await
         .map_err(|e| format!("gRPC server: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Inline;
+
+    #[test]
+    fn only_a_lone_request_on_a_local_store_with_a_spare_worker_runs_inline() {
+        let gate = Inline {
+            in_flight: Default::default(),
+            allowed: true,
+        };
+        let (first, inline) = gate.enter(2);
+        assert!(inline, "the only request in flight runs inline");
+        let (second, inline) = gate.enter(2);
+        assert!(!inline, "a second one in flight hands off");
+        drop(first);
+        let (third, inline) = gate.enter(2);
+        assert!(!inline, "still one in flight (the second)");
+        drop((second, third));
+        assert!(!gate.enter(1).1, "no worker would be left");
+        assert!(gate.enter(2).1, "counted out again on drop");
+        let shared = Inline {
+            in_flight: Default::default(),
+            allowed: false,
+        };
+        assert!(!shared.enter(2).1, "a shared store never runs inline");
+    }
 }

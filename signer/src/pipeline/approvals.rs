@@ -340,6 +340,7 @@ impl Pipeline {
                 block_num: 0,
                 slot: 0,
                 audit: None,
+                text: None,
             }),
             Ok(created) => {
                 let (req, what) = match created {
