@@ -592,6 +592,12 @@ fn the_bench_plays_nodeos_and_prints_floors() {
         assert!(v["floors"][floor]["p50_ms"].as_f64().unwrap() > 0.0, "{v}");
     }
     assert!(v["p99_over_floor_sum"].as_f64().unwrap() > 0.0, "{v}");
+    // The direct calls alternate with the bridged ones, as many of each.
+    assert_eq!(v["sign_digest_direct"]["samples"], 30);
+    assert!(
+        v["p50_over_http_plus_direct"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
     // A second run starts above the first one's watermark by itself.
     assert!(bench(&["--allow-public-chain"]).status.success());
 }

@@ -70,6 +70,33 @@ pub struct Bench {
     serve_reference: bool,
 }
 
+/// The key `--key` names (by its text, or its legacy `EOS…` text), else the first configured.
+fn chosen_key(
+    config: &crate::config::Config,
+    key: Option<&str>,
+) -> Result<crate::config::KeyConfig, CliError> {
+    match key {
+        Some(k) => config.keys.iter().find(|c| {
+            c.public_key.to_string() == k || c.public_key.to_legacy_string().as_deref() == Some(k)
+        }),
+        None => config.keys.first(),
+    }
+    .cloned()
+    .ok_or_else(|| CliError::Other("no such key in the config".into()))
+}
+
+/// The bench key's backend, opened locally from the same config.
+fn open_backend(
+    config: &crate::config::Config,
+    key: &crate::config::KeyConfig,
+) -> Result<std::sync::Arc<dyn crate::backend::KeyBackend>, CliError> {
+    let providers = crate::providers::open_all(config)?;
+    Ok(providers
+        .get(&key.backend)
+        .ok_or_else(|| CliError::Other("backend missing".into()))?
+        .open(&key.public_key)?)
+}
+
 /// Percentile of sorted durations.
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -193,7 +220,7 @@ impl Bench {
     pub fn run(self) -> Result<(), CliError> {
         let config = self.config.load()?;
         if self.serve_reference {
-            return against::serve_references(&config);
+            return against::serve_references(&config, self.key.as_deref());
         }
         let base = self
             .config
@@ -207,15 +234,7 @@ impl Bench {
             &base.join(format!("tls/{}.key", self.client)),
             "localhost",
         )?;
-        let key_cfg = match &self.key {
-            Some(k) => config.keys.iter().find(|c| {
-                c.public_key.to_string() == *k
-                    || c.public_key.to_legacy_string().as_deref() == Some(k)
-            }),
-            None => config.keys.first(),
-        }
-        .ok_or_else(|| CliError::Other("no such key in the config".into()))?
-        .clone();
+        let key_cfg = chosen_key(&config, self.key.as_deref())?;
         let chain_id = key_cfg
             .chains
             .first()
@@ -250,11 +269,8 @@ impl Bench {
         };
 
         // Floor 1: the raw backend, opened locally from the same config.
-        let providers = crate::providers::open_all(&config)?;
-        let backend = providers
-            .get(&key_cfg.backend)
-            .ok_or_else(|| CliError::Other("backend missing".into()))?
-            .open(&key_cfg.public_key)?;
+        let backend = open_backend(&config, &key_cfg)?;
+        let device = reference::RefKey::is_device(backend.as_ref());
         let mut raw = Vec::new();
         for i in 0..200u32 {
             let d = Checksum256::hash(&i.to_le_bytes());
@@ -484,16 +500,17 @@ impl Bench {
                 "  {tps:.0}/s  raw backend {raw_tps:.0}/s (one thread)  ratio {:.2}",
                 tps / raw_tps
             );
-                        println!(
+            println!(
                 "  transport ceiling (ListKeys, same clients): {transport_rps:.0}/s  raw backend / ceiling {:.2}",
                 raw_tps / transport_rps
             );
             against::run(against::Plan {
                 addr: addr.clone(),
                 tls: tls.clone(),
-                                                dir: config.watermarks.dir.clone(),
+                dir: config.watermarks.dir.clone(),
                 config_path: self.config.config.clone(),
                 write_ahead: config.watermarks.write_ahead,
+                device,
                 chain_id,
                 key: key_cfg.public_key.to_string(),
                 first_height: last + 1,

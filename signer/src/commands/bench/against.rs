@@ -11,7 +11,7 @@ use oryx_proto::grpc;
 use oryx_proto::grpc::signer_client::SignerClient;
 use tonic::transport::Channel;
 
-use super::reference::{self, Syncs};
+use super::reference::{self, RefKey, Syncs};
 use super::{pct, savanna_header, transfer};
 use crate::client::{ClientTls, connect};
 use crate::server::TlsFiles;
@@ -30,6 +30,8 @@ pub(super) struct Plan {
     pub(super) config_path: std::path::PathBuf,
     /// The product's durable design: write-ahead (one sync) or two syncs.
     pub(super) write_ahead: bool,
+    /// Whether the references sign with the key's own device ([`reference::RefKey`]).
+    pub(super) device: bool,
     /// The chain and key the product signs with.
     pub(super) chain_id: Checksum256,
     /// The key, as text.
@@ -157,6 +159,8 @@ pub(super) async fn run(plan: Plan) -> Result<(), String> {
         .arg("-c")
         .arg(&plan.config_path)
         .arg("--serve-reference")
+        .arg("--key")
+        .arg(&plan.key)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -186,6 +190,7 @@ pub(super) async fn run(plan: Plan) -> Result<(), String> {
 /// ADDR`), until stdin closes.
 pub(super) fn serve_references(
     config: &crate::config::Config,
+    key: Option<&str>,
 ) -> Result<(), crate::cli_error::CliError> {
     use crate::cli_error::CliError;
     use std::io::Read as _;
@@ -196,13 +201,14 @@ pub(super) fn serve_references(
         key_pem: read(&config.server.key)?,
     };
     let dir = config.watermarks.dir.clone();
+    let backend = super::open_backend(config, &super::chosen_key(config, key)?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::other)?;
     rt.block_on(async move {
-        let two = reference::start(&tls, &dir, Syncs::Two).await?;
-        let one = reference::start(&tls, &dir, Syncs::One).await?;
+        let two = reference::start(&tls, &dir, Syncs::Two, RefKey::new(&backend)?).await?;
+        let one = reference::start(&tls, &dir, Syncs::One, RefKey::new(&backend)?).await?;
         println!("two {}", two.addr);
         println!("one {}", one.addr);
         tokio::task::spawn_blocking(|| {
@@ -284,8 +290,13 @@ async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
 
     let n = plan.rounds * plan.block;
     println!(
-        "against the reference (its own process, same TLS configuration, same disk; {n} calls each in \
-         alternating blocks of {}):",
+        "against the reference (its own process, same TLS configuration, same disk, {}; {n} calls \
+         each in alternating blocks of {}):",
+        if plan.device {
+            "signing with the product's own key through its backend"
+        } else {
+            "signing with an in-memory K1 key"
+        },
         plan.block
     );
     println!(

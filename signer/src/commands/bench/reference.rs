@@ -6,9 +6,11 @@
 //! What it does per call, and nothing else (no policy, no audit chain, no admission control):
 //! - `Status`: answers at once (the bare mTLS echo);
 //! - `SignBlock`, two-sync form: decodes the header, computes its id, writes a 64-byte
-//!   reservation in place and `fdatasync`s it, signs with an in-memory K1 key through fc's
-//!   canonical loop (the recovery id from k256, no verification), appends a ~250-byte record to
-//!   a log and `fdatasync`s it, answers; one-sync (write-ahead) form: appends and syncs a
+//!   reservation in place and `fdatasync`s it, signs ([`RefKey`]: for a key computed in process
+//!   with an in-memory K1 key through fc's canonical loop, the recovery id from k256, no
+//!   verification; for a device key with that same key on its device, through the canonical
+//!   loop and the one verification that finds the recovery id), appends a ~250-byte record to a
+//!   log and `fdatasync`s it, answers; one-sync (write-ahead) form: appends and syncs a
 //!   record before signing, signs, appends the outcome without a sync, answers;
 //! - `SignTransaction`: decodes the transaction, computes its signing digest, signs, appends and
 //!   syncs the record, answers (a transaction has no watermark).
@@ -44,9 +46,55 @@ pub(super) enum Syncs {
     One,
 }
 
+/// What the reference signs with, so that its signing time is the product's floor: an in-memory
+/// K1 key when the product's key signs in process (a software K1 key), else the product's own
+/// key through its backend (a PKCS#11 token, a YubiHSM), whose signatures need the recovery id
+/// found by one verification ([`crate::signing::sign`]: the least any signer must do with them).
+#[derive(Debug, Clone)]
+pub(crate) enum RefKey {
+    /// fc's canonical loop on an in-memory key.
+    Memory(Arc<SoftKey>),
+    /// The product's key on its device.
+    Device(Arc<dyn crate::backend::KeyBackend>),
+}
+
+impl RefKey {
+    /// Whether a reference for `backend`'s key signs on the device.
+    pub(crate) fn is_device(backend: &dyn crate::backend::KeyBackend) -> bool {
+        !(backend.signs_in_process() && backend.public_key().kind() == KeyType::K1)
+    }
+
+    /// The reference key for the product's `backend`.
+    pub(crate) fn new(backend: &Arc<dyn crate::backend::KeyBackend>) -> Result<Self, String> {
+        if Self::is_device(backend.as_ref()) {
+            return Ok(RefKey::Device(backend.clone()));
+        }
+        let key = SoftKey::generate(KeyType::K1).map_err(|e| e.to_string())?;
+        Ok(RefKey::Memory(Arc::new(key)))
+    }
+
+    fn public_key(&self) -> oryx_proto::antelope::PublicKey {
+        match self {
+            RefKey::Memory(k) => *k.public_key(),
+            RefKey::Device(b) => *b.public_key(),
+        }
+    }
+
+    fn sign(&self, digest: &Checksum256) -> Result<Signature, Status> {
+        match self {
+            RefKey::Memory(k) => canonical_k1(k, digest),
+            RefKey::Device(b) => {
+                crate::signing::sign(b.as_ref(), digest, crate::signing::SignOptions::default())
+                    .map(|s| s.signature)
+                    .map_err(|e| Status::internal(e.to_string()))
+            }
+        }
+    }
+}
+
 /// The minimal signer's state.
 struct Minimal {
-    key: SoftKey,
+    key: RefKey,
     reservation: File,
     log: Mutex<File>,
     syncs: Syncs,
@@ -85,7 +133,7 @@ impl Minimal {
                 true,
             )?;
         }
-        let signature = canonical_k1(&self.key, digest)?;
+        let signature = self.key.sign(digest)?;
         let text = signature.to_string();
         append(
             format!(
@@ -254,7 +302,12 @@ pub(super) struct Reference {
 }
 
 /// Starts a reference on the current runtime with the signer's TLS files, its files in `dir`.
-pub(super) async fn start(tls: &TlsFiles, dir: &Path, syncs: Syncs) -> Result<Reference, String> {
+pub(super) async fn start(
+    tls: &TlsFiles,
+    dir: &Path,
+    syncs: Syncs,
+    key: RefKey,
+) -> Result<Reference, String> {
     let tag = match syncs {
         Syncs::Two => "2",
         Syncs::One => "1",
@@ -276,7 +329,7 @@ pub(super) async fn start(tls: &TlsFiles, dir: &Path, syncs: Syncs) -> Result<Re
         .map_err(|e| e.to_string())?;
     let log = open(format!(".bench-reference-{tag}.log"))?;
     let minimal = Minimal {
-        key: SoftKey::generate(KeyType::K1).map_err(|e| e.to_string())?,
+        key,
         reservation,
         log: Mutex::new(log),
         syncs,
