@@ -20,6 +20,7 @@ use oryx_proto::stats::micros_u32;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
+mod memo;
 mod rejected;
 
 use crate::approvals::PendingRequest;
@@ -54,6 +55,8 @@ pub struct SignerService {
     /// Client certificates read before, by their exact DER bytes: one X.509 parse per
     /// certificate rather than per request.
     peers: Arc<PeerCache>,
+    /// Public keys named in requests before, by their exact text.
+    keys: Arc<KeyCache>,
     /// Which signing requests run on their worker without handing its tasks on.
     inline: Arc<Inline>,
 }
@@ -97,12 +100,14 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// [`Peer`]s by certificate bytes, at most [`PEER_CACHE`] of them (emptied when full: an
-/// attacker with many certificates costs parses, never memory).
-type PeerCache = std::sync::Mutex<std::collections::HashMap<Vec<u8>, Arc<Peer>>>;
+/// [`Peer`]s by certificate bytes.
+type PeerCache = memo::Memo<Vec<u8>, Arc<Peer>>;
 
-/// How many certificates [`PeerCache`] remembers.
-const PEER_CACHE: usize = 1024;
+/// Public keys by their text in requests (parsing one decompresses its point).
+type KeyCache = memo::Memo<String, PublicKey>;
+
+/// How many certificates [`PeerCache`], and how many key texts [`KeyCache`], remember.
+const MEMO_LIMIT: usize = 1024;
 
 impl std::fmt::Debug for SignerService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,7 +150,8 @@ impl SignerService {
             ready,
             last_ready: Arc::default(),
             tls: None,
-            peers: Arc::default(),
+            peers: Arc::new(PeerCache::new(MEMO_LIMIT)),
+            keys: Arc::new(KeyCache::new(MEMO_LIMIT)),
             inline: Arc::new(Inline {
                 in_flight: Default::default(),
                 allowed: !pipeline.watermarks.shared(),
@@ -164,29 +170,11 @@ impl SignerService {
             .first()
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
         let der: &[u8] = leaf.as_ref();
-        let cached = self
-            .peers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(der)
-            .cloned();
-        let peer = match cached {
-            Some(p) => p,
-            None => {
-                let p = Arc::new(Peer::of(der).ok_or_else(|| {
-                    Status::unauthenticated("client certificate names no principal (SAN or CN)")
-                })?);
-                let mut peers = self
-                    .peers
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if peers.len() >= PEER_CACHE {
-                    peers.clear();
-                }
-                peers.insert(der.to_vec(), p.clone());
-                p
-            }
-        };
+        let peer = self.peers.get_or_make(der, |der| {
+            Peer::of(der).map(Arc::new).ok_or_else(|| {
+                Status::unauthenticated("client certificate names no principal (SAN or CN)")
+            })
+        })?;
         // Revocation and expiry are checked on every request, cached or not.
         if let Some(tls) = &self.tls {
             tls.admit(&peer)?;
@@ -301,6 +289,13 @@ fn checksum(what: &str, b: &[u8]) -> Result<Checksum256, Status> {
 
 fn public_key(text: &str) -> Result<PublicKey, Status> {
     PublicKey::parse(text.trim()).map_err(|e| malformed(format!("public_key: {e}")))
+}
+
+impl SignerService {
+    /// A signing request's public key ([`public_key`], remembered by its text).
+    fn request_key(&self, text: &str) -> Result<PublicKey, Status> {
+        self.keys.get_or_make(text, public_key)
+    }
 }
 
 fn signature_msg(s: &Signature) -> grpc::Signature {
@@ -561,7 +556,7 @@ impl Signer for SignerService {
             };
             Ok(BlockRequest {
                 chain_id: checksum("chain_id", &r.chain_id)?,
-                key: public_key(&r.public_key)?,
+                key: self.request_key(&r.public_key)?,
                 header: r.header,
                 legacy,
             })
@@ -578,8 +573,8 @@ impl Signer for SignerService {
     ) -> Result<Response<grpc::SignTransactionResponse>, Status> {
         let who = self.principal(&req)?;
         let r = req.into_inner();
-        let fields =
-            checksum("chain_id", &r.chain_id).and_then(|c| Ok((c, public_key(&r.public_key)?)));
+        let fields = checksum("chain_id", &r.chain_id)
+            .and_then(|c| Ok((c, self.request_key(&r.public_key)?)));
         let (chain_id, key) = self.decoded(&who, RequestKind::Transaction, fields).await?;
         let proposals: Vec<Bytes> = r.msig_proposals.into_iter().map(Bytes).collect();
         let decoded = transaction(r.transaction, r.context_free_data);
@@ -654,7 +649,7 @@ impl Signer for SignerService {
         let fields = (|| {
             Ok((
                 checksum("chain_id", &r.chain_id)?,
-                public_key(&r.public_key)?,
+                self.request_key(&r.public_key)?,
                 checksum("digest", &r.digest)?,
             ))
         })();

@@ -137,7 +137,7 @@ pub fn run(args: Args) -> Result<(), NodeError> {
     while left > 0 {
         let n = left.min(ALTERNATE);
         for _ in 0..n {
-                        height += 1;
+            height += 1;
             signed.push(sign_one(&mut nodeos, height, &key)?);
         }
         for _ in 0..n {
@@ -259,11 +259,7 @@ fn no_samples() -> NodeError {
 
 /// One `sign_digest` through the bridge, checked: how long the call took (the check that the
 /// signature recovers to the key comes after, untimed, as the direct calls make none).
-fn sign_one(
-    nodeos: &mut KeosdClient,
-    height: u32,
-    key: &PublicKey,
-) -> Result<Duration, NodeError> {
+fn sign_one(nodeos: &mut KeosdClient, height: u32, key: &PublicKey) -> Result<Duration, NodeError> {
     let at = |why: String| NodeError::Bench(format!("height {height}: {why}"));
     let id = block_id(height);
     let t0 = Instant::now();
@@ -274,7 +270,7 @@ fn sign_one(
     }
     let text: String = serde_json::from_str(&a.body).map_err(|e| at(format!("{e}: {}", a.body)))?;
     let sig = Signature::parse(&text).map_err(|e| at(e.to_string()))?;
-        if !sig.recovers_to(&id, key) {
+    if !sig.recovers_to(&id, key) {
         return Err(at(format!("the signature does not recover to {key}")));
     }
     Ok(took)
