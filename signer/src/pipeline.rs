@@ -707,25 +707,17 @@ impl Pipeline {
         let seq = u64::try_from(version)
             .map_err(|_| refused(Reason::Internal, "a reservation with a negative version"))?;
         let record = AuditRecord {
-            key: Some(p.key_text()),
-            chain_id: Some(p.chain_id.to_string()),
             digest: Some(w.digest.to_string()),
             position: Some(Position {
                 block_num: w.block_num,
                 slot: w.slot,
             }),
-            policy_version: Some(self.authz.version()),
-            latency_us: p.started.elapsed().as_micros() as u64,
             reserved: Some(crate::audit::Reserved {
                 scope: r.key().scope,
                 seq,
                 wall_slot: w.wall_slot,
             }),
-            ..AuditRecord::new(
-                sanitize_principal(p.principal),
-                audit_kind(p.kind),
-                AuditDecision::Reserved,
-            )
+            ..self.request_record(p, AuditDecision::Reserved)
         };
         let entry = self
             .in_flight
@@ -880,6 +872,24 @@ impl Pipeline {
         Ok((entry, opts))
     }
 
+    /// The audit record of request `p` with `decision`: who, what kind, which key on which
+    /// chain, the digest (once known), the policy version and the time so far. Each entry a
+    /// request writes (write-ahead, outcome, withheld outcome) adds its own fields to it.
+    fn request_record(&self, p: &Prepared<'_>, decision: AuditDecision) -> AuditRecord {
+        AuditRecord {
+            key: Some(p.key_text()),
+            chain_id: Some(p.chain_id.to_string()),
+            digest: (p.digest != Checksum256::default()).then(|| p.digest.to_string()),
+            policy_version: Some(self.authz.version()),
+            latency_us: p.started.elapsed().as_micros() as u64,
+            ..AuditRecord::new(
+                sanitize_principal(p.principal),
+                audit_kind(p.kind),
+                decision,
+            )
+        }
+    }
+
     /// Audits and returns a refusal decided before the spine ran.
     fn refuse_prepared(&self, p: &Prepared<'_>, r: Refused) -> Refused {
         self.finish(p, Err(r), None)
@@ -904,20 +914,12 @@ impl Pipeline {
         };
         let text = signature.clone();
         let record = AuditRecord {
-            key: Some(p.key_text()),
-            chain_id: Some(p.chain_id.to_string()),
-            digest: (p.digest != Checksum256::default()).then(|| p.digest.to_string()),
             position,
             reason,
-            policy_version: Some(self.authz.version()),
             latency_us,
             signature,
             intent: p.intent.get(),
-            ..AuditRecord::new(
-                sanitize_principal(p.principal),
-                audit_kind(p.kind),
-                decision,
-            )
+            ..self.request_record(p, decision)
         };
         let t = Instant::now();
         let audited = match (&result, record.intent) {
@@ -946,20 +948,13 @@ impl Pipeline {
                     self.withheld
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(AuditRecord {
-                            key: Some(p.key_text()),
-                            chain_id: Some(p.chain_id.to_string()),
-                            digest: Some(p.digest.to_string()),
+                                                .push(AuditRecord {
                             position,
                             intent: Some(intent),
                             reason: Some(format!(
                                 "the outcome could not be recorded ({e}); the answer was withheld, so no signature was released"
                             )),
-                            ..AuditRecord::new(
-                                sanitize_principal(p.principal),
-                                audit_kind(p.kind),
-                                AuditDecision::Failed,
-                            )
+                            ..self.request_record(p, AuditDecision::Failed)
                         });
                 }
                 // A record the log refuses is the signer's bug; a write failure is an outage.

@@ -69,7 +69,7 @@ mod tests {
         assert_eq!(memo.get_or_make("", len), Err(()));
         assert_eq!(memo.get_or_make("", len), Err(()));
         assert_eq!(calls.get(), 3, "a failure is derived again every time");
-                assert_eq!(memo.get_or_make("de", len), Ok(2));
+        assert_eq!(memo.get_or_make("de", len), Ok(2));
         assert_eq!(memo.get_or_make("fghi", len), Ok(4));
         assert!(memo.lock().len() <= 2);
     }
