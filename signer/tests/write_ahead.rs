@@ -200,3 +200,69 @@ async fn two_sync_mode_writes_one_entry_per_signature() {
     assert_eq!(decisions(&here), ["signed"]);
     assert!(here[0].get("intent").is_none());
 }
+
+/// The offline and start-up paths an operator meets after a crash: `watermark import` sees the
+/// log's reservations before it compares (so it will not lower the height a crashed signer
+/// reserved, even with the watermark file behind it), and `start` refuses a log that does not
+/// continue where the write-ahead checkpoint says (an older copy put back), saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let cfg = config_path(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let mut h = now_slot();
+    signed_base(dir.path(), &key, h).await;
+    let file = watermark_file(dir.path());
+    let on_disk = std::fs::read(&file).unwrap();
+
+    // A crash after the write-ahead entry, the file as the disk had it before the request.
+    h += 4;
+    kill_at(dir.path(), &key, "reserved", h).await;
+    std::fs::write(&file, &on_disk).unwrap();
+    let exported = run(&["watermark", "export", "-c", cfg], &[]);
+    let mut records: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(records[0]["block_num"], h, "{records}");
+    // Importing one height below the crashed reservation (above the stale file) is refused.
+    records[0]["block_num"] = Value::from(h - 1);
+    records[0]["slot"] = Value::from(h - 1);
+    let lower = dir.path().join("lower.json");
+    std::fs::write(&lower, records.to_string()).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["watermark", "import", "-c", cfg, lower.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "import lowered a crashed reservation"
+    );
+    assert!(err.contains("would lower"), "{err}");
+    let signer = Signer::start(dir.path(), &[]);
+    conflicting_refused(&signer, &key, h).await;
+    let mut signer = signer;
+    signer.stop();
+
+    // An older copy of the log put back: start refuses, naming the checkpoint.
+    let log = signer.audit_path();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let older: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, older).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["start", "-c", cfg])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on a log the checkpoint is not on"
+    );
+    assert!(
+        err.contains("where the write-ahead checkpoint") && err.contains("Put the log back"),
+        "{err}"
+    );
+    // Putting it back lets it start again.
+    std::fs::write(&log, text).unwrap();
+    drop(Signer::start(dir.path(), &[]));
+}
