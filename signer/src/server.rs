@@ -69,7 +69,8 @@ pub struct SignerService {
 /// - no other signing request is in flight when it starts (a counter every signing request
 ///   holds while it runs): so at most one worker is ever held this way, and a burst of
 ///   concurrent requests hands off and shares the audit log's group commit;
-/// - the runtime has another worker, which serves every other connection meanwhile;
+/// - the runtime has another worker, which serves every other connection meanwhile (woken
+///   first if it sleeps: [`wake_a_sibling`]);
 /// - the watermarks are this process's own files (`!shared()`): a shared store's reservation
 ///   is network round trips, and never holds a worker.
 #[derive(Debug, Default)]
@@ -78,6 +79,19 @@ struct Inline {
     in_flight: std::sync::atomic::AtomicUsize,
     /// Whether requests may run inline at all (the watermark store is local).
     allowed: bool,
+}
+
+/// Makes sure another worker is awake to poll the I/O driver and the timers while this one
+/// runs a request inline. A worker woken by an I/O event does not wake its idle siblings (they
+/// wait on a condvar while one of them holds the driver), so without this every other
+/// connection would wait for the inline request — all of them, for as long as a hung disk or
+/// device holds it. tokio wakes an idle worker when a task it spawns lands in the run queue
+/// behind the LIFO slot, which the second of two empty tasks always does; the woken worker
+/// finds the driver free and parks on it. `a_stuck_signing_request_stalls_no_other_client`
+/// (tests/write_ahead.rs) holds this against tokio's behaviour.
+fn wake_a_sibling() {
+    drop(tokio::spawn(async {}));
+    drop(tokio::spawn(async {}));
 }
 
 /// One signing request counted in [`Inline::in_flight`] until it is dropped (unwinding too).
@@ -492,6 +506,7 @@ impl SignerService {
             tokio::runtime::RuntimeFlavor::MultiThread => {
                 let (_counted, inline) = self.inline.enter(rt.metrics().num_workers());
                 Ok(if inline {
+                    wake_a_sibling();
                     run()
                 } else {
                     tokio::task::block_in_place(run)

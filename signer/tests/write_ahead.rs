@@ -266,3 +266,52 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
     std::fs::write(&log, text).unwrap();
     drop(Signer::start(dir.path(), &[]));
 }
+
+/// A signing request stuck inside the signer (here: paused after its write-ahead entry, as a
+/// hung disk or device would hold it) stalls no other client: a new connection's handshake,
+/// `Status` and `ListKeys` are answered meanwhile, and so is another signing request's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_signing_request_stalls_no_other_client() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), true);
+    let key = first_key(dir.path());
+    let h = now_slot();
+    let marker = dir.path().join("paused-reserved");
+    let pause = format!("reserved:{}", marker.display());
+    let mut signer = Signer::start(dir.path(), &[("ORYX_TEST_PAUSE_AT", pause.as_str())]);
+    let mut c = signer.client("node1").await;
+    c.status(oryx_proto::grpc::StatusRequest {}).await.unwrap();
+    // An idle server (its workers parked, one of them on the I/O driver) is where a request
+    // run on its worker would take the only poller of every other connection with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stuck = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
+    for _ in 0..500 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(marker.exists(), "the request never reached the pause");
+    // Generous bounds: a stalled server would not answer for the pause's 600 s.
+    let within = Duration::from_secs(20);
+    for round in 0..3 {
+        let answered = tokio::time::timeout(within, async {
+            let mut other = signer.client("node1").await;
+            other
+                .status(oryx_proto::grpc::StatusRequest {})
+                .await
+                .unwrap();
+            other
+                .list_keys(oryx_proto::grpc::ListKeysRequest {})
+                .await
+                .unwrap();
+        })
+        .await;
+        assert!(
+            answered.is_ok(),
+            "round {round}: stalled behind the stuck request"
+        );
+    }
+    signer.kill();
+    assert!(stuck.await.unwrap().is_err());
+}
