@@ -120,6 +120,9 @@ type PeerCache = memo::Memo<Vec<u8>, Arc<Peer>>;
 /// Public keys by their text in requests (parsing one decompresses its point).
 type KeyCache = memo::Memo<String, PublicKey>;
 
+/// The longest key text [`KeyCache`] remembers (a K1 or R1 key's text is 53–57 characters).
+const KEY_TEXT_MAX: usize = 64;
+
 /// How many certificates [`PeerCache`], and how many key texts [`KeyCache`], remember.
 const MEMO_LIMIT: usize = 1024;
 
@@ -306,8 +309,13 @@ fn public_key(text: &str) -> Result<PublicKey, Status> {
 }
 
 impl SignerService {
-    /// A signing request's public key ([`public_key`], remembered by its text).
+        /// A signing request's public key ([`public_key`], remembered by its trimmed text; a text
+    /// longer than any key's is parsed, and refused, without being remembered).
     fn request_key(&self, text: &str) -> Result<PublicKey, Status> {
+        let text = text.trim();
+        if text.len() > KEY_TEXT_MAX {
+            return public_key(text);
+        }
         self.keys.get_or_make(text, public_key)
     }
 }
