@@ -20,8 +20,11 @@ use oryx_proto::stats::micros_u32;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
+mod inline;
 mod memo;
 mod rejected;
+
+use inline::Inline;
 
 use crate::approvals::PendingRequest;
 use crate::audit::AuditEntryRef;
@@ -59,59 +62,6 @@ pub struct SignerService {
     keys: Arc<KeyCache>,
     /// Which signing requests run on their worker without handing its tasks on.
     inline: Arc<Inline>,
-}
-
-/// Where a signing request runs on the daemon's multi-thread runtime. Handing the worker's
-/// tasks on first (`block_in_place`) wakes another thread for them on every request — on a
-/// 2-vCPU machine that costs a sequential signer about a tenth of its latency (issue 14's
-/// measurements in the README) — so the one request in flight runs on its worker as it is
-/// (*inline*), provided:
-/// - no other signing request is in flight when it starts (a counter every signing request
-///   holds while it runs): so at most one worker is ever held this way, and a burst of
-///   concurrent requests hands off and shares the audit log's group commit;
-/// - the runtime has another worker, which serves every other connection meanwhile (woken
-///   first if it sleeps: [`wake_a_sibling`]);
-/// - the watermarks are this process's own files (`!shared()`): a shared store's reservation
-///   is network round trips, and never holds a worker.
-#[derive(Debug, Default)]
-struct Inline {
-    /// Signing requests in flight (inline or handed off).
-    in_flight: std::sync::atomic::AtomicUsize,
-    /// Whether requests may run inline at all (the watermark store is local).
-    allowed: bool,
-}
-
-/// Makes sure another worker is awake to poll the I/O driver and the timers while this one
-/// runs a request inline. A worker woken by an I/O event does not wake its idle siblings (they
-/// wait on a condvar while one of them holds the driver), so without this every other
-/// connection would wait for the inline request — all of them, for as long as a hung disk or
-/// device holds it. tokio wakes an idle worker when a task it spawns lands in the run queue
-/// behind the LIFO slot, which the second of two empty tasks always does; the woken worker
-/// finds the driver free and parks on it. `a_stuck_signing_request_stalls_no_other_client`
-/// (tests/write_ahead.rs) holds this against tokio's behaviour.
-fn wake_a_sibling() {
-    drop(tokio::spawn(async {}));
-    drop(tokio::spawn(async {}));
-}
-
-/// One signing request counted in [`Inline::in_flight`] until it is dropped (unwinding too).
-struct Counted<'a>(&'a Inline);
-
-impl Inline {
-    /// Counts a request in; `(guard, whether it runs inline)`.
-    fn enter(&self, workers: usize) -> (Counted<'_>, bool) {
-        use std::sync::atomic::Ordering;
-        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        (Counted(self), self.allowed && before == 0 && workers > 1)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
 }
 
 /// [`Peer`]s by certificate bytes.
@@ -169,10 +119,7 @@ impl SignerService {
             tls: None,
             peers: Arc::new(PeerCache::new(MEMO_LIMIT)),
             keys: Arc::new(KeyCache::new(MEMO_LIMIT)),
-            inline: Arc::new(Inline {
-                in_flight: Default::default(),
-                allowed: !pipeline.watermarks.shared(),
-            }),
+            inline: Arc::new(Inline::new(!pipeline.watermarks.shared())),
             pipeline,
         }
     }
@@ -309,7 +256,7 @@ fn public_key(text: &str) -> Result<PublicKey, Status> {
 }
 
 impl SignerService {
-        /// A signing request's public key ([`public_key`], remembered by its trimmed text; a text
+    /// A signing request's public key ([`public_key`], remembered by its trimmed text; a text
     /// longer than any key's is parsed, and refused, without being remembered).
     fn request_key(&self, text: &str) -> Result<PublicKey, Status> {
         let text = text.trim();
@@ -514,8 +461,7 @@ impl SignerService {
             tokio::runtime::RuntimeFlavor::MultiThread => {
                 let (_counted, inline) = self.inline.enter(rt.metrics().num_workers());
                 Ok(if inline {
-                    wake_a_sibling();
-                    run()
+                    self.inline.run(&rt, run)
                 } else {
                     tokio::task::block_in_place(run)
                 })
@@ -1148,32 +1094,4 @@ pub async fn serve(
         .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await
         .map_err(|e| format!("gRPC server: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Inline;
-
-    #[test]
-    fn only_a_lone_request_on_a_local_store_with_a_spare_worker_runs_inline() {
-        let gate = Inline {
-            in_flight: Default::default(),
-            allowed: true,
-        };
-        let (first, inline) = gate.enter(2);
-        assert!(inline, "the only request in flight runs inline");
-        let (second, inline) = gate.enter(2);
-        assert!(!inline, "a second one in flight hands off");
-        drop(first);
-        let (third, inline) = gate.enter(2);
-        assert!(!inline, "still one in flight (the second)");
-        drop((second, third));
-        assert!(!gate.enter(1).1, "no worker would be left");
-        assert!(gate.enter(2).1, "counted out again on drop");
-        let shared = Inline {
-            in_flight: Default::default(),
-            allowed: false,
-        };
-        assert!(!shared.enter(2).1, "a shared store never runs inline");
-    }
 }
