@@ -11,15 +11,20 @@
 //! - the watermarks are this process's own files (`!shared()`): a shared store's reservation
 //!   is network round trips, and never holds a worker.
 //!
-//! Guards: other clients are never held behind an inline request for longer than
-//! [`RESCUE_AFTER`] and a [`TICK`]. The worker that takes a request is usually the one that
+//! Guards: other clients are not held behind an inline request for much longer than
+//! [`RESCUE_AFTER`] and a [`TICK`] (best effort: the watchdog's sleep and the OS scheduler may
+//! add to it). The worker that takes a request is usually the one that
 //! holds tokio's I/O driver, while its idle sibling waits on a condvar and is not woken by
 //! anything until a task lands in a run queue; so a watchdog thread watches the inline request
 //! and, once it has run for [`RESCUE_AFTER`], spawns an empty task into the runtime from
 //! outside: tokio wakes the idle worker for it, which then finds the driver free and serves
 //! every other connection. `a_stuck_signing_request_stalls_no_other_client`
 //! (tests/write_ahead.rs) holds this against tokio's behaviour. A request that ends sooner (a
-//! software key and a local sync take ~0.5 ms) wakes nobody.
+//! software key and a local sync take ~0.5 ms) wakes nobody. Not covered: a task woken during
+//! the inline request's own poll sits in its worker's LIFO slot, which tokio never lets
+//! another worker take, so it waits for the request (in practice the same client's HTTP/2
+//! connection task). The watchdog serves the runtime it was started on; a request on any other
+//! runtime hands off.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -44,9 +49,9 @@ pub(super) struct Inline {
     /// The `since` of the last inline request the watchdog woke a worker for.
     rescued: AtomicU64,
     epoch: Instant,
-    /// The watchdog thread, started with the first inline request (`None`: it could not be
-    /// started, and no request runs inline).
-    watchdog: OnceLock<Option<std::thread::Thread>>,
+    /// The watchdog thread and the runtime it serves, started with the first inline request
+    /// (`None`: it could not be started, and no request runs inline).
+    watchdog: OnceLock<Option<(std::thread::Thread, tokio::runtime::Id)>>,
     /// Whether the watchdog sleeps until the next inline request.
     parked: AtomicBool,
 }
@@ -99,7 +104,11 @@ impl Inline {
         let watchdog = self
             .watchdog
             .get_or_init(|| start_watchdog(self, rt.clone()));
-        let Some(watchdog) = watchdog else {
+        let Some(watchdog) = watchdog
+            .as_ref()
+            .filter(|(_, id)| *id == rt.id())
+            .map(|(thread, _)| thread)
+        else {
             return tokio::task::block_in_place(f);
         };
         let started = u64::try_from(self.epoch.elapsed().as_nanos())
@@ -124,8 +133,21 @@ impl Inline {
     }
 }
 
+impl Drop for Inline {
+    /// Wakes a sleeping watchdog so that it finds the gate gone and ends.
+    fn drop(&mut self) {
+        if let Some(Some((thread, _))) = self.watchdog.get() {
+            thread.unpark();
+        }
+    }
+}
+
 /// The watchdog thread: ends when the gate is gone.
-fn start_watchdog(inline: &Arc<Inline>, rt: tokio::runtime::Handle) -> Option<std::thread::Thread> {
+fn start_watchdog(
+    inline: &Arc<Inline>,
+    rt: tokio::runtime::Handle,
+) -> Option<(std::thread::Thread, tokio::runtime::Id)> {
+    let id = rt.id();
     let weak: Weak<Inline> = Arc::downgrade(inline);
     let spawned = std::thread::Builder::new()
         .name("oryx-inline-watchdog".into())
@@ -162,7 +184,7 @@ fn start_watchdog(inline: &Arc<Inline>, rt: tokio::runtime::Handle) -> Option<st
             }
         });
     match spawned {
-        Ok(handle) => Some(handle.thread().clone()),
+        Ok(handle) => Some((handle.thread().clone(), id)),
         // No thread: nothing would watch, so every request hands off instead.
         Err(e) => {
             tracing::error!(error = %e, "cannot start the inline watchdog: signing requests hand off");
