@@ -948,7 +948,7 @@ impl Pipeline {
                     self.withheld
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                                .push(AuditRecord {
+                        .push(AuditRecord {
                             position,
                             intent: Some(intent),
                             reason: Some(format!(

@@ -277,12 +277,9 @@ fn signature_msg(s: &Signature) -> grpc::Signature {
 
 /// An outcome's signature, with the text its audit record made.
 fn outcome_signature(o: &Outcome) -> grpc::Signature {
-    match &o.text {
-        Some(text) => grpc::Signature {
-            compact: o.signature.as_bytes().to_vec(),
-            text: text.clone(),
-        },
-        None => signature_msg(&o.signature),
+    grpc::Signature {
+        compact: o.signature.as_bytes().to_vec(),
+        text: o.text.clone().unwrap_or_else(|| o.signature.to_string()),
     }
 }
 

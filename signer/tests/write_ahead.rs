@@ -24,23 +24,44 @@ fn watermark_file(dir: &Path) -> PathBuf {
         .expect("a watermark file")
 }
 
-/// Starts the signer paused at `step`, sends block `h` (variant 0), waits until the request
-/// is there, SIGKILLs the signer; the client sees an error.
-async fn kill_at(dir: &Path, key: &PublicKey, step: &str, h: u32) {
+/// A signer that pauses any signing request at `step`, and the file the pause creates.
+fn pausing_signer(dir: &Path, step: &str) -> (Signer, PathBuf) {
     let marker = dir.join(format!("paused-{step}"));
     let _ = std::fs::remove_file(&marker);
     let pause = format!("{step}:{}", marker.display());
-    let mut signer = Signer::start(dir, &[("ORYX_TEST_PAUSE_AT", pause.as_str())]);
-    let mut c = signer.client("node1").await;
-    let key = *key;
-    let request = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
+    let signer = Signer::start(dir, &[("ORYX_TEST_PAUSE_AT", pause.as_str())]);
+    (signer, marker)
+}
+
+/// Waits until a request has reached its pause (`marker` exists).
+async fn paused(marker: &Path) {
     for _ in 0..500 {
         if marker.exists() {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(marker.exists(), "the request never reached {step}");
+    panic!("the request never reached {}", marker.display());
+}
+
+/// Runs `oryx-signer ARGS`, which must fail; its stderr.
+fn refused_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "oryx-signer {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Starts the signer paused at `step`, sends block `h` (variant 0), waits until the request
+/// is there, SIGKILLs the signer; the client sees an error.
+async fn kill_at(dir: &Path, key: &PublicKey, step: &str, h: u32) {
+    let (mut signer, marker) = pausing_signer(dir, step);
+    let mut c = signer.client("node1").await;
+    let key = *key;
+    let request = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
+    paused(&marker).await;
     signer.kill();
     assert!(
         request.await.unwrap().is_err(),
@@ -229,15 +250,7 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
     records[0]["slot"] = Value::from(h - 1);
     let lower = dir.path().join("lower.json");
     std::fs::write(&lower, records.to_string()).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["watermark", "import", "-c", cfg, lower.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "import lowered a crashed reservation"
-    );
+    let err = refused_cli(&["watermark", "import", "-c", cfg, lower.to_str().unwrap()]);
     assert!(err.contains("would lower"), "{err}");
     let signer = Signer::start(dir.path(), &[]);
     conflicting_refused(&signer, &key, h).await;
@@ -249,15 +262,7 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
     let text = std::fs::read_to_string(&log).unwrap();
     let older: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
     std::fs::write(&log, older).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["start", "-c", cfg])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "started on a log the checkpoint is not on"
-    );
+    let err = refused_cli(&["start", "-c", cfg]);
     assert!(
         err.contains("where the write-ahead checkpoint") && err.contains("Put the log back"),
         "{err}"
@@ -269,29 +274,22 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
 
 /// A signing request stuck inside the signer (here: paused after its write-ahead entry, as a
 /// hung disk or device would hold it) stalls no other client: a new connection's handshake,
-/// `Status` and `ListKeys` are answered meanwhile, and so is another signing request's refusal.
+/// `Status` and `ListKeys` are answered meanwhile, and so is another signing request (refused:
+/// a key no rule gives the client).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_signing_request_stalls_no_other_client() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path(), true);
     let key = first_key(dir.path());
     let h = now_slot();
-    let marker = dir.path().join("paused-reserved");
-    let pause = format!("reserved:{}", marker.display());
-    let mut signer = Signer::start(dir.path(), &[("ORYX_TEST_PAUSE_AT", pause.as_str())]);
+    let (mut signer, marker) = pausing_signer(dir.path(), "reserved");
     let mut c = signer.client("node1").await;
     c.status(oryx_proto::grpc::StatusRequest {}).await.unwrap();
     // An idle server (its workers parked, one of them on the I/O driver) is where a request
     // run on its worker would take the only poller of every other connection with it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stuck = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
-    for _ in 0..500 {
-        if marker.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(marker.exists(), "the request never reached the pause");
+    paused(&marker).await;
     // Generous bounds: a stalled server would not answer for the pause's 600 s.
     let within = Duration::from_secs(20);
     for round in 0..3 {
@@ -312,6 +310,23 @@ async fn a_stuck_signing_request_stalls_no_other_client() {
             "round {round}: stalled behind the stuck request"
         );
     }
+    // Another signing request meanwhile (one that stops before the watermark, where the test's
+    // pause would hold it too: a key no rule gives this client) is answered with its refusal.
+    let stranger =
+        oryx_proto::antelope::PrivateKey::from_bytes(oryx_proto::antelope::KeyType::K1, [7; 32])
+            .unwrap()
+            .public_key();
+    let refused = tokio::time::timeout(within, async {
+        let mut other = signer.client("node1").await;
+        sign_block(&mut other, &stranger, &savanna(h, h, 1)).await
+    })
+    .await
+    .expect("stalled behind the stuck request")
+    .expect_err("a key no rule allows");
+    assert_eq!(
+        oryx_signer::client::reason(&refused).as_deref(),
+        Some("POLICY_DENIED")
+    );
     signer.kill();
     assert!(stuck.await.unwrap().is_err());
 }

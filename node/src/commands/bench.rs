@@ -180,7 +180,7 @@ pub fn run(args: Args) -> Result<(), NodeError> {
                 "floors": {"bridge_http": q(&http), "signer_rtt": q(&rtt), "signer_sign": q(&sign), "fdatasync": q(&fsync)},
                 "sign_digest_direct": q(&direct),
                 "floor_sum_ms": ms(floor_sum),
-                                "p99_over_floor_sum": ratio,
+                "p99_over_floor_sum": ratio,
                 "p50_over_http_plus_direct": bridge_ratio,
                 "nodeos_timeout_ms": bridge.nodeos_timeout_ms,
             })

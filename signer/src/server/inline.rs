@@ -31,9 +31,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// How long an inline request runs before another worker is woken for the other clients.
-pub(super) const RESCUE_AFTER: Duration = Duration::from_millis(1);
+const RESCUE_AFTER: Duration = Duration::from_millis(1);
 /// How often the watchdog looks while requests arrive.
-pub(super) const TICK: Duration = Duration::from_micros(500);
+const TICK: Duration = Duration::from_micros(500);
 /// Ticks without an inline request after which the watchdog sleeps until the next one.
 const IDLE_TICKS: u32 = 2_000;
 
@@ -111,9 +111,7 @@ impl Inline {
         else {
             return tokio::task::block_in_place(f);
         };
-        let started = u64::try_from(self.epoch.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let started = self.now().max(1);
         // SeqCst with the watchdog's `parked` then `since`: one of the two sees the other.
         self.since.store(started, Ordering::SeqCst);
         let _running = Running(self);
@@ -121,6 +119,11 @@ impl Inline {
             watchdog.unpark();
         }
         f()
+    }
+
+    /// Nanoseconds since `epoch`.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// One look of the watchdog at `now` (ns after `epoch`): whether to wake a worker for the
@@ -156,8 +159,7 @@ fn start_watchdog(
             loop {
                 std::thread::sleep(TICK);
                 let Some(inline) = weak.upgrade() else { return };
-                let now = u64::try_from(inline.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                if inline.due(now) {
+                if inline.due(inline.now()) {
                     // From outside the runtime: tokio queues it and wakes an idle worker.
                     drop(rt.spawn(async {}));
                 }
