@@ -37,6 +37,10 @@ pub struct KeyEntry {
     pub label: String,
     /// The backend kind: `pkcs11`, `yubihsm`, `soft`.
     pub backend_kind: String,
+    /// The public key as text (`PUB_K1_…`) and in its legacy form (`EOS…`, empty for keys that
+    /// have none), made once: base58 costs microseconds, and every request's audit entries and
+    /// every ListKeys answer carry them.
+    texts: (String, String),
     retired: AtomicBool,
     gate: RwLock<()>,
 }
@@ -49,8 +53,11 @@ impl KeyEntry {
         blind_digest: bool,
         retry: RetryPolicy,
     ) -> Self {
+        let key = backend.public_key();
+        let texts = (key.to_string(), key.to_legacy_string().unwrap_or_default());
         KeyEntry {
             backend,
+            texts,
             chains,
             blind_digest,
             retry,
@@ -103,6 +110,16 @@ impl KeyEntry {
     /// The public key.
     pub fn public_key(&self) -> &PublicKey {
         self.backend.public_key()
+    }
+
+    /// [`KeyEntry::public_key`] as text, `PUB_K1_…` / `PUB_R1_…`.
+    pub fn text(&self) -> &str {
+        &self.texts.0
+    }
+
+    /// [`KeyEntry::public_key`] in its legacy `EOS…` form; empty for a key type without one.
+    pub fn legacy_text(&self) -> &str {
+        &self.texts.1
     }
 
     /// Signs with this key's backend, recording how long a verified signature took.

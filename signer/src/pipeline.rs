@@ -473,6 +473,10 @@ impl Pipeline {
         // The request's only key set lookup: the gate, the policy identity and the key checks
         // all use this entry.
         let entry = self.keys.get(&p.key);
+        if let Some(e) = entry.as_deref() {
+            // The same key, so the same text: the entry's, made once.
+            let _ = p.key_text.set(e.text().to_owned());
+        }
         let _gate = entry.as_deref().map(KeyEntry::gate);
         let result = self.decide_and_sign(&p, entry.as_deref());
         let position = match (&result, p.watermark) {

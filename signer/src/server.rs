@@ -8,7 +8,7 @@
 //! runs to its end inside one poll the server never cancels: if the client hangs up, reserve →
 //! sign → commit → audit still completes. A signing request holds a runtime worker only when it
 //! is the only one in flight, the watermarks are this process's own and another worker is left,
-//! watched so that other clients wait for it at most ~1.5 ms ([`Inline`]); any other hands its
+//! watched so that other clients wait for it at most ~2 ms ([`Inline`]); any other hands its
 //! worker's tasks on first.
 
 use std::sync::Arc;
@@ -360,10 +360,9 @@ pub fn transaction(
 
 /// A key as ListKeys and GenerateKey show it, with its recent signing times.
 pub fn key_info(entry: &KeyEntry) -> grpc::KeyInfo {
-    let key = entry.public_key();
     let mut info = grpc::KeyInfo {
-        public_key: key.to_string(),
-        legacy_public_key: key.to_legacy_string().unwrap_or_default(),
+        public_key: entry.text().to_owned(),
+        legacy_public_key: entry.legacy_text().to_owned(),
         label: entry.label.clone(),
         backend: entry.backend_kind.clone(),
         chain_ids: entry.chains.iter().map(|c| c.0.to_vec()).collect(),

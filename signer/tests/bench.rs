@@ -64,6 +64,14 @@ fn assert_compared(out: &str, signs_with: &str) {
             "{line}"
         );
     }
+    let mean = out
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with("SignBlock mean, same design's minimum")
+        })
+        .unwrap_or_else(|| panic!("no mean line: {out}"));
+    assert!(mean.ends_with("(no target)"), "{mean}");
 }
 
 #[test]
