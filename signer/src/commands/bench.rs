@@ -279,6 +279,18 @@ impl Bench {
             raw.push(t.elapsed());
         }
         let raw_sign = median(raw);
+        // The signature as the signer returns it: the same calls through the canonical loop and
+        // the recovery id (`signing::sign`), beside the signer's own `sign` stage (a mean).
+        let mut finished = Vec::new();
+        for i in 0..200u32 {
+            let d = Checksum256::hash(&(i + 1_000).to_le_bytes());
+            let t = Instant::now();
+            crate::signing::sign(backend.as_ref(), &d, crate::signing::SignOptions::default())
+                .map_err(|e| CliError::Other(format!("bench signature: {e}")))?;
+            finished.push(t.elapsed());
+        }
+        let finished_mean = finished.iter().sum::<Duration>() / finished.len() as u32;
+        let finished_sign = median(finished);
         // The same device calls from two threads at once: whether the backend signs in
         // parallel (what `parallel_k1_attempts` and concurrent clients can gain).
         let per_thread = 200u32;
@@ -474,6 +486,11 @@ impl Bench {
                 "  raw backend sign         {}  ({:.0}/s from one thread, {raw_tps_two:.0}/s from two)",
                 ms(raw_sign),
                 1.0 / raw_sign.as_secs_f64().max(1e-9)
+            );
+            println!(
+                "  finished signature       {}  (mean {}: the canonical loop and the recovery id)",
+                ms(finished_sign),
+                ms(finished_mean)
             );
             println!("  64-byte write+fdatasync  {}", ms(fsync));
             println!("  mTLS gRPC round trip     {}", ms(rtt));
