@@ -607,16 +607,7 @@ impl Pipeline {
                         let signature = self.stored_signature(p, signature)?;
                         return Ok((outcome(signature, true), None));
                     }
-                    // Blocks are latency-critical: let an HSM try two K1 nonces at once.
-                    Reserved::Proceed(r) => (
-                        Some(r),
-                        block_num,
-                        slot,
-                        SignOptions {
-                            speculative: true,
-                            ..opts
-                        },
-                    ),
+                    Reserved::Proceed(r) => (Some(r), block_num, slot, opts.for_block()),
                 }
             }
         };

@@ -40,6 +40,25 @@ impl Default for SignOptions {
     }
 }
 
+impl SignOptions {
+    /// The rules of a configured chain.
+    pub fn for_chain(chain: &crate::config::ChainConfig) -> Self {
+        SignOptions {
+            require_canonical: chain.require_canonical,
+            ..SignOptions::default()
+        }
+    }
+
+    /// The same rules for a block: latency-critical, so a device with random nonces is asked
+    /// for two K1 attempts at once when it can compute them in parallel.
+    pub fn for_block(self) -> Self {
+        SignOptions {
+            speculative: true,
+            ..self
+        }
+    }
+}
+
 /// Why no signature came out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -275,7 +275,9 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
 /// A signing request stuck inside the signer (here: paused after its write-ahead entry, as a
 /// hung disk or device would hold it) stalls no other client: a new connection's handshake,
 /// `Status` and `ListKeys` are answered meanwhile, and so is another signing request (refused:
-/// a key no rule gives the client).
+/// a key no rule gives the client). The stuck request comes after a second and a half without
+/// any, so the signer's watchdog (started by an earlier request) has gone to sleep and must be
+/// woken by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_signing_request_stalls_no_other_client() {
     let dir = tempfile::tempdir().unwrap();
@@ -285,9 +287,27 @@ async fn a_stuck_signing_request_stalls_no_other_client() {
     let (mut signer, marker) = pausing_signer(dir.path(), "reserved");
     let mut c = signer.client("node1").await;
     c.status(oryx_proto::grpc::StatusRequest {}).await.unwrap();
-    // An idle server (its workers parked, one of them on the I/O driver) is where a request
-    // run on its worker would take the only poller of every other connection with it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A signing request that stops before the watermark (where the test's pause would hold it
+    // too): a key no rule gives this client. It runs inline and starts the watchdog.
+    let stranger =
+        oryx_proto::antelope::PrivateKey::from_bytes(oryx_proto::antelope::KeyType::K1, [7; 32])
+            .unwrap()
+            .public_key();
+    let refusal = |e: tonic::Status| {
+        assert_eq!(
+            oryx_signer::client::reason(&e).as_deref(),
+            Some("POLICY_DENIED")
+        )
+    };
+    refusal(
+        sign_block(&mut c, &stranger, &savanna(h, h, 2))
+            .await
+            .expect_err("a key no rule allows"),
+    );
+    // An idle server (its workers parked, one of them on the I/O driver; the watchdog asleep
+    // after about a second) is where a request run on its worker would take the only poller of
+    // every other connection with it.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let stuck = tokio::spawn(async move { sign_block(&mut c, &key, &savanna(h, h, 0)).await });
     paused(&marker).await;
     // Generous bounds: a stalled server would not answer for the pause's 600 s.
@@ -310,22 +330,16 @@ async fn a_stuck_signing_request_stalls_no_other_client() {
             "round {round}: stalled behind the stuck request"
         );
     }
-    // Another signing request meanwhile (one that stops before the watermark, where the test's
-    // pause would hold it too: a key no rule gives this client) is answered with its refusal.
-    let stranger =
-        oryx_proto::antelope::PrivateKey::from_bytes(oryx_proto::antelope::KeyType::K1, [7; 32])
-            .unwrap()
-            .public_key();
-    let refused = tokio::time::timeout(within, async {
-        let mut other = signer.client("node1").await;
-        sign_block(&mut other, &stranger, &savanna(h, h, 1)).await
-    })
-    .await
-    .expect("stalled behind the stuck request")
-    .expect_err("a key no rule allows");
-    assert_eq!(
-        oryx_signer::client::reason(&refused).as_deref(),
-        Some("POLICY_DENIED")
+    // Another signing request meanwhile (handed off: one is in flight) is answered with its
+    // refusal.
+    refusal(
+        tokio::time::timeout(within, async {
+            let mut other = signer.client("node1").await;
+            sign_block(&mut other, &stranger, &savanna(h, h, 1)).await
+        })
+        .await
+        .expect("stalled behind the stuck request")
+        .expect_err("a key no rule allows"),
     );
     signer.kill();
     assert!(stuck.await.unwrap().is_err());

@@ -85,6 +85,18 @@ fn chosen_key(
     .ok_or_else(|| CliError::Other("no such key in the config".into()))
 }
 
+/// The options the signer signs a block with on `key`'s (first) chain.
+fn block_options(
+    config: &crate::config::Config,
+    key: &crate::config::KeyConfig,
+) -> Result<crate::signing::SignOptions, CliError> {
+    key.chains
+        .first()
+        .and_then(|name| config.chains.iter().find(|c| &c.name == name))
+        .map(|c| crate::signing::SignOptions::for_chain(c).for_block())
+        .ok_or_else(|| CliError::Other("the key names no configured chain".into()))
+}
+
 /// The bench key's backend, opened locally from the same config.
 fn open_backend(
     config: &crate::config::Config,
@@ -279,13 +291,15 @@ impl Bench {
             raw.push(t.elapsed());
         }
         let raw_sign = median(raw);
-        // The signature as the signer returns it: the same calls through the canonical loop and
-        // the recovery id (`signing::sign`), beside the signer's own `sign` stage (a mean).
+        // The signature as the signer returns it for a block: the same calls with the same options
+        // (canonical loop, parallel attempts, recovery id: `signing::sign`), beside the signer's
+        // own `sign` stage (a mean).
+        let opts = block_options(&config, &key_cfg)?;
         let mut finished = Vec::new();
         for i in 0..200u32 {
             let d = Checksum256::hash(&(i + 1_000).to_le_bytes());
             let t = Instant::now();
-            crate::signing::sign(backend.as_ref(), &d, crate::signing::SignOptions::default())
+            crate::signing::sign(backend.as_ref(), &d, opts)
                 .map_err(|e| CliError::Other(format!("bench signature: {e}")))?;
             finished.push(t.elapsed());
         }

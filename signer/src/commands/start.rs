@@ -79,13 +79,7 @@ impl Start {
             let id = config
                 .chain_id(&c.name)
                 .ok_or_else(|| format!("chain {}: bad chain id", c.name))?;
-            chains.insert(
-                id,
-                SignOptions {
-                    require_canonical: c.require_canonical,
-                    ..SignOptions::default()
-                },
-            );
+            chains.insert(id, SignOptions::for_chain(c));
             if c.savanna {
                 savanna.push(id);
             }

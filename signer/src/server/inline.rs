@@ -12,13 +12,15 @@
 //!   is network round trips, and never holds a worker.
 //!
 //! Guards: other clients are not held behind an inline request for much longer than
-//! [`RESCUE_AFTER`] (best effort: the watchdog's sleep and the OS scheduler may add to it). The worker that takes a request is usually the one that
-//! holds tokio's I/O driver, while its idle sibling waits on a condvar and is not woken by
-//! anything until a task lands in a run queue; so a watchdog thread watches the inline request
+//! [`RESCUE_AFTER`] (best effort: the watchdog's sleeps overshoot, and the OS scheduler may
+//! add to it). The worker that takes a request is usually the one that holds tokio's I/O
+//! driver, while its idle sibling waits on a condvar and is not woken by anything until a task
+//! lands in a run queue; so a watchdog thread watches the inline request
 //! and, once it has run for [`RESCUE_AFTER`], spawns an empty task into the runtime from
 //! outside: tokio wakes the idle worker for it, which then finds the driver free and serves
 //! every other connection. `a_stuck_signing_request_stalls_no_other_client`
-//! (tests/write_ahead.rs) holds this against tokio's behaviour. A request that ends sooner (a
+//! (tests/write_ahead.rs) holds this against tokio's behaviour, with the watchdog asleep when
+//! the request arrives. A request that ends sooner (a
 //! software key and a local sync take ~0.5 ms) wakes nobody. Not covered: a task woken during
 //! the inline request's own poll sits in its worker's LIFO slot, which tokio never lets
 //! another worker take, so it waits for the request (in practice the same client's HTTP/2
@@ -35,7 +37,10 @@ use std::time::{Duration, Instant};
 const RESCUE_AFTER: Duration = Duration::from_millis(2);
 /// Looks without an inline request running after which the watchdog sleeps until the next one
 /// (a look is at most [`RESCUE_AFTER`] after the one before: about a second).
-const IDLE_LOOKS: u32 = (1_000 / RESCUE_AFTER.as_millis()) as u32;
+const IDLE_LOOKS: u32 = {
+    let looks = 1_000_000 / RESCUE_AFTER.as_micros();
+    if looks == 0 { 1 } else { looks as u32 }
+};
 
 /// The inline gate and its watchdog.
 #[derive(Debug)]
@@ -239,6 +244,11 @@ mod tests {
         let after = RESCUE_AFTER.as_nanos() as u64;
         assert_eq!(gate.look(after * 10), (false, None), "no request running");
         gate.since.store(1_000, Ordering::Release);
+        assert_eq!(
+            gate.look(900),
+            (false, Some(RESCUE_AFTER)),
+            "a request stored after the clock was read: just started"
+        );
         assert_eq!(
             gate.look(1_000 + after - 300),
             (false, Some(Duration::from_nanos(300))),

@@ -65,7 +65,7 @@ enum Target {
     /// At least 1.0 (throughput).
     AtLeastOne,
     /// Shown beside a targeted line to read it by; no target of its own.
-    None,
+    Informative,
 }
 
 impl Line {
@@ -74,7 +74,7 @@ impl Line {
         let verdict = match self.target {
             Target::AtMost(max) => Some((ratio <= max, format!("≤ {max:.2}"))),
             Target::AtLeastOne => Some((ratio >= 1.0, "≥ 1.00".to_string())),
-            Target::None => None,
+            Target::Informative => None,
         };
         let verdict = verdict.map_or_else(
             || "(no target)".to_string(),
@@ -219,14 +219,16 @@ pub(super) fn serve_references(
         key_pem: read(&config.server.key)?,
     };
     let dir = config.watermarks.dir.clone();
-    let backend = super::open_backend(config, &super::chosen_key(config, key)?)?;
+    let key_cfg = super::chosen_key(config, key)?;
+    let backend = super::open_backend(config, &key_cfg)?;
+    let opts = super::block_options(config, &key_cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::other)?;
     rt.block_on(async move {
-        let two = reference::start(&tls, &dir, Syncs::Two, RefKey::new(&backend)?).await?;
-        let one = reference::start(&tls, &dir, Syncs::One, RefKey::new(&backend)?).await?;
+        let two = reference::start(&tls, &dir, Syncs::Two, RefKey::new(&backend, opts)?).await?;
+        let one = reference::start(&tls, &dir, Syncs::One, RefKey::new(&backend, opts)?).await?;
         println!("two {}", two.addr);
         println!("one {}", one.addr);
         tokio::task::spawn_blocking(|| {
@@ -384,7 +386,7 @@ async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
             b_mean,
             minimum_mean,
             "ms",
-            Target::None,
+            Target::Informative,
         ),
         line(
             "SignBlock p50 (reference: 1 sync)",

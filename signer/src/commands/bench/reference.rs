@@ -54,8 +54,11 @@ pub(super) enum Syncs {
 pub(crate) enum RefKey {
     /// fc's canonical loop on an in-memory key.
     Memory(Arc<SoftKey>),
-    /// The product's key on its device.
-    Device(Arc<dyn crate::backend::KeyBackend>),
+    /// The product's key on its device, signed with the options the signer uses for a block.
+    Device(
+        Arc<dyn crate::backend::KeyBackend>,
+        crate::signing::SignOptions,
+    ),
 }
 
 impl RefKey {
@@ -64,10 +67,14 @@ impl RefKey {
         !(backend.signs_in_process() && backend.public_key().kind() == KeyType::K1)
     }
 
-    /// The reference key for the product's `backend`.
-    pub(crate) fn new(backend: &Arc<dyn crate::backend::KeyBackend>) -> Result<Self, String> {
+    /// The reference key for the product's `backend`; a device key signs with `opts` (the
+    /// signer's for a block on the key's chain).
+    pub(crate) fn new(
+        backend: &Arc<dyn crate::backend::KeyBackend>,
+        opts: crate::signing::SignOptions,
+    ) -> Result<Self, String> {
         if Self::is_device(backend.as_ref()) {
-            return Ok(RefKey::Device(backend.clone()));
+            return Ok(RefKey::Device(backend.clone(), opts));
         }
         let key = SoftKey::generate(KeyType::K1).map_err(|e| e.to_string())?;
         Ok(RefKey::Memory(Arc::new(key)))
@@ -76,18 +83,16 @@ impl RefKey {
     fn public_key(&self) -> oryx_proto::antelope::PublicKey {
         match self {
             RefKey::Memory(k) => *k.public_key(),
-            RefKey::Device(b) => *b.public_key(),
+            RefKey::Device(b, _) => *b.public_key(),
         }
     }
 
     fn sign(&self, digest: &Checksum256) -> Result<Signature, Status> {
         match self {
             RefKey::Memory(k) => canonical_k1(k, digest),
-            RefKey::Device(b) => {
-                crate::signing::sign(b.as_ref(), digest, crate::signing::SignOptions::default())
-                    .map(|s| s.signature)
-                    .map_err(|e| Status::internal(e.to_string()))
-            }
+            RefKey::Device(b, opts) => crate::signing::sign(b.as_ref(), digest, *opts)
+                .map(|s| s.signature)
+                .map_err(|e| Status::internal(e.to_string())),
         }
     }
 }
