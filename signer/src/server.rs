@@ -8,7 +8,7 @@
 //! runs to its end inside one poll the server never cancels: if the client hangs up, reserve →
 //! sign → commit → audit still completes. A signing request holds a runtime worker only when it
 //! is the only one in flight, the watermarks are this process's own and another worker is left,
-//! watched so that other clients wait for it at most ~2 ms ([`Inline`]); any other hands its
+//! watched so that other clients wait for it at most ~5 ms ([`Inline`]); any other hands its
 //! worker's tasks on first.
 
 use std::sync::Arc;

@@ -33,8 +33,11 @@ use std::time::{Duration, Instant};
 
 /// How long an inline request runs before another worker is woken for the other clients. The
 /// watchdog wakes about once per this while requests flow (each wake of a thread costs ~25 µs
-/// of CPU on this project's VM: at 1 ms that was ~6 % of a sequential signer's CPU).
-const RESCUE_AFTER: Duration = Duration::from_millis(2);
+/// of CPU on this project's VM: at 1 ms that was ~6 % of a sequential signer's CPU), and a
+/// request it rescues pays for the woken worker (a K1 block on SoftHSM2, 2–3 ms with two
+/// attempts at once on both vCPUs: at 2 ms its ratio to the reference was 1.09–1.36, at 5 ms
+/// 1.02–1.15). Software keys and P-256 blocks end well before it.
+const RESCUE_AFTER: Duration = Duration::from_millis(5);
 /// Looks without an inline request running after which the watchdog sleeps until the next one
 /// (a look is at most [`RESCUE_AFTER`] after the one before: about a second).
 const IDLE_LOOKS: u32 = {
