@@ -128,37 +128,30 @@ fn certs_refuse_what_an_operator_gets_wrong() {
     init(dir.path(), false);
     let ca = ca_dir(dir.path());
     let ca_s = ca.to_str().unwrap();
-    let fail = |args: &[&str]| {
-        let out = std::process::Command::new(bin())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+
     let out = dir.path().join("tls");
     let out_s = out.to_str().unwrap();
     // Never over an existing certificate.
-    let e = fail(&["certs", "issue", "node1", "--ca", ca_s, "--out", out_s]);
+    let e = run_refused(&["certs", "issue", "node1", "--ca", ca_s, "--out", out_s]);
     assert!(e.contains("exists"), "{e}");
-    let e = fail(&["certs", "issue", "x y", "--ca", ca_s, "--out", out_s]);
+    let e = run_refused(&["certs", "issue", "x y", "--ca", ca_s, "--out", out_s]);
     assert!(e.contains("DNS-style"), "{e}");
-    let e = fail(&[
+    let e = run_refused(&[
         "certs", "issue", "z", "--ca", ca_s, "--days", "0", "--out", out_s,
     ]);
     assert!(e.contains("1 to 3650 days"), "{e}");
-    let e = fail(&["certs", "revoke", "nobody", "--ca", ca_s]);
+    let e = run_refused(&["certs", "revoke", "nobody", "--ca", ca_s]);
     assert!(e.contains("no certificate named"), "{e}");
-    let e = fail(&["certs", "list", "--ca", out_s]);
+    let e = run_refused(&["certs", "list", "--ca", out_s]);
     assert!(e.contains("ca.key"), "{e}");
     // init never reuses a CA directory.
     let again = dir.path().join("second");
-    let e = fail(&["init", again.to_str().unwrap(), "--ca-dir", ca_s]);
+    let e = run_refused(&["init", again.to_str().unwrap(), "--ca-dir", ca_s]);
     assert!(e.contains("not empty"), "{e}");
     assert!(!again.exists(), "a refused init leaves nothing behind");
     // Nor puts the CA where the signer would serve or overwrite it.
     for inside in ["", "tls", "secrets/ca"] {
-        let e = fail(&[
+        let e = run_refused(&[
             "init",
             again.to_str().unwrap(),
             "--ca-dir",

@@ -44,16 +44,6 @@ async fn paused(marker: &Path) {
     panic!("the request never reached {}", marker.display());
 }
 
-/// Runs `oryx-signer ARGS`, which must fail; its stderr.
-fn refused_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new(bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "oryx-signer {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// Starts the signer paused at `step`, sends block `h` (variant 0), waits until the request
 /// is there, SIGKILLs the signer; the client sees an error.
 async fn kill_at(dir: &Path, key: &PublicKey, step: &str, h: u32) {
@@ -250,7 +240,7 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
     records[0]["slot"] = Value::from(h - 1);
     let lower = dir.path().join("lower.json");
     std::fs::write(&lower, records.to_string()).unwrap();
-    let err = refused_cli(&["watermark", "import", "-c", cfg, lower.to_str().unwrap()]);
+    let err = run_refused(&["watermark", "import", "-c", cfg, lower.to_str().unwrap()]);
     assert!(err.contains("would lower"), "{err}");
     let signer = Signer::start(dir.path(), &[]);
     conflicting_refused(&signer, &key, h).await;
@@ -262,7 +252,7 @@ async fn import_after_a_crash_and_a_replaced_log_are_handled_from_the_cli() {
     let text = std::fs::read_to_string(&log).unwrap();
     let older: String = text.lines().take(3).map(|l| format!("{l}\n")).collect();
     std::fs::write(&log, older).unwrap();
-    let err = refused_cli(&["start", "-c", cfg]);
+    let err = run_refused(&["start", "-c", cfg]);
     assert!(
         err.contains("where the write-ahead checkpoint") && err.contains("Put the log back"),
         "{err}"

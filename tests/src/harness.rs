@@ -59,6 +59,13 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `oryx-signer` with arguments, which must fail, and returns its stderr.
+pub fn run_refused(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(!out.status.success(), "oryx-signer {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// `oryx-signer init DIR` with port 0 listeners and two client principals; the CA directory
 /// goes to `DIR/ca` (inside the temporary directory, unlike a real deployment's).
 pub fn init(dir: &Path, dev: bool) {

@@ -85,16 +85,26 @@ fn chosen_key(
     .ok_or_else(|| CliError::Other("no such key in the config".into()))
 }
 
-/// The options the signer signs a block with on `key`'s (first) chain.
-fn block_options(
+/// The chain the bench signs on — `key`'s first, named as the config allows (name, alias or
+/// id) — and the options the signer signs a block with there.
+fn key_chain(
     config: &crate::config::Config,
     key: &crate::config::KeyConfig,
-) -> Result<crate::signing::SignOptions, CliError> {
-    key.chains
+) -> Result<(Checksum256, crate::signing::SignOptions), CliError> {
+    let id = key
+        .chains
         .first()
-        .and_then(|name| config.chains.iter().find(|c| &c.name == name))
-        .map(|c| crate::signing::SignOptions::for_chain(c).for_block())
-        .ok_or_else(|| CliError::Other("the key names no configured chain".into()))
+        .and_then(|n| config.chain_id(n))
+        .ok_or_else(|| CliError::Other("the key names no chain".into()))?;
+    let chain = config
+        .chains
+        .iter()
+        .find(|c| config.chain_id(&c.name) == Some(id))
+        .ok_or_else(|| CliError::Other("the key's chain is not configured".into()))?;
+    Ok((
+        id,
+        crate::signing::SignOptions::for_chain(chain).for_block(),
+    ))
 }
 
 /// The bench key's backend, opened locally from the same config.
@@ -107,6 +117,11 @@ fn open_backend(
         .get(&key.backend)
         .ok_or_else(|| CliError::Other("backend missing".into()))?
         .open(&key.public_key)?)
+}
+
+/// The mean of `v` (zero when empty).
+fn mean(v: &[Duration]) -> Duration {
+    v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(u32::MAX)
 }
 
 /// Percentile of sorted durations.
@@ -247,11 +262,7 @@ impl Bench {
             "localhost",
         )?;
         let key_cfg = chosen_key(&config, self.key.as_deref())?;
-        let chain_id = key_cfg
-            .chains
-            .first()
-            .and_then(|n| config.chain_id(n))
-            .ok_or_else(|| CliError::Other("the key names no chain".into()))?;
+        let (chain_id, opts) = key_chain(&config, &key_cfg)?;
         if let Some(name) = oryx_proto::antelope::chain::chain_name(&chain_id)
             && !self.allow_public_chain
         {
@@ -294,7 +305,6 @@ impl Bench {
         // The signature as the signer returns it for a block: the same calls with the same options
         // (canonical loop, parallel attempts, recovery id: `signing::sign`), beside the signer's
         // own `sign` stage (a mean).
-        let opts = block_options(&config, &key_cfg)?;
         let mut finished = Vec::new();
         for i in 0..200u32 {
             let d = Checksum256::hash(&(i + 1_000).to_le_bytes());
@@ -303,7 +313,7 @@ impl Bench {
                 .map_err(|e| CliError::Other(format!("bench signature: {e}")))?;
             finished.push(t.elapsed());
         }
-        let finished_mean = finished.iter().sum::<Duration>() / finished.len() as u32;
+        let finished_mean = mean(&finished);
         let finished_sign = median(finished);
         // The same device calls from two threads at once: whether the backend signs in
         // parallel (what `parallel_k1_attempts` and concurrent clients can gain).

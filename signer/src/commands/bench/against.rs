@@ -161,11 +161,6 @@ fn p(v: &mut [Duration], q: f64) -> f64 {
     ms(pct(v, q))
 }
 
-/// The mean of `v` in ms (0 when empty).
-fn mean(v: &[Duration]) -> f64 {
-    ms(v.iter().sum::<Duration>()) / v.len().max(1) as f64
-}
-
 /// Runs the comparison and prints it. The references run in a child process (this binary with
 /// the hidden `--serve-reference`): a process of their own with their own runtime, as the
 /// product has, so no wake-up is cheaper for them than for it.
@@ -221,7 +216,7 @@ pub(super) fn serve_references(
     let dir = config.watermarks.dir.clone();
     let key_cfg = super::chosen_key(config, key)?;
     let backend = super::open_backend(config, &key_cfg)?;
-    let opts = super::block_options(config, &key_cfg)?;
+    let (_, opts) = super::key_chain(config, &key_cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -336,14 +331,8 @@ async fn compare(plan: &Plan, two: &str, one: &str) -> Result<(), String> {
     // The same design's minimum, by mean: a K1 key on a device signs with random nonces and
     // fc's canonical loop keeps about half of them, so its p50 falls between the one-attempt
     // and the two-attempt latencies and jumps between them from run to run; the mean does not.
-    let (b_mean, minimum_mean) = (
-        mean(&pb),
-        if plan.write_ahead {
-            mean(&r1)
-        } else {
-            mean(&r2)
-        },
-    );
+    let minimum = if plan.write_ahead { &r1 } else { &r2 };
+    let (b_mean, minimum_mean) = (ms(super::mean(&pb)), ms(super::mean(minimum)));
     let (echo50, s50, l50) = (p(&mut echo, 0.5), p(&mut ps, 0.5), p(&mut pl, 0.5));
     let tps = format!(
         "SignTransaction, {} clients, per s (reference: 1 sync)",
